@@ -1,0 +1,48 @@
+import { z } from 'zod';
+import { AppError } from './errors.js';
+
+/**
+ * Parses the environment against a schema. Only a service's main.ts calls this; every
+ * other module receives the typed result.
+ */
+export function loadConfig<S extends z.ZodType>(schema: S, env: NodeJS.ProcessEnv): z.infer<S> {
+  const result = schema.safeParse(env);
+  if (!result.success) {
+    const problems = result.error.issues.map((issue) => `${issue.path.join('.') || '(root)'}: ${issue.message}`);
+    throw new AppError('INVALID_CONFIG', `Invalid configuration:\n  ${problems.join('\n  ')}`);
+  }
+  return result.data;
+}
+
+const port = z.coerce.number().int().min(0).max(65535);
+const logLevel = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
+
+/** Settings every service shares; services extend this with their own. */
+export const baseConfigSchema = z.object({
+  LOG_LEVEL: logLevel.default('info'),
+  GRPC_PORT: port,
+  ADMIN_PORT: port,
+  GRPC_DEADLINE_MS: z.coerce.number().int().positive().default(3000),
+  SHUTDOWN_BUDGET_MS: z.coerce.number().int().positive().default(10000),
+  OTEL_EXPORTER_OTLP_ENDPOINT: z.url().optional(),
+});
+
+export const databaseConfigSchema = z.object({
+  /** Connection as the service's application role (not the table owner, no BYPASSRLS). */
+  DATABASE_URL: z.url(),
+  /** Owner connection used only to create the database and apply migrations on start. */
+  DATABASE_ADMIN_URL: z.url().optional(),
+});
+
+export const natsConfigSchema = z.object({
+  NATS_URL: z.string().min(1).default('nats://127.0.0.1:4222'),
+  /** Prefix for every subject and stream name, so separate runs never collide. */
+  NATS_SUBJECT_PREFIX: z.string().regex(/^[A-Za-z0-9_-]*$/).default(''),
+});
+
+export const redisConfigSchema = z.object({
+  REDIS_URL: z.string().min(1).default('redis://127.0.0.1:6379'),
+  REDIS_KEY_PREFIX: z.string().default('portcullis:'),
+});
+
+export { port as portSchema, z };

@@ -1,0 +1,87 @@
+import { create, type MessageInitShape, type MessageShape } from '@bufbuild/protobuf';
+import { Client, credentials, Metadata, type ServiceError } from '@grpc/grpc-js';
+import { context, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
+import { AppError, codeOfGrpcStatus, isAppErrorCode } from '../errors.js';
+import { injectContext, tracer } from '../telemetry/telemetry.js';
+import { methodPath, serviceDefinitionOf, type AnyService, type MethodsOf } from './definition.js';
+import { firstString, metadataKeys, metadataSetter } from './metadata.js';
+
+export interface CallOptions {
+  /** Per-call deadline; defaults to the client's. */
+  deadlineMs?: number;
+  requestId?: string;
+}
+
+/** Promise-based client: one method per unary RPC, typed from the protobuf-es descriptor. */
+export type GrpcClient<S extends AnyService> = {
+  [K in keyof MethodsOf<S>]: (
+    request: MessageInitShape<MethodsOf<S>[K]['input']>,
+    options?: CallOptions,
+  ) => Promise<MessageShape<MethodsOf<S>[K]['output']>>;
+} & { close(): void };
+
+export interface GrpcClientOptions {
+  address: string;
+  /** Default deadline for every call; no call is ever made without one. */
+  deadlineMs: number;
+}
+
+function isServiceError(error: unknown): error is ServiceError {
+  return error instanceof Error && typeof (error as Partial<ServiceError>).code === 'number';
+}
+
+/** Converts a failed call into an AppError, keeping the server's own code when it sent one. */
+export function appErrorFromServiceError(error: ServiceError, target: string): AppError {
+  const sent = error.metadata ? firstString(error.metadata, metadataKeys.errorCode) : undefined;
+  const code = isAppErrorCode(sent) ? sent : codeOfGrpcStatus(error.code);
+  const message =
+    sent !== undefined
+      ? error.details
+      : code === 'DEPENDENCY_UNAVAILABLE'
+        ? `${target} is unavailable`
+        : code === 'DEADLINE_EXCEEDED'
+          ? `${target} did not answer in time`
+          : error.details || `${target} call failed`;
+  return new AppError(code, message, { cause: error, details: { target } });
+}
+
+export function createGrpcClient<S extends AnyService>(service: S, { address, deadlineMs }: GrpcClientOptions): GrpcClient<S> {
+  const client = new Client(address, credentials.createInsecure());
+  const definition = serviceDefinitionOf(service);
+  const methods: Record<string, unknown> = {};
+  for (const method of service.methods) {
+    const def = definition[method.localName];
+    if (!def) continue;
+    const spanName = `${service.typeName}/${method.name}`;
+    methods[method.localName] = (request: MessageInitShape<typeof method.input>, options: CallOptions = {}) =>
+      tracer.startActiveSpan(spanName, { kind: SpanKind.CLIENT, attributes: { 'rpc.system': 'grpc', 'net.peer.name': address } }, (span) => {
+        const metadata = new Metadata();
+        injectContext(metadata, metadataSetter, trace.setSpan(context.active(), span));
+        if (options.requestId) metadata.set(metadataKeys.requestId, options.requestId);
+        const deadline = new Date(Date.now() + (options.deadlineMs ?? deadlineMs));
+        return new Promise<unknown>((resolve, reject) => {
+          client.makeUnaryRequest(
+            methodPath(method),
+            def.requestSerialize,
+            def.responseDeserialize,
+            create(method.input, request),
+            metadata,
+            { deadline },
+            (error, response) => {
+              if (error) {
+                const appError = isServiceError(error) ? appErrorFromServiceError(error, service.typeName) : new AppError('INTERNAL', 'gRPC call failed', { cause: error });
+                span.setStatus({ code: SpanStatusCode.ERROR, message: appError.code });
+                span.end();
+                reject(appError);
+              } else {
+                span.end();
+                resolve(response);
+              }
+            },
+          );
+        });
+      });
+  }
+  methods['close'] = () => client.close();
+  return methods as GrpcClient<S>;
+}

@@ -1,0 +1,146 @@
+import type { MessageInitShape, MessageShape } from '@bufbuild/protobuf';
+import { ReflectionService } from '@grpc/reflection';
+import {
+  Metadata,
+  Server,
+  ServerCredentials,
+  type sendUnaryData,
+  type ServerUnaryCall,
+  type UntypedServiceImplementation,
+} from '@grpc/grpc-js';
+import { HealthImplementation } from 'grpc-health-check';
+import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
+import { randomUUID } from 'node:crypto';
+import { grpcStatusOf, publicMessageOf, toAppError } from '../errors.js';
+import type { Logger } from '../logger.js';
+import { extractContext, tracer } from '../telemetry/telemetry.js';
+import { fileDescriptorProtosOf, serviceDefinitionOf, type AnyService, type MethodsOf } from './definition.js';
+import { firstString, metadataGetter, metadataKeys } from './metadata.js';
+
+export interface CallContext {
+  metadata: Metadata;
+  requestId: string;
+  /** Absolute deadline the caller set, if any. */
+  deadline: Date | undefined;
+}
+
+/** Handler map for a protobuf-es service: one async function per (unary) method. */
+export type ServiceHandlers<S extends AnyService> = {
+  [K in keyof MethodsOf<S>]: (
+    request: MessageShape<MethodsOf<S>[K]['input']>,
+    call: CallContext,
+  ) => Promise<MessageInitShape<MethodsOf<S>[K]['output']>>;
+};
+
+export interface ServiceRegistration<S extends AnyService = AnyService> {
+  service: S;
+  handlers: ServiceHandlers<S>;
+}
+
+/** Pairs a service with its handlers, keeping the handler types checked. */
+export function implement<S extends AnyService>(service: S, handlers: ServiceHandlers<S>): ServiceRegistration {
+  return { service, handlers } as unknown as ServiceRegistration;
+}
+
+export interface GrpcServerOptions {
+  logger: Logger;
+  services: readonly ServiceRegistration[];
+}
+
+export interface GrpcServer {
+  /** Binds 127.0.0.1/0.0.0.0:port; returns the bound port (useful with port 0). */
+  listen(host: string, port: number): Promise<number>;
+  /** Marks every registered service SERVING (or NOT_SERVING) in grpc.health.v1. */
+  setServing(serving: boolean): void;
+  /** Stops accepting calls, lets in-flight calls finish within the budget, then forces. */
+  drain(budgetMs: number): Promise<void>;
+}
+
+function deadlineOf(call: ServerUnaryCall<unknown, unknown>): Date | undefined {
+  const deadline = call.getDeadline();
+  if (deadline instanceof Date) return deadline;
+  return Number.isFinite(deadline) ? new Date(deadline) : undefined;
+}
+
+function wrapHandler(
+  logger: Logger,
+  spanName: string,
+  handler: (request: unknown, call: CallContext) => Promise<unknown>,
+) {
+  return (call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>): void => {
+    const parent = extractContext(call.metadata, metadataGetter);
+    const requestId = firstString(call.metadata, metadataKeys.requestId) ?? randomUUID();
+    void tracer.startActiveSpan(spanName, { kind: SpanKind.SERVER, attributes: { 'rpc.system': 'grpc' } }, parent, async (span) => {
+      try {
+        const response = await handler(call.request, { metadata: call.metadata, requestId, deadline: deadlineOf(call) });
+        callback(null, response);
+      } catch (thrown) {
+        const error = toAppError(thrown);
+        span.setStatus({ code: SpanStatusCode.ERROR, message: error.code });
+        span.setAttribute('portcullis.error_code', error.code);
+        if (error.code === 'INTERNAL') {
+          logger.error({ err: thrown, method: spanName, requestId }, 'unhandled error in gRPC handler');
+        }
+        const trailer = new Metadata();
+        trailer.set(metadataKeys.errorCode, error.code);
+        callback({ code: grpcStatusOf(error.code), details: publicMessageOf(error), metadata: trailer });
+      } finally {
+        span.end();
+      }
+    });
+  };
+}
+
+/**
+ * A grpc-js server for protobuf-es services, with grpc.health.v1 and server reflection.
+ * Every call runs in a server span whose parent is the caller's trace context.
+ */
+export function createGrpcServer({ logger, services }: GrpcServerOptions): GrpcServer {
+  const server = new Server();
+  const names = services.map(({ service }) => service.typeName);
+  const health = new HealthImplementation(Object.fromEntries(['', ...names].map((name) => [name, 'NOT_SERVING'])));
+  health.addToServer(server);
+
+  for (const { service, handlers } of services) {
+    const implementation: UntypedServiceImplementation = {};
+    for (const method of service.methods) {
+      const handler = (handlers as Record<string, (request: unknown, call: CallContext) => Promise<unknown>>)[method.localName];
+      if (!handler) throw new Error(`${service.typeName}.${method.name} has no handler`);
+      implementation[method.localName] = wrapHandler(logger, `${service.typeName}/${method.name}`, handler);
+    }
+    server.addService(serviceDefinitionOf(service), implementation);
+  }
+
+  const descriptors = fileDescriptorProtosOf(services.map(({ service }) => service));
+  const reflection = new ReflectionService({ files: { format: 'Protocol Buffer 3 DescriptorProto', type: {}, fileDescriptorProtos: descriptors } } as never);
+  reflection.addToServer(server);
+
+  return {
+    listen(host, port) {
+      return new Promise((resolve, reject) => {
+        server.bindAsync(`${host}:${port}`, ServerCredentials.createInsecure(), (error, boundPort) => {
+          if (error) reject(error);
+          else resolve(boundPort);
+        });
+      });
+    },
+    setServing(serving) {
+      for (const name of ['', ...names]) health.setStatus(name, serving ? 'SERVING' : 'NOT_SERVING');
+    },
+    drain(budgetMs) {
+      for (const name of ['', ...names]) health.setStatus(name, 'NOT_SERVING');
+      return new Promise((resolve) => {
+        const force = setTimeout(() => {
+          server.forceShutdown();
+          resolve();
+        }, budgetMs);
+        force.unref();
+        server.tryShutdown(() => {
+          clearTimeout(force);
+          resolve();
+        });
+      });
+    },
+  };
+}
+

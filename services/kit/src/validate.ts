@@ -1,0 +1,16 @@
+import { AppError } from './errors.js';
+import { isUuid } from './db/tenant-scope.js';
+
+/** A non-empty, trimmed string of at most `max` characters, or INVALID_ARGUMENT naming the field. */
+export function requireText(value: string, field: string, max = 200): string {
+  const trimmed = value.trim();
+  if (trimmed.length === 0) throw new AppError('INVALID_ARGUMENT', `${field} is required`, { details: { field } });
+  if (trimmed.length > max) throw new AppError('INVALID_ARGUMENT', `${field} must be at most ${max} characters`, { details: { field } });
+  return trimmed;
+}
+
+/** A UUID, or INVALID_ARGUMENT naming the field. */
+export function requireUuid(value: string, field: string): string {
+  if (!isUuid(value)) throw new AppError('INVALID_ARGUMENT', `${field} must be a UUID`, { details: { field } });
+  return value.toLowerCase();
+}
