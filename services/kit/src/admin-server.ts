@@ -16,7 +16,10 @@ export function createAdminServer({ isReady }: AdminServerOptions): AdminServer 
     const send = (status: number, body: object) => {
       res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
     };
-    if (req.url === '/healthz') return send(200, { status: 'ok' });
+    if (req.url === '/healthz') {
+      send(200, { status: 'ok' });
+      return;
+    }
     if (req.url === '/readyz') {
       void Promise.resolve()
         .then(isReady)

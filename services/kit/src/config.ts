@@ -20,6 +20,7 @@ const logLevel = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'si
 /** Settings every service shares; services extend this with their own. */
 export const baseConfigSchema = z.object({
   LOG_LEVEL: logLevel.default('info'),
+  LISTEN_HOST: z.string().default('127.0.0.1'),
   GRPC_PORT: port,
   ADMIN_PORT: port,
   GRPC_DEADLINE_MS: z.coerce.number().int().positive().default(3000),
@@ -37,7 +38,10 @@ export const databaseConfigSchema = z.object({
 export const natsConfigSchema = z.object({
   NATS_URL: z.string().min(1).default('nats://127.0.0.1:4222'),
   /** Prefix for every subject and stream name, so separate runs never collide. */
-  NATS_SUBJECT_PREFIX: z.string().regex(/^[A-Za-z0-9_-]*$/).default(''),
+  NATS_SUBJECT_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]*$/)
+    .default(''),
 });
 
 export const redisConfigSchema = z.object({

@@ -12,3 +12,4 @@ export * from './logger.js';
 export * from './nats/nats.js';
 export * from './telemetry/telemetry.js';
 export * from './validate.js';
+export * from './service-runtime.js';

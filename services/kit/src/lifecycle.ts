@@ -2,7 +2,7 @@ import type { Logger } from './logger.js';
 
 export interface Lifecycle {
   /** Registers a closer; closers run in reverse order of registration (last opened, first closed). */
-  onShutdown(name: string, close: () => Promise<unknown> | unknown): void;
+  onShutdown(name: string, close: () => unknown): void;
   /** Runs every closer once, bounded by the drain budget; safe to call repeatedly. */
   shutdown(reason: string): Promise<void>;
   /** Installs SIGINT/SIGTERM handlers that shut down and exit. */
@@ -14,7 +14,7 @@ export interface Lifecycle {
  * `budgetMs` is the whole drain budget; closers still running when it ends are abandoned.
  */
 export function createLifecycle({ logger, budgetMs }: { logger: Logger; budgetMs: number }): Lifecycle {
-  const closers: { name: string; close: () => Promise<unknown> | unknown }[] = [];
+  const closers: { name: string; close: () => unknown }[] = [];
   let stopping: Promise<void> | undefined;
 
   const runAll = async () => {

@@ -23,11 +23,12 @@ function ident(name: string): string {
   return `"${name}"`;
 }
 
-async function ignoreDuplicate(run: () => Promise<unknown>, sqlState: string): Promise<void> {
+/** Runs a CREATE that may race with another process; the given SQLSTATEs mean "already there". */
+async function ignoreDuplicate(run: () => Promise<unknown>, ...sqlStates: string[]): Promise<void> {
   try {
     await run();
   } catch (error) {
-    if ((error as { code?: string }).code !== sqlState) throw error;
+    if (!sqlStates.includes((error as { code?: string }).code ?? '')) throw error;
   }
 }
 
@@ -46,12 +47,10 @@ export async function migrate({ adminUrl, appUrl, migrationsDir, appendOnlyTable
   const server = new pg.Client({ connectionString: adminUrl });
   await server.connect();
   try {
-    await ignoreDuplicate(() => server.query(`CREATE DATABASE ${ident(database)}`), '42P04');
+    await ignoreDuplicate(() => server.query(`CREATE DATABASE ${ident(database)}`), '42P04', '23505');
     const password = app.password ? ` PASSWORD '${decodeURIComponent(app.password).replaceAll("'", "''")}'` : '';
-    await ignoreDuplicate(() => server.query(`CREATE ROLE ${ident(appRole)} LOGIN NOSUPERUSER NOBYPASSRLS${password}`), '42710').catch(async (error: unknown) => {
-      // Two services racing on first start: the loser sees a unique violation instead.
-      if ((error as { code?: string }).code !== '23505') throw error;
-    });
+    // Two services racing on first start: the loser sees 42710 or a unique violation (23505).
+    await ignoreDuplicate(() => server.query(`CREATE ROLE ${ident(appRole)} LOGIN NOSUPERUSER NOBYPASSRLS${password}`), '42710', '23505');
   } finally {
     await server.end();
   }
@@ -66,7 +65,12 @@ export async function migrate({ adminUrl, appUrl, migrationsDir, appendOnlyTable
     await client.query(
       `CREATE TABLE IF NOT EXISTS ${MIGRATIONS_TABLE} (name text PRIMARY KEY, checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`,
     );
-    const done = new Map((await client.query<{ name: string; checksum: string }>(`SELECT name, checksum FROM ${MIGRATIONS_TABLE}`)).rows.map((r) => [r.name, r.checksum]));
+    const done = new Map(
+      (await client.query<{ name: string; checksum: string }>(`SELECT name, checksum FROM ${MIGRATIONS_TABLE}`)).rows.map((r) => [
+        r.name,
+        r.checksum,
+      ]),
+    );
     const names = (await readdir(migrationsDir, { withFileTypes: true }))
       .filter((entry) => entry.isDirectory())
       .map((entry) => entry.name)

@@ -32,7 +32,7 @@ function isServiceError(error: unknown): error is ServiceError {
 
 /** Converts a failed call into an AppError, keeping the server's own code when it sent one. */
 export function appErrorFromServiceError(error: ServiceError, target: string): AppError {
-  const sent = error.metadata ? firstString(error.metadata, metadataKeys.errorCode) : undefined;
+  const sent = firstString(error.metadata, metadataKeys.errorCode);
   const code = isAppErrorCode(sent) ? sent : codeOfGrpcStatus(error.code);
   const message =
     sent !== undefined
@@ -54,33 +54,39 @@ export function createGrpcClient<S extends AnyService>(service: S, { address, de
     if (!def) continue;
     const spanName = `${service.typeName}/${method.name}`;
     methods[method.localName] = (request: MessageInitShape<typeof method.input>, options: CallOptions = {}) =>
-      tracer.startActiveSpan(spanName, { kind: SpanKind.CLIENT, attributes: { 'rpc.system': 'grpc', 'net.peer.name': address } }, (span) => {
-        const metadata = new Metadata();
-        injectContext(metadata, metadataSetter, trace.setSpan(context.active(), span));
-        if (options.requestId) metadata.set(metadataKeys.requestId, options.requestId);
-        const deadline = new Date(Date.now() + (options.deadlineMs ?? deadlineMs));
-        return new Promise<unknown>((resolve, reject) => {
-          client.makeUnaryRequest(
-            methodPath(method),
-            def.requestSerialize,
-            def.responseDeserialize,
-            create(method.input, request),
-            metadata,
-            { deadline },
-            (error, response) => {
-              if (error) {
-                const appError = isServiceError(error) ? appErrorFromServiceError(error, service.typeName) : new AppError('INTERNAL', 'gRPC call failed', { cause: error });
-                span.setStatus({ code: SpanStatusCode.ERROR, message: appError.code });
-                span.end();
-                reject(appError);
-              } else {
-                span.end();
-                resolve(response);
-              }
-            },
-          );
-        });
-      });
+      tracer.startActiveSpan(
+        spanName,
+        { kind: SpanKind.CLIENT, attributes: { 'rpc.system': 'grpc', 'net.peer.name': address } },
+        (span) => {
+          const metadata = new Metadata();
+          injectContext(metadata, metadataSetter, trace.setSpan(context.active(), span));
+          if (options.requestId) metadata.set(metadataKeys.requestId, options.requestId);
+          const deadline = new Date(Date.now() + (options.deadlineMs ?? deadlineMs));
+          return new Promise<unknown>((resolve, reject) => {
+            client.makeUnaryRequest(
+              methodPath(method),
+              def.requestSerialize,
+              def.responseDeserialize,
+              create(method.input, request),
+              metadata,
+              { deadline },
+              (error, response) => {
+                if (error) {
+                  const appError = isServiceError(error)
+                    ? appErrorFromServiceError(error, service.typeName)
+                    : new AppError('INTERNAL', 'gRPC call failed', { cause: error });
+                  span.setStatus({ code: SpanStatusCode.ERROR, message: appError.code });
+                  span.end();
+                  reject(appError);
+                } else {
+                  span.end();
+                  resolve(response);
+                }
+              },
+            );
+          });
+        },
+      );
   }
   methods['close'] = () => client.close();
   return methods as GrpcClient<S>;

@@ -50,7 +50,7 @@ export function serviceDefinitionOf(service: DescService): ServiceDefinition {
       responseDeserialize: deserializer(method.output),
     };
   }
-  return definition as ServiceDefinition;
+  return definition;
 }
 
 /** The file of a service and every file it imports, each once, encoded as FileDescriptorProto. */

@@ -1,4 +1,4 @@
-import { Metadata } from '@grpc/grpc-js';
+import { type Metadata } from '@grpc/grpc-js';
 import type { TextMapGetter, TextMapSetter } from '@opentelemetry/api';
 
 /** gRPC metadata keys Portcullis sets. */

@@ -39,7 +39,7 @@ export interface ServiceRegistration<S extends AnyService = AnyService> {
 
 /** Pairs a service with its handlers, keeping the handler types checked. */
 export function implement<S extends AnyService>(service: S, handlers: ServiceHandlers<S>): ServiceRegistration {
-  return { service, handlers } as unknown as ServiceRegistration;
+  return { service, handlers };
 }
 
 export interface GrpcServerOptions {
@@ -62,11 +62,7 @@ function deadlineOf(call: ServerUnaryCall<unknown, unknown>): Date | undefined {
   return Number.isFinite(deadline) ? new Date(deadline) : undefined;
 }
 
-function wrapHandler(
-  logger: Logger,
-  spanName: string,
-  handler: (request: unknown, call: CallContext) => Promise<unknown>,
-) {
+function wrapHandler(logger: Logger, spanName: string, handler: (request: unknown, call: CallContext) => Promise<unknown>) {
   return (call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>): void => {
     const parent = extractContext(call.metadata, metadataGetter);
     const requestId = firstString(call.metadata, metadataKeys.requestId) ?? randomUUID();
@@ -112,7 +108,9 @@ export function createGrpcServer({ logger, services }: GrpcServerOptions): GrpcS
   }
 
   const descriptors = fileDescriptorProtosOf(services.map(({ service }) => service));
-  const reflection = new ReflectionService({ files: { format: 'Protocol Buffer 3 DescriptorProto', type: {}, fileDescriptorProtos: descriptors } } as never);
+  const reflection = new ReflectionService({
+    files: { format: 'Protocol Buffer 3 DescriptorProto', type: {}, fileDescriptorProtos: descriptors },
+  } as never);
   reflection.addToServer(server);
 
   return {
@@ -143,4 +141,3 @@ export function createGrpcServer({ logger, services }: GrpcServerOptions): GrpcS
     },
   };
 }
-

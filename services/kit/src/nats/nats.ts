@@ -80,19 +80,23 @@ export interface PublishOptions {
 
 /** Publishes to JetStream inside a PRODUCER span and waits for the server's ack. */
 export async function publishDurable(js: JetStreamClient, subject: string, data: Uint8Array, options: PublishOptions): Promise<void> {
-  await tracer.startActiveSpan(`publish ${subject}`, { kind: SpanKind.PRODUCER, attributes: { 'messaging.system': 'nats', 'messaging.destination.name': subject } }, async (span) => {
-    try {
-      const h = natsHeaders();
-      injectContext(h, headerSetter, trace.setSpan(context.active(), span));
-      for (const [key, value] of Object.entries(options.headers ?? {})) h.set(key, value);
-      await js.publish(subject, data, { msgID: options.msgId, headers: h });
-    } catch (error) {
-      span.setStatus({ code: SpanStatusCode.ERROR });
-      throw new AppError('DEPENDENCY_UNAVAILABLE', 'event bus did not accept the event', { cause: error });
-    } finally {
-      span.end();
-    }
-  });
+  await tracer.startActiveSpan(
+    `publish ${subject}`,
+    { kind: SpanKind.PRODUCER, attributes: { 'messaging.system': 'nats', 'messaging.destination.name': subject } },
+    async (span) => {
+      try {
+        const h = natsHeaders();
+        injectContext(h, headerSetter, trace.setSpan(context.active(), span));
+        for (const [key, value] of Object.entries(options.headers ?? {})) h.set(key, value);
+        await js.publish(subject, data, { msgID: options.msgId, headers: h });
+      } catch (error) {
+        span.setStatus({ code: SpanStatusCode.ERROR });
+        throw new AppError('DEPENDENCY_UNAVAILABLE', 'event bus did not accept the event', { cause: error });
+      } finally {
+        span.end();
+      }
+    },
+  );
 }
 
 export interface DurableConsumerOptions {
@@ -124,18 +128,23 @@ export async function startDurableConsumer(nc: NatsConnection, options: DurableC
   const done = (async () => {
     for await (const message of messages) {
       const parent = message.headers ? extractContext(message.headers, headerGetter) : context.active();
-      await tracer.startActiveSpan(`process ${message.subject}`, { kind: SpanKind.CONSUMER, attributes: { 'messaging.system': 'nats', 'messaging.destination.name': message.subject } }, parent, async (span) => {
-        try {
-          await options.handle(message);
-          message.ack();
-        } catch (error) {
-          span.setStatus({ code: SpanStatusCode.ERROR });
-          options.logger.error({ err: error, subject: message.subject, seq: message.seq }, 'event handling failed; will be redelivered');
-          message.nak(options.redeliveryDelayMs ?? 1000);
-        } finally {
-          span.end();
-        }
-      });
+      await tracer.startActiveSpan(
+        `process ${message.subject}`,
+        { kind: SpanKind.CONSUMER, attributes: { 'messaging.system': 'nats', 'messaging.destination.name': message.subject } },
+        parent,
+        async (span) => {
+          try {
+            await options.handle(message);
+            message.ack();
+          } catch (error) {
+            span.setStatus({ code: SpanStatusCode.ERROR });
+            options.logger.error({ err: error, subject: message.subject, seq: message.seq }, 'event handling failed; will be redelivered');
+            message.nak(options.redeliveryDelayMs ?? 1000);
+          } finally {
+            span.end();
+          }
+        },
+      );
     }
   })();
   return {

@@ -1,0 +1,80 @@
+import { createAdminServer } from './admin-server.js';
+import { migrate } from './db/migrate.js';
+import { createGrpcServer, type ServiceRegistration } from './grpc/server.js';
+import { createLifecycle, type Lifecycle } from './lifecycle.js';
+import { createLogger, type Logger } from './logger.js';
+import { startTelemetry } from './telemetry/telemetry.js';
+
+export interface RuntimeConfig {
+  LOG_LEVEL: string;
+  LISTEN_HOST: string;
+  GRPC_PORT: number;
+  ADMIN_PORT: number;
+  SHUTDOWN_BUDGET_MS: number;
+  OTEL_EXPORTER_OTLP_ENDPOINT?: string | undefined;
+  DATABASE_URL?: string;
+  DATABASE_ADMIN_URL?: string | undefined;
+}
+
+export interface ServiceParts {
+  services: readonly ServiceRegistration[];
+  /** Extra readiness condition beyond "the gRPC server is listening". */
+  isReady?: () => boolean | Promise<boolean>;
+}
+
+export interface RunServiceOptions<C extends RuntimeConfig> {
+  name: string;
+  config: C;
+  /** Prisma-layout migrations folder; applied on start when DATABASE_ADMIN_URL is set. */
+  migrationsDir?: string;
+  appendOnlyTables?: readonly string[];
+  /** Opens the service's connections (registering their closers) and returns its gRPC services. */
+  start(runtime: { logger: Logger; lifecycle: Lifecycle }): Promise<ServiceParts>;
+}
+
+/**
+ * The start-up and shutdown sequence every service shares: telemetry first, then logger,
+ * migrations, the service's own wiring, gRPC (with health + reflection) and the admin
+ * endpoint. On a start-up failure it logs, closes what was opened and exits non-zero.
+ */
+export async function runService<C extends RuntimeConfig>({
+  name,
+  config,
+  migrationsDir,
+  appendOnlyTables,
+  start,
+}: RunServiceOptions<C>): Promise<void> {
+  const telemetry = startTelemetry({ serviceName: name, otlpEndpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT });
+  const logger = createLogger({ name, level: config.LOG_LEVEL });
+  const lifecycle = createLifecycle({ logger, budgetMs: config.SHUTDOWN_BUDGET_MS });
+  lifecycle.onShutdown('telemetry', () => telemetry.shutdown());
+  lifecycle.handleSignals();
+  try {
+    if (migrationsDir && config.DATABASE_ADMIN_URL && config.DATABASE_URL) {
+      await migrate({
+        adminUrl: config.DATABASE_ADMIN_URL,
+        appUrl: config.DATABASE_URL,
+        migrationsDir,
+        appendOnlyTables: appendOnlyTables ?? [],
+        logger,
+      });
+    }
+    const parts = await start({ logger, lifecycle });
+    const server = createGrpcServer({ logger, services: parts.services });
+    const grpcPort = await server.listen(config.LISTEN_HOST, config.GRPC_PORT);
+    lifecycle.onShutdown('grpc', () => server.drain(config.SHUTDOWN_BUDGET_MS / 2));
+    let serving = true;
+    lifecycle.onShutdown('readiness', () => {
+      serving = false;
+    });
+    const admin = createAdminServer({ isReady: async () => serving && (parts.isReady ? await parts.isReady() : true) });
+    const adminPort = await admin.listen(config.LISTEN_HOST, config.ADMIN_PORT);
+    lifecycle.onShutdown('admin', () => admin.close());
+    server.setServing(true);
+    logger.info({ grpcPort, adminPort }, `${name} ready`);
+  } catch (error) {
+    logger.fatal({ err: error }, `${name} failed to start`);
+    await lifecycle.shutdown('start-up failure');
+    process.exit(1);
+  }
+}

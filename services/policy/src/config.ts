@@ -1,0 +1,14 @@
+import { baseConfigSchema, databaseConfigSchema, natsConfigSchema, z } from '@portcullis/kit';
+
+export const configSchema = baseConfigSchema
+  .extend(databaseConfigSchema.shape)
+  .extend(natsConfigSchema.shape)
+  .extend({
+    GRPC_PORT: baseConfigSchema.shape.GRPC_PORT.default(50053),
+    ADMIN_PORT: baseConfigSchema.shape.ADMIN_PORT.default(9053),
+    /** Folder with model.conf and roles.csv. */
+    POLICY_DIR: z.string().default(new URL('../../../../policies/', import.meta.url).pathname),
+    POLICY_MAX_CACHED_TENANTS: z.coerce.number().int().positive().default(10_000),
+  });
+
+export type Config = z.infer<typeof configSchema>;

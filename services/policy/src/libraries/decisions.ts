@@ -1,0 +1,89 @@
+import { newEnforcer, newModelFromString, type Enforcer } from 'casbin';
+import type { PermissionRule } from './role-templates.js';
+
+export interface Assignment {
+  subject: string;
+  role: string;
+}
+
+export interface AssignmentSource {
+  listForTenant(tenantId: string): Promise<Assignment[]>;
+}
+
+export interface DecisionRequest {
+  subject: string;
+  tenantId: string;
+  object: string;
+  action: string;
+}
+
+export interface Decision {
+  allowed: boolean;
+  reason: string;
+}
+
+export interface DecisionLibraryDeps {
+  modelText: string;
+  templates: readonly PermissionRule[];
+  assignments: AssignmentSource;
+  /** Upper bound on tenants whose enforcer is kept in memory (least recently used is dropped). */
+  maxCachedTenants: number;
+}
+
+/**
+ * Casbin decisions with one enforcer per tenant, loaded lazily from that tenant's role
+ * assignments and kept in a bounded LRU: a decision only ever sees the rules of its own
+ * tenant, and its cost does not grow with the number of tenants.
+ */
+export function createDecisionLibrary({ modelText, templates, assignments, maxCachedTenants }: DecisionLibraryDeps) {
+  const catalogue = new Set(templates.filter(([role]) => role === 'role:owner').map(([, object, action]) => `${object}:${action}`));
+  const enforcers = new Map<string, Promise<Enforcer>>();
+
+  async function load(tenantId: string): Promise<Enforcer> {
+    const enforcer = await newEnforcer(newModelFromString(modelText));
+    if (templates.length > 0) await enforcer.addPolicies(templates.map((rule) => [...rule]));
+    const rows = await assignments.listForTenant(tenantId);
+    if (rows.length > 0) await enforcer.addGroupingPolicies(rows.map(({ subject, role }) => [subject, role, tenantId]));
+    return enforcer;
+  }
+
+  function enforcerFor(tenantId: string): Promise<Enforcer> {
+    const cached = enforcers.get(tenantId);
+    if (cached) {
+      enforcers.delete(tenantId);
+      enforcers.set(tenantId, cached);
+      return cached;
+    }
+    const loading = load(tenantId);
+    enforcers.set(tenantId, loading);
+    loading.catch(() => enforcers.delete(tenantId));
+    while (enforcers.size > maxCachedTenants) {
+      const oldest = enforcers.keys().next().value;
+      if (oldest === undefined) break;
+      enforcers.delete(oldest);
+    }
+    return loading;
+  }
+
+  return {
+    /** Deny by default: unknown capabilities and subjects without a matching role are denied. */
+    async check({ subject, tenantId, object, action }: DecisionRequest): Promise<Decision> {
+      if (!catalogue.has(`${object}:${action}`)) {
+        return { allowed: false, reason: `unknown capability ${object}:${action}` };
+      }
+      const enforcer = await enforcerFor(tenantId);
+      const [allowed, rule] = await enforcer.enforceEx(subject, tenantId, object, action);
+      if (!allowed) return { allowed: false, reason: `no role of ${subject} grants ${object}:${action}` };
+      return { allowed: true, reason: `granted by ${rule[0] ?? 'role'} (${object}:${action})` };
+    },
+    /** Drops a tenant's cached rules; the next decision reloads them. */
+    invalidate(tenantId: string): void {
+      enforcers.delete(tenantId);
+    },
+    isKnownCapability(object: string, action: string): boolean {
+      return catalogue.has(`${object}:${action}`);
+    },
+  };
+}
+
+export type DecisionLibrary = ReturnType<typeof createDecisionLibrary>;
