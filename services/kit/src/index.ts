@@ -13,3 +13,4 @@ export * from './nats/nats.js';
 export * from './telemetry/telemetry.js';
 export * from './validate.js';
 export * from './service-runtime.js';
+export * from './audit/audit-publisher.js';
