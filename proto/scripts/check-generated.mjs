@@ -4,7 +4,10 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 
-const protoDir = new URL('..', import.meta.url).pathname;
+// `--proto-dir <dir>` checks another copy of the proto folder (the tests use this).
+const dirFlag = process.argv.indexOf('--proto-dir');
+const ownDir = new URL('..', import.meta.url).pathname;
+const protoDir = dirFlag === -1 ? ownDir : process.argv[dirFlag + 1];
 const committed = join(protoDir, 'gen');
 const fresh = mkdtempSync(join(tmpdir(), 'portcullis-proto-'));
 
@@ -16,7 +19,7 @@ function listFiles(dir) {
 }
 
 try {
-  execFileSync(join(protoDir, 'node_modules/.bin/buf'), ['generate', '-o', fresh], {
+  execFileSync(join(ownDir, 'node_modules/.bin/buf'), ['generate', '-o', fresh], {
     cwd: protoDir,
     stdio: 'inherit',
   });

@@ -34,7 +34,11 @@ function withDatabase(url: string, database: string, user?: string): string {
 }
 
 /** Creates a fresh database for one service, applies its migrations and returns its URLs. */
-export async function createTestDatabase(service: string, migrationsDir: string): Promise<TestDatabase> {
+export async function createTestDatabase(
+  service: string,
+  migrationsDir: string,
+  options: { appendOnlyTables?: readonly string[] } = {},
+): Promise<TestDatabase> {
   const database = `pc_${testRunId}_${service.replaceAll('-', '_')}_${randomBytes(2).toString('hex')}`;
   const appUrl = withDatabase(infra.postgresAdminUrl, database, testAppRole);
   await migrate({

@@ -1,0 +1,59 @@
+import type { ChildProcess } from 'node:child_process';
+
+export type ServiceName = 'policy' | 'tenant-registry' | 'auth' | 'audit' | 'tool-gateway' | 'device-enrollment' | 'api-gateway';
+
+export interface Ports {
+  auth: { grpc: number; admin: number; jwks: number };
+  'tenant-registry': { grpc: number; admin: number };
+  policy: { grpc: number; admin: number };
+  'tool-gateway': { grpc: number; admin: number };
+  'device-enrollment': { grpc: number; admin: number };
+  audit: { grpc: number; admin: number };
+  'api-gateway': { http: number; admin: number };
+}
+
+export declare const defaultPorts: Ports;
+export declare const serviceNames: readonly ServiceName[];
+
+export type PlatformEnv = Record<ServiceName, Record<string, string>>;
+
+export declare function platformEnv(options: {
+  ports: Ports;
+  pgAdminUrl: string;
+  dbPrefix: string;
+  redisUrl: string;
+  redisKeyPrefix: string;
+  natsUrl: string;
+  natsSubjectPrefix: string;
+  signingKeySecret: string;
+  otlpEndpoint?: string;
+  logLevel?: string;
+  extra?: Partial<Record<ServiceName, Record<string, string>>>;
+}): PlatformEnv;
+
+export interface RunningService {
+  name: ServiceName;
+  child: ChildProcess;
+  logFile: string;
+  stop(): Promise<void>;
+}
+
+export declare function startService(options: {
+  root: string;
+  name: ServiceName;
+  env: Record<string, string>;
+  logDir: string;
+}): RunningService;
+
+export interface Platform {
+  services: Record<ServiceName, RunningService>;
+  stop(): Promise<void>;
+}
+
+export declare function startPlatform(options: {
+  root: string;
+  env: PlatformEnv;
+  ports: Ports;
+  logDir: string;
+  readyTimeoutMs?: number;
+}): Promise<Platform>;

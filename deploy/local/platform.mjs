@@ -1,0 +1,167 @@
+// Starts every Portcullis process as a child process and waits until each reports ready.
+// Used by the local bring-up (up.mjs) and by the end-to-end tests, so both run the platform
+// exactly the same way: compiled services (dist/src/main.js), one database per service,
+// configuration only through environment variables.
+import { spawn } from 'node:child_process';
+import { createWriteStream, mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+/** Default ports; the end-to-end tests pass their own free ones. */
+export const defaultPorts = {
+  auth: { grpc: 50051, admin: 9051, jwks: 8081 },
+  'tenant-registry': { grpc: 50052, admin: 9052 },
+  policy: { grpc: 50053, admin: 9053 },
+  'tool-gateway': { grpc: 50054, admin: 9054 },
+  'device-enrollment': { grpc: 50055, admin: 9055 },
+  audit: { grpc: 50056, admin: 9056 },
+  'api-gateway': { http: 8080, admin: 9080 },
+};
+
+export const serviceNames = /** @type {const} */ ([
+  'policy',
+  'tenant-registry',
+  'auth',
+  'audit',
+  'tool-gateway',
+  'device-enrollment',
+  'api-gateway',
+]);
+
+function databaseUrl(pgAdminUrl, database, role) {
+  const url = new URL(pgAdminUrl);
+  url.username = role;
+  url.password = '';
+  url.pathname = `/${database}`;
+  return url.toString();
+}
+
+/**
+ * Environment of every service.
+ * @param {{ ports: typeof defaultPorts, pgAdminUrl: string, dbPrefix: string, redisUrl: string, redisKeyPrefix: string,
+ *   natsUrl: string, natsSubjectPrefix: string, signingKeySecret: string, otlpEndpoint?: string, logLevel?: string,
+ *   extra?: Record<string, Record<string, string>> }} options
+ */
+export function platformEnv(options) {
+  const { ports, pgAdminUrl, dbPrefix, redisUrl, redisKeyPrefix, natsUrl, natsSubjectPrefix, signingKeySecret } = options;
+  const address = (name) => `127.0.0.1:${ports[name].grpc}`;
+  const common = {
+    LOG_LEVEL: options.logLevel ?? 'info',
+    LISTEN_HOST: '127.0.0.1',
+    NATS_URL: natsUrl,
+    NATS_SUBJECT_PREFIX: natsSubjectPrefix,
+    ...(options.otlpEndpoint ? { OTEL_EXPORTER_OTLP_ENDPOINT: options.otlpEndpoint, OTEL_BSP_SCHEDULE_DELAY: '200' } : {}),
+  };
+  const db = (name) => {
+    const database = `${dbPrefix}_${name.replaceAll('-', '_')}`;
+    return { DATABASE_URL: databaseUrl(pgAdminUrl, database, `portcullis_${name.replaceAll('-', '_')}`), DATABASE_ADMIN_URL: pgAdminUrl };
+  };
+  const grpc = (name) => ({ GRPC_PORT: String(ports[name].grpc), ADMIN_PORT: String(ports[name].admin) });
+  const env = {
+    policy: { ...common, ...grpc('policy'), ...db('policy') },
+    'tenant-registry': { ...common, ...grpc('tenant-registry'), ...db('tenant-registry'), POLICY_ADDRESS: address('policy') },
+    auth: {
+      ...common,
+      ...grpc('auth'),
+      ...db('auth'),
+      JWKS_PORT: String(ports.auth.jwks),
+      REDIS_URL: redisUrl,
+      REDIS_KEY_PREFIX: redisKeyPrefix,
+      TENANT_REGISTRY_ADDRESS: address('tenant-registry'),
+      AUTH_SIGNING_KEY_SECRET: signingKeySecret,
+    },
+    audit: { ...common, ...grpc('audit'), ...db('audit') },
+    'tool-gateway': { ...common, ...grpc('tool-gateway'), ...db('tool-gateway'), TOOL_ALLOW_PRIVATE_TARGETS: 'true' },
+    'device-enrollment': { ...common, ...grpc('device-enrollment'), ...db('device-enrollment') },
+    'api-gateway': {
+      ...common,
+      HTTP_PORT: String(ports['api-gateway'].http),
+      ADMIN_PORT: String(ports['api-gateway'].admin),
+      AUTH_ADDRESS: address('auth'),
+      AUTH_JWKS_URL: `http://127.0.0.1:${ports.auth.jwks}/.well-known/jwks.json`,
+      TENANT_REGISTRY_ADDRESS: address('tenant-registry'),
+      POLICY_ADDRESS: address('policy'),
+      TOOL_GATEWAY_ADDRESS: address('tool-gateway'),
+      DEVICE_ENROLLMENT_ADDRESS: address('device-enrollment'),
+      AUDIT_ADDRESS: address('audit'),
+    },
+  };
+  for (const [name, extra] of Object.entries(options.extra ?? {})) Object.assign(env[name], extra);
+  return env;
+}
+
+async function waitReady(name, adminPort, child, logFile, timeoutMs) {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) {
+      throw new Error(`${name} exited with code ${child.exitCode} before becoming ready; last log lines:\n${tail(logFile)}`);
+    }
+    try {
+      const response = await fetch(`http://127.0.0.1:${adminPort}/readyz`, { signal: AbortSignal.timeout(1000) });
+      if (response.ok) return;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((resolve) => setTimeout(resolve, 150));
+  }
+  throw new Error(`${name} was not ready within ${timeoutMs} ms; last log lines:\n${tail(logFile)}`);
+}
+
+function tail(file, lines = 15) {
+  try {
+    return readFileSync(file, 'utf8').trim().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '(no log)';
+  }
+}
+
+/**
+ * Starts one service process (compiled) with its environment; output goes to logDir/<name>.log.
+ * @returns {{ name: string, child: import('node:child_process').ChildProcess, logFile: string, stop(): Promise<void> }}
+ */
+export function startService({ root, name, env, logDir }) {
+  mkdirSync(logDir, { recursive: true });
+  const logFile = join(logDir, `${name}.log`);
+  const log = createWriteStream(logFile, { flags: 'a' });
+  const child = spawn(process.execPath, ['dist/src/main.js'], {
+    cwd: join(root, 'services', name),
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  child.stdout.pipe(log);
+  child.stderr.pipe(log);
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  return {
+    name,
+    child,
+    logFile,
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGTERM');
+        const timer = setTimeout(() => child.kill('SIGKILL'), 8000);
+        await exited;
+        clearTimeout(timer);
+      }
+    },
+  };
+}
+
+/**
+ * Starts every service and waits for all of them to be ready.
+ * @param {{ root: string, env: ReturnType<typeof platformEnv>, ports: typeof defaultPorts, logDir: string, readyTimeoutMs?: number }} options
+ */
+export async function startPlatform({ root, env, ports, logDir, readyTimeoutMs = 60000 }) {
+  const running = serviceNames.map((name) => startService({ root, name, env: env[name], logDir }));
+  const platform = {
+    services: Object.fromEntries(running.map((s) => [s.name, s])),
+    async stop() {
+      await Promise.all(running.map((s) => s.stop()));
+    },
+  };
+  try {
+    await Promise.all(running.map((s) => waitReady(s.name, ports[s.name].admin, s.child, s.logFile, readyTimeoutMs)));
+  } catch (error) {
+    await platform.stop();
+    throw error;
+  }
+  return platform;
+}

@@ -1,0 +1,57 @@
+import { AppError, type z } from '@portcullis/kit';
+import type { AuthorizedContext, Capability, RequestInfo, ResolvedContext } from '../pipeline/index.js';
+
+export interface RouteInput {
+  body: unknown;
+  params: Record<string, string>;
+  query: Record<string, unknown>;
+}
+
+export interface RouteResult {
+  status?: number;
+  body: unknown;
+}
+
+type Method = 'get' | 'post' | 'delete';
+
+/** A route behind the whole ordered pipeline; its handler only accepts an AuthorizedContext. */
+export interface ProtectedRoute {
+  kind: 'protected';
+  method: Method;
+  path: string;
+  capability: Capability;
+  /** The route acts on one assistant, so the context must name one. */
+  needsAssistant?: boolean;
+  summary: string;
+  handle(context: AuthorizedContext, input: RouteInput): Promise<RouteResult>;
+}
+
+export interface PublicContext {
+  request: RequestInfo;
+  /** Runs step 1 only, for public routes that still act inside a tenant (device activation). */
+  resolveContext(): Promise<ResolvedContext>;
+}
+
+/** A route outside the pipeline. Only the short allow-list in routes/public-routes.ts defines these. */
+export interface PublicRoute {
+  kind: 'public';
+  method: Method;
+  path: string;
+  summary: string;
+  handle(context: PublicContext, input: RouteInput): Promise<RouteResult>;
+}
+
+export type Route = ProtectedRoute | PublicRoute;
+
+/** Parses a request part against a schema; failures are INVALID_ARGUMENT naming the field. */
+export function parseInput<S extends z.ZodType>(schema: S, value: unknown): z.infer<S> {
+  const result = schema.safeParse(value ?? {});
+  if (!result.success) {
+    const issue = result.error.issues[0];
+    const field = issue?.path.join('.') ?? '';
+    throw new AppError('INVALID_ARGUMENT', field ? `${field}: ${issue?.message ?? 'invalid'}` : (issue?.message ?? 'invalid request'), {
+      details: { field },
+    });
+  }
+  return result.data;
+}

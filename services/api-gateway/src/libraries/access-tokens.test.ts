@@ -1,0 +1,61 @@
+import { describe, expect, it } from '@jest/globals';
+import { createLocalJWKSet, exportJWK, generateKeyPair, SignJWT, type JWK } from 'jose';
+import { Role } from '@portcullis/proto/common';
+import { createAccessTokenVerifier } from './access-tokens.js';
+
+const tenantId = '00000000-0000-4000-8000-00000000000a';
+const userId = '00000000-0000-4000-8000-0000000000f1';
+
+async function setup() {
+  const { privateKey, publicKey } = await generateKeyPair('ES256');
+  const other = await generateKeyPair('ES256');
+  const jwk: JWK = { ...(await exportJWK(publicKey)), kid: 'k1', alg: 'ES256' };
+  const verify = createAccessTokenVerifier({ keys: createLocalJWKSet({ keys: [jwk] }), issuer: 'portcullis-auth', audience: 'portcullis' });
+  const sign = (
+    claims: Record<string, unknown> = {},
+    options: {
+      key?: Awaited<ReturnType<typeof generateKeyPair>>['privateKey'];
+      kid?: string;
+      exp?: string;
+      iss?: string;
+      aud?: string;
+    } = {},
+  ) =>
+    new SignJWT({ tenantId, role: 'owner', ...claims })
+      .setProtectedHeader({ alg: 'ES256', kid: options.kid ?? 'k1' })
+      .setSubject(userId)
+      .setIssuer(options.iss ?? 'portcullis-auth')
+      .setAudience(options.aud ?? 'portcullis')
+      .setIssuedAt()
+      .setExpirationTime(options.exp ?? '5m')
+      .sign(options.key ?? privateKey);
+  return { verify, sign, otherKey: other.privateKey };
+}
+
+describe('access token verifier', () => {
+  it('accepts a valid token and maps its claims', async () => {
+    const { verify, sign } = await setup();
+    await expect(verify(await sign())).resolves.toEqual({ userId, tenantId, role: Role.OWNER });
+  });
+
+  it('rejects alg none, foreign keys, unknown kid, wrong iss/aud, expiry and bad claims', async () => {
+    const { verify, sign, otherKey } = await setup();
+    const header = Buffer.from(JSON.stringify({ alg: 'none', typ: 'JWT' })).toString('base64url');
+    const body = Buffer.from(
+      JSON.stringify({ sub: userId, tenantId, role: 'owner', iss: 'portcullis-auth', aud: 'portcullis', exp: 9999999999, iat: 1 }),
+    ).toString('base64url');
+    const rejected = [
+      `${header}.${body}.`,
+      await sign({}, { key: otherKey }),
+      await sign({}, { kid: 'unknown' }),
+      await sign({}, { iss: 'someone-else' }),
+      await sign({}, { aud: 'another-api' }),
+      await sign({}, { exp: '-1m' }),
+      await sign({ role: 'superuser' }),
+      await sign({ tenantId: 'not-a-uuid' }),
+    ];
+    for (const token of rejected) {
+      await expect(verify(token)).rejects.toMatchObject({ code: 'UNAUTHENTICATED' });
+    }
+  });
+});

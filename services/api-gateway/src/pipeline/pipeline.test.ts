@@ -1,0 +1,124 @@
+import { describe, expect, it } from '@jest/globals';
+import { AppError } from '@portcullis/kit';
+import { Outcome } from '@portcullis/proto/audit';
+import { Role } from '@portcullis/proto/common';
+import type { AccessClaims } from '../libraries/access-tokens.js';
+import { createDecisionAuditor } from './audit-decision.js';
+import { bearerTokenOf } from './authenticate.js';
+import { createPipeline } from './index.js';
+import type { RequestInfo } from './types.js';
+
+const tenantA = '00000000-0000-4000-8000-00000000000a';
+const tenantB = '00000000-0000-4000-8000-00000000000b';
+const assistantA = '00000000-0000-4000-8000-0000000000a1';
+const alice = '00000000-0000-4000-8000-0000000000f1';
+const token = 'aaa.bbb.ccc';
+
+function fakes({ claims, allowed = true, policyDown = false }: { claims: AccessClaims; allowed?: boolean; policyDown?: boolean }) {
+  const audited: { allowed: boolean; reason: string; tenantId: string; outcome: Outcome }[] = [];
+  const policyCalls: unknown[] = [];
+  const pipeline = createPipeline({
+    platformHosts: ['localhost'],
+    tenants: {
+      async resolveContext(request) {
+        if (request.host === 'alpha.example' || request.assistantId === assistantA) {
+          return { context: { tenantId: tenantA, tenantName: 'Alpha', assistantId: assistantA } } as never;
+        }
+        if (request.tenantId) return { context: { tenantId: request.tenantId, tenantName: 'T', assistantId: '' } } as never;
+        throw new AppError('NOT_FOUND', 'no tenant is configured for this host');
+      },
+    },
+    verifyAccessToken: async (presented) => {
+      if (presented !== token) throw new AppError('UNAUTHENTICATED', 'invalid or expired credential');
+      return claims;
+    },
+    policy: {
+      async check(request) {
+        policyCalls.push(request);
+        if (policyDown) throw new AppError('DEPENDENCY_UNAVAILABLE', 'policy is unavailable');
+        return { allowed, reason: allowed ? 'granted by role:owner' : 'no role grants it' } as never;
+      },
+    },
+    auditDecision: createDecisionAuditor({
+      async publish(event) {
+        audited.push({
+          allowed: event.outcome === Outcome.ALLOW,
+          reason: event.reason ?? '',
+          tenantId: event.tenantId,
+          outcome: event.outcome ?? Outcome.UNSPECIFIED,
+        });
+        return 'id';
+      },
+    }),
+  });
+  return { pipeline, audited, policyCalls };
+}
+
+const request = (overrides: Partial<RequestInfo> = {}): RequestInfo => ({
+  requestId: 'r1',
+  host: 'alpha.example',
+  assistantId: undefined,
+  authorization: `Bearer ${token}`,
+  ...overrides,
+});
+const capability = { object: 'tools', action: 'invoke' };
+
+describe('ordered pipeline', () => {
+  it('resolves, authenticates, authorizes and audits the allow', async () => {
+    const { pipeline, audited } = fakes({ claims: { userId: alice, tenantId: tenantA, role: Role.OWNER } });
+    const context = await pipeline.run(request(), capability);
+    expect(context.target).toEqual({ tenantId: tenantA, tenantName: 'Alpha', assistantId: assistantA });
+    expect(context.principal.id).toBe(alice);
+    expect(audited).toEqual([{ allowed: true, reason: 'granted by role:owner', tenantId: tenantA, outcome: Outcome.ALLOW }]);
+  });
+
+  it('rejects a request with no credential before asking the policy', async () => {
+    const { pipeline, policyCalls } = fakes({ claims: { userId: alice, tenantId: tenantA, role: Role.OWNER } });
+    await expect(pipeline.run(request({ authorization: undefined }), capability)).rejects.toMatchObject({ code: 'UNAUTHENTICATED' });
+    expect(policyCalls).toHaveLength(0);
+  });
+
+  it("rejects and audits a credential of another tenant on this tenant's domain", async () => {
+    const { pipeline, audited, policyCalls } = fakes({ claims: { userId: alice, tenantId: tenantB, role: Role.OWNER } });
+    await expect(pipeline.run(request(), capability)).rejects.toMatchObject({ code: 'CROSS_TENANT' });
+    expect(policyCalls).toHaveLength(0);
+    expect(audited).toEqual([{ allowed: false, reason: 'credential belongs to another tenant', tenantId: tenantA, outcome: Outcome.DENY }]);
+  });
+
+  it('denies and audits a missing capability', async () => {
+    const { pipeline, audited } = fakes({ claims: { userId: alice, tenantId: tenantA, role: Role.USER }, allowed: false });
+    await expect(pipeline.run(request(), capability)).rejects.toMatchObject({ code: 'PERMISSION_DENIED' });
+    expect(audited[0]).toMatchObject({ allowed: false, outcome: Outcome.DENY });
+  });
+
+  it('denies with DEPENDENCY_UNAVAILABLE when the policy service fails, never allows', async () => {
+    const { pipeline, audited } = fakes({ claims: { userId: alice, tenantId: tenantA, role: Role.OWNER }, policyDown: true });
+    await expect(pipeline.run(request(), capability)).rejects.toMatchObject({ code: 'DEPENDENCY_UNAVAILABLE' });
+    expect(audited[0]).toMatchObject({ allowed: false, reason: 'policy service unavailable' });
+  });
+
+  it('on a platform host takes the tenant from the credential and confirms it with the registry', async () => {
+    const { pipeline } = fakes({ claims: { userId: alice, tenantId: tenantB, role: Role.ADMIN } });
+    const context = await pipeline.run(request({ host: 'localhost' }), capability);
+    expect(context.target.tenantId).toBe(tenantB);
+    expect(context.target.assistantId).toBe('');
+  });
+
+  it('rejects an X-Assistant-Id that is not a UUID', async () => {
+    const { pipeline } = fakes({ claims: { userId: alice, tenantId: tenantA, role: Role.OWNER } });
+    await expect(pipeline.run(request({ assistantId: '../etc' }), capability)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+  });
+});
+
+describe('bearerTokenOf', () => {
+  it.each([undefined, '', 'Basic abc', 'Bearer', 'Bearer a.b', 'Bearer a.b.c extra', 'bearer a.b.c', 'Bearer a.b.c, Bearer d.e.f'])(
+    'rejects %p',
+    (header) => {
+      expect(() => bearerTokenOf(header)).toThrow(AppError);
+    },
+  );
+
+  it('accepts exactly one compact JWT', () => {
+    expect(bearerTokenOf('Bearer aa.bb.cc')).toBe('aa.bb.cc');
+  });
+});

@@ -1,0 +1,62 @@
+import type { Principal } from '@portcullis/proto/common';
+
+/** What the gateway knows about a request before any step has run. */
+export interface RequestInfo {
+  requestId: string;
+  /** Host name without port, lowercased. */
+  host: string;
+  /** Value of the X-Assistant-Id header, if sent. */
+  assistantId: string | undefined;
+  /** Value of the Authorization header, if sent. */
+  authorization: string | undefined;
+}
+
+/** A capability the caller must hold: a policy object and action, e.g. tools:invoke. */
+export interface Capability {
+  object: string;
+  action: string;
+}
+
+export interface TenantTarget {
+  tenantId: string;
+  tenantName: string;
+  /** Empty when the request is tenant-wide (no assistant in the context). */
+  assistantId: string;
+}
+
+declare const resolved: unique symbol;
+declare const authenticated: unique symbol;
+declare const authorized: unique symbol;
+
+/**
+ * Step 1 output. `target` is undefined on a platform host: the tenant is then taken from
+ * the credential in step 2 and confirmed with the registry there.
+ */
+export interface ResolvedContext {
+  readonly request: RequestInfo;
+  readonly target: TenantTarget | undefined;
+  readonly [resolved]: true;
+}
+
+/** Step 2 output: one verified principal, of the same tenant as the target. */
+export interface AuthenticatedContext {
+  readonly request: RequestInfo;
+  readonly target: TenantTarget;
+  readonly principal: Principal;
+  readonly [resolved]: true;
+  readonly [authenticated]: true;
+}
+
+/**
+ * Step 3 output, and the only context a protected route handler accepts: it can exist only
+ * when every step of the pipeline ran and allowed the request.
+ */
+export interface AuthorizedContext {
+  readonly request: RequestInfo;
+  readonly target: TenantTarget;
+  readonly principal: Principal;
+  readonly capability: Capability;
+  readonly [resolved]: true;
+  readonly [authenticated]: true;
+  readonly [authorized]: true;
+}

@@ -1,0 +1,123 @@
+import { AppError, z, type GrpcClient } from '@portcullis/kit';
+import type { AuthService } from '@portcullis/proto/auth';
+import type { DeviceEnrollmentService } from '@portcullis/proto/devices';
+import type { TenantRegistryService } from '@portcullis/proto/tenant';
+import { isoTime, roleName } from '../http/presenters.js';
+import { parseInput, type PublicRoute } from '../http/route.js';
+
+export interface PublicRouteDeps {
+  auth: Pick<GrpcClient<typeof AuthService>, 'signUp' | 'login' | 'selectTenant' | 'inspectLoginTicket'>;
+  tenants: Pick<GrpcClient<typeof TenantRegistryService>, 'createTenant'>;
+  devices: Pick<GrpcClient<typeof DeviceEnrollmentService>, 'startActivation'>;
+  /** Fetches the auth service's JWKS document. */
+  fetchJwks(): Promise<unknown>;
+}
+
+const email = z.string().max(254);
+const password = z.string().max(256);
+const ticket = z.string().min(1).max(128);
+
+/**
+ * The complete allow-list of routes that do not pass the whole pipeline. Each one says why.
+ * Anything not listed here is a ProtectedRoute.
+ */
+export function createPublicRoutes({ auth, tenants, devices, fetchJwks }: PublicRouteDeps): PublicRoute[] {
+  return [
+    {
+      // Anyone may create an account; it holds no tenant rights until a tenant is created or joined.
+      kind: 'public',
+      method: 'post',
+      path: '/api/auth/signup',
+      summary: 'Create an account (email + password)',
+      async handle({ request }, { body }) {
+        const input = parseInput(z.object({ email, password, displayName: z.string().max(100).default('') }), body);
+        const { userId } = await auth.signUp(input, { requestId: request.requestId });
+        return { status: 201, body: { userId } };
+      },
+    },
+    {
+      // Credentials are verified by the auth service; the answer is a ticket, not a tenant token.
+      kind: 'public',
+      method: 'post',
+      path: '/api/auth/login',
+      summary: 'Verify email + password; returns a single-use login ticket and the tenants of the account',
+      async handle({ request }, { body }) {
+        const input = parseInput(z.object({ email, password }), body);
+        const result = await auth.login(input, { requestId: request.requestId });
+        const tenantsOf = result.tenants.map((t) => ({ tenantId: t.tenantId, tenantName: t.tenantName, role: roleName(t.role) }));
+        return {
+          body: {
+            loginTicket: result.loginTicket,
+            userId: result.userId,
+            ticketExpiresIn: result.ticketExpiresInSeconds,
+            tenants: tenantsOf,
+            ...(tenantsOf.length === 0
+              ? { next: 'You belong to no tenant yet: POST /api/tenants with {loginTicket, name} to create one.' }
+              : {}),
+          },
+        };
+      },
+    },
+    {
+      // Authenticated by the login ticket, which the auth service consumes.
+      kind: 'public',
+      method: 'post',
+      path: '/api/auth/select-tenant',
+      summary: 'Exchange a login ticket for an access token bound to one tenant',
+      async handle({ request }, { body }) {
+        const input = parseInput(z.object({ loginTicket: ticket, tenantId: z.uuid() }), body);
+        const result = await auth.selectTenant(input, { requestId: request.requestId });
+        return {
+          body: {
+            accessToken: result.accessToken,
+            tokenType: result.tokenType,
+            expiresIn: result.expiresInSeconds,
+            tenantId: result.tenantId,
+            role: roleName(result.role),
+          },
+        };
+      },
+    },
+    {
+      // No tenant exists yet to authorize against: authenticated by the login ticket; the creator becomes owner.
+      kind: 'public',
+      method: 'post',
+      path: '/api/tenants',
+      summary: 'Create a tenant; the signed-in account becomes its owner',
+      async handle({ request }, { body }) {
+        const input = parseInput(z.object({ loginTicket: ticket, name: z.string().min(1).max(100) }), body);
+        const { userId } = await auth.inspectLoginTicket({ loginTicket: input.loginTicket }, { requestId: request.requestId });
+        const { tenant } = await tenants.createTenant({ name: input.name, ownerUserId: userId }, { requestId: request.requestId });
+        if (!tenant) throw new AppError('INTERNAL', 'tenant registry returned no tenant');
+        return { status: 201, body: { tenantId: tenant.id, name: tenant.name, role: 'owner' } };
+      },
+    },
+    {
+      // A device has no credential before activation; the code it gets is useless until a signed-in user binds it.
+      kind: 'public',
+      method: 'post',
+      path: '/api/devices/activations',
+      summary: "Start a device activation on the assistant of the request's domain; returns a 6-character code",
+      async handle({ request, resolveContext }, { body }) {
+        const input = parseInput(z.object({ deviceName: z.string().min(1).max(100) }), body);
+        const { target } = await resolveContext();
+        if (!target?.assistantId) throw new AppError('INVALID_ARGUMENT', "send this to the assistant's domain or set X-Assistant-Id");
+        const started = await devices.startActivation(
+          { tenantId: target.tenantId, assistantId: target.assistantId, deviceName: input.deviceName },
+          { requestId: request.requestId },
+        );
+        return { status: 201, body: { sessionId: started.sessionId, code: started.code, expiresAt: isoTime(started.expiresAt) } };
+      },
+    },
+    {
+      // Public keys only.
+      kind: 'public',
+      method: 'get',
+      path: '/.well-known/jwks.json',
+      summary: 'Public keys that verify Portcullis access tokens',
+      async handle() {
+        return { body: await fetchJwks() };
+      },
+    },
+  ];
+}

@@ -1,0 +1,93 @@
+import { AppError, z, type GrpcClient } from '@portcullis/kit';
+import type { TenantRegistryService } from '@portcullis/proto/tenant';
+import { roleName, roleNames, roleOf } from '../http/presenters.js';
+import { parseInput, type ProtectedRoute } from '../http/route.js';
+
+export interface TenantRouteDeps {
+  tenants: Pick<GrpcClient<typeof TenantRegistryService>, 'createAssistant' | 'addDomain' | 'createTeam' | 'addMember'>;
+}
+
+const name = z.string().min(1).max(100);
+
+export function createTenantRoutes({ tenants }: TenantRouteDeps): ProtectedRoute[] {
+  return [
+    {
+      kind: 'protected',
+      method: 'get',
+      path: '/api/context',
+      capability: { object: 'tenant', action: 'read' },
+      summary: 'The tenant, assistant and principal this request resolved to',
+      handle({ target, principal }) {
+        return Promise.resolve({
+          body: {
+            tenant: { id: target.tenantId, name: target.tenantName },
+            assistantId: target.assistantId || null,
+            principal: { id: principal.id, role: roleName(principal.role) },
+          },
+        });
+      },
+    },
+    {
+      kind: 'protected',
+      method: 'post',
+      path: '/api/assistants',
+      capability: { object: 'assistants', action: 'manage' },
+      summary: 'Create an assistant in the tenant',
+      async handle({ request, target }, { body }) {
+        const input = parseInput(z.object({ name }), body);
+        const { assistant } = await tenants.createAssistant(
+          { tenantId: target.tenantId, name: input.name },
+          { requestId: request.requestId },
+        );
+        if (!assistant) throw new AppError('INTERNAL', 'tenant registry returned no assistant');
+        return { status: 201, body: { assistantId: assistant.id, name: assistant.name } };
+      },
+    },
+    {
+      kind: 'protected',
+      method: 'post',
+      path: '/api/assistants/:assistantId/domains',
+      capability: { object: 'assistants', action: 'manage' },
+      summary: 'Attach a domain to an assistant of the tenant',
+      async handle({ request, target }, { body, params }) {
+        const { assistantId } = parseInput(z.object({ assistantId: z.uuid() }), params);
+        const input = parseInput(z.object({ host: z.string().min(1).max(253) }), body);
+        const { domain } = await tenants.addDomain(
+          { tenantId: target.tenantId, assistantId, host: input.host },
+          { requestId: request.requestId },
+        );
+        if (!domain) throw new AppError('INTERNAL', 'tenant registry returned no domain');
+        return { status: 201, body: { domainId: domain.id, host: domain.host, assistantId: domain.assistantId } };
+      },
+    },
+    {
+      kind: 'protected',
+      method: 'post',
+      path: '/api/teams',
+      capability: { object: 'teams', action: 'manage' },
+      summary: 'Create a team in the tenant',
+      async handle({ request, target }, { body }) {
+        const input = parseInput(z.object({ name }), body);
+        const { team } = await tenants.createTeam({ tenantId: target.tenantId, name: input.name }, { requestId: request.requestId });
+        if (!team) throw new AppError('INTERNAL', 'tenant registry returned no team');
+        return { status: 201, body: { teamId: team.id, name: team.name } };
+      },
+    },
+    {
+      kind: 'protected',
+      method: 'post',
+      path: '/api/members',
+      capability: { object: 'members', action: 'manage' },
+      summary: 'Add an account to the tenant with a role',
+      async handle({ request, target }, { body }) {
+        const input = parseInput(z.object({ userId: z.uuid(), role: z.enum(roleNames) }), body);
+        const { membership } = await tenants.addMember(
+          { tenantId: target.tenantId, userId: input.userId, role: roleOf(input.role) },
+          { requestId: request.requestId },
+        );
+        if (!membership) throw new AppError('INTERNAL', 'tenant registry returned no membership');
+        return { status: 201, body: { userId: membership.userId, role: roleName(membership.role) } };
+      },
+    },
+  ];
+}

@@ -1,0 +1,94 @@
+import { fromBinary } from '@bufbuild/protobuf';
+import type { Timestamp } from '@bufbuild/protobuf/wkt';
+import { isUuid, namespaced } from '@portcullis/kit';
+import { AuditEventSchema, type AuditEvent } from '@portcullis/proto/audit';
+import { recordOf, type AuditRecord } from './audit-record.js';
+
+/** Why a message was not stored. Closed set, so counts and logs stay bounded. */
+export const rejectReasons = [
+  'undecodable',
+  'bad_subject',
+  'invalid_event_id',
+  'invalid_tenant_id',
+  'missing_kind',
+  'tenant_mismatch',
+  'kind_mismatch',
+  'invalid_occurred_at',
+  'invalid_text',
+] as const;
+
+export type RejectReason = (typeof rejectReasons)[number];
+
+export type ParsedAuditMessage = { ok: true; record: AuditRecord } | { ok: false; reason: RejectReason };
+
+export interface InboundMessage {
+  subject: string;
+  data: Uint8Array;
+}
+
+/** The valid range of google.protobuf.Timestamp: 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999999Z. */
+const MIN_SECONDS = -62_135_596_800n;
+const MAX_SECONDS = 253_402_300_799n;
+
+function isValidTimestamp(timestamp: Timestamp): boolean {
+  return (
+    timestamp.seconds >= MIN_SECONDS &&
+    timestamp.seconds <= MAX_SECONDS &&
+    Number.isInteger(timestamp.nanos) &&
+    timestamp.nanos >= 0 &&
+    timestamp.nanos < 1_000_000_000
+  );
+}
+
+/** Postgres text and jsonb reject NUL; such an event could never be stored, so it is refused up front. */
+function hasStorableText(event: AuditEvent): boolean {
+  const texts = [
+    event.eventId,
+    event.tenantId,
+    event.kind,
+    event.assistantId,
+    event.object,
+    event.action,
+    event.reason,
+    event.traceId,
+    event.requestId,
+    event.principal?.id ?? '',
+    event.principal?.tenantId ?? '',
+    ...Object.entries(event.attributes).flat(),
+  ];
+  return texts.every((text) => !text.includes('\u0000'));
+}
+
+/** Splits `<prefix>.audit.<tenant>.<kind>` (the kind may itself be dotted) into its parts. */
+export function parseAuditSubject(subject: string, subjectPrefix: string): { tenantId: string; kind: string } | undefined {
+  const base = namespaced(subjectPrefix, 'audit.');
+  if (!subject.startsWith(base)) return undefined;
+  const rest = subject.slice(base.length);
+  const dot = rest.indexOf('.');
+  if (dot <= 0 || dot === rest.length - 1) return undefined;
+  return { tenantId: rest.slice(0, dot), kind: rest.slice(dot + 1) };
+}
+
+/**
+ * Decodes and validates one message from the audit stream. Only an event whose ids are
+ * UUIDs, whose kind is set, and whose subject names the same tenant and kind it carries
+ * is accepted: a publisher cannot file an event under another tenant's subject.
+ */
+export function parseAuditMessage({ subject, data }: InboundMessage, subjectPrefix: string): ParsedAuditMessage {
+  let event: AuditEvent;
+  try {
+    event = fromBinary(AuditEventSchema, data);
+  } catch {
+    return { ok: false, reason: 'undecodable' };
+  }
+  if (!isUuid(event.eventId)) return { ok: false, reason: 'invalid_event_id' };
+  if (!isUuid(event.tenantId)) return { ok: false, reason: 'invalid_tenant_id' };
+  if (event.kind.trim() === '') return { ok: false, reason: 'missing_kind' };
+  const addressed = parseAuditSubject(subject, subjectPrefix);
+  if (!addressed) return { ok: false, reason: 'bad_subject' };
+  if (addressed.tenantId.toLowerCase() !== event.tenantId.toLowerCase()) return { ok: false, reason: 'tenant_mismatch' };
+  if (addressed.kind !== event.kind) return { ok: false, reason: 'kind_mismatch' };
+  if (event.occurredAt && !isValidTimestamp(event.occurredAt)) return { ok: false, reason: 'invalid_occurred_at' };
+  if (!hasStorableText(event)) return { ok: false, reason: 'invalid_text' };
+  return { ok: true, record: recordOf(event) };
+}

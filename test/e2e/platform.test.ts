@@ -1,0 +1,150 @@
+import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { demo, httpJson, signIn } from '../../deploy/local/seed.mjs';
+import { pollUntil } from '../src/infra.js';
+import { startTestPlatform, type TestPlatform } from '../src/platform.js';
+
+interface AuditEntry {
+  kind: string;
+  outcome: string;
+  reason: string;
+  object: string;
+  action: string;
+  traceId: string;
+  principal: { id: string } | null;
+}
+
+describe('the whole platform, every process spawned', () => {
+  let platform: TestPlatform;
+  let tokens: { owner: string; user: string; beta: string };
+
+  beforeAll(async () => {
+    platform = await startTestPlatform();
+    const { gatewayUrl, passwords, seeded } = platform;
+    tokens = {
+      owner: await signIn(gatewayUrl, demo.accounts.owner, passwords.owner, seeded.tenantId),
+      user: await signIn(gatewayUrl, demo.accounts.user, passwords.user, seeded.tenantId),
+      beta: await signIn(gatewayUrl, demo.accounts.betaOwner, passwords.betaOwner, seeded.beta.tenantId),
+    };
+  });
+
+  afterAll(async () => {
+    await platform.stop();
+  });
+
+  const invoke = (token: string, headers: Record<string, string> = {}) =>
+    httpJson(platform.gatewayUrl, 'POST', `/api/tools/${demo.toolName}/invoke`, {
+      token,
+      host: demo.host,
+      headers,
+      body: { input: { hello: 'world' } },
+    });
+
+  const auditEntries = async (): Promise<AuditEntry[]> => {
+    const response = await httpJson(platform.gatewayUrl, 'GET', '/api/audit/events?pageSize=200', { token: tokens.owner, host: demo.host });
+    expect(response.status).toBe(200);
+    return (response.body as { events: AuditEntry[] }).events;
+  };
+
+  it('lets the owner invoke the demo tool, refuses a user without the capability and a token of another tenant, and audits every decision', async () => {
+    const owner = await invoke(tokens.owner);
+    expect(owner.status).toBe(200);
+    expect(owner.body.output.echo).toEqual({ hello: 'world' });
+
+    const user = await invoke(tokens.user);
+    expect(user.status).toBe(403);
+    expect(user.body.error).toMatchObject({ code: 'PERMISSION_DENIED', requestId: expect.any(String) });
+
+    const other = await invoke(tokens.beta);
+    expect(other.status).toBe(403);
+    expect(other.body.error.code).toBe('CROSS_TENANT');
+
+    const { users, beta } = platform.seeded;
+    const entries = await pollUntil(
+      async () => {
+        const all = await auditEntries();
+        const has = (p: (e: AuditEntry) => boolean) => all.some(p);
+        const complete =
+          has(
+            (e) =>
+              e.kind === 'authz.decision' &&
+              e.outcome === 'allow' &&
+              e.principal?.id === users.owner &&
+              e.object === 'tools' &&
+              e.action === 'invoke',
+          ) &&
+          has((e) => e.kind === 'authz.decision' && e.outcome === 'deny' && e.principal?.id === users.user && e.object === 'tools') &&
+          has(
+            (e) =>
+              e.kind === 'authz.decision' &&
+              e.outcome === 'deny' &&
+              e.principal?.id === beta.userId &&
+              e.reason === 'credential belongs to another tenant',
+          ) &&
+          has((e) => e.kind === 'tool.call' && e.outcome === 'success');
+        return complete ? all : undefined;
+      },
+      { timeoutMs: 15_000, what: 'all decisions in the audit list' },
+    );
+    expect(entries.every((e) => e.traceId.length === 32)).toBe(true);
+  });
+
+  it('keeps tenants apart: the other tenant sees none of these events', async () => {
+    const response = await httpJson(platform.gatewayUrl, 'GET', '/api/audit/events?pageSize=200', { token: tokens.beta });
+    expect(response.status).toBe(200);
+    const events = (response.body as { events: AuditEntry[] }).events;
+    expect(events.some((e) => e.principal?.id === platform.seeded.users.owner)).toBe(false);
+  });
+
+  it('yields ONE trace for a tool invocation across gateway, tenant-registry, policy, tool-gateway and audit, through NATS', async () => {
+    const traceId = randomBytes(16).toString('hex');
+    const response = await invoke(tokens.owner, { traceparent: `00-${traceId}-${randomBytes(8).toString('hex')}-01` });
+    expect(response.status).toBe(200);
+
+    const wanted = ['api-gateway', 'tenant-registry', 'policy', 'tool-gateway', 'audit'];
+    const spans = await pollUntil(
+      () => {
+        const inTrace = platform.otlp.spans.filter((s) => s.traceId === traceId);
+        const services = new Set(inTrace.map((s) => s.service));
+        const consumed = inTrace.filter((s) => s.service === 'audit' && s.kind === 5);
+        return wanted.every((s) => services.has(s)) && consumed.length >= 2 ? inTrace : undefined;
+      },
+      { timeoutMs: 20_000, what: 'spans of every service in one trace' },
+    );
+
+    const byId = new Map(spans.map((s) => [s.spanId, s]));
+    // Every span except the gateway's entry span has its parent inside the same trace.
+    const roots = spans.filter((s) => !byId.has(s.parentSpanId));
+    expect(roots).toHaveLength(1);
+    expect(roots[0]).toMatchObject({ service: 'api-gateway', kind: 2 });
+    // The NATS hop: the audit service's consumer spans are children of producer spans.
+    for (const consumer of spans.filter((s) => s.service === 'audit' && s.kind === 5)) {
+      expect(byId.get(consumer.parentSpanId)).toMatchObject({ kind: 4 });
+    }
+    // gRPC hops: each server span of a downstream service is the child of a client span.
+    for (const service of ['tenant-registry', 'policy', 'tool-gateway']) {
+      const server = spans.find((s) => s.service === service && s.kind === 2);
+      expect(server && byId.get(server.parentSpanId)).toMatchObject({ kind: 3 });
+    }
+    // The trace continues into the upstream tool over HTTP.
+    expect(platform.tool.calls.some((c) => c.traceparent?.includes(traceId))).toBe(true);
+  });
+
+  it('answers 503 with a clear error, never an allow, while the policy service is down', async () => {
+    await platform.stopService('policy');
+    try {
+      const response = await invoke(tokens.owner);
+      expect(response.status).toBe(503);
+      expect(response.body.error).toMatchObject({
+        code: 'DEPENDENCY_UNAVAILABLE',
+        message: expect.stringContaining('authorization service is unavailable'),
+      });
+    } finally {
+      platform.restartService('policy');
+    }
+    await pollUntil(async () => ((await invoke(tokens.owner)).status === 200 ? true : undefined), {
+      timeoutMs: 30_000,
+      what: 'policy to come back',
+    });
+  });
+});
