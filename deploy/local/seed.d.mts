@@ -10,9 +10,7 @@ export declare const demo: {
 export interface HttpJsonResponse {
   status: number;
   headers: Record<string, string | string[] | undefined>;
-  // The gateway answers JSON of many shapes; tests assert on the fields they need.
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  body: any;
+  body: unknown;
 }
 
 export interface HttpJsonOptions {

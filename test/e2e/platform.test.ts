@@ -32,13 +32,19 @@ describe('the whole platform, every process spawned', () => {
     await platform.stop();
   });
 
-  const invoke = (token: string, headers: Record<string, string> = {}) =>
-    httpJson(platform.gatewayUrl, 'POST', `/api/tools/${demo.toolName}/invoke`, {
+  interface InvokeBody {
+    output?: { echo?: unknown };
+    error?: { code: string; message: string; requestId: string };
+  }
+  const invoke = async (token: string, headers: Record<string, string> = {}) => {
+    const response = await httpJson(platform.gatewayUrl, 'POST', `/api/tools/${demo.toolName}/invoke`, {
       token,
       host: demo.host,
       headers,
       body: { input: { hello: 'world' } },
     });
+    return { status: response.status, body: response.body as InvokeBody };
+  };
 
   const auditEntries = async (): Promise<AuditEntry[]> => {
     const response = await httpJson(platform.gatewayUrl, 'GET', '/api/audit/events?pageSize=200', { token: tokens.owner, host: demo.host });
@@ -49,7 +55,7 @@ describe('the whole platform, every process spawned', () => {
   it('lets the owner invoke the demo tool, refuses a user without the capability and a token of another tenant, and audits every decision', async () => {
     const owner = await invoke(tokens.owner);
     expect(owner.status).toBe(200);
-    expect(owner.body.output.echo).toEqual({ hello: 'world' });
+    expect(owner.body.output?.echo).toEqual({ hello: 'world' });
 
     const user = await invoke(tokens.user);
     expect(user.status).toBe(403);
@@ -57,7 +63,7 @@ describe('the whole platform, every process spawned', () => {
 
     const other = await invoke(tokens.beta);
     expect(other.status).toBe(403);
-    expect(other.body.error.code).toBe('CROSS_TENANT');
+    expect(other.body.error?.code).toBe('CROSS_TENANT');
 
     const { users, beta } = platform.seeded;
     const entries = await pollUntil(

@@ -45,6 +45,7 @@ export async function createTestDatabase(
     adminUrl: infra.postgresAdminUrl,
     appUrl,
     migrationsDir,
+    appendOnlyTables: options.appendOnlyTables ?? [],
     logger: createLogger({ name: 'test-migrate', level: 'silent' }),
   });
   return {
