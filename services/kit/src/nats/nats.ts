@@ -110,6 +110,8 @@ export interface DurableConsumerOptions {
 }
 
 export interface RunningConsumer {
+  /** False once the consume loop has ended, whether stopped or failed (readiness uses this). */
+  isRunning(): boolean;
   stop(): Promise<void>;
 }
 
@@ -125,6 +127,7 @@ export async function startDurableConsumer(nc: NatsConnection, options: DurableC
   });
   const consumer = await jetstream(nc).consumers.get(options.stream, options.durable);
   const messages = await consumer.consume({ max_messages: 256 });
+  let running = true;
   const done = (async () => {
     for await (const message of messages) {
       const parent = message.headers ? extractContext(message.headers, headerGetter) : context.active();
@@ -146,8 +149,11 @@ export async function startDurableConsumer(nc: NatsConnection, options: DurableC
         },
       );
     }
-  })();
+  })().finally(() => {
+    running = false;
+  });
   return {
+    isRunning: () => running,
     async stop() {
       await messages.close();
       await done;

@@ -1,0 +1,31 @@
+import { baseConfigSchema, databaseConfigSchema, portSchema, redisConfigSchema, z } from '@portcullis/kit';
+
+/** Base64 of exactly 32 bytes, decoded: the AES-256-GCM key that wraps private signing keys. */
+const signingKeySecret = z.string().transform((value, ctx) => {
+  const trimmed = value.trim();
+  const bytes = Buffer.from(trimmed, 'base64');
+  // Round-trip check rejects strings that are not canonical base64 (Buffer.from is lenient).
+  if (bytes.length !== 32 || bytes.toString('base64') !== trimmed) {
+    ctx.addIssue({ code: 'custom', message: 'must be the base64 encoding of 32 random bytes' });
+    return z.NEVER;
+  }
+  return bytes;
+});
+
+export const configSchema = baseConfigSchema
+  .extend(databaseConfigSchema.shape)
+  .extend(redisConfigSchema.shape)
+  .extend({
+    GRPC_PORT: baseConfigSchema.shape.GRPC_PORT.default(50051),
+    ADMIN_PORT: baseConfigSchema.shape.ADMIN_PORT.default(9051),
+    /** Plain HTTP port serving /.well-known/jwks.json. */
+    JWKS_PORT: portSchema.default(8081),
+    TENANT_REGISTRY_ADDRESS: z.string().min(1).default('127.0.0.1:50052'),
+    AUTH_ISSUER: z.string().min(1).default('portcullis-auth'),
+    AUTH_AUDIENCE: z.string().min(1).default('portcullis'),
+    ACCESS_TOKEN_TTL_SECONDS: z.coerce.number().int().min(30).max(86_400).default(900),
+    LOGIN_TICKET_TTL_SECONDS: z.coerce.number().int().min(10).max(3_600).default(300),
+    AUTH_SIGNING_KEY_SECRET: signingKeySecret,
+  });
+
+export type Config = z.infer<typeof configSchema>;

@@ -1,0 +1,62 @@
+import { describe, expect, it } from '@jest/globals';
+import { createLoginTickets, hashTicket, type TicketStore } from './login-tickets.js';
+
+function fakeStore() {
+  const entries = new Map<string, { value: string; ttl: number }>();
+  const calls: string[] = [];
+  const store: TicketStore = {
+    async set(key, value, _mode, seconds) {
+      calls.push('set');
+      entries.set(key, { value, ttl: seconds });
+      return 'OK';
+    },
+    async get(key) {
+      calls.push('get');
+      return entries.get(key)?.value ?? null;
+    },
+    async getdel(key) {
+      calls.push('getdel');
+      const entry = entries.get(key);
+      entries.delete(key);
+      return entry?.value ?? null;
+    },
+  };
+  return { store, entries, calls };
+}
+
+const userId = '00000000-0000-4000-8000-000000000001';
+
+describe('login tickets', () => {
+  it('issues 32 random bytes and stores only their SHA-256, with the TTL', async () => {
+    const { store, entries } = fakeStore();
+    const tickets = createLoginTickets({ store, keyPrefix: 'p:', ttlSeconds: 300 });
+    const { ticket, expiresInSeconds } = await tickets.issue(userId);
+    expect(Buffer.from(ticket, 'base64url')).toHaveLength(32);
+    expect(expiresInSeconds).toBe(300);
+    expect([...entries]).toEqual([[`p:login-ticket:${hashTicket(ticket)}`, { value: userId, ttl: 300 }]]);
+    expect(JSON.stringify([...entries])).not.toContain(ticket);
+  });
+
+  it('can be inspected repeatedly but consumed only once', async () => {
+    const { store } = fakeStore();
+    const tickets = createLoginTickets({ store, keyPrefix: 'p:', ttlSeconds: 300 });
+    const { ticket } = await tickets.issue(userId);
+    await expect(tickets.inspect(ticket)).resolves.toBe(userId);
+    await expect(tickets.inspect(ticket)).resolves.toBe(userId);
+    await expect(tickets.consume(ticket)).resolves.toBe(userId);
+    await expect(tickets.consume(ticket)).rejects.toMatchObject({ code: 'UNAUTHENTICATED' });
+    await expect(tickets.inspect(ticket)).rejects.toMatchObject({ code: 'UNAUTHENTICATED' });
+  });
+
+  it('refuses unknown and malformed tickets; malformed ones never reach the store', async () => {
+    const { store, calls } = fakeStore();
+    const tickets = createLoginTickets({ store, keyPrefix: 'p:', ttlSeconds: 300 });
+    await expect(tickets.consume('A'.repeat(43))).rejects.toMatchObject({ code: 'UNAUTHENTICATED' });
+    expect(calls).toEqual(['getdel']);
+    for (const malformed of ['', 'short', 'A'.repeat(44), `${'A'.repeat(42)}=`, `${'A'.repeat(42)}/`]) {
+      await expect(tickets.consume(malformed)).rejects.toMatchObject({ code: 'UNAUTHENTICATED' });
+      await expect(tickets.inspect(malformed)).rejects.toMatchObject({ code: 'UNAUTHENTICATED' });
+    }
+    expect(calls).toEqual(['getdel']);
+  });
+});

@@ -1,0 +1,71 @@
+import { PrismaPg } from '@prisma/adapter-pg';
+import { createGrpcClient, loadConfig, runService } from '@portcullis/kit';
+import { TenantRegistryService } from '@portcullis/proto/tenant';
+import { Redis } from 'ioredis';
+import { configSchema } from './config.js';
+import { PrismaClient } from './generated/prisma/client.js';
+import { createAuthService } from './grpc/auth-service.js';
+import { createJwksServer } from './http/jwks-server.js';
+import { createAccessTokens } from './libraries/access-tokens.js';
+import { createAccounts } from './libraries/accounts.js';
+import { createKeyEncryption } from './libraries/key-encryption.js';
+import { createLoginTickets } from './libraries/login-tickets.js';
+import { createPasswordHasher } from './libraries/passwords.js';
+import { createSignIn } from './libraries/sign-in.js';
+import { createSigningKeys } from './libraries/signing-keys.js';
+import { createSigningKeyQueries } from './queries/signing-keys.js';
+import { createUserQueries } from './queries/users.js';
+
+/** How long a replica trusts its copy of the active signing keys (matches the JWKS max-age). */
+const SIGNING_KEY_REFRESH_MS = 60_000;
+
+const config = loadConfig(configSchema, process.env);
+
+await runService({
+  name: 'auth',
+  config,
+  migrationsDir: new URL('../../prisma/migrations', import.meta.url).pathname,
+  async start({ logger, lifecycle }) {
+    const prisma = new PrismaClient({ adapter: new PrismaPg({ connectionString: config.DATABASE_URL }) });
+    lifecycle.onShutdown('postgres', () => prisma.$disconnect());
+    const redis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: 2 });
+    lifecycle.onShutdown('redis', () => redis.quit());
+    const tenantRegistry = createGrpcClient(TenantRegistryService, {
+      address: config.TENANT_REGISTRY_ADDRESS,
+      deadlineMs: config.GRPC_DEADLINE_MS,
+    });
+    lifecycle.onShutdown('tenant-registry client', () => tenantRegistry.close());
+
+    const signingKeys = createSigningKeys({
+      store: createSigningKeyQueries(prisma),
+      encryption: createKeyEncryption(config.AUTH_SIGNING_KEY_SECRET),
+      refreshMs: SIGNING_KEY_REFRESH_MS,
+    });
+    const { created, kid } = await signingKeys.ensureActiveKey();
+    logger.info({ kid, created }, 'signing key ready');
+
+    const jwks = createJwksServer({ keys: signingKeys, logger });
+    const jwksPort = await jwks.listen(config.LISTEN_HOST, config.JWKS_PORT);
+    lifecycle.onShutdown('jwks', () => jwks.close());
+    logger.info({ jwksPort }, 'JWKS endpoint listening');
+
+    const accounts = createAccounts({ users: createUserQueries(prisma), passwords: createPasswordHasher(), logger });
+    const signIn = createSignIn({
+      accounts,
+      tickets: createLoginTickets({ store: redis, keyPrefix: config.REDIS_KEY_PREFIX, ttlSeconds: config.LOGIN_TICKET_TTL_SECONDS }),
+      tenants: tenantRegistry,
+      tokens: createAccessTokens({
+        keys: signingKeys,
+        issuer: config.AUTH_ISSUER,
+        audience: config.AUTH_AUDIENCE,
+        ttlSeconds: config.ACCESS_TOKEN_TTL_SECONDS,
+      }),
+      logger,
+    });
+
+    return {
+      services: [createAuthService({ accounts, signIn })],
+      isReady: () => redis.status === 'ready',
+    };
+  },
+});
