@@ -14,6 +14,7 @@ async function setup() {
   const sign = (
     claims: Record<string, unknown> = {},
     options: {
+      typ?: string;
       key?: Awaited<ReturnType<typeof generateKeyPair>>['privateKey'];
       kid?: string;
       exp?: string;
@@ -22,7 +23,7 @@ async function setup() {
     } = {},
   ) =>
     new SignJWT({ tenantId, role: 'owner', ...claims })
-      .setProtectedHeader({ alg: 'ES256', kid: options.kid ?? 'k1' })
+      .setProtectedHeader({ alg: 'ES256', typ: options.typ ?? 'at+jwt', kid: options.kid ?? 'k1' })
       .setSubject(userId)
       .setIssuer(options.iss ?? 'portcullis-auth')
       .setAudience(options.aud ?? 'portcullis')
@@ -53,6 +54,7 @@ describe('access token verifier', () => {
       await sign({}, { exp: '-1m' }),
       await sign({ role: 'superuser' }),
       await sign({ tenantId: 'not-a-uuid' }),
+      await sign({}, { typ: 'JWT' }),
     ];
     for (const token of rejected) {
       await expect(verify(token)).rejects.toMatchObject({ code: 'UNAUTHENTICATED' });

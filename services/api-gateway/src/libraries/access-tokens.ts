@@ -26,7 +26,13 @@ export function createAccessTokenVerifier({ keys, issuer, audience }: AccessToke
   return async function verifyAccessToken(token: string): Promise<AccessClaims> {
     let payload: Record<string, unknown>;
     try {
-      ({ payload } = await jwtVerify(token, keys, { issuer, audience, algorithms: ['ES256'], requiredClaims: ['sub', 'exp', 'iat'] }));
+      ({ payload } = await jwtVerify(token, keys, {
+        issuer,
+        audience,
+        typ: 'at+jwt',
+        algorithms: ['ES256'],
+        requiredClaims: ['sub', 'exp', 'iat'],
+      }));
     } catch (error) {
       if (error instanceof errors.JWKSTimeout || (error instanceof Error && error.name === 'TypeError')) {
         throw new AppError('DEPENDENCY_UNAVAILABLE', 'credential keys are unavailable; request denied', { cause: error });

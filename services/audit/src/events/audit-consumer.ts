@@ -1,4 +1,12 @@
-import { auditStreamOf, ensureStream, namespaced, startDurableConsumer, type Logger, type NatsConnection } from '@portcullis/kit';
+import {
+  auditStreamOf,
+  ensureStream,
+  namespaced,
+  startDurableConsumer,
+  type Logger,
+  type NatsConnection,
+  type RunningConsumer,
+} from '@portcullis/kit';
 import type { EventIngest } from '../libraries/event-ingest.js';
 
 export interface AuditConsumerOptions {
@@ -12,10 +20,7 @@ export interface AuditConsumerOptions {
   redeliveryDelayMs?: number;
 }
 
-export interface AuditConsumer {
-  isRunning(): boolean;
-  stop(): Promise<void>;
-}
+export type AuditConsumer = RunningConsumer;
 
 /**
  * Creates the audit stream if needed and consumes `<prefix>.audit.>` with a durable,
@@ -42,15 +47,8 @@ export async function startAuditConsumer({
       await ingest.ingest({ subject: message.subject, data: message.data, seq: message.seq });
     },
   });
-  let running = true;
   logger.info({ stream: stream.name, durable }, 'audit consumer started');
-  return {
-    isRunning: () => running,
-    async stop() {
-      running = false;
-      await consumer.stop();
-    },
-  };
+  return consumer;
 }
 
 /** Tracks whether the NATS connection is up (not closed and not between reconnects). */
