@@ -101,6 +101,7 @@ export async function migrate({ adminUrl, appUrl, migrationsDir, appendOnlyTable
     await client.query(`GRANT USAGE ON SCHEMA public TO ${role}`);
     await client.query(`GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO ${role}`);
     await client.query(`GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO ${role}`);
+    await client.query(`GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA public TO ${role}`);
     await client.query(`REVOKE ALL ON ${MIGRATIONS_TABLE} FROM ${role}`);
     for (const table of appendOnlyTables) await client.query(`REVOKE UPDATE, DELETE, TRUNCATE ON ${ident(table)} FROM ${role}`);
   } finally {

@@ -1,0 +1,65 @@
+import { AppError, requireUuid } from '@portcullis/kit';
+import type { Role } from '@portcullis/proto/common';
+import type { AnnounceChange, MembershipRecord, TenantRecord } from './records.js';
+import { memberRoleOf, roleOf, type MemberRole, type PolicyRoles } from './roles.js';
+
+/** Reads and writes of memberships inside one tenant's RLS scope. */
+export interface MembershipStore {
+  /** The tenant, the user's current role in it (if any) and how many owners it has, read together. */
+  describe(tenantId: string, userId: string): Promise<{ tenant: TenantRecord | undefined; role: MemberRole | undefined; owners: number }>;
+  find(tenantId: string, userId: string): Promise<MembershipRecord | undefined>;
+  upsert(tenantId: string, userId: string, role: MemberRole): Promise<MembershipRecord>;
+}
+
+/** The one lookup across tenants memberships need: every tenant a user belongs to. */
+export interface UserTenantLookup {
+  tenantsOfUser(userId: string): Promise<MembershipRecord[]>;
+}
+
+export interface MembershipLibraryDeps {
+  store: MembershipStore;
+  lookups: UserTenantLookup;
+  policy: PolicyRoles;
+  announce: AnnounceChange;
+}
+
+export function createMembershipLibrary({ store, lookups, policy, announce }: MembershipLibraryDeps) {
+  return {
+    /**
+     * Gives a user a role in a tenant. The role is granted in the policy service first (and a
+     * replaced role withdrawn there) before the membership is stored, so a policy outage
+     * fails the call instead of leaving a membership the policy service does not know.
+     */
+    async addMember(input: { tenantId: string; userId: string; role: Role }): Promise<MembershipRecord> {
+      const tenantId = requireUuid(input.tenantId, 'tenant_id');
+      const userId = requireUuid(input.userId, 'user_id');
+      const role = memberRoleOf(input.role);
+      const current = await store.describe(tenantId, userId);
+      if (!current.tenant) throw new AppError('NOT_FOUND', 'tenant not found');
+      if (current.role === 'owner' && role !== 'owner' && current.owners <= 1) {
+        throw new AppError('FAILED_PRECONDITION', 'a tenant must keep at least one owner');
+      }
+      await policy.assignRole({ tenantId, userId, role: roleOf(role) });
+      if (current.role !== undefined && current.role !== role) {
+        await policy.revokeRole({ tenantId, userId, role: roleOf(current.role) });
+      }
+      const membership = await store.upsert(tenantId, userId, role);
+      announce(tenantId, 'member.changed');
+      return membership;
+    },
+
+    async getMembership(input: { tenantId: string; userId: string }): Promise<MembershipRecord> {
+      const tenantId = requireUuid(input.tenantId, 'tenant_id');
+      const userId = requireUuid(input.userId, 'user_id');
+      const membership = await store.find(tenantId, userId);
+      if (!membership) throw new AppError('NOT_FOUND', 'membership not found');
+      return membership;
+    },
+
+    async listUserTenants(input: { userId: string }): Promise<MembershipRecord[]> {
+      return lookups.tenantsOfUser(requireUuid(input.userId, 'user_id'));
+    },
+  };
+}
+
+export type MembershipLibrary = ReturnType<typeof createMembershipLibrary>;

@@ -1,0 +1,49 @@
+import type { MemberRole } from './roles.js';
+
+export type TenantStatusName = 'active' | 'suspended';
+
+export interface TenantRecord {
+  id: string;
+  name: string;
+  status: TenantStatusName;
+}
+
+export interface AssistantRecord {
+  id: string;
+  tenantId: string;
+  name: string;
+}
+
+export interface DomainRecord {
+  id: string;
+  tenantId: string;
+  assistantId: string;
+  host: string;
+}
+
+export interface TeamRecord {
+  id: string;
+  tenantId: string;
+  name: string;
+}
+
+export interface MembershipRecord {
+  tenantId: string;
+  tenantName: string;
+  userId: string;
+  role: MemberRole;
+}
+
+/** What a host or assistant id resolves to. */
+export interface ContextRecord {
+  tenantId: string;
+  tenantName: string;
+  tenantStatus: TenantStatusName;
+  assistantId: string;
+}
+
+/** Kinds of change announced on `tenant.changed`. */
+export type TenantChange = 'tenant.created' | 'assistant.created' | 'domain.added' | 'team.created' | 'member.changed';
+
+/** Tells other services that something of a tenant changed, so they can drop cached copies. */
+export type AnnounceChange = (tenantId: string, change: TenantChange) => void;

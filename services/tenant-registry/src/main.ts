@@ -1,0 +1,41 @@
+import { PrismaPg } from '@prisma/adapter-pg';
+import { connectNats, createGrpcClient, createTenantScope, loadConfig, runService } from '@portcullis/kit';
+import { PolicyService } from '@portcullis/proto/policy';
+import { configSchema } from './config.js';
+import { createTenantChangePublisher } from './events/tenant-changes.js';
+import { PrismaClient } from './generated/prisma/client.js';
+import { createTenantRegistryService } from './grpc/tenant-registry-service.js';
+import { createContextResolver } from './libraries/context-resolution.js';
+import { createMembershipLibrary } from './libraries/memberships.js';
+import { createTenantLibrary } from './libraries/tenants.js';
+import { createLookupQueries } from './queries/lookups.js';
+import { createMembershipQueries } from './queries/memberships.js';
+import { createTenantQueries } from './queries/tenants.js';
+
+const config = loadConfig(configSchema, process.env);
+
+await runService({
+  name: 'tenant-registry',
+  config,
+  migrationsDir: new URL('../../prisma/migrations', import.meta.url).pathname,
+  async start({ logger, lifecycle }) {
+    const prisma = new PrismaClient({ adapter: new PrismaPg({ connectionString: config.DATABASE_URL }) });
+    lifecycle.onShutdown('postgres', () => prisma.$disconnect());
+    const nc = await connectNats({ servers: config.NATS_URL, name: 'tenant-registry', logger });
+    lifecycle.onShutdown('nats', () => nc.drain());
+    const policy = createGrpcClient(PolicyService, { address: config.POLICY_ADDRESS, deadlineMs: config.GRPC_DEADLINE_MS });
+    lifecycle.onShutdown('policy-client', () => policy.close());
+
+    const scope = createTenantScope(prisma);
+    const lookups = createLookupQueries({ db: prisma, scope });
+    const changes = createTenantChangePublisher({ nc, subjectPrefix: config.NATS_SUBJECT_PREFIX, logger });
+    const tenants = createTenantLibrary({ store: createTenantQueries(scope), policy, announce: changes.publish });
+    const memberships = createMembershipLibrary({ store: createMembershipQueries(scope), lookups, policy, announce: changes.publish });
+    const contexts = createContextResolver({ lookups });
+
+    return {
+      services: [createTenantRegistryService({ tenants, memberships, contexts })],
+      isReady: () => !nc.isClosed(),
+    };
+  },
+});

@@ -1,0 +1,126 @@
+import { PrismaPg } from '@prisma/adapter-pg';
+import {
+  AppError,
+  connectNats,
+  createGrpcClient,
+  createGrpcServer,
+  createLogger,
+  createTenantScope,
+  implement,
+  type GrpcClient,
+  type GrpcServer,
+  type Logger,
+  type MsgHdrs,
+  type NatsConnection,
+} from '@portcullis/kit';
+import type { Role } from '@portcullis/proto/common';
+import { PolicyService } from '@portcullis/proto/policy';
+import { TenantRegistryService } from '@portcullis/proto/tenant';
+import { infra, testRunId, type TestDatabase } from '@portcullis/test';
+import { createTenantChangePublisher, changeHeader, tenantChangedSubject } from '../src/events/tenant-changes.js';
+import { PrismaClient } from '../src/generated/prisma/client.js';
+import { createTenantRegistryService } from '../src/grpc/tenant-registry-service.js';
+import { createContextResolver } from '../src/libraries/context-resolution.js';
+import { createMembershipLibrary } from '../src/libraries/memberships.js';
+import { createTenantLibrary } from '../src/libraries/tenants.js';
+import { createLookupQueries } from '../src/queries/lookups.js';
+import { createMembershipQueries } from '../src/queries/memberships.js';
+import { createTenantQueries } from '../src/queries/tenants.js';
+
+export const logger: Logger = createLogger({ name: 'tenant-registry-test', level: 'silent' });
+export const migrationsDir = new URL('../prisma/migrations', import.meta.url).pathname;
+
+export interface RoleCall {
+  call: 'assign' | 'revoke';
+  tenantId: string;
+  userId: string;
+  role: Role;
+}
+
+/** A stand-in policy service that records role changes and can be made to fail. */
+export interface FakePolicy {
+  address: string;
+  calls: RoleCall[];
+  failing: boolean;
+  stop(): Promise<void>;
+}
+
+export async function startFakePolicy(): Promise<FakePolicy> {
+  const fake = { calls: [] as RoleCall[], failing: false };
+  const record = (call: RoleCall['call'], request: { tenantId: string; userId: string; role: Role }) => {
+    if (fake.failing) throw new AppError('DEPENDENCY_UNAVAILABLE', 'policy store is unavailable');
+    fake.calls.push({ call, tenantId: request.tenantId, userId: request.userId, role: request.role });
+    return {};
+  };
+  const server = createGrpcServer({
+    logger,
+    services: [
+      implement(PolicyService, {
+        async check() {
+          return { allowed: false, reason: 'fake policy never allows' };
+        },
+        async assignRole(request) {
+          return record('assign', request);
+        },
+        async revokeRole(request) {
+          return record('revoke', request);
+        },
+      }),
+    ],
+  });
+  const port = await server.listen('127.0.0.1', 0);
+  server.setServing(true);
+  return Object.assign(fake, { address: `127.0.0.1:${port}`, stop: () => server.drain(1_000) });
+}
+
+export interface ChangeNotice {
+  tenantId: string;
+  change: string;
+}
+
+/** The registry wired as main.ts wires it, against a test database and a given policy address. */
+export interface Registry {
+  client: GrpcClient<typeof TenantRegistryService>;
+  /** Every `tenant.changed` notice seen since start. */
+  notices: ChangeNotice[];
+  stop(): Promise<void>;
+}
+
+export async function startRegistry(db: TestDatabase, policyAddress: string): Promise<Registry> {
+  const prisma = new PrismaClient({ adapter: new PrismaPg({ connectionString: db.appUrl }) });
+  const nc: NatsConnection = await connectNats({ servers: infra.natsUrl, name: 'tenant-registry-test', logger });
+  const notices: ChangeNotice[] = [];
+  const subscription = nc.subscribe(tenantChangedSubject(testRunId), {
+    callback(error, message) {
+      if (error) return;
+      const headers: MsgHdrs | undefined = message.headers;
+      notices.push({ tenantId: message.string(), change: headers?.get(changeHeader) ?? '' });
+    },
+  });
+  await nc.flush();
+
+  const policy = createGrpcClient(PolicyService, { address: policyAddress, deadlineMs: 2_000 });
+  const scope = createTenantScope(prisma);
+  const lookups = createLookupQueries({ db: prisma, scope });
+  const changes = createTenantChangePublisher({ nc, subjectPrefix: testRunId, logger });
+  const tenants = createTenantLibrary({ store: createTenantQueries(scope), policy, announce: changes.publish });
+  const memberships = createMembershipLibrary({ store: createMembershipQueries(scope), lookups, policy, announce: changes.publish });
+  const contexts = createContextResolver({ lookups });
+  const server: GrpcServer = createGrpcServer({ logger, services: [createTenantRegistryService({ tenants, memberships, contexts })] });
+  const port = await server.listen('127.0.0.1', 0);
+  server.setServing(true);
+  const client = createGrpcClient(TenantRegistryService, { address: `127.0.0.1:${port}`, deadlineMs: 5_000 });
+
+  return {
+    client,
+    notices,
+    async stop() {
+      client.close();
+      policy.close();
+      await server.drain(1_000);
+      subscription.unsubscribe();
+      await nc.drain();
+      await prisma.$disconnect();
+    },
+  };
+}

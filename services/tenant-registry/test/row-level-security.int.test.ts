@@ -1,0 +1,200 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { migrate } from '@portcullis/kit';
+import { Role } from '@portcullis/proto/common';
+import { createTestDatabase, infra, testRunId, withPg, type PgClient, type TestDatabase } from '@portcullis/test';
+import { logger, migrationsDir, startFakePolicy, startRegistry, type FakePolicy, type Registry } from './harness.js';
+
+const tables = ['tenants', 'assistants', 'domains', 'teams', 'memberships'] as const;
+
+/** Each table's own tenant column: `tenants` is keyed by its id. */
+const tenantColumn = (table: (typeof tables)[number]) => (table === 'tenants' ? 'id' : 'tenant_id');
+
+interface Seeded {
+  tenantId: string;
+  assistantId: string;
+}
+
+describe('row-level security of the tenant registry', () => {
+  let db: TestDatabase;
+  let policy: FakePolicy;
+  let registry: Registry;
+  let a: Seeded;
+  let b: Seeded;
+
+  async function seed(label: string): Promise<Seeded> {
+    const { tenant } = await registry.client.createTenant({ name: `Tenant ${label}`, ownerUserId: randomUUID() });
+    const tenantId = tenant!.id;
+    const { assistant } = await registry.client.createAssistant({ tenantId, name: 'Concierge' });
+    await registry.client.addDomain({ tenantId, assistantId: assistant!.id, host: `${label}.${testRunId}.rls.example` });
+    await registry.client.createTeam({ tenantId, name: 'Ops' });
+    await registry.client.addMember({ tenantId, userId: randomUUID(), role: Role.ADMIN });
+    return { tenantId, assistantId: assistant!.id };
+  }
+
+  beforeAll(async () => {
+    db = await createTestDatabase('tenant-registry', migrationsDir);
+    policy = await startFakePolicy();
+    registry = await startRegistry(db, policy.address);
+    a = await seed('a');
+    b = await seed('b');
+  });
+
+  afterAll(async () => {
+    await registry.stop();
+    await policy.stop();
+    await db.drop();
+  });
+
+  it('connects as a role that is neither superuser nor able to bypass RLS, on tables that force it', async () => {
+    const role = await withPg(
+      db.appUrl,
+      async (c) =>
+        (
+          await c.query<{ rolsuper: boolean; rolbypassrls: boolean }>(
+            'SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user',
+          )
+        ).rows[0],
+    );
+    expect(role).toEqual({ rolsuper: false, rolbypassrls: false });
+    const flags = await withPg(
+      db.ownerUrl,
+      async (c) =>
+        (
+          await c.query<{ relname: string; on: boolean; forced: boolean; policy: boolean }>(
+            `SELECT relname, relrowsecurity AS on, relforcerowsecurity AS forced,
+                    EXISTS (SELECT 1 FROM pg_policies p WHERE p.tablename = relname AND p.policyname = 'tenant_isolation') AS policy
+             FROM pg_class WHERE relname = ANY($1) AND relkind = 'r' ORDER BY relname`,
+            [tables],
+          )
+        ).rows,
+    );
+    expect(flags).toEqual([...tables].sort().map((relname) => ({ relname, on: true, forced: true, policy: true })));
+  });
+
+  it('shows the app role zero rows of every table when no tenant is set', async () => {
+    for (const table of tables) {
+      const [asApp, asOwner] = await Promise.all([
+        withPg(db.appUrl, async (c) => (await c.query(`SELECT * FROM ${table}`)).rowCount),
+        withPg(db.ownerUrl, async (c) => (await c.query(`SELECT * FROM ${table}`)).rowCount),
+      ]);
+      expect({ table, rows: asApp }).toEqual({ table, rows: 0 });
+      expect(asOwner).toBeGreaterThanOrEqual(2);
+    }
+  });
+
+  it('with tenant A set, shows no row of tenant B and refuses to write rows for B', async () => {
+    await withPg(db.appUrl, async (c: PgClient) => {
+      await c.query('BEGIN');
+      await c.query("SELECT set_config('app.tenant_id', $1, true)", [a.tenantId]);
+      for (const table of tables) {
+        const column = tenantColumn(table);
+        const rows = (await c.query<{ owner: string }>(`SELECT ${column}::text AS owner FROM ${table}`)).rows;
+        expect({ table, seesOwnRows: rows.length > 0 }).toEqual({ table, seesOwnRows: true });
+        expect({ table, owners: [...new Set(rows.map((row) => row.owner))] }).toEqual({ table, owners: [a.tenantId] });
+      }
+      const updated = await c.query("UPDATE tenants SET status = 'suspended' WHERE id = $1", [b.tenantId]);
+      expect(updated.rowCount).toBe(0);
+
+      const inserts: Record<(typeof tables)[number], [string, unknown[]]> = {
+        tenants: ['INSERT INTO tenants (id, name) VALUES ($1, $2)', [randomUUID(), 'Intruder']],
+        assistants: ['INSERT INTO assistants (tenant_id, name) VALUES ($1, $2)', [b.tenantId, 'Intruder']],
+        domains: [
+          'INSERT INTO domains (tenant_id, assistant_id, host) VALUES ($1, $2, $3)',
+          [b.tenantId, b.assistantId, `intruder.${testRunId}.example`],
+        ],
+        teams: ['INSERT INTO teams (tenant_id, name) VALUES ($1, $2)', [b.tenantId, 'Intruders']],
+        memberships: ["INSERT INTO memberships (tenant_id, user_id, role) VALUES ($1, $2, 'owner')", [b.tenantId, randomUUID()]],
+      };
+      for (const table of tables) {
+        const [sql, values] = inserts[table];
+        await c.query('SAVEPOINT attempt');
+        await expect(c.query(sql, values)).rejects.toThrow(/row-level security/);
+        await c.query('ROLLBACK TO SAVEPOINT attempt');
+      }
+      await c.query('ROLLBACK');
+    });
+    const stillActive = await withPg(
+      db.ownerUrl,
+      async (c) => (await c.query<{ status: string }>('SELECT status FROM tenants WHERE id = $1', [b.tenantId])).rows,
+    );
+    expect(stillActive).toEqual([{ status: 'active' }]);
+  });
+
+  it('crosses tenants only through narrow SECURITY DEFINER functions pinned to the public schema', async () => {
+    const functions = await withPg(
+      db.ownerUrl,
+      async (c) =>
+        (
+          await c.query<{ proname: string; prosecdef: boolean; proconfig: string[] }>(
+            "SELECT proname, prosecdef, proconfig FROM pg_proc WHERE pronamespace = 'public'::regnamespace ORDER BY proname",
+          )
+        ).rows,
+    );
+    expect(functions).toEqual(
+      ['list_user_tenants', 'resolve_assistant', 'resolve_host'].map((proname) => ({
+        proname,
+        prosecdef: true,
+        proconfig: ['search_path=public'],
+      })),
+    );
+    const resolved = await withPg(
+      db.appUrl,
+      async (c) => (await c.query<Record<string, unknown>>(`SELECT * FROM resolve_host($1)`, [`b.${testRunId}.rls.example`])).rows,
+    );
+    expect(resolved).toEqual([{ tenant_id: b.tenantId, tenant_name: 'Tenant b', tenant_status: 'active', assistant_id: b.assistantId }]);
+  });
+});
+
+describe('lookup functions when the migrating owner is not a superuser', () => {
+  const suffix = `${testRunId}_${randomBytes(2).toString('hex')}`;
+  const ownerRole = `pc_${suffix}_owner`;
+  const appRole = `pc_${suffix}_app`;
+  const database = `pc_${suffix}_tr_owner`;
+  const url = (user: string, db: string) => {
+    const u = new URL(infra.postgresAdminUrl);
+    u.username = user;
+    u.password = '';
+    u.pathname = `/${db}`;
+    return u.toString();
+  };
+
+  beforeAll(async () => {
+    await withPg(infra.postgresAdminUrl, (c) => c.query(`CREATE ROLE "${ownerRole}" LOGIN NOSUPERUSER NOBYPASSRLS CREATEDB CREATEROLE`));
+    await migrate({ adminUrl: url(ownerRole, 'postgres'), appUrl: url(appRole, database), migrationsDir, logger });
+  });
+
+  afterAll(async () => {
+    await withPg(infra.postgresAdminUrl, async (c) => {
+      await c.query(`DROP DATABASE IF EXISTS "${database}" WITH (FORCE)`);
+      await c.query(`DROP ROLE IF EXISTS "${appRole}"`);
+      await c.query(`DROP ROLE IF EXISTS "${ownerRole}"`);
+    });
+  });
+
+  it('still resolves across tenants, while the app role alone sees nothing', async () => {
+    const tenantId = randomUUID();
+    const userId = randomUUID();
+    await withPg(url(appRole, database), async (c) => {
+      await c.query('BEGIN');
+      await c.query("SELECT set_config('app.tenant_id', $1, true)", [tenantId]);
+      await c.query("INSERT INTO tenants (id, name) VALUES ($1, 'Owned')", [tenantId]);
+      const assistant = await c.query<{ id: string }>("INSERT INTO assistants (tenant_id, name) VALUES ($1, 'Bot') RETURNING id", [
+        tenantId,
+      ]);
+      await c.query("INSERT INTO domains (tenant_id, assistant_id, host) VALUES ($1, $2, 'owned.example')", [
+        tenantId,
+        assistant.rows[0]!.id,
+      ]);
+      await c.query("INSERT INTO memberships (tenant_id, user_id, role) VALUES ($1, $2, 'owner')", [tenantId, userId]);
+      await c.query('COMMIT');
+    });
+    await withPg(url(appRole, database), async (c) => {
+      expect((await c.query('SELECT * FROM tenants')).rowCount).toBe(0);
+      expect((await c.query("SELECT tenant_id FROM resolve_host('owned.example')")).rows).toEqual([{ tenant_id: tenantId }]);
+      expect((await c.query('SELECT tenant_name, role FROM list_user_tenants($1)', [userId])).rows).toEqual([
+        { tenant_name: 'Owned', role: 'owner' },
+      ]);
+    });
+  });
+});
