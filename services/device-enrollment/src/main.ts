@@ -1,0 +1,35 @@
+import { PrismaPg } from '@prisma/adapter-pg';
+import { connectNats, createAuditPublisher, createTenantScope, loadConfig, runService } from '@portcullis/kit';
+import { configSchema } from './config.js';
+import { PrismaClient } from './generated/prisma/client.js';
+import { createDeviceEnrollmentService } from './grpc/device-enrollment-service.js';
+import { createEnrollmentLibrary } from './libraries/enrollment.js';
+import { createEnrollmentQueries } from './queries/enrollment.js';
+
+const config = loadConfig(configSchema, process.env);
+
+await runService({
+  name: 'device-enrollment',
+  config,
+  migrationsDir: new URL('../../prisma/migrations', import.meta.url).pathname,
+  async start({ logger, lifecycle }) {
+    const prisma = new PrismaClient({ adapter: new PrismaPg({ connectionString: config.DATABASE_URL }) });
+    lifecycle.onShutdown('postgres', () => prisma.$disconnect());
+    const nc = await connectNats({ servers: config.NATS_URL, name: 'device-enrollment', logger });
+    lifecycle.onShutdown('nats', () => nc.drain());
+    const audit = createAuditPublisher({ nc, subjectPrefix: config.NATS_SUBJECT_PREFIX });
+    await audit.ensureStream();
+
+    const enrollment = createEnrollmentLibrary({
+      store: createEnrollmentQueries(createTenantScope(prisma)),
+      audit,
+      ttlSeconds: config.ACTIVATION_CODE_TTL_SECONDS,
+      maxAttempts: config.ACTIVATION_MAX_ATTEMPTS,
+    });
+
+    return {
+      services: [createDeviceEnrollmentService({ enrollment })],
+      isReady: () => !nc.isClosed(),
+    };
+  },
+});

@@ -1,0 +1,43 @@
+import { PrismaPg } from '@prisma/adapter-pg';
+import { connectNats, createAuditPublisher, createTenantScope, loadConfig, runService } from '@portcullis/kit';
+import { configSchema } from './config.js';
+import { PrismaClient } from './generated/prisma/client.js';
+import { createToolGatewayService } from './grpc/tool-gateway-service.js';
+import { createHttpToolClient } from './libraries/http-tool-client.js';
+import { createInvocationLibrary } from './libraries/invocations.js';
+import { createTargetGuard, systemResolver } from './libraries/target-guard.js';
+import { createToolRegistry } from './libraries/tool-registry.js';
+import { createToolQueries } from './queries/tools.js';
+
+const config = loadConfig(configSchema, process.env);
+
+await runService({
+  name: 'tool-gateway',
+  config,
+  migrationsDir: new URL('../../prisma/migrations', import.meta.url).pathname,
+  async start({ logger, lifecycle }) {
+    const prisma = new PrismaClient({ adapter: new PrismaPg({ connectionString: config.DATABASE_URL }) });
+    lifecycle.onShutdown('postgres', () => prisma.$disconnect());
+    const nc = await connectNats({ servers: config.NATS_URL, name: 'tool-gateway', logger });
+    lifecycle.onShutdown('nats', () => nc.drain());
+    const audit = createAuditPublisher({ nc, subjectPrefix: config.NATS_SUBJECT_PREFIX });
+    await audit.ensureStream();
+
+    if (config.TOOL_ALLOW_PRIVATE_TARGETS) {
+      logger.warn('TOOL_ALLOW_PRIVATE_TARGETS is on: tools may reach loopback, private and link-local addresses');
+    }
+    const tools = createToolQueries(createTenantScope(prisma));
+    const guard = createTargetGuard({ allowPrivateTargets: config.TOOL_ALLOW_PRIVATE_TARGETS, resolve: systemResolver });
+    const http = createHttpToolClient({ fetch, timeoutMs: config.TOOL_TIMEOUT_MS, maxResponseBytes: config.TOOL_MAX_RESPONSE_BYTES });
+
+    return {
+      services: [
+        createToolGatewayService({
+          registry: createToolRegistry({ store: tools, guard }),
+          invocations: createInvocationLibrary({ tools, guard, http, audit }),
+        }),
+      ],
+      isReady: () => !nc.isClosed(),
+    };
+  },
+});
