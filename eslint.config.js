@@ -2,7 +2,19 @@ import eslint from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['**/dist/**', '**/node_modules/**', 'proto/gen/**', 'services/*/src/generated/**', '**/*.js', '**/*.mjs', 'services/*/prisma.config.ts'] },
+  {
+    ignores: [
+      '**/dist/**',
+      '**/node_modules/**',
+      'proto/gen/**',
+      'services/*/src/generated/**',
+      '**/*.js',
+      '**/*.mjs',
+      'services/*/prisma.config.ts',
+      // Type declarations for the plain-JS deploy scripts; checked by tsc where imported.
+      '**/*.d.mts',
+    ],
+  },
   eslint.configs.recommended,
   ...tseslint.configs.strictTypeChecked,
   {

@@ -1,9 +1,6 @@
 // One Jest run, three projects: unit (fakes only), integration (real Postgres/Redis/NATS),
 // e2e (every process spawned). TypeScript is stripped by SWC; `tsc --build` typechecks.
-const swc = [
-  '@swc/jest',
-  { jsc: { parser: { syntax: 'typescript' }, target: 'es2022' }, module: { type: 'es6' }, sourceMaps: 'inline' },
-];
+const swc = ['@swc/jest', { jsc: { parser: { syntax: 'typescript' }, target: 'es2022' }, module: { type: 'es6' }, sourceMaps: 'inline' }];
 
 const common = {
   testEnvironment: 'node',
@@ -14,14 +11,15 @@ const common = {
 };
 
 export default {
+  // Hooks and tests share this default; slow e2e setup states its own bound.
+  testTimeout: 60_000,
   projects: [
     { ...common, displayName: 'unit', testMatch: ['<rootDir>/services/*/src/**/*.test.ts', '<rootDir>/test/src/**/*.test.ts'] },
     {
       ...common,
       displayName: 'integration',
       testMatch: ['<rootDir>/services/*/test/**/*.int.test.ts'],
-      testTimeout: 60_000,
     },
-    { ...common, displayName: 'e2e', testMatch: ['<rootDir>/test/e2e/**/*.test.ts'], testTimeout: 180_000 },
+    { ...common, displayName: 'e2e', testMatch: ['<rootDir>/test/e2e/**/*.test.ts'] },
   ],
 };

@@ -26,11 +26,13 @@ describe('the whole platform, every process spawned', () => {
       user: await signIn(gatewayUrl, demo.accounts.user, passwords.user, seeded.tenantId),
       beta: await signIn(gatewayUrl, demo.accounts.betaOwner, passwords.betaOwner, seeded.beta.tenantId),
     };
-  });
+  }, 180_000);
 
   afterAll(async () => {
-    await platform.stop();
-  });
+    // beforeAll may have failed before the platform existed.
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition
+    await platform?.stop();
+  }, 60_000);
 
   interface InvokeBody {
     output?: { echo?: unknown };
