@@ -153,8 +153,9 @@ export async function startPlatform({ root, env, ports, logDir, readyTimeoutMs =
   const running = serviceNames.map((name) => startService({ root, name, env: env[name], logDir }));
   const platform = {
     services: Object.fromEntries(running.map((s) => [s.name, s])),
+    /** Stops every service currently in `services`, including any restarted since. */
     async stop() {
-      await Promise.all(running.map((s) => s.stop()));
+      await Promise.all(Object.values(platform.services).map((s) => s.stop()));
     },
   };
   try {

@@ -14,3 +14,4 @@ export * from './telemetry/telemetry.js';
 export * from './validate.js';
 export * from './service-runtime.js';
 export * from './audit/audit-publisher.js';
+export * from './roles.js';

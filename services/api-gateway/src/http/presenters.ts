@@ -1,32 +1,11 @@
 import { timestampDate, type Timestamp } from '@bufbuild/protobuf/wkt';
 import { Outcome, type AuditEvent } from '@portcullis/proto/audit';
-import { PrincipalKind, Role } from '@portcullis/proto/common';
+import { roleNameOf, type RoleName } from '@portcullis/kit';
+import { PrincipalKind, type Role } from '@portcullis/proto/common';
 
-export const roleNames = ['owner', 'admin', 'user'] as const;
-export type RoleName = (typeof roleNames)[number];
-
+/** A role for display: its name, or 'none' for a principal without one. */
 export function roleName(role: Role): RoleName | 'none' {
-  switch (role) {
-    case Role.OWNER:
-      return 'owner';
-    case Role.ADMIN:
-      return 'admin';
-    case Role.USER:
-      return 'user';
-    case Role.UNSPECIFIED:
-      return 'none';
-  }
-}
-
-export function roleOf(name: RoleName): Role {
-  switch (name) {
-    case 'owner':
-      return Role.OWNER;
-    case 'admin':
-      return Role.ADMIN;
-    case 'user':
-      return Role.USER;
-  }
+  return roleNameOf(role) ?? 'none';
 }
 
 function outcomeName(outcome: Outcome): string {

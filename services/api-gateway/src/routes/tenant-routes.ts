@@ -1,6 +1,6 @@
-import { AppError, z, type GrpcClient } from '@portcullis/kit';
+import { AppError, roleNames, roleOf, z, type GrpcClient } from '@portcullis/kit';
 import type { TenantRegistryService } from '@portcullis/proto/tenant';
-import { roleName, roleNames, roleOf } from '../http/presenters.js';
+import { roleName } from '../http/presenters.js';
 import { parseInput, type ProtectedRoute } from '../http/route.js';
 
 export interface TenantRouteDeps {

@@ -1,7 +1,7 @@
 import { implement } from '@portcullis/kit';
 import { AuthService } from '@portcullis/proto/auth';
 import type { Accounts } from '../libraries/accounts.js';
-import { protoRoleOf } from '../libraries/roles.js';
+import { roleOf } from '@portcullis/kit';
 import type { SignIn } from '../libraries/sign-in.js';
 
 export interface AuthServiceDeps {
@@ -21,7 +21,7 @@ export function createAuthService({ accounts, signIn }: AuthServiceDeps) {
         loginTicket: result.ticket,
         userId: result.userId,
         ticketExpiresInSeconds: result.ticketExpiresInSeconds,
-        tenants: result.tenants.map(({ tenantId, tenantName, role }) => ({ tenantId, tenantName, role: protoRoleOf(role) })),
+        tenants: result.tenants.map(({ tenantId, tenantName, role }) => ({ tenantId, tenantName, role: roleOf(role) })),
       };
     },
     async selectTenant(request) {
@@ -31,7 +31,7 @@ export function createAuthService({ accounts, signIn }: AuthServiceDeps) {
         tokenType: 'Bearer',
         expiresInSeconds: session.expiresInSeconds,
         tenantId: session.tenantId,
-        role: protoRoleOf(session.role),
+        role: roleOf(session.role),
       };
     },
     async inspectLoginTicket(request) {

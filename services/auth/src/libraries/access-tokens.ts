@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { SignJWT } from 'jose';
-import type { RoleName } from './roles.js';
+import type { RoleName } from '@portcullis/kit';
 import { SIGNING_ALG, type SigningKeys } from './signing-keys.js';
 
 /** RFC 9068 media type, so an access token cannot be mistaken for another kind of JWT. */

@@ -4,7 +4,7 @@ import { AppError, createLogger } from '@portcullis/kit';
 import { Role } from '@portcullis/proto/common';
 import { GetMembershipResponseSchema, ListUserTenantsResponseSchema, type Membership } from '@portcullis/proto/tenant';
 import { createLoginTickets, type TicketStore } from './login-tickets.js';
-import type { RoleName } from './roles.js';
+import type { RoleName } from '@portcullis/kit';
 import { createSignIn, type TenantDirectory } from './sign-in.js';
 
 const userId = '00000000-0000-4000-8000-0000000000a1';

@@ -3,7 +3,7 @@ import type { TenantRegistryService } from '@portcullis/proto/tenant';
 import type { AccessTokens } from './access-tokens.js';
 import type { Accounts } from './accounts.js';
 import type { LoginTickets } from './login-tickets.js';
-import { roleNameOf, type RoleName } from './roles.js';
+import { roleNameOf, type RoleName } from '@portcullis/kit';
 
 /** The two tenant-registry calls sign-in makes. */
 export type TenantDirectory = Pick<GrpcClient<typeof TenantRegistryService>, 'listUserTenants' | 'getMembership'>;

@@ -1,5 +1,5 @@
-import { Role } from '@portcullis/proto/common';
-import { AppError } from '@portcullis/kit';
+import type { Role } from '@portcullis/proto/common';
+import { AppError, roleNameOf } from '@portcullis/kit';
 
 /** A `p` rule of the role templates: role, capability object, action. */
 export type PermissionRule = readonly [role: string, object: string, action: string];
@@ -21,14 +21,7 @@ export function parseRoleTemplates(csv: string): PermissionRule[] {
 
 /** Casbin subject of a role: `role:owner`, `role:admin`, `role:user`. */
 export function roleSubject(role: Role): string {
-  switch (role) {
-    case Role.OWNER:
-      return 'role:owner';
-    case Role.ADMIN:
-      return 'role:admin';
-    case Role.USER:
-      return 'role:user';
-    case Role.UNSPECIFIED:
-      throw new AppError('INVALID_ARGUMENT', 'role is required');
-  }
+  const name = roleNameOf(role);
+  if (name === undefined) throw new AppError('INVALID_ARGUMENT', 'role is required');
+  return `role:${name}`;
 }

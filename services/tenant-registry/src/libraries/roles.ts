@@ -1,37 +1,16 @@
-import { AppError } from '@portcullis/kit';
-import { Role } from '@portcullis/proto/common';
+import { AppError, isRoleName, roleNameOf, roleOf, type RoleName } from '@portcullis/kit';
+import type { Role } from '@portcullis/proto/common';
 
 /** A member's role inside one tenant, as stored. */
-export type MemberRole = 'owner' | 'admin' | 'user';
+export type MemberRole = RoleName;
+
+export { roleOf, isRoleName as isMemberRole };
 
 /** The stored name of a role from the wire enum; UNSPECIFIED or an unknown value is INVALID_ARGUMENT. */
 export function memberRoleOf(role: Role, field = 'role'): MemberRole {
-  switch (role) {
-    case Role.OWNER:
-      return 'owner';
-    case Role.ADMIN:
-      return 'admin';
-    case Role.USER:
-      return 'user';
-    case Role.UNSPECIFIED:
-      break;
-  }
-  throw new AppError('INVALID_ARGUMENT', `${field} is required (owner, admin or user)`, { details: { field } });
-}
-
-export function roleOf(role: MemberRole): Role {
-  switch (role) {
-    case 'owner':
-      return Role.OWNER;
-    case 'admin':
-      return Role.ADMIN;
-    case 'user':
-      return Role.USER;
-  }
-}
-
-export function isMemberRole(value: string): value is MemberRole {
-  return value === 'owner' || value === 'admin' || value === 'user';
+  const name = roleNameOf(role);
+  if (name === undefined) throw new AppError('INVALID_ARGUMENT', `${field} is required (owner, admin or user)`, { details: { field } });
+  return name;
 }
 
 /**
