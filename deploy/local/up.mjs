@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
+import pg from 'pg';
 import { startDemoTool } from './demo-tool.mjs';
 import { defaultPorts, platformEnv, serviceNames, startPlatform } from './platform.mjs';
 import { demo, httpJson, seedDemo, signIn } from './seed.mjs';
@@ -85,10 +86,17 @@ async function ensureInfrastructure() {
   log('infrastructure: PostgreSQL :5432, Redis :6379, NATS/JetStream :4222');
 }
 
-/** Development secrets, generated once per checkout and never committed (.portcullis/ is ignored). */
-function devSecrets() {
+const dbPrefix = 'portcullis';
+
+/**
+ * Development secrets, generated once per checkout and never committed (.portcullis/ is ignored).
+ * The local databases belong to them: accounts were created with these passwords and signing keys
+ * are encrypted with this secret. New secrets therefore start from fresh local databases.
+ */
+async function devSecrets() {
   const file = join(stateDir, 'dev-secrets.json');
   if (existsSync(file)) return JSON.parse(readFileSync(file, 'utf8'));
+  await dropDevDatabases();
   const password = () => `${randomBytes(12).toString('base64url')}-Pc1`;
   const secrets = {
     signingKeySecret: randomBytes(32).toString('base64'),
@@ -97,6 +105,23 @@ function devSecrets() {
   mkdirSync(stateDir, { recursive: true });
   writeFileSync(file, JSON.stringify(secrets, null, 2), { mode: 0o600 });
   return secrets;
+}
+
+async function dropDevDatabases() {
+  const client = new pg.Client({ connectionString: pgAdminUrl });
+  await client.connect();
+  try {
+    for (const name of serviceNames) {
+      const database = `${dbPrefix}_${name.replaceAll('-', '_')}`;
+      const { rowCount } = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [database]);
+      if (rowCount) {
+        log(`resetting ${database}: it was made with development secrets this checkout no longer has`);
+        await client.query(`DROP DATABASE "${database}" WITH (FORCE)`);
+      }
+    }
+  } finally {
+    await client.end();
+  }
 }
 
 async function stopAll() {
@@ -175,14 +200,14 @@ try {
       throw new Error(`services/${name} is not built: run "make up" (it installs and builds first)`);
   }
   await ensureInfrastructure();
-  const secrets = devSecrets();
+  const secrets = await devSecrets();
   const tool = await startDemoTool({ port: toolPort });
   started.push({ name: 'demo tool', stop: () => tool.close() });
   log(`demo tool listening on ${tool.url}`);
   const env = platformEnv({
     ports: defaultPorts,
     pgAdminUrl,
-    dbPrefix: 'portcullis',
+    dbPrefix,
     redisUrl: 'redis://127.0.0.1:6379',
     redisKeyPrefix: 'portcullis:',
     natsUrl: 'nats://127.0.0.1:4222',

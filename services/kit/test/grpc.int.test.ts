@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { Client, credentials } from '@grpc/grpc-js';
 import { PolicyService } from '@portcullis/proto/policy';
 import { AppError } from '../src/errors.js';
 import { createGrpcClient, type GrpcClient } from '../src/grpc/client.js';
@@ -8,6 +9,7 @@ import { createLogger } from '../src/logger.js';
 describe('gRPC helpers built from protobuf-es descriptors', () => {
   let server: GrpcServer;
   let client: GrpcClient<typeof PolicyService>;
+  let address: string;
   const seenRequestIds: string[] = [];
 
   beforeAll(async () => {
@@ -33,7 +35,8 @@ describe('gRPC helpers built from protobuf-es descriptors', () => {
     });
     const port = await server.listen('127.0.0.1', 0);
     server.setServing(true);
-    client = createGrpcClient(PolicyService, { address: `127.0.0.1:${port}`, deadlineMs: 1_000 });
+    address = `127.0.0.1:${port}`;
+    client = createGrpcClient(PolicyService, { address, deadlineMs: 1_000 });
   });
 
   afterAll(async () => {
@@ -60,6 +63,32 @@ describe('gRPC helpers built from protobuf-es descriptors', () => {
 
   it('enforces the deadline', async () => {
     await expect(client.revokeRole({}, { deadlineMs: 100 })).rejects.toMatchObject({ code: 'DEADLINE_EXCEEDED' });
+  });
+
+  it('answers grpc.health.v1 Check and lists its services over server reflection', async () => {
+    const raw = new Client(address, credentials.createInsecure());
+    const identity = (b: Buffer) => b;
+    const health = await new Promise<Buffer>((resolve, reject) => {
+      raw.makeUnaryRequest('/grpc.health.v1.Health/Check', identity, identity, Buffer.alloc(0), (error, value) => {
+        if (error || !value) reject(error ?? new Error('no response'));
+        else resolve(value);
+      });
+    });
+    // HealthCheckResponse { status: SERVING (1) }
+    expect([...health]).toEqual([0x08, 0x01]);
+
+    const listed = await new Promise<string>((resolve, reject) => {
+      const stream = raw.makeBidiStreamRequest('/grpc.reflection.v1.ServerReflection/ServerReflectionInfo', identity, identity);
+      stream.on('data', (chunk: Buffer) => {
+        resolve(chunk.toString('latin1'));
+        stream.end();
+      });
+      stream.on('error', reject);
+      // ServerReflectionRequest { list_services: "" } (field 7)
+      stream.write(Buffer.from([0x3a, 0x00]));
+    });
+    expect(listed).toContain('portcullis.policy.v1.PolicyService');
+    raw.close();
   });
 
   it('reports DEPENDENCY_UNAVAILABLE when nothing listens', async () => {
