@@ -134,8 +134,10 @@ describe('the whole platform, every process spawned', () => {
       const server = spans.find((s) => s.service === service && s.kind === 2);
       expect(server && byId.get(server.parentSpanId)).toMatchObject({ kind: 3 });
     }
-    // The trace continues into the upstream tool over HTTP.
-    expect(platform.tool.calls.some((c) => c.traceparent?.includes(traceId))).toBe(true);
+    // The trace continues into the upstream tool over HTTP, as the child of tool-gateway's client span.
+    const received = platform.tool.calls.find((c) => c.traceparent?.includes(traceId));
+    const toolParent = received?.traceparent?.split('-')[2];
+    expect(spans.find((s) => s.spanId === toolParent)).toMatchObject({ service: 'tool-gateway', kind: 3 });
   });
 
   it('answers 503 with a clear error, never an allow, while the policy service is down', async () => {

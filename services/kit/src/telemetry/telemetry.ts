@@ -1,4 +1,13 @@
-import { context, propagation, trace, type Context, type TextMapGetter, type TextMapSetter } from '@opentelemetry/api';
+import {
+  context,
+  propagation,
+  SpanKind,
+  SpanStatusCode,
+  trace,
+  type Context,
+  type TextMapGetter,
+  type TextMapSetter,
+} from '@opentelemetry/api';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { BatchSpanProcessor, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
@@ -55,4 +64,22 @@ export function extractContext<C>(carrier: C, getter: TextMapGetter<C>): Context
 /** Trace id of the active span, or '' outside any span. */
 export function activeTraceId(): string {
   return trace.getActiveSpan()?.spanContext().traceId ?? '';
+}
+
+/**
+ * Runs an outgoing call (HTTP to an upstream, a database round trip…) inside a CLIENT span,
+ * so context injected inside `fn` names this span as the callee's parent. A throw marks the
+ * span as failed and is rethrown unchanged.
+ */
+export function traceClientCall<T>(name: string, attributes: Record<string, string | number>, fn: () => Promise<T>): Promise<T> {
+  return tracer.startActiveSpan(name, { kind: SpanKind.CLIENT, attributes }, async (span) => {
+    try {
+      return await fn();
+    } catch (error) {
+      span.setStatus({ code: SpanStatusCode.ERROR });
+      throw error;
+    } finally {
+      span.end();
+    }
+  });
 }

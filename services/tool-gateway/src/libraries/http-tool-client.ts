@@ -1,4 +1,4 @@
-import { AppError, injectContext } from '@portcullis/kit';
+import { AppError, injectContext, traceClientCall } from '@portcullis/kit';
 
 /** The slice of the WHATWG `fetch` this client uses; the global `fetch` fits it. */
 export type Fetch = (url: string, init: RequestInit) => Promise<Response>;
@@ -82,31 +82,38 @@ export function createHttpToolClient({
   injectTraceHeaders = injectActiveTraceContext,
 }: HttpToolClientDeps) {
   return {
-    async post(url: URL, body: string, deadline?: Date): Promise<UpstreamResponse> {
-      const budgetMs = Math.max(1, Math.min(timeoutMs, deadline ? deadline.getTime() - Date.now() : timeoutMs));
-      const signal = AbortSignal.timeout(budgetMs);
-      const headers: Record<string, string> = { 'content-type': 'application/json', accept: 'application/json' };
-      injectTraceHeaders(headers);
-      try {
-        const response = await fetch(url.toString(), { method: 'POST', headers, body, signal, redirect: 'manual' });
-        if (response.status >= 300 && response.status < 400) {
-          await response.body?.cancel().catch(() => undefined);
-          throw new AppError('UPSTREAM_FAILED', 'tool endpoint answered with a redirect, which is not followed', {
-            details: { upstreamStatus: response.status },
-          });
-        }
-        const bytes = await readCapped(response, maxResponseBytes);
-        return { status: response.status, body: decodeJson(bytes, response.status) };
-      } catch (error) {
-        if (error instanceof AppError) throw error;
-        // The signal is a pure timeout: once it fired, whatever failed failed because time ran out.
-        if (signal.aborted) {
-          throw new AppError('DEADLINE_EXCEEDED', `tool did not answer within ${budgetMs} ms`, { cause: error });
-        }
-        throw new AppError('UPSTREAM_FAILED', 'tool endpoint could not be reached', { cause: error });
-      }
+    /** One upstream call, inside a CLIENT span whose context the tool receives. */
+    post(url: URL, body: string, deadline?: Date): Promise<UpstreamResponse> {
+      return traceClientCall(`POST ${url.host}`, { 'http.request.method': 'POST', 'server.address': url.hostname }, () =>
+        postJson(url, body, deadline),
+      );
     },
   };
+
+  async function postJson(url: URL, body: string, deadline?: Date): Promise<UpstreamResponse> {
+    const budgetMs = Math.max(1, Math.min(timeoutMs, deadline ? deadline.getTime() - Date.now() : timeoutMs));
+    const signal = AbortSignal.timeout(budgetMs);
+    const headers: Record<string, string> = { 'content-type': 'application/json', accept: 'application/json' };
+    injectTraceHeaders(headers);
+    try {
+      const response = await fetch(url.toString(), { method: 'POST', headers, body, signal, redirect: 'manual' });
+      if (response.status >= 300 && response.status < 400) {
+        await response.body?.cancel().catch(() => undefined);
+        throw new AppError('UPSTREAM_FAILED', 'tool endpoint answered with a redirect, which is not followed', {
+          details: { upstreamStatus: response.status },
+        });
+      }
+      const bytes = await readCapped(response, maxResponseBytes);
+      return { status: response.status, body: decodeJson(bytes, response.status) };
+    } catch (error) {
+      if (error instanceof AppError) throw error;
+      // The signal is a pure timeout: once it fired, whatever failed failed because time ran out.
+      if (signal.aborted) {
+        throw new AppError('DEADLINE_EXCEEDED', `tool did not answer within ${budgetMs} ms`, { cause: error });
+      }
+      throw new AppError('UPSTREAM_FAILED', 'tool endpoint could not be reached', { cause: error });
+    }
+  }
 }
 
 export type HttpToolClient = ReturnType<typeof createHttpToolClient>;
