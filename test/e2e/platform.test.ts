@@ -97,6 +97,16 @@ describe('the whole platform, every process spawned', () => {
     expect(entries.every((e) => e.traceId.length === 32)).toBe(true);
   });
 
+  it('lets an admin add users but never grant owner or admin (the policy decision alone would allow members:manage)', async () => {
+    const { gatewayUrl, passwords, seeded } = platform;
+    const admin = await signIn(gatewayUrl, demo.accounts.admin, passwords.admin, seeded.tenantId);
+    const grant = (userId: string, role: string) => httpJson(gatewayUrl, 'POST', '/api/members', { token: admin, body: { userId, role } });
+    expect((await grant(seeded.users.admin, 'owner')).status).toBe(403);
+    expect((await grant(seeded.users.user, 'admin')).status).toBe(403);
+    expect((await grant(seeded.users.owner, 'user')).status).toBe(403);
+    expect((await grant(seeded.users.user, 'user')).status).toBe(201);
+  });
+
   it('keeps tenants apart: the other tenant sees none of these events', async () => {
     const response = await httpJson(platform.gatewayUrl, 'GET', '/api/audit/events?pageSize=200', { token: tokens.beta });
     expect(response.status).toBe(200);

@@ -1,7 +1,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { migrate } from '@portcullis/kit';
-import { Role } from '@portcullis/proto/common';
+import { PrincipalKind, Role } from '@portcullis/proto/common';
 import { createTestDatabase, infra, testRunId, withPg, type PgClient, type TestDatabase } from '@portcullis/test';
 import { logger, migrationsDir, startFakePolicy, startRegistry, type FakePolicy, type Registry } from './harness.js';
 
@@ -23,12 +23,18 @@ describe('row-level security of the tenant registry', () => {
   let b: Seeded;
 
   async function seed(label: string): Promise<Seeded> {
-    const { tenant } = await registry.client.createTenant({ name: `Tenant ${label}`, ownerUserId: randomUUID() });
+    const ownerUserId = randomUUID();
+    const { tenant } = await registry.client.createTenant({ name: `Tenant ${label}`, ownerUserId });
     const tenantId = tenant!.id;
     const { assistant } = await registry.client.createAssistant({ tenantId, name: 'Concierge' });
     await registry.client.addDomain({ tenantId, assistantId: assistant!.id, host: `${label}.${testRunId}.rls.example` });
     await registry.client.createTeam({ tenantId, name: 'Ops' });
-    await registry.client.addMember({ tenantId, userId: randomUUID(), role: Role.ADMIN });
+    await registry.client.addMember({
+      tenantId,
+      userId: randomUUID(),
+      role: Role.ADMIN,
+      actor: { kind: PrincipalKind.USER, id: ownerUserId, tenantId },
+    });
     return { tenantId, assistantId: assistant!.id };
   }
 

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { Role, TenantStatus } from '@portcullis/proto/common';
+import { PrincipalKind, Role, TenantStatus } from '@portcullis/proto/common';
 import { createTestDatabase, pollUntil, testRunId, withPg, type TestDatabase } from '@portcullis/test';
 import { migrationsDir, startFakePolicy, startRegistry, type FakePolicy, type Registry } from './harness.js';
 
@@ -31,6 +31,13 @@ describe('tenant registry over gRPC against Postgres and NATS', () => {
     if (!assistant) throw new Error('no assistant in response');
     return { tenant, assistant, ownerId };
   }
+
+  /** The owner of a tenant made by newTenant, as the principal making membership changes. */
+  const owner = ({ tenant, ownerId }: { tenant: { id: string }; ownerId: string }) => ({
+    kind: PrincipalKind.USER,
+    id: ownerId,
+    tenantId: tenant.id,
+  });
 
   const countTenants = () =>
     withPg(db.ownerUrl, async (c) => (await c.query<{ n: number }>('SELECT count(*)::int AS n FROM tenants')).rows[0]?.n);
@@ -153,7 +160,7 @@ describe('tenant registry over gRPC against Postgres and NATS', () => {
     const b = await newTenant('Beta');
     const userId = a.ownerId;
     const calls = policy.calls.length;
-    const { membership } = await registry.client.addMember({ tenantId: b.tenant.id, userId, role: Role.USER });
+    const { membership } = await registry.client.addMember({ tenantId: b.tenant.id, userId, role: Role.USER, actor: owner(b) });
     expect(membership).toMatchObject({ tenantId: b.tenant.id, tenantName: 'Beta', role: Role.USER });
     expect(policy.calls.slice(calls)).toEqual([{ call: 'assign', tenantId: b.tenant.id, userId, role: Role.USER }]);
 
@@ -166,11 +173,13 @@ describe('tenant registry over gRPC against Postgres and NATS', () => {
   });
 
   it('changes a role in policy before the membership, withdrawing the old one', async () => {
-    const { tenant } = await newTenant();
+    const created = await newTenant();
+    const { tenant } = created;
+    const actor = owner(created);
     const userId = randomUUID();
-    await registry.client.addMember({ tenantId: tenant.id, userId, role: Role.ADMIN });
+    await registry.client.addMember({ tenantId: tenant.id, userId, role: Role.ADMIN, actor });
     const calls = policy.calls.length;
-    const { membership } = await registry.client.addMember({ tenantId: tenant.id, userId, role: Role.USER });
+    const { membership } = await registry.client.addMember({ tenantId: tenant.id, userId, role: Role.USER, actor });
     expect(membership?.role).toBe(Role.USER);
     expect(policy.calls.slice(calls)).toEqual([
       { call: 'assign', tenantId: tenant.id, userId, role: Role.USER },
@@ -179,7 +188,7 @@ describe('tenant registry over gRPC against Postgres and NATS', () => {
 
     policy.failing = true;
     try {
-      await expect(registry.client.addMember({ tenantId: tenant.id, userId, role: Role.ADMIN })).rejects.toMatchObject({
+      await expect(registry.client.addMember({ tenantId: tenant.id, userId, role: Role.ADMIN, actor })).rejects.toMatchObject({
         code: 'DEPENDENCY_UNAVAILABLE',
       });
     } finally {
@@ -208,21 +217,31 @@ describe('tenant registry over gRPC against Postgres and NATS', () => {
   });
 
   it('answers NOT_FOUND for an absent membership or tenant, INVALID_ARGUMENT for bad input', async () => {
-    const { tenant } = await newTenant();
+    const created = await newTenant();
+    const { tenant } = created;
     await expect(registry.client.getMembership({ tenantId: tenant.id, userId: randomUUID() })).rejects.toMatchObject({ code: 'NOT_FOUND' });
     await expect(registry.client.createTeam({ tenantId: randomUUID(), name: 'Ghosts' })).rejects.toMatchObject({ code: 'NOT_FOUND' });
     await expect(registry.client.createAssistant({ tenantId: randomUUID(), name: 'Ghost' })).rejects.toMatchObject({ code: 'NOT_FOUND' });
-    await expect(registry.client.addMember({ tenantId: randomUUID(), userId: randomUUID(), role: Role.USER })).rejects.toMatchObject({
-      code: 'NOT_FOUND',
-    });
+    const stranger = randomUUID();
+    await expect(
+      registry.client.addMember({
+        tenantId: stranger,
+        userId: randomUUID(),
+        role: Role.USER,
+        actor: { kind: PrincipalKind.USER, id: randomUUID(), tenantId: stranger },
+      }),
+    ).rejects.toMatchObject({ code: 'NOT_FOUND' });
     await expect(registry.client.createTenant({ name: 'x', ownerUserId: 'not-a-uuid' })).rejects.toMatchObject({
       code: 'INVALID_ARGUMENT',
     });
     await expect(registry.client.createTenant({ name: 'x'.repeat(101), ownerUserId: randomUUID() })).rejects.toMatchObject({
       code: 'INVALID_ARGUMENT',
     });
-    await expect(registry.client.addMember({ tenantId: tenant.id, userId: randomUUID() })).rejects.toMatchObject({
+    await expect(registry.client.addMember({ tenantId: tenant.id, userId: randomUUID(), actor: owner(created) })).rejects.toMatchObject({
       code: 'INVALID_ARGUMENT',
+    });
+    await expect(registry.client.addMember({ tenantId: tenant.id, userId: randomUUID(), role: Role.USER })).rejects.toMatchObject({
+      code: 'PERMISSION_DENIED',
     });
     await expect(registry.client.resolveContext({ host: 'not a host' })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
   });

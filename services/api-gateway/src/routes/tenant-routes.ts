@@ -79,10 +79,10 @@ export function createTenantRoutes({ tenants }: TenantRouteDeps): ProtectedRoute
       path: '/api/members',
       capability: { object: 'members', action: 'manage' },
       summary: 'Add an account to the tenant with a role',
-      async handle({ request, target }, { body }) {
+      async handle({ request, target, principal }, { body }) {
         const input = parseInput(z.object({ userId: z.uuid(), role: z.enum(roleNames) }), body);
         const { membership } = await tenants.addMember(
-          { tenantId: target.tenantId, userId: input.userId, role: roleOf(input.role) },
+          { tenantId: target.tenantId, userId: input.userId, role: roleOf(input.role), actor: principal },
           { requestId: request.requestId },
         );
         if (!membership) throw new AppError('INTERNAL', 'tenant registry returned no membership');

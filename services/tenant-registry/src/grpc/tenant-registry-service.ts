@@ -1,4 +1,5 @@
 import { implement } from '@portcullis/kit';
+import { AppError } from '@portcullis/kit';
 import { TenantStatus } from '@portcullis/proto/common';
 import { TenantRegistryService } from '@portcullis/proto/tenant';
 import type { ContextResolver } from '../libraries/context-resolution.js';
@@ -41,7 +42,15 @@ export function createTenantRegistryService({ tenants, memberships, contexts }: 
       return { team: await tenants.createTeam({ tenantId: request.tenantId, name: request.name }) };
     },
     async addMember(request) {
-      const membership = await memberships.addMember({ tenantId: request.tenantId, userId: request.userId, role: request.role });
+      if (!request.actor || request.actor.tenantId !== request.tenantId) {
+        throw new AppError('PERMISSION_DENIED', 'a principal of this tenant must make membership changes');
+      }
+      const membership = await memberships.addMember({
+        tenantId: request.tenantId,
+        userId: request.userId,
+        role: request.role,
+        actorUserId: request.actor.id,
+      });
       return { membership: membershipMessage(membership) };
     },
     async getMembership(request) {

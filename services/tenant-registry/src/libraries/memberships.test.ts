@@ -7,6 +7,7 @@ import type { MemberRole } from './roles.js';
 
 const tenantId = '22222222-2222-4222-8222-222222222222';
 const user = '44444444-4444-4444-8444-444444444444';
+const actor = '55555555-5555-4555-8555-555555555555';
 
 type Grant = { tenantId: string; userId: string; role: Role };
 
@@ -15,7 +16,8 @@ function setup({
   current,
   owners = 1,
   policyDown = false,
-}: { exists?: boolean; current?: MemberRole; owners?: number; policyDown?: boolean } = {}) {
+  actorRole = 'owner',
+}: { exists?: boolean; current?: MemberRole; owners?: number; policyDown?: boolean; actorRole?: MemberRole | null } = {}) {
   const steps: string[] = [];
   const announced: [string, TenantChange][] = [];
   const store: MembershipStore = {
@@ -23,7 +25,8 @@ function setup({
       return { tenant: exists ? { id: tenantId, name: 'Acme', status: 'active' } : undefined, role: current, owners };
     },
     async find(tid, uid) {
-      return current ? { tenantId: tid, tenantName: 'Acme', userId: uid, role: current } : undefined;
+      const role = uid === actor ? (actorRole ?? undefined) : current;
+      return role ? { tenantId: tid, tenantName: 'Acme', userId: uid, role } : undefined;
     },
     async upsert(tid, uid, role) {
       steps.push(`upsert ${role}`);
@@ -52,7 +55,7 @@ function setup({
 describe('membership library', () => {
   it('assigns the role in policy before storing the membership', async () => {
     const { library, steps, announced } = setup();
-    const membership = await library.addMember({ tenantId, userId: user, role: Role.ADMIN });
+    const membership = await library.addMember({ tenantId, userId: user, role: Role.ADMIN, actorUserId: actor });
     expect(membership).toEqual({ tenantId, tenantName: 'Acme', userId: user, role: 'admin' });
     expect(steps).toEqual(['assign ADMIN', 'upsert admin']);
     expect(announced).toEqual([[tenantId, 'member.changed']]);
@@ -60,41 +63,81 @@ describe('membership library', () => {
 
   it('withdraws a replaced role in policy before storing the new one', async () => {
     const { library, steps } = setup({ current: 'admin' });
-    await library.addMember({ tenantId, userId: user, role: Role.USER });
+    await library.addMember({ tenantId, userId: user, role: Role.USER, actorUserId: actor });
     expect(steps).toEqual(['assign USER', 'revoke ADMIN', 'upsert user']);
   });
 
   it('stores nothing when the policy service is down', async () => {
     const { library, steps, announced } = setup({ policyDown: true });
-    await expect(library.addMember({ tenantId, userId: user, role: Role.USER })).rejects.toMatchObject({ code: 'DEPENDENCY_UNAVAILABLE' });
+    await expect(library.addMember({ tenantId, userId: user, role: Role.USER, actorUserId: actor })).rejects.toMatchObject({
+      code: 'DEPENDENCY_UNAVAILABLE',
+    });
     expect(steps).toEqual([]);
     expect(announced).toEqual([]);
   });
 
   it('requires a role', async () => {
     const { library, steps } = setup();
-    await expect(library.addMember({ tenantId, userId: user, role: Role.UNSPECIFIED })).rejects.toMatchObject({
+    await expect(library.addMember({ tenantId, userId: user, role: Role.UNSPECIFIED, actorUserId: actor })).rejects.toMatchObject({
       code: 'INVALID_ARGUMENT',
       details: { field: 'role' },
     });
     // eslint-disable-next-line @typescript-eslint/no-unsafe-enum-assignment -- a peer may send a role number this build does not know
     const unknownRole = 42 as Role;
-    await expect(library.addMember({ tenantId, userId: user, role: unknownRole })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    await expect(library.addMember({ tenantId, userId: user, role: unknownRole, actorUserId: actor })).rejects.toMatchObject({
+      code: 'INVALID_ARGUMENT',
+    });
     expect(steps).toEqual([]);
   });
 
   it('refuses a tenant that does not exist without touching policy', async () => {
     const { library, steps } = setup({ exists: false });
-    await expect(library.addMember({ tenantId, userId: user, role: Role.USER })).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    await expect(library.addMember({ tenantId, userId: user, role: Role.USER, actorUserId: actor })).rejects.toMatchObject({
+      code: 'NOT_FOUND',
+    });
     expect(steps).toEqual([]);
+  });
+
+  it('lets an admin add users but never grant, change or remove admin and owner roles', async () => {
+    const asAdmin = (current?: MemberRole) => setup({ actorRole: 'admin', ...(current ? { current } : {}) });
+    await expect(asAdmin().library.addMember({ tenantId, userId: user, role: Role.USER, actorUserId: actor })).resolves.toMatchObject({
+      role: 'user',
+    });
+    for (const [current, role] of [
+      [undefined, Role.ADMIN],
+      [undefined, Role.OWNER],
+      ['user', Role.ADMIN],
+      ['admin', Role.USER],
+      ['owner', Role.USER],
+    ] as const) {
+      const { library, steps } = asAdmin(current);
+      await expect(library.addMember({ tenantId, userId: user, role, actorUserId: actor })).rejects.toMatchObject({
+        code: 'PERMISSION_DENIED',
+      });
+      expect(steps).toEqual([]);
+    }
+  });
+
+  it('refuses membership changes by users and by non-members', async () => {
+    for (const actorRole of ['user', null] as const) {
+      const { library, steps } = setup({ actorRole });
+      await expect(library.addMember({ tenantId, userId: user, role: Role.USER, actorUserId: actor })).rejects.toMatchObject({
+        code: 'PERMISSION_DENIED',
+      });
+      expect(steps).toEqual([]);
+    }
   });
 
   it('never demotes the last owner', async () => {
     const { library, steps } = setup({ current: 'owner', owners: 1 });
-    await expect(library.addMember({ tenantId, userId: user, role: Role.ADMIN })).rejects.toMatchObject({ code: 'FAILED_PRECONDITION' });
+    await expect(library.addMember({ tenantId, userId: user, role: Role.ADMIN, actorUserId: actor })).rejects.toMatchObject({
+      code: 'FAILED_PRECONDITION',
+    });
     expect(steps).toEqual([]);
     const other = setup({ current: 'owner', owners: 2 });
-    await expect(other.library.addMember({ tenantId, userId: user, role: Role.ADMIN })).resolves.toMatchObject({ role: 'admin' });
+    await expect(other.library.addMember({ tenantId, userId: user, role: Role.ADMIN, actorUserId: actor })).resolves.toMatchObject({
+      role: 'admin',
+    });
   });
 
   it('answers NOT_FOUND for an absent membership and validates ids', async () => {

@@ -23,6 +23,22 @@ export interface MembershipLibraryDeps {
   announce: AnnounceChange;
 }
 
+/**
+ * Who may set whose role: an owner may grant any role; an admin may only add users and
+ * change the role of someone who is a user into user (never grant or take away admin or
+ * owner); anyone else may not change memberships at all.
+ */
+export function assertMayGrant(actorRole: MemberRole | undefined, targetRole: MemberRole | undefined, newRole: MemberRole): void {
+  if (actorRole === 'owner') return;
+  if (actorRole === 'admin' && newRole === 'user' && (targetRole === undefined || targetRole === 'user')) return;
+  throw new AppError(
+    'PERMISSION_DENIED',
+    actorRole === 'admin'
+      ? 'admins may only add users; granting or changing admin and owner roles needs an owner'
+      : 'only owners and admins may change memberships',
+  );
+}
+
 export function createMembershipLibrary({ store, lookups, policy, announce }: MembershipLibraryDeps) {
   return {
     /**
@@ -30,12 +46,16 @@ export function createMembershipLibrary({ store, lookups, policy, announce }: Me
      * replaced role withdrawn there) before the membership is stored, so a policy outage
      * fails the call instead of leaving a membership the policy service does not know.
      */
-    async addMember(input: { tenantId: string; userId: string; role: Role }): Promise<MembershipRecord> {
+    async addMember(input: { tenantId: string; userId: string; role: Role; actorUserId: string }): Promise<MembershipRecord> {
       const tenantId = requireUuid(input.tenantId, 'tenant_id');
       const userId = requireUuid(input.userId, 'user_id');
+      const actorUserId = requireUuid(input.actorUserId, 'actor.id');
       const role = memberRoleOf(input.role);
       const current = await store.describe(tenantId, userId);
       if (!current.tenant) throw new AppError('NOT_FOUND', 'tenant not found');
+      // The actor's role is read from the memberships, not taken from the caller's token.
+      const actorRole = (await store.find(tenantId, actorUserId))?.role;
+      assertMayGrant(actorRole, current.role, role);
       if (current.role === 'owner' && role !== 'owner' && current.owners <= 1) {
         throw new AppError('FAILED_PRECONDITION', 'a tenant must keep at least one owner');
       }
