@@ -108,6 +108,10 @@ async function devSecrets() {
 }
 
 async function dropDevDatabases() {
+  const { hostname } = new URL(pgAdminUrl);
+  if (!['127.0.0.1', 'localhost', '[::1]', '::1', ''].includes(hostname)) {
+    throw new Error(`refusing to reset databases on ${hostname}: the local bring-up only resets a loopback PostgreSQL`);
+  }
   const client = new pg.Client({ connectionString: pgAdminUrl });
   await client.connect();
   try {

@@ -1,5 +1,10 @@
 import { AppError } from './errors.js';
-import { isUuid } from './db/tenant-scope.js';
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+export function isUuid(value: string): boolean {
+  return UUID.test(value);
+}
 
 /** A non-empty, trimmed string of at most `max` characters, or INVALID_ARGUMENT naming the field. */
 export function requireText(value: string, field: string, max = 200): string {

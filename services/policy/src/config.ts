@@ -9,6 +9,8 @@ export const configSchema = baseConfigSchema
     /** Folder with model.conf and roles.csv. */
     POLICY_DIR: z.string().default(new URL('../../../../policies/', import.meta.url).pathname),
     POLICY_MAX_CACHED_TENANTS: z.coerce.number().int().positive().default(10_000),
+    /** Rules are reloaded at least this often, bounding staleness if a change notice is missed. */
+    POLICY_CACHE_MAX_AGE_MS: z.coerce.number().int().positive().default(30_000),
   });
 
 export type Config = z.infer<typeof configSchema>;

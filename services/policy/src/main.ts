@@ -32,6 +32,7 @@ await runService({
       templates: parseRoleTemplates(rolesCsv),
       assignments,
       maxCachedTenants: config.POLICY_MAX_CACHED_TENANTS,
+      maxAgeMs: config.POLICY_CACHE_MAX_AGE_MS,
     });
     const changes = createPolicyChangeChannel({ nc, subjectPrefix: config.NATS_SUBJECT_PREFIX, logger });
     lifecycle.onShutdown(

@@ -38,7 +38,7 @@ async function startReplica(db: TestDatabase): Promise<Replica> {
   const prisma = new PrismaClient({ adapter: new PrismaPg({ connectionString: db.appUrl }) });
   const nc = await connectNats({ servers: infra.natsUrl, name: 'policy-test', logger });
   const assignments = createRoleAssignmentQueries(createTenantScope(prisma));
-  const decisions = createDecisionLibrary({ modelText, templates, assignments, maxCachedTenants: 100 });
+  const decisions = createDecisionLibrary({ modelText, templates, assignments, maxCachedTenants: 100, maxAgeMs: 60_000 });
   const changes = createPolicyChangeChannel({ nc, subjectPrefix: testRunId, logger });
   changes.subscribe((tenantId) => decisions.invalidate(tenantId));
   await nc.flush();

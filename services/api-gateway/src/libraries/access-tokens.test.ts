@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { createLocalJWKSet, exportJWK, generateKeyPair, SignJWT, type JWK } from 'jose';
+import { createLocalJWKSet, errors, exportJWK, generateKeyPair, SignJWT, type JWK } from 'jose';
 import { Role } from '@portcullis/proto/common';
 import { createAccessTokenVerifier } from './access-tokens.js';
 
@@ -58,6 +58,25 @@ describe('access token verifier', () => {
     ];
     for (const token of rejected) {
       await expect(verify(token)).rejects.toMatchObject({ code: 'UNAUTHENTICATED' });
+    }
+  });
+});
+
+describe('access token verifier without its key set', () => {
+  it('denies with DEPENDENCY_UNAVAILABLE (not UNAUTHENTICATED) when the key set cannot be fetched', async () => {
+    const { sign } = await setup();
+    const token = await sign();
+    for (const failure of [
+      new errors.JOSEError('Expected 200 OK from the JSON Web Key Set HTTP response'),
+      new errors.JWKSTimeout(),
+      new TypeError('fetch failed'),
+    ]) {
+      const verify = createAccessTokenVerifier({
+        keys: () => Promise.reject(failure),
+        issuer: 'portcullis-auth',
+        audience: 'portcullis',
+      });
+      await expect(verify(token)).rejects.toMatchObject({ code: 'DEPENDENCY_UNAVAILABLE' });
     }
   });
 });

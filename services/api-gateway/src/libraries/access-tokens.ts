@@ -1,6 +1,6 @@
 import { errors, jwtVerify, type JWTVerifyGetKey } from 'jose';
-import { AppError, isUuid } from '@portcullis/kit';
-import { Role } from '@portcullis/proto/common';
+import { AppError, isRoleName, isUuid, roleOf } from '@portcullis/kit';
+import type { Role } from '@portcullis/proto/common';
 
 export interface AccessClaims {
   userId: string;
@@ -8,7 +8,18 @@ export interface AccessClaims {
   role: Role;
 }
 
-const roles: Record<string, Role> = { owner: Role.OWNER, admin: Role.ADMIN, user: Role.USER };
+/**
+ * The key set could not be fetched (network error, timeout, non-200 or unparsable answer):
+ * jose reports those as TypeError, JWKSTimeout or its generic JOSEError, while every problem
+ * with the token itself is a more specific JOSEError subclass.
+ */
+function keySetUnavailable(error: unknown): boolean {
+  return (
+    error instanceof TypeError ||
+    error instanceof errors.JWKSTimeout ||
+    (error instanceof errors.JOSEError && error.constructor === errors.JOSEError)
+  );
+}
 
 export interface AccessTokenVerifierDeps {
   /** Key lookup by `kid`, e.g. jose's createRemoteJWKSet over the auth service's JWKS. */
@@ -34,17 +45,16 @@ export function createAccessTokenVerifier({ keys, issuer, audience }: AccessToke
         requiredClaims: ['sub', 'exp', 'iat'],
       }));
     } catch (error) {
-      if (error instanceof errors.JWKSTimeout || (error instanceof Error && error.name === 'TypeError')) {
+      if (keySetUnavailable(error)) {
         throw new AppError('DEPENDENCY_UNAVAILABLE', 'credential keys are unavailable; request denied', { cause: error });
       }
       throw new AppError('UNAUTHENTICATED', 'invalid or expired credential', { cause: error });
     }
     const { sub, tenantId, role } = payload;
-    const mappedRole = typeof role === 'string' ? roles[role] : undefined;
-    if (typeof sub !== 'string' || !isUuid(sub) || typeof tenantId !== 'string' || !isUuid(tenantId) || mappedRole === undefined) {
+    if (typeof sub !== 'string' || !isUuid(sub) || typeof tenantId !== 'string' || !isUuid(tenantId) || !isRoleName(role)) {
       throw new AppError('UNAUTHENTICATED', 'invalid or expired credential');
     }
-    return { userId: sub, tenantId, role: mappedRole };
+    return { userId: sub, tenantId, role: roleOf(role) };
   };
 }
 

@@ -49,6 +49,9 @@ export function createAuthenticate({ verifyAccessToken, tenants, auditDecision }
           allowed: false,
           reason: 'credential belongs to another tenant',
         });
+        // A tenant's domain is public, so refusing there reveals nothing. Whether an assistant
+        // id exists is not: for those the answer is the same as for an unknown id.
+        if (request.assistantId !== undefined) throw new AppError('NOT_FOUND', 'no tenant is configured for this request');
         throw new AppError('CROSS_TENANT', 'this credential belongs to another tenant');
       }
     } else {

@@ -85,6 +85,13 @@ describe('ordered pipeline', () => {
     expect(audited).toEqual([{ allowed: false, reason: 'credential belongs to another tenant', tenantId: tenantA, outcome: Outcome.DENY }]);
   });
 
+  it('answers an assistant id of another tenant exactly like an unknown one (existence must not leak)', async () => {
+    const { pipeline, audited } = fakes({ claims: { userId: alice, tenantId: tenantB, role: Role.OWNER } });
+    const foreign = pipeline.run(request({ host: 'localhost', assistantId: assistantA }), capability);
+    await expect(foreign).rejects.toMatchObject({ code: 'NOT_FOUND', message: 'no tenant is configured for this request' });
+    expect(audited[0]).toMatchObject({ allowed: false, tenantId: tenantA });
+  });
+
   it('denies and audits a missing capability', async () => {
     const { pipeline, audited } = fakes({ claims: { userId: alice, tenantId: tenantA, role: Role.USER }, allowed: false });
     await expect(pipeline.run(request(), capability)).rejects.toMatchObject({ code: 'PERMISSION_DENIED' });

@@ -53,7 +53,7 @@ export function createAuditEventQueries(scope: TenantScope<Tx>) {
             ${record.outcome}, ${record.reason}, ${record.traceId}, ${record.requestId}, ${record.occurredAt}::timestamptz,
             ${JSON.stringify(record.attributes)}::jsonb
           )
-          ON CONFLICT (event_id) DO NOTHING`,
+          ON CONFLICT (tenant_id, event_id) DO NOTHING`,
       );
       return inserted === 1;
     },

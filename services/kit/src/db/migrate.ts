@@ -33,6 +33,26 @@ async function ignoreDuplicate(run: () => Promise<unknown>, ...sqlStates: string
 }
 
 /**
+ * Refuses an application role that row-level security would not bind: a superuser, a role
+ * with BYPASSRLS, or the owner of a table.
+ */
+async function assertRowLevelSecurityApplies(client: pg.Client, appRole: string): Promise<void> {
+  const { rows } = await client.query<{ rolsuper: boolean; rolbypassrls: boolean; owned: number }>(
+    `SELECT r.rolsuper, r.rolbypassrls,
+            (SELECT count(*)::int FROM pg_tables t WHERE t.schemaname = 'public' AND t.tableowner = r.rolname) AS owned
+       FROM pg_roles r WHERE r.rolname = $1`,
+    [appRole],
+  );
+  const role = rows[0];
+  if (!role) throw new Error(`application role ${appRole} does not exist`);
+  if (role.rolsuper || role.rolbypassrls || role.owned > 0) {
+    throw new Error(
+      `application role ${appRole} must not be a superuser, have BYPASSRLS or own tables: row-level security would not apply to it`,
+    );
+  }
+}
+
+/**
  * Applies the service's SQL migrations in order, once each, recording a checksum so an
  * edited migration is refused. Creates the database and the application role if missing,
  * and grants that role DML (or read+insert for append-only tables) without ownership, so
@@ -62,6 +82,7 @@ export async function migrate({ adminUrl, appUrl, migrationsDir, appendOnlyTable
   const applied: string[] = [];
   try {
     await client.query('SELECT pg_advisory_lock(hashtext($1))', [MIGRATIONS_TABLE]);
+    await assertRowLevelSecurityApplies(client, appRole);
     await client.query(
       `CREATE TABLE IF NOT EXISTS ${MIGRATIONS_TABLE} (name text PRIMARY KEY, checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`,
     );
@@ -97,6 +118,9 @@ export async function migrate({ adminUrl, appUrl, migrationsDir, appendOnlyTable
     }
 
     const role = ident(appRole);
+    // Nothing is granted to PUBLIC: other services' roles on the same server get no way in.
+    await client.query(`REVOKE CONNECT, TEMPORARY ON DATABASE ${ident(database)} FROM PUBLIC`);
+    await client.query(`REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA public FROM PUBLIC`);
     await client.query(`GRANT CONNECT ON DATABASE ${ident(database)} TO ${role}`);
     await client.query(`GRANT USAGE ON SCHEMA public TO ${role}`);
     await client.query(`GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO ${role}`);

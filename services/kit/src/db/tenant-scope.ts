@@ -1,4 +1,5 @@
 import { AppError } from '../errors.js';
+import { isUuid } from '../validate.js';
 
 /** The part of a Prisma transaction client this helper needs. */
 export interface RawQueryable {
@@ -8,12 +9,6 @@ export interface RawQueryable {
 /** The part of a Prisma client this helper needs: interactive transactions. */
 export interface TransactionRunner<Tx extends RawQueryable> {
   $transaction<R>(fn: (tx: Tx) => Promise<R>): Promise<R>;
-}
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
-export function isUuid(value: string): boolean {
-  return UUID.test(value);
 }
 
 /**

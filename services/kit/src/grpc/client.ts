@@ -34,14 +34,16 @@ function isServiceError(error: unknown): error is ServiceError {
 export function appErrorFromServiceError(error: ServiceError, target: string): AppError {
   const sent = firstString(error.metadata, metadataKeys.errorCode);
   const code = isAppErrorCode(sent) ? sent : codeOfGrpcStatus(error.code);
+  // The server's own message is meant for callers; otherwise say what failed without naming
+  // internal services (the target stays in the details for logs).
   const message =
     sent !== undefined
       ? error.details
       : code === 'DEPENDENCY_UNAVAILABLE'
-        ? `${target} is unavailable`
+        ? 'a required service is unavailable'
         : code === 'DEADLINE_EXCEEDED'
-          ? `${target} did not answer in time`
-          : error.details || `${target} call failed`;
+          ? 'a required service did not answer in time'
+          : 'a required service call failed';
   return new AppError(code, message, { cause: error, details: { target } });
 }
 

@@ -149,9 +149,14 @@ export async function startDurableConsumer(nc: NatsConnection, options: DurableC
         },
       );
     }
-  })().finally(() => {
-    running = false;
-  });
+  })()
+    .catch((error: unknown) => {
+      // The consume loop ended on its own (e.g. the consumer was deleted); readiness reports it.
+      options.logger.error({ err: error, stream: options.stream, durable: options.durable }, 'durable consumer stopped unexpectedly');
+    })
+    .finally(() => {
+      running = false;
+    });
   return {
     isRunning: () => running,
     async stop() {

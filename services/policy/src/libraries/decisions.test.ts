@@ -31,7 +31,7 @@ describe('decision library', () => {
     ],
     [tenantB]: [{ subject: 'user:other', role: 'role:admin' }],
   });
-  const decisions = createDecisionLibrary({ modelText, templates, assignments: fake.source, maxCachedTenants: 10 });
+  const decisions = createDecisionLibrary({ modelText, templates, assignments: fake.source, maxCachedTenants: 10, maxAgeMs: 60_000 });
 
   it('allows what the role template grants, naming the role', async () => {
     const decision = await decisions.check({ subject: 'user:owner', tenantId: tenantA, object: 'tools', action: 'invoke' });
@@ -57,7 +57,7 @@ describe('decision library', () => {
 
   it('loads each tenant once and reloads after invalidation', async () => {
     const local = fakeAssignments({ [tenantA]: [{ subject: 'user:x', role: 'role:admin' }] });
-    const library = createDecisionLibrary({ modelText, templates, assignments: local.source, maxCachedTenants: 10 });
+    const library = createDecisionLibrary({ modelText, templates, assignments: local.source, maxCachedTenants: 10, maxAgeMs: 60_000 });
     await library.check({ subject: 'user:x', tenantId: tenantA, object: 'tools', action: 'read' });
     await library.check({ subject: 'user:x', tenantId: tenantA, object: 'tools', action: 'invoke' });
     expect(local.loads).toEqual([tenantA]);
@@ -66,9 +66,29 @@ describe('decision library', () => {
     expect(local.loads).toEqual([tenantA, tenantA]);
   });
 
+  it('reloads a tenant whose rules are older than maxAgeMs, even without a change notice', async () => {
+    const local = fakeAssignments({ [tenantA]: [{ subject: 'user:x', role: 'role:admin' }] });
+    let clock = 0;
+    const library = createDecisionLibrary({
+      modelText,
+      templates,
+      assignments: local.source,
+      maxCachedTenants: 10,
+      maxAgeMs: 1_000,
+      now: () => clock,
+    });
+    await library.check({ subject: 'user:x', tenantId: tenantA, object: 'tools', action: 'read' });
+    clock = 999;
+    await library.check({ subject: 'user:x', tenantId: tenantA, object: 'tools', action: 'read' });
+    expect(local.loads).toEqual([tenantA]);
+    clock = 1_000;
+    await library.check({ subject: 'user:x', tenantId: tenantA, object: 'tools', action: 'read' });
+    expect(local.loads).toEqual([tenantA, tenantA]);
+  });
+
   it('keeps at most maxCachedTenants enforcers', async () => {
     const local = fakeAssignments({});
-    const library = createDecisionLibrary({ modelText, templates, assignments: local.source, maxCachedTenants: 1 });
+    const library = createDecisionLibrary({ modelText, templates, assignments: local.source, maxCachedTenants: 1, maxAgeMs: 60_000 });
     await library.check({ subject: 'user:x', tenantId: tenantA, object: 'tools', action: 'read' });
     await library.check({ subject: 'user:x', tenantId: tenantB, object: 'tools', action: 'read' });
     await library.check({ subject: 'user:x', tenantId: tenantA, object: 'tools', action: 'read' });

@@ -28,6 +28,12 @@ export interface DecisionLibraryDeps {
   assignments: AssignmentSource;
   /** Upper bound on tenants whose enforcer is kept in memory (least recently used is dropped). */
   maxCachedTenants: number;
+  /**
+   * Longest time a tenant's rules are reused without reloading: the bound on staleness should
+   * a change notice on NATS be missed.
+   */
+  maxAgeMs: number;
+  now?: () => number;
 }
 
 /**
@@ -35,9 +41,16 @@ export interface DecisionLibraryDeps {
  * assignments and kept in a bounded LRU: a decision only ever sees the rules of its own
  * tenant, and its cost does not grow with the number of tenants.
  */
-export function createDecisionLibrary({ modelText, templates, assignments, maxCachedTenants }: DecisionLibraryDeps) {
+export function createDecisionLibrary({
+  modelText,
+  templates,
+  assignments,
+  maxCachedTenants,
+  maxAgeMs,
+  now = Date.now,
+}: DecisionLibraryDeps) {
   const catalogue = new Set(templates.filter(([role]) => role === 'role:owner').map(([, object, action]) => `${object}:${action}`));
-  const enforcers = new Map<string, Promise<Enforcer>>();
+  const enforcers = new Map<string, { enforcer: Promise<Enforcer>; loadedAt: number }>();
 
   async function load(tenantId: string): Promise<Enforcer> {
     const enforcer = await newEnforcer(newModelFromString(modelText));
@@ -49,20 +62,24 @@ export function createDecisionLibrary({ modelText, templates, assignments, maxCa
 
   function enforcerFor(tenantId: string): Promise<Enforcer> {
     const cached = enforcers.get(tenantId);
-    if (cached) {
+    if (cached && now() - cached.loadedAt < maxAgeMs) {
       enforcers.delete(tenantId);
       enforcers.set(tenantId, cached);
-      return cached;
+      return cached.enforcer;
     }
-    const loading = load(tenantId);
-    enforcers.set(tenantId, loading);
-    loading.catch(() => enforcers.delete(tenantId));
+    const entry = { enforcer: load(tenantId), loadedAt: now() };
+    enforcers.delete(tenantId);
+    enforcers.set(tenantId, entry);
+    // A failed load is forgotten, unless a newer load has replaced it meanwhile.
+    entry.enforcer.catch(() => {
+      if (enforcers.get(tenantId) === entry) enforcers.delete(tenantId);
+    });
     while (enforcers.size > maxCachedTenants) {
       const oldest = enforcers.keys().next().value;
       if (oldest === undefined) break;
       enforcers.delete(oldest);
     }
-    return loading;
+    return entry.enforcer;
   }
 
   return {
