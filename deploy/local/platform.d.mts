@@ -26,6 +26,10 @@ export declare function platformEnv(options: {
   natsUrl: string;
   natsSubjectPrefix: string;
   signingKeySecret: string;
+  /** Base64 of 32 random bytes: the key activation codes are hashed with. */
+  activationCodeSecret: string;
+  /** `host:port` entries the tool gateway may call although they are loopback/private. */
+  allowedToolTargets: string[];
   otlpEndpoint?: string;
   logLevel?: string;
   extra?: Partial<Record<ServiceName, Record<string, string>>>;

@@ -36,13 +36,16 @@ function databaseUrl(pgAdminUrl, database, role) {
 }
 
 /**
- * Environment of every service.
+ * Environment of every service. `allowedToolTargets` are the only loopback/private `host:port`
+ * endpoints the tool gateway may call (the demo tool); `activationCodeSecret` keys the hashes
+ * of activation codes (base64 of 32 random bytes).
  * @param {{ ports: typeof defaultPorts, pgAdminUrl: string, dbPrefix: string, redisUrl: string, redisKeyPrefix: string,
- *   natsUrl: string, natsSubjectPrefix: string, signingKeySecret: string, otlpEndpoint?: string, logLevel?: string,
- *   extra?: Record<string, Record<string, string>> }} options
+ *   natsUrl: string, natsSubjectPrefix: string, signingKeySecret: string, activationCodeSecret: string,
+ *   allowedToolTargets: string[], otlpEndpoint?: string, logLevel?: string, extra?: Record<string, Record<string, string>> }} options
  */
 export function platformEnv(options) {
   const { ports, pgAdminUrl, dbPrefix, redisUrl, redisKeyPrefix, natsUrl, natsSubjectPrefix, signingKeySecret } = options;
+  const { activationCodeSecret, allowedToolTargets } = options;
   const address = (name) => `127.0.0.1:${ports[name].grpc}`;
   const common = {
     LOG_LEVEL: options.logLevel ?? 'info',
@@ -70,10 +73,23 @@ export function platformEnv(options) {
       AUTH_SIGNING_KEY_SECRET: signingKeySecret,
     },
     audit: { ...common, ...grpc('audit'), ...db('audit') },
-    'tool-gateway': { ...common, ...grpc('tool-gateway'), ...db('tool-gateway'), TOOL_ALLOW_PRIVATE_TARGETS: 'true' },
-    'device-enrollment': { ...common, ...grpc('device-enrollment'), ...db('device-enrollment') },
+    'tool-gateway': {
+      ...common,
+      ...grpc('tool-gateway'),
+      ...db('tool-gateway'),
+      TOOL_ALLOWED_PRIVATE_TARGETS: allowedToolTargets.join(','),
+    },
+    'device-enrollment': {
+      ...common,
+      ...grpc('device-enrollment'),
+      ...db('device-enrollment'),
+      ACTIVATION_CODE_SECRET: activationCodeSecret,
+    },
     'api-gateway': {
       ...common,
+      // The gateway reads the session keys the auth service writes: same Redis, same prefix.
+      REDIS_URL: redisUrl,
+      REDIS_KEY_PREFIX: redisKeyPrefix,
       HTTP_PORT: String(ports['api-gateway'].http),
       ADMIN_PORT: String(ports['api-gateway'].admin),
       AUTH_ADDRESS: address('auth'),

@@ -91,15 +91,27 @@ const dbPrefix = 'portcullis';
 /**
  * Development secrets, generated once per checkout and never committed (.portcullis/ is ignored).
  * The local databases belong to them: accounts were created with these passwords and signing keys
- * are encrypted with this secret. New secrets therefore start from fresh local databases.
+ * are encrypted with this secret. New secrets therefore start from fresh local databases. A secret
+ * added after the file was written (the activation-code key) is generated into it in place: a
+ * new one only retires the activation codes that are live at that moment.
  */
 async function devSecrets() {
   const file = join(stateDir, 'dev-secrets.json');
-  if (existsSync(file)) return JSON.parse(readFileSync(file, 'utf8'));
+  const key = () => randomBytes(32).toString('base64');
+  if (existsSync(file)) {
+    const secrets = JSON.parse(readFileSync(file, 'utf8'));
+    if (typeof secrets.activationCodeSecret !== 'string') {
+      secrets.activationCodeSecret = key();
+      writeFileSync(file, JSON.stringify(secrets, null, 2), { mode: 0o600 });
+      log(`added an activation-code secret to ${file}`);
+    }
+    return secrets;
+  }
   await dropDevDatabases();
   const password = () => `${randomBytes(12).toString('base64url')}-Pc1`;
   const secrets = {
-    signingKeySecret: randomBytes(32).toString('base64'),
+    signingKeySecret: key(),
+    activationCodeSecret: key(),
     passwords: { owner: password(), admin: password(), user: password(), betaOwner: password() },
   };
   mkdirSync(stateDir, { recursive: true });
@@ -217,6 +229,9 @@ try {
     natsUrl: 'nats://127.0.0.1:4222',
     natsSubjectPrefix: '',
     signingKeySecret: secrets.signingKeySecret,
+    activationCodeSecret: secrets.activationCodeSecret,
+    // The demo tool on loopback is the one private endpoint the tool gateway may call.
+    allowedToolTargets: [`127.0.0.1:${new URL(tool.url).port || '80'}`],
     ...(process.env.OTEL_EXPORTER_OTLP_ENDPOINT ? { otlpEndpoint: process.env.OTEL_EXPORTER_OTLP_ENDPOINT } : {}),
   });
   log('starting services: ' + serviceNames.join(', '));

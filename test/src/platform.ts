@@ -40,6 +40,9 @@ export async function startTestPlatform() {
     natsUrl: infra.natsUrl,
     natsSubjectPrefix: testRunId,
     signingKeySecret: randomBytes(32).toString('base64'),
+    activationCodeSecret: randomBytes(32).toString('base64'),
+    // The demo tool on loopback is the one private endpoint the tool gateway may call.
+    allowedToolTargets: [`127.0.0.1:${new URL(tool.url).port || '80'}`],
     otlpEndpoint: otlp.endpoint,
     logLevel: 'info',
   });

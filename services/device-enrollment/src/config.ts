@@ -1,4 +1,17 @@
 import { baseConfigSchema, databaseConfigSchema, natsConfigSchema, z } from '@portcullis/kit';
+import { ACTIVATION_CODE_SECRET_BYTES } from './libraries/activation-codes.js';
+
+/** Base64 of exactly 32 bytes, decoded: the HMAC key activation codes are hashed with. */
+const activationCodeSecret = z.string().transform((value, ctx) => {
+  const trimmed = value.trim();
+  const bytes = Buffer.from(trimmed, 'base64');
+  // Round-trip check rejects strings that are not canonical base64 (Buffer.from is lenient).
+  if (bytes.length !== ACTIVATION_CODE_SECRET_BYTES || bytes.toString('base64') !== trimmed) {
+    ctx.addIssue({ code: 'custom', message: `must be the base64 encoding of ${ACTIVATION_CODE_SECRET_BYTES} random bytes` });
+    return z.NEVER;
+  }
+  return bytes;
+});
 
 export const configSchema = baseConfigSchema
   .extend(databaseConfigSchema.shape)
@@ -8,8 +21,12 @@ export const configSchema = baseConfigSchema
     ADMIN_PORT: baseConfigSchema.shape.ADMIN_PORT.default(9055),
     /** How long an activation code stays usable. */
     ACTIVATION_CODE_TTL_SECONDS: z.coerce.number().int().positive().max(86_400).default(600),
-    /** Wrong codes an assistant's live sessions survive; at this many they stop binding. */
-    ACTIVATION_MAX_ATTEMPTS: z.coerce.number().int().positive().default(5),
+    /** HMAC key for stored activation codes (base64 of 32 random bytes). */
+    ACTIVATION_CODE_SECRET: activationCodeSecret,
+    /** Wrong codes one user may enter within the window before further binds are refused. */
+    ACTIVATION_MAX_FAILED_BINDS: z.coerce.number().int().positive().default(5),
+    /** The sliding window, in seconds, over which a user's wrong codes are counted. */
+    ACTIVATION_FAILED_BIND_WINDOW_SECONDS: z.coerce.number().int().positive().max(86_400).default(900),
   });
 
 export type Config = z.infer<typeof configSchema>;

@@ -3,6 +3,7 @@ import { connectNats, createAuditPublisher, createTenantScope, loadConfig, runSe
 import { configSchema } from './config.js';
 import { PrismaClient } from './generated/prisma/client.js';
 import { createDeviceEnrollmentService } from './grpc/device-enrollment-service.js';
+import { createActivationCodeHasher } from './libraries/activation-codes.js';
 import { createEnrollmentLibrary } from './libraries/enrollment.js';
 import { createEnrollmentQueries } from './queries/enrollment.js';
 
@@ -23,8 +24,10 @@ await runService({
     const enrollment = createEnrollmentLibrary({
       store: createEnrollmentQueries(createTenantScope(prisma)),
       audit,
+      hashCode: createActivationCodeHasher(config.ACTIVATION_CODE_SECRET),
       ttlSeconds: config.ACTIVATION_CODE_TTL_SECONDS,
-      maxAttempts: config.ACTIVATION_MAX_ATTEMPTS,
+      maxFailedBinds: config.ACTIVATION_MAX_FAILED_BINDS,
+      failedBindWindowSeconds: config.ACTIVATION_FAILED_BIND_WINDOW_SECONDS,
     });
 
     return {

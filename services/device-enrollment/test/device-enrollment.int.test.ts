@@ -1,4 +1,4 @@
-import { createHash, randomUUID } from 'node:crypto';
+import { createHash, createHmac, randomBytes, randomUUID } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { fromBinary } from '@bufbuild/protobuf';
@@ -24,7 +24,7 @@ import { DeviceEnrollmentService } from '@portcullis/proto/devices';
 import { createTestDatabase, infra, pollUntil, testRunId, withPg, type TestDatabase } from '@portcullis/test';
 import { PrismaClient } from '../src/generated/prisma/client.js';
 import { createDeviceEnrollmentService } from '../src/grpc/device-enrollment-service.js';
-import { ACTIVATION_ALPHABET } from '../src/libraries/activation-codes.js';
+import { ACTIVATION_ALPHABET, createActivationCodeHasher } from '../src/libraries/activation-codes.js';
 import { createEnrollmentLibrary } from '../src/libraries/enrollment.js';
 import { createEnrollmentQueries } from '../src/queries/enrollment.js';
 
@@ -46,11 +46,25 @@ interface Enrollment {
   client: GrpcClient<typeof DeviceEnrollmentService>;
 }
 
-/** The service as main.ts wires it, with its own TTL and attempt cap. */
-async function startEnrollment(prisma: PrismaClient, nc: NatsConnection, ttlSeconds: number, maxAttempts: number): Promise<Enrollment> {
+/** The HMAC key of this run, as ACTIVATION_CODE_SECRET would carry it. */
+const codeSecret = randomBytes(32);
+
+interface Limits {
+  ttlSeconds: number;
+  maxFailedBinds: number;
+  failedBindWindowSeconds: number;
+}
+
+/** The service as main.ts wires it, with its own TTL and failed-bind limit. */
+async function startEnrollment(prisma: PrismaClient, nc: NatsConnection, limits: Limits): Promise<Enrollment> {
   const audit = createAuditPublisher({ nc, subjectPrefix: testRunId });
   await audit.ensureStream();
-  const enrollment = createEnrollmentLibrary({ store: createEnrollmentQueries(createTenantScope(prisma)), audit, ttlSeconds, maxAttempts });
+  const enrollment = createEnrollmentLibrary({
+    store: createEnrollmentQueries(createTenantScope(prisma)),
+    audit,
+    hashCode: createActivationCodeHasher(codeSecret),
+    ...limits,
+  });
   const server = createGrpcServer({ logger, services: [createDeviceEnrollmentService({ enrollment })] });
   const port = await server.listen('127.0.0.1', 0);
   server.setServing(true);
@@ -70,7 +84,10 @@ describe('device enrollment against Postgres and NATS', () => {
   let consumer: RunningConsumer;
   let service: Enrollment;
   let shortLived: Enrollment;
+  /** At most 3 wrong codes per user in 15 minutes. */
   let capped: Enrollment;
+  /** At most 2 wrong codes per user in a 1-second window. */
+  let sliding: Enrollment;
   const audited: AuditEvent[] = [];
   const issuedCodes: string[] = [];
   const stream = auditStreamOf(testRunId);
@@ -88,14 +105,35 @@ describe('device enrollment against Postgres and NATS', () => {
     return started;
   };
   const invalidOrExpired = { code: 'NOT_FOUND', message: 'activation code is invalid or expired' };
+  const rateLimited = { code: 'RATE_LIMITED', message: 'too many wrong activation codes; try again later' };
+  /** `count` well-formed codes that all differ from `code`. */
+  const guessesFor = (code: string, count: number) => {
+    const guesses: string[] = [];
+    for (let guess = otherCode(code); guesses.length < count; guess = otherCode(guess)) guesses.push(guess);
+    return guesses;
+  };
+  const failuresOf = (tenantId: string, userId: string) =>
+    withPg(db.ownerUrl, async (c) => {
+      const result = await c.query<{ n: number }>('SELECT count(*)::int AS n FROM bind_failures WHERE tenant_id = $1 AND user_id = $2', [
+        tenantId,
+        userId,
+      ]);
+      return result.rows[0]?.n;
+    });
+  const sessionRow = (id: string) =>
+    withPg(
+      db.ownerUrl,
+      async (c) => (await c.query<Record<string, unknown>>('SELECT * FROM activation_sessions WHERE id = $1', [id])).rows[0],
+    );
 
   beforeAll(async () => {
     db = await createTestDatabase('device-enrollment', new URL('../prisma/migrations', import.meta.url).pathname);
     prisma = new PrismaClient({ adapter: new PrismaPg({ connectionString: db.appUrl }) });
     nc = await connectNats({ servers: infra.natsUrl, name: 'device-enrollment-test', logger });
-    service = await startEnrollment(prisma, nc, 600, 5);
-    shortLived = await startEnrollment(prisma, nc, 1, 5);
-    capped = await startEnrollment(prisma, nc, 600, 3);
+    service = await startEnrollment(prisma, nc, { ttlSeconds: 600, maxFailedBinds: 5, failedBindWindowSeconds: 900 });
+    shortLived = await startEnrollment(prisma, nc, { ttlSeconds: 1, maxFailedBinds: 5, failedBindWindowSeconds: 900 });
+    capped = await startEnrollment(prisma, nc, { ttlSeconds: 600, maxFailedBinds: 3, failedBindWindowSeconds: 900 });
+    sliding = await startEnrollment(prisma, nc, { ttlSeconds: 600, maxFailedBinds: 2, failedBindWindowSeconds: 1 });
     consumer = await startDurableConsumer(nc, {
       stream: stream.name,
       durable: `device_enrollment_test_${testRunId}`,
@@ -108,7 +146,7 @@ describe('device enrollment against Postgres and NATS', () => {
   });
 
   afterAll(async () => {
-    for (const enrollment of [service, shortLived, capped]) {
+    for (const enrollment of [service, shortLived, capped, sliding]) {
       enrollment.client.close();
       await enrollment.server.drain(1_000);
     }
@@ -119,18 +157,16 @@ describe('device enrollment against Postgres and NATS', () => {
     await db.drop();
   });
 
-  it('starts an activation with a 6-character code, storing only its hash', async () => {
+  it('starts an activation with a 6-character code, storing only its HMAC under the secret', async () => {
     const started = await start(service, tenantA, assistantA);
     expect(started.code).toMatch(/^[ABCDEFGHJKMNPQRSTUVWXYZ23456789]{6}$/);
     const expiresAt = timestampDate(started.expiresAt!).getTime();
     expect(expiresAt).toBeGreaterThan(Date.now() + 500_000);
     expect(expiresAt).toBeLessThanOrEqual(Date.now() + 600_000);
 
-    const row = await withPg(db.ownerUrl, async (c) => {
-      const result = await c.query<Record<string, unknown>>('SELECT * FROM activation_sessions WHERE id = $1', [started.sessionId]);
-      return result.rows[0];
-    });
-    expect(row?.['code_hash']).toBe(createHash('sha256').update(started.code).digest('hex'));
+    const row = await sessionRow(started.sessionId);
+    expect(row?.['code_hash']).toBe(createHmac('sha256', codeSecret).update(started.code).digest('hex'));
+    expect(row?.['code_hash']).not.toBe(createHash('sha256').update(started.code).digest('hex'));
     expect(JSON.stringify(row)).not.toContain(started.code);
   });
 
@@ -165,7 +201,9 @@ describe('device enrollment against Postgres and NATS', () => {
   it('lets exactly one of several concurrent binds with the same code succeed', async () => {
     const { code } = await start(service, tenantA, assistantA, 'Race car');
     const results = await Promise.allSettled(
-      Array.from({ length: 6 }, () => service.client.bindDevice({ tenantId: tenantA, assistantId: assistantA, code, userId: alice })),
+      Array.from({ length: 6 }, () =>
+        service.client.bindDevice({ tenantId: tenantA, assistantId: assistantA, code, userId: randomUUID() }),
+      ),
     );
     expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
     for (const rejected of results.filter((r) => r.status === 'rejected')) expect(rejected.reason).toMatchObject(invalidOrExpired);
@@ -194,31 +232,142 @@ describe('device enrollment against Postgres and NATS', () => {
     ).rejects.toMatchObject(invalidOrExpired);
   });
 
-  it('kills the live codes of an assistant once wrong attempts reach the cap', async () => {
-    const guessesFor = (code: string, count: number) => {
-      const guesses: string[] = [];
-      for (let guess = otherCode(code); guesses.length < count; guess = otherCode(guess)) guesses.push(guess);
-      return guesses;
-    };
-    const bind = (assistantId: string, code: string) => capped.client.bindDevice({ tenantId: tenantB, assistantId, code, userId: bob });
+  describe('wrong codes', () => {
+    it("never touch another user's code: the guesser is limited at the cap, the owner still binds", async () => {
+      const tenant = randomUUID();
+      const assistant = randomUUID();
+      const mallory = randomUUID();
+      const carol = randomUUID();
+      const target = await start(capped, tenant, assistant, 'Not yours');
+      const bind = (userId: string, code: string) => capped.client.bindDevice({ tenantId: tenant, assistantId: assistant, code, userId });
 
-    const survivor = randomUUID();
-    const spared = await start(capped, tenantB, survivor, 'Survives two guesses');
-    for (const guess of guessesFor(spared.code, 2)) await expect(bind(survivor, guess)).rejects.toMatchObject(invalidOrExpired);
-    await expect(bind(survivor, spared.code)).resolves.toMatchObject({ device: { name: 'Survives two guesses' } });
+      for (const guess of guessesFor(target.code, 3)) await expect(bind(mallory, guess)).rejects.toMatchObject(invalidOrExpired);
+      // At the cap, even the right code is refused unlooked: the session stays live.
+      await expect(bind(mallory, guessesFor(target.code, 4)[3] ?? '')).rejects.toMatchObject(rateLimited);
+      await expect(bind(mallory, target.code)).rejects.toMatchObject(rateLimited);
+      expect(await sessionRow(target.sessionId)).toMatchObject({ consumed_at: null });
+      expect(await failuresOf(tenant, mallory)).toBe(3);
 
-    const victim = randomUUID();
-    const guessed = await start(capped, tenantB, victim, 'Guessed at');
-    const elsewhere = await start(capped, tenantB, randomUUID(), 'Other assistant');
-    for (const guess of guessesFor(guessed.code, 3)) await expect(bind(victim, guess)).rejects.toMatchObject(invalidOrExpired);
-    await expect(bind(victim, guessed.code)).rejects.toMatchObject(invalidOrExpired);
-    const attempts = await withPg(db.ownerUrl, async (c) => {
-      const result = await c.query<{ id: string; attempts: number }>('SELECT id, attempts FROM activation_sessions WHERE id = ANY($1)', [
-        [guessed.sessionId, elsewhere.sessionId],
-      ]);
-      return Object.fromEntries(result.rows.map((row) => [row.id, row.attempts]));
+      await expect(bind(carol, target.code)).resolves.toMatchObject({ device: { name: 'Not yours', ownerUserId: carol } });
+      expect(await failuresOf(tenant, carol)).toBe(0);
     });
-    expect(attempts).toEqual({ [guessed.sessionId]: 3, [elsewhere.sessionId]: 0 });
+
+    it('no longer count against the sessions of the assistant', async () => {
+      const tenant = randomUUID();
+      const assistant = randomUUID();
+      const sessions = [await start(service, tenant, assistant, 'First'), await start(service, tenant, assistant, 'Second')];
+      const guessers = [randomUUID(), randomUUID(), randomUUID()];
+      const taken = new Set(sessions.map((s) => s.code));
+      const wrong = guessesFor(sessions[0]?.code ?? 'AAAAAA', 12).filter((g) => !taken.has(g));
+      // More wrong codes than any one user's cap, spread over several users.
+      for (const [n, guess] of wrong.slice(0, 12).entries()) {
+        const userId = guessers[n % guessers.length] ?? bob;
+        await expect(service.client.bindDevice({ tenantId: tenant, assistantId: assistant, code: guess, userId })).rejects.toMatchObject(
+          invalidOrExpired,
+        );
+      }
+      const columns = await withPg(db.ownerUrl, async (c) => {
+        const result = await c.query<{ column_name: string }>(
+          "SELECT column_name FROM information_schema.columns WHERE table_name = 'activation_sessions'",
+        );
+        return result.rows.map((row) => row.column_name);
+      });
+      expect(columns).not.toContain('attempts');
+      for (const [n, session] of sessions.entries()) {
+        await expect(
+          service.client.bindDevice({ tenantId: tenant, assistantId: assistant, code: session.code, userId: randomUUID() }),
+        ).resolves.toMatchObject({ device: { name: n === 0 ? 'First' : 'Second' } });
+      }
+    });
+
+    it('are limited per tenant and user: the same user id elsewhere, and other users here, are unaffected', async () => {
+      const tenant = randomUUID();
+      const otherTenant = randomUUID();
+      const assistant = randomUUID();
+      const mallory = randomUUID();
+      const limitedHere = await start(capped, tenant, assistant, 'Here');
+      for (const guess of guessesFor(limitedHere.code, 3)) {
+        await expect(
+          capped.client.bindDevice({ tenantId: tenant, assistantId: assistant, code: guess, userId: mallory }),
+        ).rejects.toMatchObject(invalidOrExpired);
+      }
+      // Another assistant of the same tenant: still the same user, still limited.
+      const otherAssistant = randomUUID();
+      const elsewhere = await start(capped, tenant, otherAssistant, 'Other assistant');
+      await expect(
+        capped.client.bindDevice({ tenantId: tenant, assistantId: otherAssistant, code: elsewhere.code, userId: mallory }),
+      ).rejects.toMatchObject(rateLimited);
+      const there = await start(capped, otherTenant, assistant, 'There');
+      await expect(
+        capped.client.bindDevice({ tenantId: otherTenant, assistantId: assistant, code: there.code, userId: mallory }),
+      ).resolves.toMatchObject({ device: { tenantId: otherTenant, name: 'There' } });
+    });
+
+    it('are not forgiven by a successful bind', async () => {
+      const tenant = randomUUID();
+      const assistant = randomUUID();
+      const dave = randomUUID();
+      const bind = (code: string) => capped.client.bindDevice({ tenantId: tenant, assistantId: assistant, code, userId: dave });
+      const own = await start(capped, tenant, assistant, 'Own device');
+      for (const guess of guessesFor(own.code, 2)) await expect(bind(guess)).rejects.toMatchObject(invalidOrExpired);
+      await expect(bind(own.code)).resolves.toMatchObject({ device: { name: 'Own device' } });
+      const next = await start(capped, tenant, assistant, 'Next device');
+      await expect(bind(guessesFor(next.code, 1)[0] ?? '')).rejects.toMatchObject(invalidOrExpired);
+      await expect(bind(next.code)).rejects.toMatchObject(rateLimited);
+    });
+
+    it('cannot overrun the cap by arriving together', async () => {
+      const tenant = randomUUID();
+      const assistant = randomUUID();
+      const erin = randomUUID();
+      const live = await start(capped, tenant, assistant, 'Raced');
+      const results = await Promise.allSettled(
+        guessesFor(live.code, 8).map((code) => capped.client.bindDevice({ tenantId: tenant, assistantId: assistant, code, userId: erin })),
+      );
+      const reasons = results.map((r) => (r.status === 'rejected' ? (r.reason as { code?: string }).code : 'BOUND'));
+      expect(reasons.filter((code) => code === 'NOT_FOUND')).toHaveLength(3);
+      expect(reasons.filter((code) => code === 'RATE_LIMITED')).toHaveLength(5);
+      expect(await failuresOf(tenant, erin)).toBe(3);
+    });
+
+    it('age out of the sliding window', async () => {
+      const tenant = randomUUID();
+      const assistant = randomUUID();
+      const frank = randomUUID();
+      const bind = (code: string) => sliding.client.bindDevice({ tenantId: tenant, assistantId: assistant, code, userId: frank });
+      const waiting = await start(sliding, tenant, assistant, 'After the window');
+      for (const guess of guessesFor(waiting.code, 2)) await expect(bind(guess)).rejects.toMatchObject(invalidOrExpired);
+      await expect(bind(waiting.code)).rejects.toMatchObject(rateLimited);
+      // Refused binds are not failures: once the window has passed, the right code binds.
+      const bound = await pollUntil(
+        async () => {
+          try {
+            return await bind(waiting.code);
+          } catch (error) {
+            if ((error as { code?: string }).code === 'RATE_LIMITED') return undefined;
+            throw error;
+          }
+        },
+        { timeoutMs: 10_000, intervalMs: 200, what: 'the failure window to pass' },
+      );
+      expect(bound.device).toMatchObject({ name: 'After the window', ownerUserId: frank });
+    });
+
+    it('do not count when malformed', async () => {
+      const tenant = randomUUID();
+      const assistant = randomUUID();
+      const grace = randomUUID();
+      const own = await start(capped, tenant, assistant, 'Typed badly first');
+      for (const code of ['', 'ABCDE', 'ABCDEFG', 'ABCD0E', 'ABC DE']) {
+        await expect(capped.client.bindDevice({ tenantId: tenant, assistantId: assistant, code, userId: grace })).rejects.toMatchObject({
+          code: 'INVALID_ARGUMENT',
+        });
+      }
+      expect(await failuresOf(tenant, grace)).toBe(0);
+      await expect(
+        capped.client.bindDevice({ tenantId: tenant, assistantId: assistant, code: own.code, userId: grace }),
+      ).resolves.toMatchObject({ device: { name: 'Typed badly first' } });
+    });
   });
 
   it('rejects malformed codes and ids with INVALID_ARGUMENT', async () => {
@@ -247,9 +396,10 @@ describe('device enrollment against Postgres and NATS', () => {
     expect(listedC.devices[0]?.boundAt).toBeDefined();
   });
 
-  it('never writes an activation code to the log', () => {
+  it('never writes an activation code or the code secret to the log', () => {
     expect(issuedCodes.length).toBeGreaterThan(5);
     const log = logLines.join('');
+    expect(log).not.toContain(codeSecret.toString('base64'));
     for (const code of issuedCodes) {
       expect(log).not.toContain(code);
       expect(log).not.toContain(code.toLowerCase());
@@ -257,7 +407,7 @@ describe('device enrollment against Postgres and NATS', () => {
   });
 
   describe('row-level security', () => {
-    it.each(['activation_sessions', 'devices'])('%s returns zero rows when no tenant is set', async (table) => {
+    it.each(['activation_sessions', 'devices', 'bind_failures'])('%s returns zero rows when no tenant is set', async (table) => {
       const rows = await withPg(db.appUrl, async (c) => (await c.query<{ id: string }>(`SELECT id FROM ${table}`)).rows);
       expect(rows).toHaveLength(0);
       const all = await withPg(db.ownerUrl, async (c) => (await c.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${table}`)).rows[0]);
@@ -270,6 +420,7 @@ describe('device enrollment against Postgres and NATS', () => {
         await c.query("SELECT set_config('app.tenant_id', $1, true)", [tenantA]);
         const sessions = await c.query<{ tenant_id: string }>('SELECT tenant_id FROM activation_sessions');
         const devices = await c.query<{ tenant_id: string }>('SELECT tenant_id FROM devices');
+        const failures = await c.query<{ tenant_id: string }>('SELECT tenant_id FROM bind_failures');
         await c.query('SAVEPOINT planted_device');
         await expect(
           c.query("INSERT INTO devices (tenant_id, assistant_id, owner_user_id, name) VALUES ($1, $2, $3, 'planted')", [
@@ -279,6 +430,11 @@ describe('device enrollment against Postgres and NATS', () => {
           ]),
         ).rejects.toThrow(/row-level security/);
         await c.query('ROLLBACK TO SAVEPOINT planted_device');
+        await c.query('SAVEPOINT planted_failure');
+        await expect(
+          c.query('INSERT INTO bind_failures (tenant_id, user_id, assistant_id) VALUES ($1, $2, $3)', [tenantB, bob, assistantB]),
+        ).rejects.toThrow(/row-level security/);
+        await c.query('ROLLBACK TO SAVEPOINT planted_failure');
         await expect(
           c.query(
             "INSERT INTO activation_sessions (tenant_id, assistant_id, device_name, code_hash, expires_at) VALUES ($1, $2, 'planted', $3, now() + interval '1 hour')",
@@ -286,10 +442,12 @@ describe('device enrollment against Postgres and NATS', () => {
           ),
         ).rejects.toThrow(/row-level security/);
         await c.query('ROLLBACK');
-        return [...sessions.rows, ...devices.rows];
+        return { sessions: sessions.rows, devices: devices.rows, failures: failures.rows };
       });
-      expect(seen.length).toBeGreaterThan(0);
-      expect(seen.every((row) => row.tenant_id === tenantA)).toBe(true);
+      for (const rows of Object.values(seen)) {
+        expect(rows.length).toBeGreaterThan(0);
+        expect(rows.every((row) => row.tenant_id === tenantA)).toBe(true);
+      }
     });
   });
 });

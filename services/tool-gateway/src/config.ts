@@ -1,4 +1,18 @@
-import { baseConfigSchema, databaseConfigSchema, natsConfigSchema, z } from '@portcullis/kit';
+import { AppError, baseConfigSchema, databaseConfigSchema, natsConfigSchema, z } from '@portcullis/kit';
+import { parseAllowedTargets } from './libraries/target-guard.js';
+
+/** Comma-separated `host:port` entries, parsed and normalised; empty allows nothing. */
+const allowedTargets = z
+  .string()
+  .default('')
+  .transform((text, ctx) => {
+    try {
+      return parseAllowedTargets(text);
+    } catch (error) {
+      ctx.addIssue({ code: 'custom', message: error instanceof AppError ? error.message : 'is not a list of host:port entries' });
+      return z.NEVER;
+    }
+  });
 
 export const configSchema = baseConfigSchema
   .extend(databaseConfigSchema.shape)
@@ -10,8 +24,8 @@ export const configSchema = baseConfigSchema
     TOOL_TIMEOUT_MS: z.coerce.number().int().positive().default(5000),
     /** Largest upstream response body read; a bigger one fails the call. */
     TOOL_MAX_RESPONSE_BYTES: z.coerce.number().int().positive().default(1_048_576),
-    /** Lets endpoints resolve to loopback/private/link-local addresses (development only). */
-    TOOL_ALLOW_PRIVATE_TARGETS: z.stringbool().default(false),
+    /** Exact `host:port` endpoints that may be called although they are loopback/private (development). */
+    TOOL_ALLOWED_PRIVATE_TARGETS: allowedTargets,
   });
 
 export type Config = z.infer<typeof configSchema>;

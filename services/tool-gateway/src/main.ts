@@ -5,7 +5,7 @@ import { PrismaClient } from './generated/prisma/client.js';
 import { createToolGatewayService } from './grpc/tool-gateway-service.js';
 import { createHttpToolClient } from './libraries/http-tool-client.js';
 import { createInvocationLibrary } from './libraries/invocations.js';
-import { createTargetGuard, systemResolver } from './libraries/target-guard.js';
+import { createTargetGuard, formatAllowedTarget, systemResolver } from './libraries/target-guard.js';
 import { createToolRegistry } from './libraries/tool-registry.js';
 import { createToolQueries } from './queries/tools.js';
 
@@ -23,11 +23,15 @@ await runService({
     const audit = createAuditPublisher({ nc, subjectPrefix: config.NATS_SUBJECT_PREFIX });
     await audit.ensureStream();
 
-    if (config.TOOL_ALLOW_PRIVATE_TARGETS) {
-      logger.warn('TOOL_ALLOW_PRIVATE_TARGETS is on: tools may reach loopback, private and link-local addresses');
+    if (config.TOOL_ALLOWED_PRIVATE_TARGETS.length > 0) {
+      const targets = config.TOOL_ALLOWED_PRIVATE_TARGETS.map(formatAllowedTarget);
+      logger.warn(
+        { allowedPrivateTargets: targets },
+        `TOOL_ALLOWED_PRIVATE_TARGETS is set: tools may reach these private targets: ${targets.join(', ')}`,
+      );
     }
     const tools = createToolQueries(createTenantScope(prisma));
-    const guard = createTargetGuard({ allowPrivateTargets: config.TOOL_ALLOW_PRIVATE_TARGETS, resolve: systemResolver });
+    const guard = createTargetGuard({ allowedPrivateTargets: config.TOOL_ALLOWED_PRIVATE_TARGETS, resolve: systemResolver });
     const http = createHttpToolClient({ fetch, timeoutMs: config.TOOL_TIMEOUT_MS, maxResponseBytes: config.TOOL_MAX_RESPONSE_BYTES });
 
     return {

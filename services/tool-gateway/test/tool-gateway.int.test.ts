@@ -29,7 +29,7 @@ import { PrismaClient } from '../src/generated/prisma/client.js';
 import { createToolGatewayService } from '../src/grpc/tool-gateway-service.js';
 import { createHttpToolClient } from '../src/libraries/http-tool-client.js';
 import { createInvocationLibrary } from '../src/libraries/invocations.js';
-import { createTargetGuard, systemResolver } from '../src/libraries/target-guard.js';
+import { createTargetGuard, parseAllowedTargets, systemResolver } from '../src/libraries/target-guard.js';
 import { createToolRegistry } from '../src/libraries/tool-registry.js';
 import { createToolQueries } from '../src/queries/tools.js';
 
@@ -94,11 +94,11 @@ interface Gateway {
 }
 
 /** The service as main.ts wires it, listening on an ephemeral port. */
-async function startGateway(prisma: PrismaClient, nc: NatsConnection, allowPrivateTargets: boolean): Promise<Gateway> {
+async function startGateway(prisma: PrismaClient, nc: NatsConnection, allowedPrivateTargets: string): Promise<Gateway> {
   const audit = createAuditPublisher({ nc, subjectPrefix: testRunId });
   await audit.ensureStream();
   const tools = createToolQueries(createTenantScope(prisma));
-  const guard = createTargetGuard({ allowPrivateTargets, resolve: systemResolver });
+  const guard = createTargetGuard({ allowedPrivateTargets: parseAllowedTargets(allowedPrivateTargets), resolve: systemResolver });
   const http = createHttpToolClient({ fetch, timeoutMs: 2_000, maxResponseBytes: MAX_RESPONSE_BYTES });
   const service = createToolGatewayService({
     registry: createToolRegistry({ store: tools, guard }),
@@ -116,10 +116,17 @@ describe('tool gateway against Postgres, NATS and a real HTTP tool', () => {
   let prisma: PrismaClient;
   let nc: NatsConnection;
   let consumer: RunningConsumer;
-  let open: Gateway;
+  /** Allows exactly the tool server's 127.0.0.1:<port> and the port of a closed server. */
+  let listed: Gateway;
+  /** Allows no private target. */
   let strict: Gateway;
   let toolBase: string;
+  let toolPort: number;
+  let gonePort: number;
   const toolServer = startToolServer();
+  /** A second tool on a loopback port that is not allow-listed. */
+  const unlistedServer = startToolServer();
+  let unlistedPort: number;
   const audited: AuditEvent[] = [];
   const stream = auditStreamOf(testRunId);
 
@@ -147,12 +154,17 @@ describe('tool gateway against Postgres, NATS and a real HTTP tool', () => {
 
   beforeAll(async () => {
     telemetry = startTelemetry({ serviceName: 'tool-gateway-test' });
-    toolBase = `http://127.0.0.1:${await toolServer.listen()}`;
+    toolPort = await toolServer.listen();
+    toolBase = `http://127.0.0.1:${toolPort}`;
+    unlistedPort = await unlistedServer.listen();
+    const gone = startToolServer();
+    gonePort = await gone.listen();
+    await gone.close();
     db = await createTestDatabase('tool-gateway', new URL('../prisma/migrations', import.meta.url).pathname);
     prisma = new PrismaClient({ adapter: new PrismaPg({ connectionString: db.appUrl }) });
     nc = await connectNats({ servers: infra.natsUrl, name: 'tool-gateway-test', logger });
-    open = await startGateway(prisma, nc, true);
-    strict = await startGateway(prisma, nc, false);
+    listed = await startGateway(prisma, nc, `127.0.0.1:${toolPort}, 127.0.0.1:${gonePort}`);
+    strict = await startGateway(prisma, nc, '');
     consumer = await startDurableConsumer(nc, {
       stream: stream.name,
       durable: `tool_gateway_test_${testRunId}`,
@@ -165,7 +177,7 @@ describe('tool gateway against Postgres, NATS and a real HTTP tool', () => {
   });
 
   afterAll(async () => {
-    for (const gateway of [open, strict]) {
+    for (const gateway of [listed, strict]) {
       gateway.client.close();
       await gateway.server.drain(1_000);
     }
@@ -175,27 +187,28 @@ describe('tool gateway against Postgres, NATS and a real HTTP tool', () => {
     await prisma.$disconnect();
     await db.drop();
     await toolServer.close();
+    await unlistedServer.close();
     await telemetry.shutdown();
   });
 
   it('registers and lists tools per assistant', async () => {
-    const { tool } = await register(open, 'echo', '/echo');
+    const { tool } = await register(listed, 'echo', '/echo');
     expect(tool).toMatchObject({ tenantId: tenantA, assistantId: assistant, name: 'echo', capability: 'tools:invoke' });
     expect(tool?.endpointUrl).toBe(`${toolBase}/echo`);
-    await expect(register(open, 'echo', '/echo')).rejects.toMatchObject({ code: 'ALREADY_EXISTS' });
-    await expect(register(open, 'Bad Name', '/echo')).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
-    const { tools } = await open.client.listTools({ tenantId: tenantA, assistantId: assistant });
+    await expect(register(listed, 'echo', '/echo')).rejects.toMatchObject({ code: 'ALREADY_EXISTS' });
+    await expect(register(listed, 'Bad Name', '/echo')).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    const { tools } = await listed.client.listTools({ tenantId: tenantA, assistantId: assistant });
     expect(tools.map((t) => t.name)).toContain('echo');
-    const other = await open.client.listTools({ tenantId: tenantA, assistantId: randomUUID() });
+    const other = await listed.client.listTools({ tenantId: tenantA, assistantId: randomUUID() });
     expect(other.tools).toHaveLength(0);
   });
 
   it('invokes a tool, continues the trace into it and audits the call on JetStream', async () => {
-    await register(open, 'echo-traced', '/echo');
+    await register(listed, 'echo-traced', '/echo');
     const input = '{"city":"Oslo","days":[1,2]}';
     const { response, traceId } = await tracer.startActiveSpan('test invoke', async (span) => {
       try {
-        return { response: await invoke(open, 'echo-traced', input), traceId: span.spanContext().traceId };
+        return { response: await invoke(listed, 'echo-traced', input), traceId: span.spanContext().traceId };
       } finally {
         span.end();
       }
@@ -221,15 +234,15 @@ describe('tool gateway against Postgres, NATS and a real HTTP tool', () => {
   });
 
   it('returns an upstream error answer with its status, audited as a failure', async () => {
-    await register(open, 'broken', '/fail');
-    const response = await invoke(open, 'broken');
+    await register(listed, 'broken', '/fail');
+    const response = await invoke(listed, 'broken');
     expect(response).toMatchObject({ upstreamStatus: 500, outputJson: '{"error":"tool broke"}' });
     expect(await auditOf(tenantA, 'broken')).toMatchObject({ outcome: Outcome.FAILURE, attributes: { upstream_status: '500' } });
   });
 
   it('fails an oversized response with UPSTREAM_FAILED', async () => {
-    await register(open, 'big', '/big');
-    await expect(invoke(open, 'big')).rejects.toMatchObject({
+    await register(listed, 'big', '/big');
+    await expect(invoke(listed, 'big')).rejects.toMatchObject({
       code: 'UPSTREAM_FAILED',
       message: `tool response exceeds ${MAX_RESPONSE_BYTES} bytes`,
     });
@@ -240,14 +253,17 @@ describe('tool gateway against Postgres, NATS and a real HTTP tool', () => {
   });
 
   it('fails a non-JSON response with UPSTREAM_FAILED', async () => {
-    await register(open, 'text', '/text');
-    await expect(invoke(open, 'text')).rejects.toMatchObject({ code: 'UPSTREAM_FAILED', message: 'tool response is not a JSON document' });
+    await register(listed, 'text', '/text');
+    await expect(invoke(listed, 'text')).rejects.toMatchObject({
+      code: 'UPSTREAM_FAILED',
+      message: 'tool response is not a JSON document',
+    });
     expect(await auditOf(tenantA, 'text')).toMatchObject({ outcome: Outcome.FAILURE });
   });
 
   it('fails a tool that does not answer in time with DEADLINE_EXCEEDED', async () => {
-    await register(open, 'slow', '/slow');
-    await expect(invoke(open, 'slow')).rejects.toMatchObject({ code: 'DEADLINE_EXCEEDED' });
+    await register(listed, 'slow', '/slow');
+    await expect(invoke(listed, 'slow')).rejects.toMatchObject({ code: 'DEADLINE_EXCEEDED' });
     expect(await auditOf(tenantA, 'slow')).toMatchObject({
       outcome: Outcome.FAILURE,
       reason: expect.stringContaining('DEADLINE_EXCEEDED'),
@@ -255,34 +271,30 @@ describe('tool gateway against Postgres, NATS and a real HTTP tool', () => {
   });
 
   it('fails an unreachable tool with UPSTREAM_FAILED', async () => {
-    const gone = startToolServer();
-    const port = await gone.listen();
-    await gone.close();
-    await open.client.registerTool({
+    await listed.client.registerTool({
       tenantId: tenantA,
       assistantId: assistant,
       name: 'gone',
-      endpointUrl: `http://127.0.0.1:${port}/echo`,
+      endpointUrl: `http://127.0.0.1:${gonePort}/echo`,
     });
-    await expect(invoke(open, 'gone')).rejects.toMatchObject({ code: 'UPSTREAM_FAILED', message: 'tool endpoint could not be reached' });
+    await expect(invoke(listed, 'gone')).rejects.toMatchObject({ code: 'UPSTREAM_FAILED', message: 'tool endpoint could not be reached' });
   });
 
   it('answers NOT_FOUND for an unknown tool and INVALID_ARGUMENT for bad input, auditing both', async () => {
-    await expect(invoke(open, 'never-registered')).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    await expect(invoke(listed, 'never-registered')).rejects.toMatchObject({ code: 'NOT_FOUND' });
     expect(await auditOf(tenantA, 'never-registered')).toMatchObject({
       outcome: Outcome.FAILURE,
       reason: expect.stringContaining('NOT_FOUND'),
     });
-    await register(open, 'echo-input', '/echo');
+    await register(listed, 'echo-input', '/echo');
     const before = toolServer.received.length;
-    await expect(invoke(open, 'echo-input', '{not json')).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
-    await expect(invoke(open, 'echo-input', JSON.stringify('x'.repeat(70_000)))).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    await expect(invoke(listed, 'echo-input', '{not json')).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    await expect(invoke(listed, 'echo-input', JSON.stringify('x'.repeat(70_000)))).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
     expect(toolServer.received.length).toBe(before);
   });
 
   it('refuses private targets at registration when they are not allowed', async () => {
-    const port = new URL(toolBase).port;
-    for (const endpointUrl of [`http://127.0.0.1:${port}/echo`, `http://localhost:${port}/echo`, `http://[::1]:${port}/echo`]) {
+    for (const endpointUrl of [`http://127.0.0.1:${toolPort}/echo`, `http://localhost:${toolPort}/echo`, `http://[::1]:${toolPort}/echo`]) {
       await expect(
         strict.client.registerTool({ tenantId: tenantA, assistantId: assistant, name: 'sneaky', endpointUrl }),
       ).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringContaining('private') });
@@ -291,8 +303,39 @@ describe('tool gateway against Postgres, NATS and a real HTTP tool', () => {
     expect(tools.map((t) => t.name)).not.toContain('sneaky');
   });
 
+  it('allows only the exact allow-listed host and port of a private target', async () => {
+    for (const endpointUrl of [
+      `http://127.0.0.1:${unlistedPort}/echo`,
+      `http://localhost:${toolPort}/echo`,
+      `http://[::1]:${toolPort}/echo`,
+      `http://127.0.0.2:${toolPort}/echo`,
+      'http://127.0.0.1/echo',
+    ]) {
+      await expect(
+        listed.client.registerTool({ tenantId: tenantA, assistantId: assistant, name: 'off-list', endpointUrl }),
+      ).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringContaining('private') });
+    }
+    const { tools } = await listed.client.listTools({ tenantId: tenantA, assistantId: assistant });
+    expect(tools.map((t) => t.name)).not.toContain('off-list');
+  });
+
+  it('refuses, at invocation, a stored tool whose private port is not allow-listed, without calling it', async () => {
+    // Planted past the registry (as if the list had changed since it was registered).
+    await withPg(db.ownerUrl, (c) =>
+      c.query('INSERT INTO tools (tenant_id, assistant_id, name, endpoint_url) VALUES ($1, $2, $3, $4)', [
+        tenantA,
+        assistant,
+        'unlisted-port',
+        `http://127.0.0.1:${unlistedPort}/echo`,
+      ]),
+    );
+    await expect(invoke(listed, 'unlisted-port')).rejects.toMatchObject({ code: 'PERMISSION_DENIED' });
+    expect(unlistedServer.received).toHaveLength(0);
+    expect(await auditOf(tenantA, 'unlisted-port')).toMatchObject({ outcome: Outcome.FAILURE });
+  });
+
   it('refuses a private target again at invocation, without calling it', async () => {
-    await register(open, 'echo-rechecked', '/echo');
+    await register(listed, 'echo-rechecked', '/echo');
     const before = toolServer.received.length;
     await expect(invoke(strict, 'echo-rechecked')).rejects.toMatchObject({ code: 'PERMISSION_DENIED' });
     expect(toolServer.received.length).toBe(before);
@@ -300,16 +343,16 @@ describe('tool gateway against Postgres, NATS and a real HTTP tool', () => {
   });
 
   it("never shows or runs one tenant's tools in another", async () => {
-    await register(open, 'echo-b', '/echo', tenantB);
-    const listedByA = await open.client.listTools({ tenantId: tenantA, assistantId: assistant });
+    await register(listed, 'echo-b', '/echo', tenantB);
+    const listedByA = await listed.client.listTools({ tenantId: tenantA, assistantId: assistant });
     expect(listedByA.tools.map((t) => t.name)).not.toContain('echo-b');
     expect(listedByA.tools.every((t) => t.tenantId === tenantA)).toBe(true);
-    await expect(invoke(open, 'echo-b', '{}', tenantA)).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    await expect(invoke(listed, 'echo-b', '{}', tenantA)).rejects.toMatchObject({ code: 'NOT_FOUND' });
     await expect(
-      open.client.invokeTool({ tenantId: tenantB, assistantId: assistant, toolName: 'echo-b', inputJson: '{}', principal: principalA }),
+      listed.client.invokeTool({ tenantId: tenantB, assistantId: assistant, toolName: 'echo-b', inputJson: '{}', principal: principalA }),
     ).rejects.toMatchObject({ code: 'CROSS_TENANT' });
     // The same name is free in another tenant: uniqueness is per tenant and assistant.
-    await expect(register(open, 'echo-b', '/echo', tenantA)).resolves.toMatchObject({ tool: { tenantId: tenantA } });
+    await expect(register(listed, 'echo-b', '/echo', tenantA)).resolves.toMatchObject({ tool: { tenantId: tenantA } });
   });
 
   describe('row-level security', () => {

@@ -1,10 +1,11 @@
+import { createHash } from 'node:crypto';
 import { describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
 import {
   ACTIVATION_ALPHABET,
   ACTIVATION_CODE_LENGTH,
+  createActivationCodeHasher,
   generateActivationCode,
-  hashActivationCode,
   normalizeActivationCode,
 } from './activation-codes.js';
 
@@ -83,9 +84,48 @@ describe('normalizeActivationCode', () => {
   });
 });
 
-describe('hashActivationCode', () => {
-  it('is the hex SHA-256 of the canonical code', () => {
-    expect(hashActivationCode('ABCDEF')).toBe('e9c0f8b575cbfcb42ab3b78ecc87efa3b011d9a5d10b09fa4e96f240bf6a82f5');
-    expect(hashActivationCode(normalizeActivationCode(' abcdef '))).toBe(hashActivationCode('ABCDEF'));
+describe('createActivationCodeHasher', () => {
+  const sevens = Buffer.alloc(32, 7);
+  const eights = Buffer.alloc(32, 8);
+
+  it('is the hex HMAC-SHA256 of the canonical code under the secret', () => {
+    // Reference values from `printf ABCDEF | openssl dgst -sha256 -mac HMAC -macopt hexkey:0707…07` (32 bytes).
+    expect(createActivationCodeHasher(sevens)('ABCDEF')).toBe('579d7afb9ae4877bc5fc2c9574900e64538e986c430eb2733071a676947eb422');
+    expect(createActivationCodeHasher(eights)('ABCDEF')).toBe('55b78a870be49194cce949345f64fcc0e2e6c4295c1c3516cdb24205eaeba6cf');
+    const hash = createActivationCodeHasher(sevens);
+    expect(hash(normalizeActivationCode(' abcdef '))).toBe(hash('ABCDEF'));
+  });
+
+  it('is not the unkeyed SHA-256 an attacker could enumerate', () => {
+    fc.assert(
+      fc.property(validCode, (code) => {
+        expect(createActivationCodeHasher(sevens)(code)).not.toBe(createHash('sha256').update(code).digest('hex'));
+      }),
+    );
+  });
+
+  it('gives different codes different hashes and different secrets different hashes', () => {
+    fc.assert(
+      fc.property(validCode, validCode, (a, b) => {
+        fc.pre(a !== b);
+        const hash = createActivationCodeHasher(sevens);
+        expect(hash(a)).not.toBe(hash(b));
+        expect(hash(a)).toMatch(/^[0-9a-f]{64}$/);
+        expect(createActivationCodeHasher(eights)(a)).not.toBe(hash(a));
+      }),
+    );
+  });
+
+  it('refuses a secret that is not 32 bytes', () => {
+    for (const length of [0, 16, 31, 33]) {
+      expect(() => createActivationCodeHasher(Buffer.alloc(length, 1))).toThrow(expect.objectContaining({ code: 'INVALID_CONFIG' }));
+    }
+  });
+
+  it('keeps its own copy of the secret', () => {
+    const secret = Buffer.alloc(32, 7);
+    const hash = createActivationCodeHasher(secret);
+    secret.fill(0);
+    expect(hash('ABCDEF')).toBe('579d7afb9ae4877bc5fc2c9574900e64538e986c430eb2733071a676947eb422');
   });
 });

@@ -1,4 +1,4 @@
-import { createHash, randomInt as cryptoRandomInt } from 'node:crypto';
+import { createHmac, randomInt as cryptoRandomInt } from 'node:crypto';
 import { AppError } from '@portcullis/kit';
 
 /** Upper-case letters and digits without the look-alikes 0/O, 1/I/L. */
@@ -36,7 +36,21 @@ export function normalizeActivationCode(raw: string): string {
   return code;
 }
 
-/** What is stored and looked up instead of the code: hex SHA-256 of its canonical form. */
-export function hashActivationCode(code: string): string {
-  return createHash('sha256').update(code, 'utf8').digest('hex');
+/** Length of the HMAC key (`ACTIVATION_CODE_SECRET`) in bytes. */
+export const ACTIVATION_CODE_SECRET_BYTES = 32;
+
+/** Turns a canonical code into what is stored and looked up instead of it. */
+export type ActivationCodeHasher = (code: string) => string;
+
+/**
+ * What is stored and looked up instead of the code: hex HMAC-SHA256 of its canonical form,
+ * keyed with the service's secret. An unkeyed hash of a 6-character code (31^6 values) is
+ * reversed offline in seconds; without the key a copied table reveals nothing.
+ */
+export function createActivationCodeHasher(secret: Uint8Array): ActivationCodeHasher {
+  if (secret.length !== ACTIVATION_CODE_SECRET_BYTES) {
+    throw new AppError('INVALID_CONFIG', `the activation code secret must be ${ACTIVATION_CODE_SECRET_BYTES} bytes`);
+  }
+  const key = Buffer.from(secret);
+  return (code) => createHmac('sha256', key).update(code, 'utf8').digest('hex');
 }

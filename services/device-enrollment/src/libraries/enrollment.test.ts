@@ -2,15 +2,23 @@ import { describe, expect, it } from '@jest/globals';
 import { AppError, type AuditEventInit } from '@portcullis/kit';
 import { Outcome } from '@portcullis/proto/audit';
 import { PrincipalKind } from '@portcullis/proto/common';
-import { hashActivationCode } from './activation-codes.js';
-import { createEnrollmentLibrary, type BindAttempt, type DeviceRecord, type NewSession } from './enrollment.js';
+import { createActivationCodeHasher } from './activation-codes.js';
+import { createEnrollmentLibrary, type BindAttempt, type BindResult, type DeviceRecord, type NewSession } from './enrollment.js';
 
 const tenant = '00000000-0000-4000-8000-00000000000a';
 const assistant = '00000000-0000-4000-8000-0000000000a1';
 const user = '00000000-0000-4000-8000-0000000000f1';
 const clock = new Date('2026-11-22T10:00:00.000Z');
+const hashCode = createActivationCodeHasher(Buffer.alloc(32, 7));
 
-function setup({ clashes = 0, bindFinds = true, auditFails = false, codes = ['ABCDEF', 'GHJKMN', 'PQRSTU'] } = {}) {
+interface Setup {
+  clashes?: number;
+  bindAnswer?: BindResult['outcome'];
+  auditFails?: boolean;
+  codes?: string[];
+}
+
+function setup({ clashes = 0, bindAnswer = 'bound', auditFails = false, codes = ['ABCDEF', 'GHJKMN', 'PQRSTU'] }: Setup = {}) {
   const sessions: { tenantId: string; session: NewSession }[] = [];
   const binds: { tenantId: string; attempt: BindAttempt }[] = [];
   const events: AuditEventInit[] = [];
@@ -18,8 +26,10 @@ function setup({ clashes = 0, bindFinds = true, auditFails = false, codes = ['AB
   let clashesLeft = clashes;
   const queue = [...codes];
   const library = createEnrollmentLibrary({
+    hashCode,
     ttlSeconds: 600,
-    maxAttempts: 5,
+    maxFailedBinds: 5,
+    failedBindWindowSeconds: 900,
     now: () => clock,
     generateCode: () => queue.shift()!,
     audit: {
@@ -35,9 +45,9 @@ function setup({ clashes = 0, bindFinds = true, auditFails = false, codes = ['AB
         sessions.push({ tenantId, session });
         return { id: `session-${sessions.length}` };
       },
-      async bind(tenantId, attempt, onBound) {
+      async bind(tenantId, attempt, onBound): Promise<BindResult> {
         binds.push({ tenantId, attempt });
-        if (!bindFinds) return undefined;
+        if (bindAnswer !== 'bound') return { outcome: bindAnswer };
         const device = {
           id: 'device-1',
           tenantId,
@@ -48,7 +58,7 @@ function setup({ clashes = 0, bindFinds = true, auditFails = false, codes = ['AB
         };
         await onBound(device);
         committed.push(device);
-        return device;
+        return { outcome: 'bound', device };
       },
       async listDevices() {
         return committed;
@@ -59,7 +69,7 @@ function setup({ clashes = 0, bindFinds = true, auditFails = false, codes = ['AB
 }
 
 describe('startActivation', () => {
-  it('returns the code once and stores only its hash, with the expiry TTL seconds ahead', async () => {
+  it('returns the code once and stores only its keyed hash, with the expiry TTL seconds ahead', async () => {
     const { library, sessions } = setup();
     const started = await library.startActivation({ tenantId: tenant, assistantId: assistant, deviceName: '  Kitchen speaker ' });
     expect(started).toEqual({ sessionId: 'session-1', code: 'ABCDEF', expiresAt: new Date('2026-11-22T10:10:00.000Z') });
@@ -69,7 +79,7 @@ describe('startActivation', () => {
         session: {
           assistantId: assistant,
           deviceName: 'Kitchen speaker',
-          codeHash: hashActivationCode('ABCDEF'),
+          codeHash: '579d7afb9ae4877bc5fc2c9574900e64538e986c430eb2733071a676947eb422',
           expiresAt: started.expiresAt,
         },
       },
@@ -100,14 +110,21 @@ describe('startActivation', () => {
 describe('bindDevice', () => {
   const request = { tenantId: tenant, assistantId: assistant, code: ' abcdef ', userId: user };
 
-  it('looks the session up by the hash of the normalised code and audits the binding', async () => {
+  it("binds by the keyed hash of the normalised code, with the user's failure window, and audits the binding", async () => {
     const { library, binds, events } = setup();
     const device = await library.bindDevice(request);
     expect(device).toMatchObject({ id: 'device-1', ownerUserId: user, assistantId: assistant });
     expect(binds).toEqual([
       {
         tenantId: tenant,
-        attempt: { assistantId: assistant, codeHash: hashActivationCode('ABCDEF'), ownerUserId: user, now: clock, maxAttempts: 5 },
+        attempt: {
+          assistantId: assistant,
+          codeHash: hashCode('ABCDEF'),
+          ownerUserId: user,
+          now: clock,
+          failedBindsSince: new Date('2026-11-22T09:45:00.000Z'),
+          maxFailedBinds: 5,
+        },
       },
     ]);
     expect(events).toEqual([
@@ -125,12 +142,48 @@ describe('bindDevice', () => {
   });
 
   it('answers NOT_FOUND "activation code is invalid or expired" when no live session matches', async () => {
-    const { library, events } = setup({ bindFinds: false });
+    const { library, events } = setup({ bindAnswer: 'wrong-code' });
     await expect(library.bindDevice(request)).rejects.toMatchObject({
       code: 'NOT_FOUND',
       message: 'activation code is invalid or expired',
     });
     expect(events).toHaveLength(0);
+  });
+
+  it('answers RATE_LIMITED when the user has too many wrong codes, without echoing the code', async () => {
+    const { library, events } = setup({ bindAnswer: 'rate-limited' });
+    const thrown = await library.bindDevice(request).catch((error: unknown) => error);
+    expect(thrown).toMatchObject({ code: 'RATE_LIMITED', message: 'too many wrong activation codes; try again later' });
+    expect(JSON.stringify(thrown)).not.toMatch(/abcdef/i);
+    expect(events).toHaveLength(0);
+  });
+
+  it('slides the failure window with the clock and the configured length', async () => {
+    const binds: BindAttempt[] = [];
+    let at = clock;
+    const library = createEnrollmentLibrary({
+      hashCode,
+      ttlSeconds: 600,
+      maxFailedBinds: 2,
+      failedBindWindowSeconds: 30,
+      now: () => at,
+      audit: { publish: async () => 'event-id' },
+      store: {
+        createSession: async () => ({ id: 's' }),
+        async bind(_tenantId, attempt) {
+          binds.push(attempt);
+          return { outcome: 'wrong-code' };
+        },
+        listDevices: async () => [],
+      },
+    });
+    await expect(library.bindDevice(request)).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    at = new Date(clock.getTime() + 60_000);
+    await expect(library.bindDevice(request)).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    expect(binds.map((b) => [b.now.toISOString(), b.failedBindsSince.toISOString(), b.maxFailedBinds])).toEqual([
+      ['2026-11-22T10:00:00.000Z', '2026-11-22T09:59:30.000Z', 2],
+      ['2026-11-22T10:01:00.000Z', '2026-11-22T10:00:30.000Z', 2],
+    ]);
   });
 
   it('rejects malformed codes before touching the store', async () => {

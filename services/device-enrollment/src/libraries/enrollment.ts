@@ -1,7 +1,7 @@
 import { AppError, requireText, requireUuid, type AuditPublisher } from '@portcullis/kit';
 import { Outcome } from '@portcullis/proto/audit';
 import { PrincipalKind } from '@portcullis/proto/common';
-import { generateActivationCode, hashActivationCode, normalizeActivationCode } from './activation-codes.js';
+import { generateActivationCode, normalizeActivationCode, type ActivationCodeHasher } from './activation-codes.js';
 
 export interface DeviceRecord {
   id: string;
@@ -23,11 +23,16 @@ export interface BindAttempt {
   assistantId: string;
   codeHash: string;
   ownerUserId: string;
-  /** Sessions expiring at or before this instant are dead. */
+  /** Sessions expiring at or before this instant are dead; a failure is recorded at it. */
   now: Date;
-  /** Sessions with this many wrong attempts are dead. */
-  maxAttempts: number;
+  /** Start of the sliding window: the user's failed binds after it count. */
+  failedBindsSince: Date;
+  /** With this many failed binds in the window, the user's binds are refused unlooked. */
+  maxFailedBinds: number;
 }
+
+/** How a bind ended: bound, a code that matched no live session, or a user over the limit. */
+export type BindResult = { outcome: 'bound'; device: DeviceRecord } | { outcome: 'wrong-code' } | { outcome: 'rate-limited' };
 
 /** Where sessions and devices live; every call is scoped to one tenant. */
 export interface EnrollmentStore {
@@ -35,22 +40,28 @@ export interface EnrollmentStore {
    * Stores a session, unless the same code hash is already live for the assistant (then
    * undefined, and the caller draws another code).
    */
-  createSession(tenantId: string, session: NewSession, now: Date, maxAttempts: number): Promise<{ id: string } | undefined>;
+  createSession(tenantId: string, session: NewSession, now: Date): Promise<{ id: string } | undefined>;
   /**
-   * Consumes the newest live session with the code hash (at most once, whatever runs
-   * concurrently) and creates the device. `onBound` runs inside the same transaction; if it
-   * throws, nothing is kept. With no live session, counts a wrong attempt against the
-   * assistant's live sessions and returns undefined.
+   * One bind, serialised per (tenant, user): if the user already has `maxFailedBinds` failed
+   * binds since `failedBindsSince`, answers rate-limited without looking for the code.
+   * Otherwise consumes the newest live session with the code hash (at most once, whatever
+   * runs concurrently) and creates the device; `onBound` runs inside the same transaction
+   * and if it throws, nothing is kept. With no live session to consume, records one failed
+   * bind for the user (and nothing else) and answers wrong-code.
    */
-  bind(tenantId: string, attempt: BindAttempt, onBound: (device: DeviceRecord) => Promise<void>): Promise<DeviceRecord | undefined>;
+  bind(tenantId: string, attempt: BindAttempt, onBound: (device: DeviceRecord) => Promise<void>): Promise<BindResult>;
   listDevices(tenantId: string): Promise<DeviceRecord[]>;
 }
 
 export interface EnrollmentDeps {
   store: EnrollmentStore;
   audit: Pick<AuditPublisher, 'publish'>;
+  /** Keyed hash of a canonical code (`createActivationCodeHasher(ACTIVATION_CODE_SECRET)`). */
+  hashCode: ActivationCodeHasher;
   ttlSeconds: number;
-  maxAttempts: number;
+  /** Failed binds one user may have within the window. */
+  maxFailedBinds: number;
+  failedBindWindowSeconds: number;
   now?: () => Date;
   generateCode?: () => string;
 }
@@ -64,6 +75,7 @@ export interface StartedActivation {
 
 const CODE_DRAWS = 5;
 const invalidOrExpired = () => new AppError('NOT_FOUND', 'activation code is invalid or expired');
+const tooManyWrongCodes = () => new AppError('RATE_LIMITED', 'too many wrong activation codes; try again later');
 
 function requireDeviceName(value: string): string {
   const name = requireText(value, 'device_name', 100);
@@ -77,13 +89,16 @@ function requireDeviceName(value: string): string {
 /**
  * Device activation: a device starts a session and shows a short code; a signed-in user
  * enters it and the device is bound to that user and assistant. Codes are single use,
- * short-lived, stored only as a hash, and scoped to one tenant and assistant.
+ * short-lived, stored only as a keyed hash, and scoped to one tenant and assistant. Each
+ * user has a limited number of wrong codes per sliding window.
  */
 export function createEnrollmentLibrary({
   store,
   audit,
+  hashCode,
   ttlSeconds,
-  maxAttempts,
+  maxFailedBinds,
+  failedBindWindowSeconds,
   now = () => new Date(),
   generateCode = generateActivationCode,
 }: EnrollmentDeps) {
@@ -96,12 +111,7 @@ export function createEnrollmentLibrary({
         const code = generateCode();
         const started = now();
         const expiresAt = new Date(started.getTime() + ttlSeconds * 1000);
-        const session = await store.createSession(
-          tenantId,
-          { assistantId, deviceName, codeHash: hashActivationCode(code), expiresAt },
-          started,
-          maxAttempts,
-        );
+        const session = await store.createSession(tenantId, { assistantId, deviceName, codeHash: hashCode(code), expiresAt }, started);
         if (session) return { sessionId: session.id, code, expiresAt };
       }
       throw new AppError('INTERNAL', 'could not draw an unused activation code');
@@ -111,8 +121,17 @@ export function createEnrollmentLibrary({
       const tenantId = requireUuid(input.tenantId, 'tenant_id');
       const assistantId = requireUuid(input.assistantId, 'assistant_id');
       const ownerUserId = requireUuid(input.userId, 'user_id');
-      const codeHash = hashActivationCode(normalizeActivationCode(input.code));
-      const device = await store.bind(tenantId, { assistantId, codeHash, ownerUserId, now: now(), maxAttempts }, async (bound) => {
+      const codeHash = hashCode(normalizeActivationCode(input.code));
+      const at = now();
+      const attempt: BindAttempt = {
+        assistantId,
+        codeHash,
+        ownerUserId,
+        now: at,
+        failedBindsSince: new Date(at.getTime() - failedBindWindowSeconds * 1000),
+        maxFailedBinds,
+      };
+      const result = await store.bind(tenantId, attempt, async (bound) => {
         await audit.publish({
           tenantId,
           kind: 'device.bound',
@@ -124,8 +143,14 @@ export function createEnrollmentLibrary({
           attributes: { device_id: bound.id, device_name: bound.name },
         });
       });
-      if (!device) throw invalidOrExpired();
-      return device;
+      switch (result.outcome) {
+        case 'bound':
+          return result.device;
+        case 'wrong-code':
+          throw invalidOrExpired();
+        case 'rate-limited':
+          throw tooManyWrongCodes();
+      }
     },
 
     async listDevices(tenantIdInput: string): Promise<DeviceRecord[]> {

@@ -40,7 +40,7 @@ function setup({ answer = async () => ({ status: 200, body: '{"temp":21}' }), re
         return [weather].find((t) => t.tenantId === tenantId && t.assistantId === assistantId && t.name === name);
       },
     },
-    guard: createTargetGuard({ allowPrivateTargets: false, resolve: resolve ?? (async () => ['93.184.216.34']) }),
+    guard: createTargetGuard({ allowedPrivateTargets: [], resolve: resolve ?? (async () => ['93.184.216.34']) }),
     http: {
       async post(url, body) {
         calls.push({ url: url.toString(), body });

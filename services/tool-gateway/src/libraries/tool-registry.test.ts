@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import { AppError } from '@portcullis/kit';
-import { createTargetGuard } from './target-guard.js';
+import { createTargetGuard, parseAllowedTargets } from './target-guard.js';
 import { createToolRegistry, requireCapability, requireToolName, type NewTool, type ToolRecord } from './tool-registry.js';
 
 const tenantA = '00000000-0000-4000-8000-00000000000a';
@@ -30,9 +30,12 @@ function fakeStore() {
 
 const publicDns = async (host: string) => (host === 'internal.example' ? ['10.0.0.5'] : ['93.184.216.34']);
 
-function registryWith(allowPrivateTargets = false) {
+function registryWith(allowedPrivateTargets = '') {
   const store = fakeStore();
-  const registry = createToolRegistry({ store, guard: createTargetGuard({ allowPrivateTargets, resolve: publicDns }) });
+  const registry = createToolRegistry({
+    store,
+    guard: createTargetGuard({ allowedPrivateTargets: parseAllowedTargets(allowedPrivateTargets), resolve: publicDns }),
+  });
   return { store, registry };
 }
 
@@ -93,7 +96,7 @@ describe('tool registry', () => {
     expect(store.rows).toHaveLength(0);
   });
 
-  it('refuses private targets unless they are allowed', async () => {
+  it('refuses private targets unless that exact host:port is allowed', async () => {
     const { registry, store } = registryWith();
     await expect(registry.register({ ...valid, endpointUrl: 'http://internal.example/run' })).rejects.toMatchObject({
       code: 'INVALID_ARGUMENT',
@@ -103,10 +106,15 @@ describe('tool registry', () => {
       code: 'INVALID_ARGUMENT',
     });
     expect(store.rows).toHaveLength(0);
-    const open = registryWith(true);
+    const open = registryWith('127.0.0.1:8080');
     await expect(open.registry.register({ ...valid, endpointUrl: 'http://127.0.0.1:8080/run' })).resolves.toMatchObject({
       name: valid.name,
     });
+    await expect(open.registry.register({ ...valid, name: 'other-port', endpointUrl: 'http://127.0.0.1:8081/run' })).rejects.toMatchObject({
+      code: 'INVALID_ARGUMENT',
+      message: expect.stringContaining('private'),
+    });
+    expect(open.store.rows.map((r) => r.name)).toEqual([valid.name]);
   });
 
   it('reports a duplicate name as ALREADY_EXISTS and lists per assistant and tenant', async () => {
