@@ -107,6 +107,73 @@ describe('the whole platform, every process spawned', () => {
     expect((await grant(seeded.users.user, 'user')).status).toBe(201);
   });
 
+  describe('sessions and refresh tokens', () => {
+    interface Tokens {
+      accessToken: string;
+      refreshToken: string;
+      sessionId: string;
+    }
+    const selectTenant = async (): Promise<Tokens> => {
+      const { gatewayUrl, passwords, seeded } = platform;
+      const login = await httpJson(gatewayUrl, 'POST', '/api/auth/login', {
+        body: { email: demo.accounts.admin, password: passwords.admin },
+      });
+      const loginTicket = (login.body as { loginTicket: string }).loginTicket;
+      const selected = await httpJson(gatewayUrl, 'POST', '/api/auth/select-tenant', { body: { loginTicket, tenantId: seeded.tenantId } });
+      expect(selected.status).toBe(200);
+      return selected.body as Tokens;
+    };
+    const context = (token: string) => httpJson(platform.gatewayUrl, 'GET', '/api/context', { token });
+    const refresh = (refreshToken: string) => httpJson(platform.gatewayUrl, 'POST', '/api/auth/refresh', { body: { refreshToken } });
+
+    it('rotates refresh tokens, and a reused one ends the whole session at once', async () => {
+      const first = await selectTenant();
+      const rotated = await refresh(first.refreshToken);
+      expect(rotated.status).toBe(200);
+      const second = rotated.body as Tokens;
+      expect(second.sessionId).toBe(first.sessionId);
+      expect(second.refreshToken).not.toBe(first.refreshToken);
+      expect((await context(second.accessToken)).status).toBe(200);
+
+      const replayed = await refresh(first.refreshToken);
+      expect(replayed.status).toBe(401);
+      // The family is revoked and the session gone: neither the newest refresh token nor any access token of it works.
+      expect((await refresh(second.refreshToken)).status).toBe(401);
+      expect((await context(second.accessToken)).status).toBe(401);
+      expect((await context(first.accessToken)).status).toBe(401);
+    });
+
+    it('logout ends this session only; logout-all ends every session', async () => {
+      const a = await selectTenant();
+      const b = await selectTenant();
+      const c = await selectTenant();
+      const listed = await httpJson(platform.gatewayUrl, 'GET', '/api/auth/sessions', { token: a.accessToken });
+      const ids = (listed.body as { sessions: { sessionId: string; current: boolean }[] }).sessions;
+      expect(ids.filter((s) => [a.sessionId, b.sessionId, c.sessionId].includes(s.sessionId))).toHaveLength(3);
+      expect(ids.find((s) => s.current)?.sessionId).toBe(a.sessionId);
+
+      expect((await httpJson(platform.gatewayUrl, 'POST', '/api/auth/logout', { token: a.accessToken })).status).toBe(204);
+      expect((await context(a.accessToken)).status).toBe(401);
+      expect((await context(b.accessToken)).status).toBe(200);
+
+      expect((await httpJson(platform.gatewayUrl, 'POST', '/api/auth/logout-all', { token: b.accessToken })).status).toBe(200);
+      expect((await context(b.accessToken)).status).toBe(401);
+      expect((await context(c.accessToken)).status).toBe(401);
+      expect((await refresh(c.refreshToken)).status).toBe(401);
+    });
+
+    it('throttles sign-in after repeated wrong passwords, even with the right one', async () => {
+      const { gatewayUrl, passwords } = platform;
+      const email = `throttled-${Date.now()}@alpha.example`;
+      await httpJson(gatewayUrl, 'POST', '/api/auth/signup', { body: { email, password: passwords.user } });
+      const attempt = (password: string) => httpJson(gatewayUrl, 'POST', '/api/auth/login', { body: { email, password } });
+      for (let i = 0; i < 5; i += 1) expect((await attempt('wrong-password-123')).status).toBe(401);
+      const refused = await attempt(passwords.user);
+      expect(refused.status).toBe(429);
+      expect((refused.body as { error: { code: string } }).error.code).toBe('RATE_LIMITED');
+    });
+  });
+
   it('keeps tenants apart: the other tenant sees none of these events', async () => {
     const response = await httpJson(platform.gatewayUrl, 'GET', '/api/audit/events?pageSize=200', { token: tokens.beta });
     expect(response.status).toBe(200);

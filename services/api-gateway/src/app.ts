@@ -39,7 +39,8 @@ export function createApp({ logger, pipeline, publicRoutes, protectedRoutes, bod
     app[route.method](route.path, async (req, res) => {
       const input: RouteInput = { body: req.body as unknown, params: req.params as Record<string, string>, query: req.query };
       const result = await dispatch(pipeline, route, requestInfoOf(req), input);
-      res.status(result.status ?? 200).json(result.body);
+      if (result.status === 204) res.status(204).end();
+      else res.status(result.status ?? 200).json(result.body);
     });
   }
   app.use(notFound);

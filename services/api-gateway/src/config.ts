@@ -1,8 +1,8 @@
-import { natsConfigSchema, portSchema, z } from '@portcullis/kit';
+import { natsConfigSchema, portSchema, redisConfigSchema, z } from '@portcullis/kit';
 
 const address = z.string().regex(/^[^:\s]+:\d+$/, 'expected host:port');
 
-export const configSchema = natsConfigSchema.extend({
+export const configSchema = natsConfigSchema.extend(redisConfigSchema.shape).extend({
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   LISTEN_HOST: z.string().default('127.0.0.1'),
   HTTP_PORT: portSchema.default(8080),

@@ -1,4 +1,5 @@
 import type { Server } from 'node:http';
+import { Redis } from 'ioredis';
 import { createRemoteJWKSet } from 'jose';
 import {
   AppError,
@@ -20,11 +21,13 @@ import { ToolGatewayService } from '@portcullis/proto/tools';
 import { createApp } from './app.js';
 import { configSchema } from './config.js';
 import { createAccessTokenVerifier } from './libraries/access-tokens.js';
+import { createSessionCheck } from './libraries/sessions.js';
 import { createDecisionAuditor } from './pipeline/audit-decision.js';
 import { createPipeline } from './pipeline/index.js';
 import { createAuditRoutes } from './routes/audit-routes.js';
 import { createDeviceRoutes } from './routes/device-routes.js';
 import { createPublicRoutes } from './routes/public-routes.js';
+import { createSessionRoutes } from './routes/session-routes.js';
 import { createTenantRoutes } from './routes/tenant-routes.js';
 import { createToolRoutes } from './routes/tool-routes.js';
 
@@ -53,6 +56,16 @@ try {
   const auditPublisher = createAuditPublisher({ nc, subjectPrefix: config.NATS_SUBJECT_PREFIX });
   await auditPublisher.ensureStream();
 
+  // No offline queue: while Redis is unreachable a session check fails at once and the
+  // request is denied with 503, instead of waiting.
+  const redis = new Redis(config.REDIS_URL, {
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    commandTimeout: config.GRPC_DEADLINE_MS,
+  });
+  redis.on('error', (error: Error) => logger.warn({ err: error }, 'redis connection error'));
+  lifecycle.onShutdown('redis', () => redis.quit());
+
   const jwksUrl = new URL(config.AUTH_JWKS_URL);
   const pipeline = createPipeline({
     tenants,
@@ -62,6 +75,7 @@ try {
       issuer: config.AUTH_ISSUER,
       audience: config.AUTH_AUDIENCE,
     }),
+    isSessionActive: createSessionCheck({ store: redis, keyPrefix: config.REDIS_KEY_PREFIX }),
     auditDecision: createDecisionAuditor(auditPublisher),
     policy,
   });
@@ -80,6 +94,7 @@ try {
     bodyLimitBytes: config.BODY_LIMIT_BYTES,
     publicRoutes: createPublicRoutes({ auth, tenants, devices, fetchJwks }),
     protectedRoutes: [
+      ...createSessionRoutes({ auth }),
       ...createTenantRoutes({ tenants }),
       ...createToolRoutes({ tools }),
       ...createDeviceRoutes({ devices }),
@@ -91,7 +106,7 @@ try {
     const listening = app.listen(config.HTTP_PORT, config.LISTEN_HOST, (error?: Error) => (error ? reject(error) : resolve(listening)));
   });
   lifecycle.onShutdown('http', () => new Promise<void>((resolve) => server.close(() => resolve())));
-  const admin = createAdminServer({ isReady: () => !nc.isClosed() && server.listening });
+  const admin = createAdminServer({ isReady: () => !nc.isClosed() && server.listening && redis.status === 'ready' });
   await admin.listen(config.LISTEN_HOST, config.ADMIN_PORT);
   lifecycle.onShutdown('admin', () => admin.close());
   logger.info({ httpPort: config.HTTP_PORT, adminPort: config.ADMIN_PORT }, 'api-gateway ready');

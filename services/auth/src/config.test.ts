@@ -20,6 +20,11 @@ describe('auth config', () => {
       AUTH_AUDIENCE: 'portcullis',
       ACCESS_TOKEN_TTL_SECONDS: 900,
       LOGIN_TICKET_TTL_SECONDS: 300,
+      REFRESH_TOKEN_TTL_SECONDS: 2_592_000,
+      SIGNING_KEY_PROPAGATION_SECONDS: 60,
+      LOGIN_FAILURE_WINDOW_SECONDS: 900,
+      LOGIN_MAX_FAILURES_PER_ACCOUNT: 5,
+      LOGIN_MAX_FAILURES_PER_IP: 50,
     });
     expect(config.AUTH_SIGNING_KEY_SECRET.equals(secret)).toBe(true);
   });

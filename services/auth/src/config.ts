@@ -25,6 +25,14 @@ export const configSchema = baseConfigSchema
     AUTH_AUDIENCE: z.string().min(1).default('portcullis'),
     ACCESS_TOKEN_TTL_SECONDS: z.coerce.number().int().min(30).max(86_400).default(900),
     LOGIN_TICKET_TTL_SECONDS: z.coerce.number().int().min(10).max(3_600).default(300),
+    /** Lifetime of a session and of each refresh token; every refresh starts it again. */
+    REFRESH_TOKEN_TTL_SECONDS: z.coerce.number().int().min(60).max(31_536_000).default(2_592_000),
+    /** How long a rotated-in signing key is published before it signs anything. */
+    SIGNING_KEY_PROPAGATION_SECONDS: z.coerce.number().int().min(0).max(86_400).default(60),
+    /** Window in which failed sign-ins are counted (from the first failure counted). */
+    LOGIN_FAILURE_WINDOW_SECONDS: z.coerce.number().int().min(1).max(86_400).default(900),
+    LOGIN_MAX_FAILURES_PER_ACCOUNT: z.coerce.number().int().min(1).max(1_000).default(5),
+    LOGIN_MAX_FAILURES_PER_IP: z.coerce.number().int().min(1).max(1_000_000).default(50),
     AUTH_SIGNING_KEY_SECRET: signingKeySecret,
   });
 

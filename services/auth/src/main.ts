@@ -9,10 +9,15 @@ import { createJwksServer } from './http/jwks-server.js';
 import { createAccessTokens } from './libraries/access-tokens.js';
 import { createAccounts } from './libraries/accounts.js';
 import { createKeyEncryption } from './libraries/key-encryption.js';
+import { createLoginThrottle, createRedisFailureCounters } from './libraries/login-throttle.js';
 import { createLoginTickets } from './libraries/login-tickets.js';
 import { createPasswordHasher } from './libraries/passwords.js';
+import { createSessions } from './libraries/sessions.js';
 import { createSignIn } from './libraries/sign-in.js';
 import { createSigningKeys } from './libraries/signing-keys.js';
+import { createTokenRefresh } from './libraries/token-refresh.js';
+import { createRefreshTokenQueries } from './queries/refresh-tokens.js';
+import { createSessionQueries } from './queries/sessions.js';
 import { createSigningKeyQueries } from './queries/signing-keys.js';
 import { createUserQueries } from './queries/users.js';
 
@@ -40,6 +45,8 @@ await runService({
       store: createSigningKeyQueries(prisma),
       encryption: createKeyEncryption(config.AUTH_SIGNING_KEY_SECRET),
       refreshMs: SIGNING_KEY_REFRESH_MS,
+      propagationSeconds: config.SIGNING_KEY_PROPAGATION_SECONDS,
+      accessTokenTtlSeconds: config.ACCESS_TOKEN_TTL_SECONDS,
     });
     const { created, kid } = await signingKeys.ensureActiveKey();
     logger.info({ kid, created }, 'signing key ready');
@@ -50,21 +57,48 @@ await runService({
     logger.info({ jwksPort }, 'JWKS endpoint listening');
 
     const accounts = createAccounts({ users: createUserQueries(prisma), passwords: createPasswordHasher(), logger });
+    const tokens = createAccessTokens({
+      keys: signingKeys,
+      issuer: config.AUTH_ISSUER,
+      audience: config.AUTH_AUDIENCE,
+      ttlSeconds: config.ACCESS_TOKEN_TTL_SECONDS,
+    });
+    const refreshTokens = createRefreshTokenQueries(prisma);
+    const sessions = createSessions({
+      store: createSessionQueries(redis, config.REDIS_KEY_PREFIX),
+      refreshTokens,
+      ttlSeconds: config.REFRESH_TOKEN_TTL_SECONDS,
+      logger,
+    });
     const signIn = createSignIn({
       accounts,
+      throttle: createLoginThrottle({
+        ...createRedisFailureCounters({
+          redis,
+          keyPrefix: config.REDIS_KEY_PREFIX,
+          windowSeconds: config.LOGIN_FAILURE_WINDOW_SECONDS,
+          maxPerAccount: config.LOGIN_MAX_FAILURES_PER_ACCOUNT,
+          maxPerIp: config.LOGIN_MAX_FAILURES_PER_IP,
+        }),
+        logger,
+      }),
       tickets: createLoginTickets({ store: redis, keyPrefix: config.REDIS_KEY_PREFIX, ttlSeconds: config.LOGIN_TICKET_TTL_SECONDS }),
       tenants: tenantRegistry,
-      tokens: createAccessTokens({
-        keys: signingKeys,
-        issuer: config.AUTH_ISSUER,
-        audience: config.AUTH_AUDIENCE,
-        ttlSeconds: config.ACCESS_TOKEN_TTL_SECONDS,
-      }),
+      sessions,
+      tokens,
+      logger,
+    });
+    const refresh = createTokenRefresh({
+      refreshTokens,
+      sessions,
+      tenants: tenantRegistry,
+      tokens,
+      ttlSeconds: config.REFRESH_TOKEN_TTL_SECONDS,
       logger,
     });
 
     return {
-      services: [createAuthService({ accounts, signIn })],
+      services: [createAuthService({ accounts, signIn, refresh, sessions, signingKeys })],
       isReady: () => redis.status === 'ready',
     };
   },

@@ -1,4 +1,8 @@
 import { randomBytes, randomUUID } from 'node:crypto';
+import { cp, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { timestampDate } from '@bufbuild/protobuf/wkt';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { PrismaPg } from '@prisma/adapter-pg';
 import {
@@ -7,6 +11,7 @@ import {
   createGrpcServer,
   createLogger,
   implement,
+  migrate,
   type GrpcClient,
   type GrpcServer,
   type ServiceHandlers,
@@ -14,19 +19,34 @@ import {
 import { AuthService } from '@portcullis/proto/auth';
 import { Role } from '@portcullis/proto/common';
 import { TenantRegistryService, type Membership } from '@portcullis/proto/tenant';
-import { createTestDatabase, infra, testRunId, withPg, type TestDatabase } from '@portcullis/test';
+import { createTestDatabase, infra, pollUntil, testAppRole, testRunId, withPg, type TestDatabase } from '@portcullis/test';
 import { Redis } from 'ioredis';
-import { createRemoteJWKSet, decodeProtectedHeader, generateKeyPair, jwtVerify, SignJWT, type JWK } from 'jose';
+import {
+  createLocalJWKSet,
+  createRemoteJWKSet,
+  decodeJwt,
+  decodeProtectedHeader,
+  generateKeyPair,
+  jwtVerify,
+  SignJWT,
+  type JWK,
+} from 'jose';
 import { PrismaClient } from '../src/generated/prisma/client.js';
 import { createAuthService } from '../src/grpc/auth-service.js';
 import { createJwksServer, JWKS_PATH, type JwksServer } from '../src/http/jwks-server.js';
-import { createAccessTokens } from '../src/libraries/access-tokens.js';
+import { createAccessTokens, type AccessTokens } from '../src/libraries/access-tokens.js';
 import { createAccounts } from '../src/libraries/accounts.js';
 import { createKeyEncryption } from '../src/libraries/key-encryption.js';
+import { accountThrottleKey, createLoginThrottle, createRedisFailureCounters } from '../src/libraries/login-throttle.js';
 import { createLoginTickets, hashTicket } from '../src/libraries/login-tickets.js';
 import { createPasswordHasher } from '../src/libraries/passwords.js';
+import { hashRefreshToken } from '../src/libraries/refresh-tokens.js';
+import { createSessions, type Sessions } from '../src/libraries/sessions.js';
 import { createSignIn } from '../src/libraries/sign-in.js';
 import { createSigningKeys } from '../src/libraries/signing-keys.js';
+import { createTokenRefresh, REUSE_MESSAGE } from '../src/libraries/token-refresh.js';
+import { createRefreshTokenQueries } from '../src/queries/refresh-tokens.js';
+import { createSessionQueries, sessionKey, userSessionsKey } from '../src/queries/sessions.js';
 import { createSigningKeyQueries } from '../src/queries/signing-keys.js';
 import { createUserQueries } from '../src/queries/users.js';
 
@@ -34,6 +54,10 @@ const migrationsDir = new URL('../prisma/migrations', import.meta.url).pathname;
 const issuer = 'portcullis-auth-test';
 const audience = 'portcullis-test';
 const keyPrefix = `${testRunId}:auth:`;
+const refreshTtlSeconds = 3_600;
+const maxFailuresPerAccount = 5;
+const maxFailuresPerIp = 8;
+const keySchedule = { propagationSeconds: 60, accessTokenTtlSeconds: 900 };
 
 /** Every log line the service writes during the run, to check no secret reaches it. */
 const logLines: string[] = [];
@@ -99,12 +123,49 @@ describe('auth service against Postgres, Redis and a fake tenant-registry', () =
   let jwksUrl: URL;
   let client: GrpcClient<typeof AuthService>;
   let userId: string;
+  let sessions: Sessions;
+  let tokens: AccessTokens;
 
   const login = async () => {
     const result = await client.login({ email, password });
     secretsSeen.push(result.loginTicket);
     return result;
   };
+
+  /** Signs in (login + select-tenant) and returns the tenant-bound response. */
+  const openSession = async (tenantId = tenantAlpha, extra: { clientIp?: string; userAgent?: string } = {}) => {
+    const { loginTicket } = await login();
+    const session = await client.selectTenant({ loginTicket, tenantId, ...extra });
+    secretsSeen.push(session.accessToken, session.refreshToken);
+    return session;
+  };
+
+  const refreshWith = async (refreshToken: string) => {
+    const result = await client.refreshTokens({ refreshToken });
+    secretsSeen.push(result.accessToken, result.refreshToken);
+    return result;
+  };
+
+  /** Another account, with its own password, a member of the given tenants. */
+  const newUser = async (label: string, tenants: { tenantId: string; role: Role }[] = []) => {
+    const other = { email: `${label}.${testRunId}@example.com`, password: `pw-${randomBytes(12).toString('hex')}` };
+    secretsSeen.push(other.password);
+    const { userId: id } = await client.signUp({ ...other, displayName: label });
+    for (const { tenantId, role } of tenants) memberships.push({ tenantId, tenantName: tenantId.slice(0, 8), userId: id, role });
+    return { ...other, userId: id };
+  };
+
+  const refreshRows = (sessionId: string) =>
+    withPg(
+      db.ownerUrl,
+      async (c) =>
+        (
+          await c.query<{ token_hash: string; family_id: string; used_at: Date | null; revoked_at: Date | null; tenant_id: string }>(
+            'SELECT token_hash, family_id, used_at, revoked_at, tenant_id FROM refresh_tokens WHERE session_id = $1 ORDER BY created_at, id',
+            [sessionId],
+          )
+        ).rows,
+    );
 
   beforeAll(async () => {
     db = await createTestDatabase('auth', migrationsDir);
@@ -120,20 +181,41 @@ describe('auth service against Postgres, Redis and a fake tenant-registry', () =
       store: createSigningKeyQueries(prisma),
       encryption: createKeyEncryption(secret),
       refreshMs: 60_000,
+      ...keySchedule,
     });
     await signingKeys.ensureActiveKey();
     jwks = createJwksServer({ keys: signingKeys, logger });
     jwksUrl = new URL(JWKS_PATH, `http://127.0.0.1:${await jwks.listen('127.0.0.1', 0)}`);
 
     const accounts = createAccounts({ users: createUserQueries(prisma), passwords: createPasswordHasher(), logger });
-    const signIn = createSignIn({
-      accounts,
-      tickets: createLoginTickets({ store: redis, keyPrefix, ttlSeconds: 300 }),
-      tenants: registryClient,
-      tokens: createAccessTokens({ keys: signingKeys, issuer, audience, ttlSeconds: 900 }),
+    tokens = createAccessTokens({ keys: signingKeys, issuer, audience, ttlSeconds: 900 });
+    const refreshTokens = createRefreshTokenQueries(prisma);
+    sessions = createSessions({
+      store: createSessionQueries(redis, keyPrefix),
+      refreshTokens,
+      ttlSeconds: refreshTtlSeconds,
       logger,
     });
-    server = createGrpcServer({ logger, services: [createAuthService({ accounts, signIn })] });
+    const signIn = createSignIn({
+      accounts,
+      throttle: createLoginThrottle({
+        ...createRedisFailureCounters({
+          redis,
+          keyPrefix,
+          windowSeconds: 900,
+          maxPerAccount: maxFailuresPerAccount,
+          maxPerIp: maxFailuresPerIp,
+        }),
+        logger,
+      }),
+      tickets: createLoginTickets({ store: redis, keyPrefix, ttlSeconds: 300 }),
+      tenants: registryClient,
+      sessions,
+      tokens,
+      logger,
+    });
+    const refresh = createTokenRefresh({ refreshTokens, sessions, tenants: registryClient, tokens, ttlSeconds: refreshTtlSeconds, logger });
+    server = createGrpcServer({ logger, services: [createAuthService({ accounts, signIn, refresh, sessions, signingKeys })] });
     const port = await server.listen('127.0.0.1', 0);
     server.setServing(true);
     client = createGrpcClient(AuthService, { address: `127.0.0.1:${port}`, deadlineMs: 5_000 });
@@ -282,8 +364,8 @@ describe('auth service against Postgres, Redis and a fake tenant-registry', () =
 
     it('issues a JWT that verifies against the JWKS over HTTP and carries the right claims', async () => {
       const { loginTicket } = await login();
-      const { accessToken } = await client.selectTenant({ loginTicket, tenantId: tenantAlpha });
-      secretsSeen.push(accessToken);
+      const { accessToken, sessionId, refreshToken } = await client.selectTenant({ loginTicket, tenantId: tenantAlpha });
+      secretsSeen.push(accessToken, refreshToken);
 
       const { payload, protectedHeader } = await jwtVerify(accessToken, createRemoteJWKSet(jwksUrl), {
         issuer,
@@ -298,6 +380,7 @@ describe('auth service against Postgres, Redis and a fake tenant-registry', () =
         sub: userId,
         tenantId: tenantAlpha,
         role: 'admin',
+        sid: sessionId,
         iat: expect.any(Number),
         exp: (payload.iat ?? 0) + 900,
         jti: expect.stringMatching(/^[0-9a-f-]{36}$/),
@@ -361,7 +444,12 @@ describe('auth service against Postgres, Redis and a fake tenant-registry', () =
       const replicas = [0, 1, 2, 3].map(() => new PrismaClient({ adapter: new PrismaPg({ connectionString: fresh.appUrl }) }));
       try {
         const rings = replicas.map((replica) =>
-          createSigningKeys({ store: createSigningKeyQueries(replica), encryption: createKeyEncryption(secret), refreshMs: 60_000 }),
+          createSigningKeys({
+            store: createSigningKeyQueries(replica),
+            encryption: createKeyEncryption(secret),
+            refreshMs: 60_000,
+            ...keySchedule,
+          }),
         );
         const started = await Promise.all(rings.map((ring) => ring.ensureActiveKey()));
         expect(started.filter((s) => s.created)).toHaveLength(1);
@@ -380,17 +468,478 @@ describe('auth service against Postgres, Redis and a fake tenant-registry', () =
     });
   });
 
+  describe('sessions and refresh tokens', () => {
+    it('select-tenant opens a session in Redis under the documented key, and the token carries its sid', async () => {
+      const session = await openSession(tenantAlpha, { clientIp: '192.0.2.44', userAgent: 'IntegrationTest/1.0' });
+      expect(session).toMatchObject({ refreshExpiresInSeconds: refreshTtlSeconds, sessionId: expect.stringMatching(/^[0-9a-f-]{36}$/) });
+      expect(Buffer.from(session.refreshToken, 'base64url')).toHaveLength(32);
+      expect(decodeJwt(session.accessToken).sid).toBe(session.sessionId);
+
+      const key = `${keyPrefix}session:${session.sessionId}`;
+      expect(sessionKey(keyPrefix, session.sessionId)).toBe(key);
+      const fields = await redis.hgetall(key);
+      expect(fields).toEqual({
+        userId,
+        tenantId: tenantAlpha,
+        createdAt: expect.any(String),
+        lastUsedAt: fields.createdAt,
+        clientIp: '192.0.2.44',
+        userAgent: 'IntegrationTest/1.0',
+      });
+      expect(new Date(fields.createdAt ?? '').getTime()).toBeGreaterThan(Date.now() - 60_000);
+      const ttl = await redis.ttl(key);
+      expect(ttl).toBeGreaterThan(refreshTtlSeconds - 60);
+      expect(ttl).toBeLessThanOrEqual(refreshTtlSeconds);
+      expect(await redis.sismember(`${keyPrefix}user-sessions:${userId}`, session.sessionId)).toBe(1);
+      expect(userSessionsKey(keyPrefix, userId)).toBe(`${keyPrefix}user-sessions:${userId}`);
+
+      // Postgres holds the first token of a new family (family = session), as a hash only.
+      const rows = await refreshRows(session.sessionId);
+      expect(rows).toEqual([
+        {
+          token_hash: hashRefreshToken(session.refreshToken),
+          family_id: session.sessionId,
+          used_at: null,
+          revoked_at: null,
+          tenant_id: tenantAlpha,
+        },
+      ]);
+      const dump = await withPg(db.ownerUrl, async (c) => JSON.stringify((await c.query('SELECT * FROM refresh_tokens')).rows));
+      expect(dump).not.toContain(session.refreshToken);
+    });
+
+    it('rotates the refresh token on every use, keeping the sid and restarting the session TTL', async () => {
+      const session = await openSession(tenantBeta);
+      await redis.expire(`${keyPrefix}session:${session.sessionId}`, 100);
+      const first = await refreshWith(session.refreshToken);
+      expect(first).toMatchObject({
+        tokenType: 'Bearer',
+        expiresInSeconds: 900,
+        refreshExpiresInSeconds: refreshTtlSeconds,
+        tenantId: tenantBeta,
+        role: Role.USER,
+        sessionId: session.sessionId,
+      });
+      expect(first.refreshToken).not.toBe(session.refreshToken);
+      expect(await redis.ttl(`${keyPrefix}session:${session.sessionId}`)).toBeGreaterThan(refreshTtlSeconds - 60);
+
+      const { payload } = await jwtVerify(first.accessToken, createRemoteJWKSet(jwksUrl), { issuer, audience });
+      expect(payload).toMatchObject({ sub: userId, tenantId: tenantBeta, role: 'user', sid: session.sessionId });
+
+      const second = await refreshWith(first.refreshToken);
+      expect(second.sessionId).toBe(session.sessionId);
+      const rows = await refreshRows(session.sessionId);
+      expect(rows.map((row) => [row.token_hash, row.family_id, row.used_at !== null, row.revoked_at])).toEqual([
+        [hashRefreshToken(session.refreshToken), session.sessionId, true, null],
+        [hashRefreshToken(first.refreshToken), session.sessionId, true, null],
+        [hashRefreshToken(second.refreshToken), session.sessionId, false, null],
+      ]);
+    });
+
+    it('detects reuse: an already used token ends the session and revokes the whole family', async () => {
+      const session = await openSession();
+      const next = await refreshWith(session.refreshToken);
+      const reuse = await expectRejection(client.refreshTokens({ refreshToken: session.refreshToken }));
+      expect({ code: reuse.code, message: reuse.message }).toEqual({ code: 'UNAUTHENTICATED', message: REUSE_MESSAGE });
+      expect(await redis.exists(`${keyPrefix}session:${session.sessionId}`)).toBe(0);
+      expect(await redis.sismember(`${keyPrefix}user-sessions:${userId}`, session.sessionId)).toBe(0);
+      expect((await refreshRows(session.sessionId)).every((row) => row.revoked_at !== null)).toBe(true);
+      // The successor, whoever holds it, no longer works either.
+      expect((await expectRejection(client.refreshTokens({ refreshToken: next.refreshToken }))).code).toBe('UNAUTHENTICATED');
+    });
+
+    it('lets exactly one of several simultaneous refreshes with the same token succeed', async () => {
+      for (let round = 0; round < 3; round += 1) {
+        const session = await openSession();
+        const outcomes = await Promise.allSettled([0, 1, 2, 3].map(() => refreshWith(session.refreshToken)));
+        const fulfilled = outcomes.filter((outcome) => outcome.status === 'fulfilled');
+        expect(fulfilled).toHaveLength(1);
+        // The others presented a spent token: that is reuse, so the session ends (clients must
+        // not refresh in parallel).
+        for (const outcome of outcomes) {
+          if (outcome.status === 'rejected') expect(outcome.reason).toMatchObject({ code: 'UNAUTHENTICATED', message: REUSE_MESSAGE });
+        }
+        // One successor was minted, never more.
+        const rows = await refreshRows(session.sessionId);
+        expect(rows).toHaveLength(2);
+        expect(await redis.exists(`${keyPrefix}session:${session.sessionId}`)).toBe(0);
+      }
+    });
+
+    it('keeps the spent token locked until its successor is stored: a slow winner still wins', async () => {
+      // The first refresh to spend the token is held up inside its transaction; the second,
+      // arriving meanwhile, must wait for it and only then find the token spent (reuse).
+      let holdUp: (() => void) | undefined;
+      const held = new Promise<void>((resolve) => {
+        holdUp = resolve;
+      });
+      let touches = 0;
+      const slow = createTokenRefresh({
+        refreshTokens: createRefreshTokenQueries(prisma),
+        sessions: {
+          end: sessions.end,
+          async touch(sessionId, owner) {
+            touches += 1;
+            if (touches === 1) await held;
+            return sessions.touch(sessionId, owner);
+          },
+        },
+        tenants: registryClient,
+        tokens,
+        ttlSeconds: refreshTtlSeconds,
+        logger,
+      });
+      const session = await openSession();
+      const settle = (call: Promise<unknown>) =>
+        call.then(
+          (value) => value,
+          (error: unknown) => error,
+        );
+      const first = settle(slow.refresh(session.refreshToken));
+      let second: Promise<unknown> | undefined;
+      try {
+        await pollUntil(() => (touches === 1 ? true : undefined), { what: 'the first refresh to spend the token' });
+        second = settle(slow.refresh(session.refreshToken));
+        // The second refresh must be stuck on the spent row's lock, not past it.
+        await pollUntil(
+          () =>
+            withPg(db.ownerUrl, async (c) => {
+              const { rows } = await c.query<{ n: number }>(
+                `SELECT count(*)::int AS n FROM pg_stat_activity
+                  WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%UPDATE refresh_tokens SET used_at%'`,
+              );
+              return rows[0]?.n === 1 ? true : undefined;
+            }),
+          { what: 'the second refresh to wait for the row lock' },
+        );
+      } finally {
+        holdUp?.();
+      }
+      expect(await first).toMatchObject({ sessionId: session.sessionId });
+      expect(await second).toMatchObject({ code: 'UNAUTHENTICATED', message: REUSE_MESSAGE });
+      expect(await refreshRows(session.sessionId)).toHaveLength(2);
+    });
+
+    it('refuses unknown, malformed and expired refresh tokens', async () => {
+      for (const refreshToken of [randomBytes(32).toString('base64url'), 'garbage', '']) {
+        const error = await expectRejection(client.refreshTokens({ refreshToken }));
+        expect({ code: error.code, message: error.message }).toEqual({
+          code: 'UNAUTHENTICATED',
+          message: 'invalid or expired refresh token',
+        });
+      }
+      const session = await openSession();
+      await withPg(db.ownerUrl, (c) =>
+        c.query("UPDATE refresh_tokens SET expires_at = now() - interval '1 second' WHERE token_hash = $1", [
+          hashRefreshToken(session.refreshToken),
+        ]),
+      );
+      const expired = await expectRejection(client.refreshTokens({ refreshToken: session.refreshToken }));
+      expect({ code: expired.code, message: expired.message }).toEqual({
+        code: 'UNAUTHENTICATED',
+        message: 'invalid or expired refresh token',
+      });
+      expect((await refreshRows(session.sessionId))[0]?.used_at).toBeNull();
+    });
+
+    it('re-checks the membership: a changed role is in the new token, a removed membership ends the session', async () => {
+      const tenantGamma = randomUUID();
+      const carol = await newUser('carol', [{ tenantId: tenantGamma, role: Role.ADMIN }]);
+      const { loginTicket } = await client.login({ email: carol.email, password: carol.password });
+      const session = await client.selectTenant({ loginTicket, tenantId: tenantGamma });
+      secretsSeen.push(session.accessToken, session.refreshToken);
+      expect(session.role).toBe(Role.ADMIN);
+
+      const membership = memberships.find((m) => m.userId === carol.userId && m.tenantId === tenantGamma)!;
+      membership.role = Role.USER;
+      const demoted = await refreshWith(session.refreshToken);
+      expect(demoted.role).toBe(Role.USER);
+      expect(decodeJwt(demoted.accessToken)).toMatchObject({ role: 'user', sid: session.sessionId });
+
+      memberships.splice(memberships.indexOf(membership), 1);
+      const denied = await expectRejection(client.refreshTokens({ refreshToken: demoted.refreshToken }));
+      expect({ code: denied.code, message: denied.message }).toEqual({ code: 'PERMISSION_DENIED', message: 'not a member of this tenant' });
+      expect(await redis.exists(`${keyPrefix}session:${session.sessionId}`)).toBe(0);
+      expect((await refreshRows(session.sessionId)).every((row) => row.revoked_at !== null)).toBe(true);
+    });
+
+    it("lists the user's live sessions and drops ended ones from the set", async () => {
+      const dave = await newUser('dave', [{ tenantId: tenantAlpha, role: Role.USER }]);
+      const open = async (userAgent: string) => {
+        const { loginTicket } = await client.login({ email: dave.email, password: dave.password });
+        const session = await client.selectTenant({ loginTicket, tenantId: tenantAlpha, clientIp: '2001:db8::7', userAgent });
+        secretsSeen.push(session.accessToken, session.refreshToken);
+        return session;
+      };
+      const first = await open('first');
+      const second = await open('second');
+      // A session that expired (its key is gone) while still in the set.
+      await redis.del(`${keyPrefix}session:${first.sessionId}`);
+      const { sessions } = await client.listSessions({ userId: dave.userId });
+      expect(sessions.map((s) => ({ sessionId: s.sessionId, tenantId: s.tenantId, clientIp: s.clientIp, userAgent: s.userAgent }))).toEqual(
+        [{ sessionId: second.sessionId, tenantId: tenantAlpha, clientIp: '2001:db8::7', userAgent: 'second' }],
+      );
+      expect(timestampDate(sessions[0]!.createdAt!).getTime()).toBeGreaterThan(Date.now() - 60_000);
+      expect(timestampDate(sessions[0]!.lastUsedAt!).getTime()).toBeGreaterThan(Date.now() - 60_000);
+      expect(await redis.smembers(`${keyPrefix}user-sessions:${dave.userId}`)).toEqual([second.sessionId]);
+      expect((await expectRejection(client.listSessions({ userId: 'not-a-uuid' }))).code).toBe('INVALID_ARGUMENT');
+    });
+
+    it("revokes one session of the user's own — never another user's — at once and for good", async () => {
+      const erin = await newUser('erin', [{ tenantId: tenantAlpha, role: Role.USER }]);
+      const { loginTicket } = await client.login({ email: erin.email, password: erin.password });
+      const erinSession = await client.selectTenant({ loginTicket, tenantId: tenantAlpha });
+      secretsSeen.push(erinSession.accessToken, erinSession.refreshToken);
+      const mine = await openSession();
+
+      const notYours = await expectRejection(client.revokeSession({ userId, sessionId: erinSession.sessionId }));
+      expect({ code: notYours.code, message: notYours.message }).toEqual({ code: 'NOT_FOUND', message: 'session not found' });
+      expect(await redis.exists(`${keyPrefix}session:${erinSession.sessionId}`)).toBe(1);
+      expect((await refreshRows(erinSession.sessionId))[0]?.revoked_at).toBeNull();
+
+      await client.revokeSession({ userId, sessionId: mine.sessionId });
+      expect(await redis.exists(`${keyPrefix}session:${mine.sessionId}`)).toBe(0);
+      expect((await refreshRows(mine.sessionId))[0]?.revoked_at).toEqual(expect.any(Date));
+      expect((await expectRejection(client.refreshTokens({ refreshToken: mine.refreshToken }))).code).toBe('UNAUTHENTICATED');
+      expect((await expectRejection(client.revokeSession({ userId, sessionId: mine.sessionId }))).code).toBe('NOT_FOUND');
+      expect((await expectRejection(client.revokeSession({ userId, sessionId: 'x' }))).code).toBe('INVALID_ARGUMENT');
+      // Erin's session still refreshes.
+      await expect(refreshWith(erinSession.refreshToken)).resolves.toMatchObject({ sessionId: erinSession.sessionId });
+    });
+
+    it('revokes every session of the user and says how many', async () => {
+      const frank = await newUser('frank', [
+        { tenantId: tenantAlpha, role: Role.USER },
+        { tenantId: tenantBeta, role: Role.OWNER },
+      ]);
+      const opened = [];
+      for (const tenantId of [tenantAlpha, tenantBeta, tenantAlpha]) {
+        const { loginTicket } = await client.login({ email: frank.email, password: frank.password });
+        const session = await client.selectTenant({ loginTicket, tenantId });
+        secretsSeen.push(session.accessToken, session.refreshToken);
+        opened.push(session);
+      }
+      const mine = await openSession();
+      await expect(client.revokeAllSessions({ userId: frank.userId })).resolves.toMatchObject({ revoked: 3 });
+      for (const session of opened) {
+        expect(await redis.exists(`${keyPrefix}session:${session.sessionId}`)).toBe(0);
+        expect((await refreshRows(session.sessionId)).every((row) => row.revoked_at !== null)).toBe(true);
+        expect((await expectRejection(client.refreshTokens({ refreshToken: session.refreshToken }))).code).toBe('UNAUTHENTICATED');
+      }
+      await expect(client.listSessions({ userId: frank.userId })).resolves.toMatchObject({ sessions: [] });
+      await expect(client.revokeAllSessions({ userId: frank.userId })).resolves.toMatchObject({ revoked: 0 });
+      // Someone else's session is untouched.
+      expect(await redis.exists(`${keyPrefix}session:${mine.sessionId}`)).toBe(1);
+    });
+  });
+
+  describe('sign-in throttling', () => {
+    const clientIp = '203.0.113.7';
+
+    it('refuses the right password after 5 failures; another account from the same address only at the address cap', async () => {
+      const grace = await newUser('grace');
+      const heidi = await newUser('heidi');
+      const attempt = (who: { email: string }, pw: string, ip = clientIp) => client.login({ email: who.email, password: pw, clientIp: ip });
+
+      for (let failure = 0; failure < maxFailuresPerAccount; failure += 1) {
+        expect((await expectRejection(attempt(grace, 'wrong password!!'))).code).toBe('UNAUTHENTICATED');
+      }
+      const refused = await expectRejection(attempt(grace, grace.password));
+      expect(refused.code).toBe('RATE_LIMITED');
+      expect(refused.message).toMatch(/^too many failed sign-ins; try again in \d+ seconds$/);
+      const accountKey = `${keyPrefix}login-failures:account:${accountThrottleKey(grace.email)}`;
+      const ttl = await redis.ttl(accountKey);
+      expect(ttl).toBeGreaterThan(0);
+      expect(ttl).toBeLessThanOrEqual(900);
+      // Keys carry a hash, never the email.
+      expect((await redis.keys(`${keyPrefix}login-failures:*`)).some((key) => key.includes('@'))).toBe(false);
+
+      // Same address, other account: not blocked by grace's lock.
+      await expect(attempt(heidi, heidi.password)).resolves.toMatchObject({ userId: heidi.userId });
+      expect(await redis.get(`${keyPrefix}login-failures:ip:${clientIp}`)).toBe(String(maxFailuresPerAccount));
+      // Up to the address cap (8 failures from this address), then heidi is refused too.
+      for (let failure = maxFailuresPerAccount; failure < maxFailuresPerIp; failure += 1) {
+        expect((await expectRejection(attempt(heidi, 'wrong password!!'))).code).toBe('UNAUTHENTICATED');
+      }
+      expect((await expectRejection(attempt(heidi, heidi.password))).code).toBe('RATE_LIMITED');
+      // From another address heidi (3 failures, below her own cap) gets in.
+      await expect(attempt(heidi, heidi.password, '198.51.100.20')).resolves.toMatchObject({ userId: heidi.userId });
+      // Grace stays locked out from anywhere.
+      expect((await expectRejection(attempt(grace, grace.password, '198.51.100.21'))).code).toBe('RATE_LIMITED');
+    });
+
+    it('resets the account count after a successful sign-in', async () => {
+      const ivan = await newUser('ivan');
+      for (let round = 0; round < 2; round += 1) {
+        for (let failure = 0; failure < maxFailuresPerAccount - 1; failure += 1) {
+          expect((await expectRejection(client.login({ email: ivan.email, password: 'wrong password!!' }))).code).toBe('UNAUTHENTICATED');
+        }
+        await expect(client.login({ email: ivan.email, password: ivan.password })).resolves.toMatchObject({ userId: ivan.userId });
+        expect(await redis.exists(`${keyPrefix}login-failures:account:${accountThrottleKey(ivan.email)}`)).toBe(0);
+      }
+    });
+
+    it('refuses a malformed client address', async () => {
+      expect((await expectRejection(client.login({ email, password, clientIp: 'somewhere' }))).code).toBe('INVALID_ARGUMENT');
+    });
+
+    it('fails closed with DEPENDENCY_UNAVAILABLE when Redis is unreachable', async () => {
+      const unreachable = new Redis('redis://127.0.0.1:1', { lazyConnect: true, maxRetriesPerRequest: 0, enableOfflineQueue: false });
+      try {
+        const isolated = createSignIn({
+          accounts: createAccounts({ users: createUserQueries(prisma), passwords: createPasswordHasher(), logger }),
+          throttle: createLoginThrottle({
+            ...createRedisFailureCounters({ redis: unreachable, keyPrefix, windowSeconds: 900, maxPerAccount: 5, maxPerIp: 50 }),
+            logger,
+          }),
+          tickets: createLoginTickets({ store: redis, keyPrefix, ttlSeconds: 300 }),
+          tenants: registryClient,
+          sessions: { open: () => Promise.reject(new Error('unused')), end: () => Promise.reject(new Error('unused')) },
+          tokens: { issue: () => Promise.reject(new Error('unused')) },
+          logger,
+        });
+        const error = await expectRejection(isolated.login({ email, password, clientIp: '192.0.2.99' }));
+        expect({ code: error.code, message: error.message }).toEqual({
+          code: 'DEPENDENCY_UNAVAILABLE',
+          message: 'sign-in is unavailable right now',
+        });
+      } finally {
+        unreachable.disconnect();
+      }
+    });
+  });
+
+  describe('signing-key rotation', () => {
+    it('backfills activates_at = created_at for keys that existed before the migration', async () => {
+      const initOnly = await mkdtemp(join(tmpdir(), 'auth-migrations-'));
+      const database = `pc_${testRunId}_auth_backfill_${randomBytes(2).toString('hex')}`;
+      const adminUrl = new URL(infra.postgresAdminUrl);
+      const appUrl = new URL(infra.postgresAdminUrl);
+      appUrl.pathname = `/${database}`;
+      appUrl.username = testAppRole;
+      appUrl.password = '';
+      const ownerUrl = new URL(infra.postgresAdminUrl);
+      ownerUrl.pathname = `/${database}`;
+      const silent = createLogger({ name: 'migrate', level: 'silent' });
+      try {
+        await cp(join(migrationsDir, '20261123000000_init'), join(initOnly, '20261123000000_init'), { recursive: true });
+        await migrate({ adminUrl: adminUrl.toString(), appUrl: appUrl.toString(), migrationsDir: initOnly, logger: silent });
+        await withPg(ownerUrl.toString(), (c) =>
+          c.query(
+            `INSERT INTO signing_keys (kid, alg, public_jwk, private_key_encrypted, created_at)
+             VALUES ('old-kid', 'ES256', '{"kty":"EC"}', 'v1.x.y.z', '2026-01-02T03:04:05Z')`,
+          ),
+        );
+        await migrate({ adminUrl: adminUrl.toString(), appUrl: appUrl.toString(), migrationsDir, logger: silent });
+        const row = await withPg(
+          ownerUrl.toString(),
+          async (c) =>
+            (await c.query<{ activates_at: Date; created_at: Date }>('SELECT activates_at, created_at FROM signing_keys')).rows[0],
+        );
+        expect(row?.activates_at).toEqual(new Date('2026-01-02T03:04:05Z'));
+        expect(row?.activates_at).toEqual(row?.created_at);
+      } finally {
+        await rm(initOnly, { recursive: true, force: true });
+        await withPg(infra.postgresAdminUrl, (c) => c.query(`DROP DATABASE IF EXISTS "${database}" WITH (FORCE)`));
+      }
+    });
+
+    it('with an injected clock: the old key signs until activation, both are published, the old one leaves after its tokens expired', async () => {
+      const fresh = await createTestDatabase('auth_rotation', migrationsDir);
+      const replicaA = new PrismaClient({ adapter: new PrismaPg({ connectionString: fresh.appUrl }) });
+      const replicaB = new PrismaClient({ adapter: new PrismaPg({ connectionString: fresh.appUrl }) });
+      let now = Date.now();
+      const ring = (prismaClient: PrismaClient) =>
+        createSigningKeys({
+          store: createSigningKeyQueries(prismaClient),
+          encryption: createKeyEncryption(secret),
+          refreshMs: 10_000,
+          ...keySchedule,
+          now: () => now,
+        });
+      try {
+        const rotating = ring(replicaA);
+        const other = ring(replicaB);
+        const { kid: oldKid } = await rotating.ensureActiveKey();
+        await other.ensureActiveKey();
+        const tokensOf = (keys: ReturnType<typeof ring>) => createAccessTokens({ keys, issuer, audience, ttlSeconds: 900, now: () => now });
+        const kidsOf = async (keys: ReturnType<typeof ring>) => (await keys.publicJwks()).keys.map((key) => key.kid);
+        const sign = async (keys: ReturnType<typeof ring>) =>
+          (await tokensOf(keys).issue({ userId, tenantId: tenantAlpha, role: 'user', sessionId: randomUUID() })).token;
+
+        const { kid: newKid, signingFrom } = await rotating.rotate();
+        expect(signingFrom.getTime()).toBe(now + 60_000);
+        const stored = await withPg(
+          fresh.ownerUrl,
+          async (c) =>
+            (
+              await c.query<{ kid: string; activates_at: Date; retired_at: Date | null }>(
+                'SELECT kid, activates_at, retired_at FROM signing_keys ORDER BY activates_at',
+              )
+            ).rows,
+        );
+        expect(stored).toEqual([
+          { kid: oldKid, activates_at: expect.any(Date), retired_at: new Date(signingFrom.getTime() + (900 + 60) * 1000) },
+          { kid: newKid, activates_at: signingFrom, retired_at: null },
+        ]);
+
+        // Before activation: old key signs; both are published (the other replica after its refresh).
+        expect(decodeProtectedHeader(await sign(rotating)).kid).toBe(oldKid);
+        expect(await kidsOf(rotating)).toEqual([newKid, oldKid]);
+        now += 10_000;
+        expect(await kidsOf(other)).toEqual([newKid, oldKid]);
+        expect(decodeProtectedHeader(await sign(other)).kid).toBe(oldKid);
+        const signedByOld = await sign(other);
+
+        // After activation: the new key signs on every replica; the old one is still published.
+        now = signingFrom.getTime();
+        for (const keys of [rotating, other]) expect(decodeProtectedHeader(await sign(keys)).kid).toBe(newKid);
+        const jwks = createLocalJWKSet(await other.publicJwks());
+        await expect(jwtVerify(signedByOld, jwks, { issuer, audience, currentDate: new Date(now) })).resolves.toBeDefined();
+
+        // After the retirement time the old key is gone from the JWKS (read fresh from Postgres).
+        now = signingFrom.getTime() + (900 + 60) * 1000 + 1;
+        expect(await kidsOf(rotating)).toEqual([newKid]);
+        const fromDatabase = await createSigningKeyQueries(replicaA).listPublished(new Date(now));
+        expect(fromDatabase.map((key) => key.kid)).toEqual([newKid]);
+        // A restart finds the new key active and creates nothing.
+        await expect(ring(replicaB).ensureActiveKey()).resolves.toEqual({ created: false, kid: newKid });
+      } finally {
+        await replicaA.$disconnect();
+        await replicaB.$disconnect();
+        await fresh.drop();
+      }
+    });
+
+    it('RotateSigningKey publishes the new key at once and keeps signing with the old one until it activates', async () => {
+      const { keys: before } = (await (await fetch(jwksUrl)).json()) as { keys: JWK[] };
+      expect(before).toHaveLength(1);
+      const oldKid = before[0]?.kid;
+      const { kid, signingFrom } = await client.rotateSigningKey({});
+      expect(kid).not.toBe(oldKid);
+      const from = timestampDate(signingFrom!).getTime();
+      expect(from).toBeGreaterThan(Date.now() + 30_000);
+      expect(from).toBeLessThanOrEqual(Date.now() + 60_000);
+      const { keys: after } = (await (await fetch(jwksUrl)).json()) as { keys: JWK[] };
+      expect(after.map((key) => key.kid)).toEqual([kid, oldKid]);
+      const session = await openSession();
+      expect(decodeProtectedHeader(session.accessToken).kid).toBe(oldKid);
+      await expect(jwtVerify(session.accessToken, createRemoteJWKSet(jwksUrl), { issuer, audience })).resolves.toBeDefined();
+    });
+  });
+
   it('keeps identity tables global: no row-level security, readable by the app role without a tenant', async () => {
     const flags = await withPg(
       db.ownerUrl,
       async (c) =>
         (
           await c.query<{ relname: string; relrowsecurity: boolean }>(
-            "SELECT relname, relrowsecurity FROM pg_class WHERE relname IN ('users', 'signing_keys') ORDER BY relname",
+            "SELECT relname, relrowsecurity FROM pg_class WHERE relname IN ('users', 'signing_keys', 'refresh_tokens') ORDER BY relname",
           )
         ).rows,
     );
     expect(flags).toEqual([
+      { relname: 'refresh_tokens', relrowsecurity: false },
       { relname: 'signing_keys', relrowsecurity: false },
       { relname: 'users', relrowsecurity: false },
     ]);

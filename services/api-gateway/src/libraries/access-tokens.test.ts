@@ -22,7 +22,7 @@ async function setup() {
       aud?: string;
     } = {},
   ) =>
-    new SignJWT({ tenantId, role: 'owner', ...claims })
+    new SignJWT({ tenantId, role: 'owner', sid: 'session-1', ...claims })
       .setProtectedHeader({ alg: 'ES256', typ: options.typ ?? 'at+jwt', kid: options.kid ?? 'k1' })
       .setSubject(userId)
       .setIssuer(options.iss ?? 'portcullis-auth')
@@ -36,7 +36,7 @@ async function setup() {
 describe('access token verifier', () => {
   it('accepts a valid token and maps its claims', async () => {
     const { verify, sign } = await setup();
-    await expect(verify(await sign())).resolves.toEqual({ userId, tenantId, role: Role.OWNER });
+    await expect(verify(await sign())).resolves.toEqual({ userId, tenantId, role: Role.OWNER, sessionId: 'session-1' });
   });
 
   it('rejects alg none, foreign keys, unknown kid, wrong iss/aud, expiry and bad claims', async () => {
@@ -55,6 +55,8 @@ describe('access token verifier', () => {
       await sign({ role: 'superuser' }),
       await sign({ tenantId: 'not-a-uuid' }),
       await sign({}, { typ: 'JWT' }),
+      await sign({ sid: undefined }),
+      await sign({ sid: 'has spaces and : colons' }),
     ];
     for (const token of rejected) {
       await expect(verify(token)).rejects.toMatchObject({ code: 'UNAUTHENTICATED' });

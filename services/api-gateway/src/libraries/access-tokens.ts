@@ -6,7 +6,11 @@ export interface AccessClaims {
   userId: string;
   tenantId: string;
   role: Role;
+  /** The session the token belongs to; it stops working when the session ends. */
+  sessionId: string;
 }
+
+const SESSION_ID = /^[A-Za-z0-9_-]{1,64}$/;
 
 /**
  * The key set could not be fetched (network error, timeout, non-200 or unparsable answer):
@@ -50,11 +54,19 @@ export function createAccessTokenVerifier({ keys, issuer, audience }: AccessToke
       }
       throw new AppError('UNAUTHENTICATED', 'invalid or expired credential', { cause: error });
     }
-    const { sub, tenantId, role } = payload;
-    if (typeof sub !== 'string' || !isUuid(sub) || typeof tenantId !== 'string' || !isUuid(tenantId) || !isRoleName(role)) {
+    const { sub, tenantId, role, sid } = payload;
+    if (
+      typeof sub !== 'string' ||
+      !isUuid(sub) ||
+      typeof tenantId !== 'string' ||
+      !isUuid(tenantId) ||
+      !isRoleName(role) ||
+      typeof sid !== 'string' ||
+      !SESSION_ID.test(sid)
+    ) {
       throw new AppError('UNAUTHENTICATED', 'invalid or expired credential');
     }
-    return { userId: sub, tenantId, role: roleOf(role) };
+    return { userId: sub, tenantId, role: roleOf(role), sessionId: sid };
   };
 }
 

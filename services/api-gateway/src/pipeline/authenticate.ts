@@ -2,11 +2,13 @@ import { AppError, type GrpcClient } from '@portcullis/kit';
 import { PrincipalKind, type Principal } from '@portcullis/proto/common';
 import type { TenantRegistryService } from '@portcullis/proto/tenant';
 import type { AccessTokenVerifier } from '../libraries/access-tokens.js';
+import type { SessionCheck } from '../libraries/sessions.js';
 import type { DecisionAuditor } from './audit-decision.js';
 import type { AuthenticatedContext, ResolvedContext, TenantTarget } from './types.js';
 
 export interface AuthenticateDeps {
   verifyAccessToken: AccessTokenVerifier;
+  isSessionActive: SessionCheck;
   tenants: Pick<GrpcClient<typeof TenantRegistryService>, 'resolveContext'>;
   auditDecision: DecisionAuditor;
 }
@@ -23,13 +25,14 @@ export function bearerTokenOf(authorization: string | undefined): string {
 
 /**
  * Step 2 — authenticate: exactly one credential, verified locally against the auth
- * service's published keys. Its tenant must be the resolved tenant; on a platform host
+ * service's published keys, whose session has not been revoked. Its tenant must be the resolved tenant; on a platform host
  * the credential's tenant becomes the target once the registry confirms it is active.
  */
-export function createAuthenticate({ verifyAccessToken, tenants, auditDecision }: AuthenticateDeps) {
+export function createAuthenticate({ verifyAccessToken, isSessionActive, tenants, auditDecision }: AuthenticateDeps) {
   return async function authenticate(resolved: ResolvedContext): Promise<AuthenticatedContext> {
     const { request } = resolved;
     const claims = await verifyAccessToken(bearerTokenOf(request.authorization));
+    if (!(await isSessionActive(claims.sessionId))) throw new AppError('UNAUTHENTICATED', 'this session has ended; sign in again');
     const principal: Principal = {
       $typeName: 'portcullis.common.v1.Principal',
       kind: PrincipalKind.USER,
@@ -59,6 +62,6 @@ export function createAuthenticate({ verifyAccessToken, tenants, auditDecision }
       if (!context) throw new AppError('NOT_FOUND', 'tenant not found');
       target = { tenantId: context.tenantId, tenantName: context.tenantName, assistantId: '' };
     }
-    return { request, target, principal } as AuthenticatedContext;
+    return { request, target, principal, credential: { kind: 'access_token', sessionId: claims.sessionId } } as AuthenticatedContext;
   };
 }

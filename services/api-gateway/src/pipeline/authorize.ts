@@ -15,7 +15,7 @@ export interface AuthorizeDeps {
  */
 export function createAuthorize({ policy, auditDecision }: AuthorizeDeps) {
   return async function authorize(authenticated: AuthenticatedContext, capability: Capability): Promise<AuthorizedContext> {
-    const { request, target, principal } = authenticated;
+    const { request, target, principal, credential } = authenticated;
     let decision: { allowed: boolean; reason: string };
     try {
       decision = await policy.check(
@@ -32,6 +32,6 @@ export function createAuthorize({ policy, auditDecision }: AuthorizeDeps) {
     if (!decision.allowed) {
       throw new AppError('PERMISSION_DENIED', `missing capability ${capability.object}:${capability.action}`);
     }
-    return { request, target, principal, capability } as AuthorizedContext;
+    return { request, target, principal, credential, capability } as AuthorizedContext;
   };
 }

@@ -13,6 +13,8 @@ const tenantB = '00000000-0000-4000-8000-00000000000b';
 const assistantA = '00000000-0000-4000-8000-0000000000a1';
 const alice = '00000000-0000-4000-8000-0000000000f1';
 const token = 'aaa.bbb.ccc';
+const liveSession = 'session-1';
+const claimsOf = (tenantId: string, role: Role, sessionId = liveSession): AccessClaims => ({ userId: alice, tenantId, role, sessionId });
 
 function fakes({ claims, allowed = true, policyDown = false }: { claims: AccessClaims; allowed?: boolean; policyDown?: boolean }) {
   const audited: { allowed: boolean; reason: string; tenantId: string; outcome: Outcome }[] = [];
@@ -28,6 +30,7 @@ function fakes({ claims, allowed = true, policyDown = false }: { claims: AccessC
         throw new AppError('NOT_FOUND', 'no tenant is configured for this host');
       },
     },
+    isSessionActive: async (sessionId) => sessionId === liveSession,
     verifyAccessToken: async (presented) => {
       if (presented !== token) throw new AppError('UNAUTHENTICATED', 'invalid or expired credential');
       return claims;
@@ -59,60 +62,77 @@ const request = (overrides: Partial<RequestInfo> = {}): RequestInfo => ({
   host: 'alpha.example',
   assistantId: undefined,
   authorization: `Bearer ${token}`,
+  clientIp: '127.0.0.1',
+  userAgent: 'test',
   ...overrides,
 });
 const capability = { object: 'tools', action: 'invoke' };
 
 describe('ordered pipeline', () => {
   it('resolves, authenticates, authorizes and audits the allow', async () => {
-    const { pipeline, audited } = fakes({ claims: { userId: alice, tenantId: tenantA, role: Role.OWNER } });
+    const { pipeline, audited } = fakes({ claims: claimsOf(tenantA, Role.OWNER) });
     const context = await pipeline.run(request(), capability);
     expect(context.target).toEqual({ tenantId: tenantA, tenantName: 'Alpha', assistantId: assistantA });
     expect(context.principal.id).toBe(alice);
     expect(audited).toEqual([{ allowed: true, reason: 'granted by role:owner', tenantId: tenantA, outcome: Outcome.ALLOW }]);
   });
 
+  it('rejects a valid token whose session has ended, before asking the policy', async () => {
+    const { pipeline, policyCalls } = fakes({ claims: claimsOf(tenantA, Role.OWNER, 'revoked-session') });
+    await expect(pipeline.run(request(), capability)).rejects.toMatchObject({
+      code: 'UNAUTHENTICATED',
+      message: expect.stringContaining('session has ended'),
+    });
+    expect(policyCalls).toHaveLength(0);
+  });
+
+  it('carries the session of the credential to the route', async () => {
+    const { pipeline } = fakes({ claims: claimsOf(tenantA, Role.OWNER) });
+    const context = await pipeline.run(request(), capability);
+    expect(context.credential).toEqual({ kind: 'access_token', sessionId: liveSession });
+  });
+
   it('rejects a request with no credential before asking the policy', async () => {
-    const { pipeline, policyCalls } = fakes({ claims: { userId: alice, tenantId: tenantA, role: Role.OWNER } });
+    const { pipeline, policyCalls } = fakes({ claims: claimsOf(tenantA, Role.OWNER) });
     await expect(pipeline.run(request({ authorization: undefined }), capability)).rejects.toMatchObject({ code: 'UNAUTHENTICATED' });
     expect(policyCalls).toHaveLength(0);
   });
 
   it("rejects and audits a credential of another tenant on this tenant's domain", async () => {
-    const { pipeline, audited, policyCalls } = fakes({ claims: { userId: alice, tenantId: tenantB, role: Role.OWNER } });
+    const { pipeline, audited, policyCalls } = fakes({ claims: claimsOf(tenantB, Role.OWNER) });
     await expect(pipeline.run(request(), capability)).rejects.toMatchObject({ code: 'CROSS_TENANT' });
     expect(policyCalls).toHaveLength(0);
     expect(audited).toEqual([{ allowed: false, reason: 'credential belongs to another tenant', tenantId: tenantA, outcome: Outcome.DENY }]);
   });
 
   it('answers an assistant id of another tenant exactly like an unknown one (existence must not leak)', async () => {
-    const { pipeline, audited } = fakes({ claims: { userId: alice, tenantId: tenantB, role: Role.OWNER } });
+    const { pipeline, audited } = fakes({ claims: claimsOf(tenantB, Role.OWNER) });
     const foreign = pipeline.run(request({ host: 'localhost', assistantId: assistantA }), capability);
     await expect(foreign).rejects.toMatchObject({ code: 'NOT_FOUND', message: 'no tenant is configured for this request' });
     expect(audited[0]).toMatchObject({ allowed: false, tenantId: tenantA });
   });
 
   it('denies and audits a missing capability', async () => {
-    const { pipeline, audited } = fakes({ claims: { userId: alice, tenantId: tenantA, role: Role.USER }, allowed: false });
+    const { pipeline, audited } = fakes({ claims: claimsOf(tenantA, Role.USER), allowed: false });
     await expect(pipeline.run(request(), capability)).rejects.toMatchObject({ code: 'PERMISSION_DENIED' });
     expect(audited[0]).toMatchObject({ allowed: false, outcome: Outcome.DENY });
   });
 
   it('denies with DEPENDENCY_UNAVAILABLE when the policy service fails, never allows', async () => {
-    const { pipeline, audited } = fakes({ claims: { userId: alice, tenantId: tenantA, role: Role.OWNER }, policyDown: true });
+    const { pipeline, audited } = fakes({ claims: claimsOf(tenantA, Role.OWNER), policyDown: true });
     await expect(pipeline.run(request(), capability)).rejects.toMatchObject({ code: 'DEPENDENCY_UNAVAILABLE' });
     expect(audited[0]).toMatchObject({ allowed: false, reason: 'policy service unavailable' });
   });
 
   it('on a platform host takes the tenant from the credential and confirms it with the registry', async () => {
-    const { pipeline } = fakes({ claims: { userId: alice, tenantId: tenantB, role: Role.ADMIN } });
+    const { pipeline } = fakes({ claims: claimsOf(tenantB, Role.ADMIN) });
     const context = await pipeline.run(request({ host: 'localhost' }), capability);
     expect(context.target.tenantId).toBe(tenantB);
     expect(context.target.assistantId).toBe('');
   });
 
   it('rejects an X-Assistant-Id that is not a UUID', async () => {
-    const { pipeline } = fakes({ claims: { userId: alice, tenantId: tenantA, role: Role.OWNER } });
+    const { pipeline } = fakes({ claims: claimsOf(tenantA, Role.OWNER) });
     await expect(pipeline.run(request({ assistantId: '../etc' }), capability)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
   });
 });

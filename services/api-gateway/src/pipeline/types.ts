@@ -9,6 +9,15 @@ export interface RequestInfo {
   assistantId: string | undefined;
   /** Value of the Authorization header, if sent. */
   authorization: string | undefined;
+  /** Address of the connecting client (the gateway does not trust forwarding headers). */
+  clientIp: string;
+  userAgent: string;
+}
+
+/** How the principal proved itself, for routes that act on the credential itself (logout). */
+export interface Credential {
+  kind: 'access_token';
+  sessionId: string;
 }
 
 /** A capability the caller must hold: a policy object and action, e.g. tools:invoke. */
@@ -43,6 +52,7 @@ export interface AuthenticatedContext {
   readonly request: RequestInfo;
   readonly target: TenantTarget;
   readonly principal: Principal;
+  readonly credential: Credential;
   readonly [resolved]: true;
   readonly [authenticated]: true;
 }
@@ -55,6 +65,7 @@ export interface AuthorizedContext {
   readonly request: RequestInfo;
   readonly target: TenantTarget;
   readonly principal: Principal;
+  readonly credential: Credential;
   readonly capability: Capability;
   readonly [resolved]: true;
   readonly [authenticated]: true;

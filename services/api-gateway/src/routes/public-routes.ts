@@ -1,16 +1,41 @@
 import { AppError, z, type GrpcClient } from '@portcullis/kit';
 import type { AuthService } from '@portcullis/proto/auth';
+import type { Role } from '@portcullis/proto/common';
 import type { DeviceEnrollmentService } from '@portcullis/proto/devices';
 import type { TenantRegistryService } from '@portcullis/proto/tenant';
 import { isoTime, roleName } from '../http/presenters.js';
 import { parseInput, type PublicRoute } from '../http/route.js';
 
 export interface PublicRouteDeps {
-  auth: Pick<GrpcClient<typeof AuthService>, 'signUp' | 'login' | 'selectTenant' | 'inspectLoginTicket'>;
+  auth: Pick<GrpcClient<typeof AuthService>, 'signUp' | 'login' | 'selectTenant' | 'inspectLoginTicket' | 'refreshTokens'>;
   tenants: Pick<GrpcClient<typeof TenantRegistryService>, 'createTenant'>;
   devices: Pick<GrpcClient<typeof DeviceEnrollmentService>, 'startActivation'>;
   /** Fetches the auth service's JWKS document. */
   fetchJwks(): Promise<unknown>;
+}
+
+interface IssuedTokens {
+  accessToken: string;
+  tokenType: string;
+  expiresInSeconds: number;
+  refreshToken: string;
+  refreshExpiresInSeconds: number;
+  tenantId: string;
+  role: Role;
+  sessionId: string;
+}
+
+function presentTokens(tokens: IssuedTokens) {
+  return {
+    accessToken: tokens.accessToken,
+    tokenType: tokens.tokenType,
+    expiresIn: tokens.expiresInSeconds,
+    refreshToken: tokens.refreshToken,
+    refreshExpiresIn: tokens.refreshExpiresInSeconds,
+    tenantId: tokens.tenantId,
+    role: roleName(tokens.role),
+    sessionId: tokens.sessionId,
+  };
 }
 
 const email = z.string().max(254);
@@ -43,7 +68,7 @@ export function createPublicRoutes({ auth, tenants, devices, fetchJwks }: Public
       summary: 'Verify email + password; returns a single-use login ticket and the tenants of the account',
       async handle({ request }, { body }) {
         const input = parseInput(z.object({ email, password }), body);
-        const result = await auth.login(input, { requestId: request.requestId });
+        const result = await auth.login({ ...input, clientIp: request.clientIp }, { requestId: request.requestId });
         const tenantsOf = result.tenants.map((t) => ({ tenantId: t.tenantId, tenantName: t.tenantName, role: roleName(t.role) }));
         return {
           body: {
@@ -66,16 +91,23 @@ export function createPublicRoutes({ auth, tenants, devices, fetchJwks }: Public
       summary: 'Exchange a login ticket for an access token bound to one tenant',
       async handle({ request }, { body }) {
         const input = parseInput(z.object({ loginTicket: ticket, tenantId: z.uuid() }), body);
-        const result = await auth.selectTenant(input, { requestId: request.requestId });
-        return {
-          body: {
-            accessToken: result.accessToken,
-            tokenType: result.tokenType,
-            expiresIn: result.expiresInSeconds,
-            tenantId: result.tenantId,
-            role: roleName(result.role),
-          },
-        };
+        const result = await auth.selectTenant(
+          { ...input, clientIp: request.clientIp, userAgent: request.userAgent },
+          { requestId: request.requestId },
+        );
+        return { body: presentTokens(result) };
+      },
+    },
+    {
+      // Authenticated by the refresh token itself, which the auth service spends (reuse ends the session).
+      kind: 'public',
+      method: 'post',
+      path: '/api/auth/refresh',
+      summary: 'Exchange a refresh token for a new access token and refresh token',
+      async handle({ request }, { body }) {
+        const input = parseInput(z.object({ refreshToken: z.string().min(1).max(128) }), body);
+        const result = await auth.refreshTokens(input, { requestId: request.requestId });
+        return { body: presentTokens(result) };
       },
     },
     {

@@ -1,22 +1,28 @@
-import { implement } from '@portcullis/kit';
+import { timestampFromDate } from '@bufbuild/protobuf/wkt';
+import { implement, roleOf } from '@portcullis/kit';
 import { AuthService } from '@portcullis/proto/auth';
 import type { Accounts } from '../libraries/accounts.js';
-import { roleOf } from '@portcullis/kit';
+import type { Sessions } from '../libraries/sessions.js';
 import type { SignIn } from '../libraries/sign-in.js';
+import type { SigningKeys } from '../libraries/signing-keys.js';
+import type { TokenRefresh } from '../libraries/token-refresh.js';
 
 export interface AuthServiceDeps {
   accounts: Pick<Accounts, 'signUp'>;
   signIn: SignIn;
+  refresh: TokenRefresh;
+  sessions: Pick<Sessions, 'list' | 'revoke' | 'revokeAll'>;
+  signingKeys: Pick<SigningKeys, 'rotate'>;
 }
 
-export function createAuthService({ accounts, signIn }: AuthServiceDeps) {
+export function createAuthService({ accounts, signIn, refresh, sessions, signingKeys }: AuthServiceDeps) {
   return implement(AuthService, {
     async signUp(request) {
       const userId = await accounts.signUp({ email: request.email, password: request.password, displayName: request.displayName });
       return { userId };
     },
     async login(request) {
-      const result = await signIn.login(request.email, request.password);
+      const result = await signIn.login({ email: request.email, password: request.password, clientIp: request.clientIp });
       return {
         loginTicket: result.ticket,
         userId: result.userId,
@@ -25,17 +31,62 @@ export function createAuthService({ accounts, signIn }: AuthServiceDeps) {
       };
     },
     async selectTenant(request) {
-      const session = await signIn.selectTenant(request.loginTicket, request.tenantId);
+      const session = await signIn.selectTenant({
+        ticket: request.loginTicket,
+        tenantId: request.tenantId,
+        clientIp: request.clientIp,
+        userAgent: request.userAgent,
+      });
       return {
         accessToken: session.accessToken,
         tokenType: 'Bearer',
         expiresInSeconds: session.expiresInSeconds,
         tenantId: session.tenantId,
         role: roleOf(session.role),
+        refreshToken: session.refreshToken,
+        refreshExpiresInSeconds: session.refreshExpiresInSeconds,
+        sessionId: session.sessionId,
       };
     },
     async inspectLoginTicket(request) {
       return { userId: await signIn.inspectTicket(request.loginTicket) };
+    },
+    async refreshTokens(request) {
+      const tokens = await refresh.refresh(request.refreshToken);
+      return {
+        accessToken: tokens.accessToken,
+        tokenType: 'Bearer',
+        expiresInSeconds: tokens.expiresInSeconds,
+        refreshToken: tokens.refreshToken,
+        refreshExpiresInSeconds: tokens.refreshExpiresInSeconds,
+        tenantId: tokens.tenantId,
+        role: roleOf(tokens.role),
+        sessionId: tokens.sessionId,
+      };
+    },
+    async listSessions(request) {
+      const list = await sessions.list(request.userId);
+      return {
+        sessions: list.map((session) => ({
+          sessionId: session.sessionId,
+          tenantId: session.tenantId,
+          createdAt: timestampFromDate(session.createdAt),
+          lastUsedAt: timestampFromDate(session.lastUsedAt),
+          clientIp: session.clientIp,
+          userAgent: session.userAgent,
+        })),
+      };
+    },
+    async revokeSession(request) {
+      await sessions.revoke(request.userId, request.sessionId);
+      return {};
+    },
+    async revokeAllSessions(request) {
+      return { revoked: await sessions.revokeAll(request.userId) };
+    },
+    async rotateSigningKey() {
+      const { kid, signingFrom } = await signingKeys.rotate();
+      return { kid, signingFrom: timestampFromDate(signingFrom) };
     },
   });
 }

@@ -18,16 +18,23 @@ export interface AccessTokenSubject {
   userId: string;
   tenantId: string;
   role: RoleName;
+  /** The session the token belongs to; published as the `sid` claim. */
+  sessionId: string;
 }
 
 /** Issues short-lived ES256 access tokens bound to one tenant. */
 export function createAccessTokens({ keys, issuer, audience, ttlSeconds, now = Date.now }: AccessTokensDeps) {
   return {
-    async issue({ userId, tenantId, role }: AccessTokenSubject): Promise<{ token: string; jti: string; expiresInSeconds: number }> {
+    async issue({
+      userId,
+      tenantId,
+      role,
+      sessionId,
+    }: AccessTokenSubject): Promise<{ token: string; jti: string; expiresInSeconds: number }> {
       const { kid, privateKey } = await keys.currentSigner();
       const issuedAt = Math.floor(now() / 1000);
       const jti = randomUUID();
-      const token = await new SignJWT({ tenantId, role })
+      const token = await new SignJWT({ tenantId, role, sid: sessionId })
         .setProtectedHeader({ alg: SIGNING_ALG, kid, typ: ACCESS_TOKEN_TYPE })
         .setIssuer(issuer)
         .setAudience(audience)

@@ -1,4 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
+import { AppError } from '@portcullis/kit';
+import fc from 'fast-check';
 import { createLoginTickets, hashTicket, type TicketStore } from './login-tickets.js';
 
 function fakeStore() {
@@ -58,5 +60,33 @@ describe('login tickets', () => {
       await expect(tickets.inspect(malformed)).rejects.toMatchObject({ code: 'UNAUTHENTICATED' });
     }
     expect(calls).toEqual(['getdel']);
+  });
+
+  it('never accepts random input and never fails with anything but UNAUTHENTICATED or INVALID_ARGUMENT', async () => {
+    const { store } = fakeStore();
+    const tickets = createLoginTickets({ store, keyPrefix: 'p:', ttlSeconds: 300 });
+    await tickets.issue(userId);
+    const expectRefused = async (call: Promise<string>) => {
+      const outcome = await call.then(
+        () => 'accepted',
+        (error: unknown) => error,
+      );
+      expect(outcome).toBeInstanceOf(AppError);
+      expect(['UNAUTHENTICATED', 'INVALID_ARGUMENT']).toContain((outcome as AppError).code);
+    };
+    await fc.assert(
+      fc.asyncProperty(
+        fc.oneof(
+          fc.string({ maxLength: 100 }),
+          fc.string({ unit: 'binary', maxLength: 60 }),
+          fc.uint8Array({ minLength: 32, maxLength: 32 }).map((bytes) => Buffer.from(bytes).toString('base64url')),
+          fc.uint8Array({ maxLength: 64 }).map((bytes) => Buffer.from(bytes).toString('latin1')),
+        ),
+        async (input) => {
+          await expectRefused(tickets.inspect(input));
+          await expectRefused(tickets.consume(input));
+        },
+      ),
+    );
   });
 });

@@ -3,8 +3,12 @@ import { describe, expect, it } from '@jest/globals';
 import { AppError, createLogger } from '@portcullis/kit';
 import { Role } from '@portcullis/proto/common';
 import { GetMembershipResponseSchema, ListUserTenantsResponseSchema, type Membership } from '@portcullis/proto/tenant';
-import { createLoginTickets, type TicketStore } from './login-tickets.js';
 import type { RoleName } from '@portcullis/kit';
+import { fakeClock, memoryFailureCounter, memoryRefreshTokenStore, memorySessionStore } from '../test-support/memory-stores.js';
+import { createLoginThrottle } from './login-throttle.js';
+import { createLoginTickets, type TicketStore } from './login-tickets.js';
+import { hashRefreshToken } from './refresh-tokens.js';
+import { createSessions } from './sessions.js';
 import { createSignIn, type TenantDirectory } from './sign-in.js';
 
 const userId = '00000000-0000-4000-8000-0000000000a1';
@@ -57,27 +61,40 @@ function fakeDirectory(memberships: MembershipRow[], { getFailure, getAnswer }: 
   return { directory, calls };
 }
 
+const logger = createLogger({ name: 'sign-in-test', level: 'silent' });
+
 function setup(memberships: MembershipRow[], behaviour: DirectoryBehaviour = {}) {
-  const issued: { userId: string; tenantId: string; role: RoleName }[] = [];
+  const clock = fakeClock();
+  const issued: { userId: string; tenantId: string; role: RoleName; sessionId: string }[] = [];
+  const authenticated: string[] = [];
   const { directory, calls } = fakeDirectory(memberships, behaviour);
+  const sessionStore = memorySessionStore(clock);
+  const refreshStore = memoryRefreshTokenStore(clock);
+  const accountCounter = memoryFailureCounter(5, 900_000, clock);
+  const ipCounter = memoryFailureCounter(50, 900_000, clock);
   const signIn = createSignIn({
     accounts: {
       async authenticate(email, password) {
+        authenticated.push(email);
         if (email === 'ada@example.com' && password === 'a long enough pw') return userId;
         throw new AppError('UNAUTHENTICATED', 'invalid email or password');
       },
     },
+    throttle: createLoginThrottle({ account: accountCounter.counter, ip: ipCounter.counter, logger }),
     tickets: createLoginTickets({ store: memoryStore(), keyPrefix: 'p:', ttlSeconds: 300 }),
     tenants: directory,
+    sessions: createSessions({ store: sessionStore.store, refreshTokens: refreshStore.store, ttlSeconds: 3_600, logger, now: clock.now }),
     tokens: {
       async issue(subject) {
         issued.push(subject);
         return { token: `token-${issued.length}`, jti: `jti-${issued.length}`, expiresInSeconds: 900 };
       },
     },
-    logger: createLogger({ name: 'sign-in-test', level: 'silent' }),
+    logger,
   });
-  return { signIn, issued, calls };
+  const login = (password = 'a long enough pw', clientIp = '') => signIn.login({ email: 'ada@example.com', password, clientIp });
+  const select = (ticket: string, tenantId: string) => signIn.selectTenant({ ticket, tenantId, clientIp: '', userAgent: '' });
+  return { signIn, login, select, issued, calls, authenticated, sessionStore, refreshStore };
 }
 
 const memberships = [
@@ -88,8 +105,8 @@ const memberships = [
 
 describe('sign-in', () => {
   it('login returns a ticket and the tenants the user has a known role in', async () => {
-    const { signIn } = setup(memberships);
-    const result = await signIn.login('ada@example.com', 'a long enough pw');
+    const { signIn, login } = setup(memberships);
+    const result = await login();
     expect(result).toMatchObject({ userId, ticketExpiresInSeconds: 300 });
     expect(result.tenants).toEqual([
       { tenantId: tenantA, tenantName: 'Alpha', role: 'owner' },
@@ -99,58 +116,132 @@ describe('sign-in', () => {
   });
 
   it('a failed login asks tenant-registry nothing and issues no ticket', async () => {
-    const { signIn, calls } = setup(memberships);
-    await expect(signIn.login('ada@example.com', 'the wrong password')).rejects.toMatchObject({ code: 'UNAUTHENTICATED' });
+    const { login, calls } = setup(memberships);
+    await expect(login('the wrong password')).rejects.toMatchObject({ code: 'UNAUTHENTICATED' });
     expect(calls).toEqual([]);
   });
 
-  it('select-tenant issues a token for the membership role and spends the ticket', async () => {
-    const { signIn, issued } = setup(memberships);
-    const { ticket } = await signIn.login('ada@example.com', 'a long enough pw');
-    await expect(signIn.selectTenant(ticket, tenantB)).resolves.toEqual({
+  it('select-tenant opens a session, issues a token for the membership role with its sid, and spends the ticket', async () => {
+    const { signIn, login, issued, sessionStore, refreshStore } = setup(memberships);
+    const { ticket } = await login();
+    const result = await signIn.selectTenant({ ticket, tenantId: tenantB, clientIp: ' 192.0.2.7 ', userAgent: 'Browser/1.0\u0000\n' });
+    expect(result).toEqual({
       accessToken: 'token-1',
       expiresInSeconds: 900,
       tenantId: tenantB,
       role: 'user',
+      sessionId: expect.stringMatching(/^[0-9a-f-]{36}$/),
+      refreshToken: expect.stringMatching(/^[A-Za-z0-9_-]{43}$/),
+      refreshExpiresInSeconds: 3_600,
     });
-    expect(issued).toEqual([{ userId, tenantId: tenantB, role: 'user' }]);
-    await expect(signIn.selectTenant(ticket, tenantA)).rejects.toMatchObject({ code: 'UNAUTHENTICATED' });
+    expect(issued).toEqual([{ userId, tenantId: tenantB, role: 'user', sessionId: result.sessionId }]);
+    expect(sessionStore.get(result.sessionId)).toMatchObject({
+      userId,
+      tenantId: tenantB,
+      clientIp: '192.0.2.7',
+      userAgent: 'Browser/1.0',
+    });
+    // The first refresh token of a new family; family = session; only its hash is kept.
+    expect(refreshStore.rows).toEqual([
+      expect.objectContaining({
+        tokenHash: hashRefreshToken(result.refreshToken),
+        familyId: result.sessionId,
+        sessionId: result.sessionId,
+        userId,
+        tenantId: tenantB,
+        usedAt: null,
+        revokedAt: null,
+      }),
+    ]);
+    await expect(signIn.selectTenant({ ticket, tenantId: tenantA, clientIp: '', userAgent: '' })).rejects.toMatchObject({
+      code: 'UNAUTHENTICATED',
+    });
     await expect(signIn.inspectTicket(ticket)).rejects.toMatchObject({ code: 'UNAUTHENTICATED' });
     expect(issued).toHaveLength(1);
   });
 
+  it('refuses a malformed client_ip before spending the ticket', async () => {
+    const { signIn, login, sessionStore } = setup(memberships);
+    const { ticket } = await login();
+    await expect(signIn.selectTenant({ ticket, tenantId: tenantA, clientIp: 'not-an-ip', userAgent: '' })).rejects.toMatchObject({
+      code: 'INVALID_ARGUMENT',
+      details: { field: 'client_ip' },
+    });
+    await expect(signIn.inspectTicket(ticket)).resolves.toBe(userId);
+    await expect(sessionStore.store.listForUser(userId)).resolves.toEqual([]);
+  });
+
+  it('throttles password logins before the password is checked', async () => {
+    const { login, authenticated } = setup(memberships);
+    for (let attempt = 0; attempt < 5; attempt += 1) {
+      await expect(login('the wrong password', '192.0.2.1')).rejects.toMatchObject({ code: 'UNAUTHENTICATED' });
+    }
+    await expect(login('a long enough pw', '192.0.2.1')).rejects.toMatchObject({ code: 'RATE_LIMITED' });
+    expect(authenticated).toHaveLength(5);
+  });
+
   it('denies a tenant the user is not in, or holds no known role in, and still spends the ticket', async () => {
-    const { signIn, issued } = setup(memberships);
+    const { signIn, login, select, issued, sessionStore } = setup(memberships);
     for (const tenantId of ['00000000-0000-4000-8000-0000000000ff', tenantC]) {
-      const { ticket } = await signIn.login('ada@example.com', 'a long enough pw');
-      await expect(signIn.selectTenant(ticket, tenantId)).rejects.toMatchObject({
+      const { ticket } = await login();
+      await expect(select(ticket, tenantId)).rejects.toMatchObject({
         code: 'PERMISSION_DENIED',
         message: 'not a member of this tenant',
       });
       await expect(signIn.inspectTicket(ticket)).rejects.toMatchObject({ code: 'UNAUTHENTICATED' });
     }
     expect(issued).toEqual([]);
+    await expect(sessionStore.store.listForUser(userId)).resolves.toEqual([]);
   });
 
   it('denies when tenant-registry answers with a membership for someone else', async () => {
     const other = '00000000-0000-4000-8000-0000000000b2';
-    const { signIn, issued } = setup([], { getAnswer: { tenantId: tenantA, tenantName: 'Alpha', userId: other, role: Role.OWNER } });
-    const { ticket } = await signIn.login('ada@example.com', 'a long enough pw');
-    await expect(signIn.selectTenant(ticket, tenantA)).rejects.toMatchObject({ code: 'PERMISSION_DENIED' });
+    const { login, select, issued } = setup([], { getAnswer: { tenantId: tenantA, tenantName: 'Alpha', userId: other, role: Role.OWNER } });
+    const { ticket } = await login();
+    await expect(select(ticket, tenantA)).rejects.toMatchObject({ code: 'PERMISSION_DENIED' });
     expect(issued).toEqual([]);
   });
 
   it('rejects a malformed tenant id before spending the ticket', async () => {
-    const { signIn } = setup(memberships);
-    const { ticket } = await signIn.login('ada@example.com', 'a long enough pw');
-    await expect(signIn.selectTenant(ticket, 'not-a-uuid')).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    const { signIn, login, select } = setup(memberships);
+    const { ticket } = await login();
+    await expect(select(ticket, 'not-a-uuid')).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
     await expect(signIn.inspectTicket(ticket)).resolves.toBe(userId);
   });
 
   it('passes tenant-registry outages through instead of treating them as "not a member"', async () => {
-    const { signIn, issued } = setup(memberships, { getFailure: new AppError('DEPENDENCY_UNAVAILABLE', 'tenant-registry is unavailable') });
-    const { ticket } = await signIn.login('ada@example.com', 'a long enough pw');
-    await expect(signIn.selectTenant(ticket, tenantA)).rejects.toMatchObject({ code: 'DEPENDENCY_UNAVAILABLE' });
+    const { login, select, issued } = setup(memberships, {
+      getFailure: new AppError('DEPENDENCY_UNAVAILABLE', 'tenant-registry is unavailable'),
+    });
+    const { ticket } = await login();
+    await expect(select(ticket, tenantA)).rejects.toMatchObject({ code: 'DEPENDENCY_UNAVAILABLE' });
     expect(issued).toEqual([]);
+  });
+
+  it('ends the session it opened when the access token cannot be signed', async () => {
+    const { sessionStore, refreshStore } = setup(memberships);
+    const failing = createSignIn({
+      accounts: { authenticate: async () => userId },
+      throttle: createLoginThrottle({
+        account: memoryFailureCounter(5, 1_000, fakeClock()).counter,
+        ip: memoryFailureCounter(5, 1_000, fakeClock()).counter,
+        logger,
+      }),
+      tickets: createLoginTickets({ store: memoryStore(), keyPrefix: 'p:', ttlSeconds: 300 }),
+      tenants: fakeDirectory(memberships).directory,
+      sessions: createSessions({ store: sessionStore.store, refreshTokens: refreshStore.store, ttlSeconds: 3_600, logger }),
+      tokens: {
+        async issue() {
+          throw new AppError('INTERNAL', 'no active signing key');
+        },
+      },
+      logger,
+    });
+    const { ticket } = await failing.login({ email: 'ada@example.com', password: 'a long enough pw', clientIp: '' });
+    await expect(failing.selectTenant({ ticket, tenantId: tenantA, clientIp: '', userAgent: '' })).rejects.toMatchObject({
+      code: 'INTERNAL',
+    });
+    await expect(sessionStore.store.listForUser(userId)).resolves.toEqual([]);
+    expect(refreshStore.rows.every((row) => row.revokedAt !== null)).toBe(true);
   });
 });

@@ -1,19 +1,29 @@
-import { AppError, requireUuid, type GrpcClient, type Logger } from '@portcullis/kit';
-import type { TenantRegistryService } from '@portcullis/proto/tenant';
+import { requireUuid, roleNameOf, type Logger, type RoleName } from '@portcullis/kit';
 import type { AccessTokens } from './access-tokens.js';
 import type { Accounts } from './accounts.js';
+import { cleanUserAgent, parseClientIp } from './client-address.js';
+import type { LoginThrottle } from './login-throttle.js';
 import type { LoginTickets } from './login-tickets.js';
-import { roleNameOf, type RoleName } from '@portcullis/kit';
+import { currentRole, notAMember, type TenantDirectory } from './memberships.js';
+import type { Sessions } from './sessions.js';
 
-/** The two tenant-registry calls sign-in makes. */
-export type TenantDirectory = Pick<GrpcClient<typeof TenantRegistryService>, 'listUserTenants' | 'getMembership'>;
+export type { TenantDirectory } from './memberships.js';
 
 export interface SignInDeps {
   accounts: Pick<Accounts, 'authenticate'>;
+  throttle: LoginThrottle;
   tickets: LoginTickets;
   tenants: TenantDirectory;
+  sessions: Pick<Sessions, 'open' | 'end'>;
   tokens: Pick<AccessTokens, 'issue'>;
   logger: Logger;
+}
+
+export interface LoginInput {
+  email: string;
+  password: string;
+  /** As the gateway saw it; empty when unknown (then only the per-account limit applies). */
+  clientIp: string;
 }
 
 export interface TenantOption {
@@ -29,23 +39,33 @@ export interface LoginResult {
   tenants: TenantOption[];
 }
 
+export interface SelectTenantInput {
+  ticket: string;
+  tenantId: string;
+  clientIp: string;
+  userAgent: string;
+}
+
 export interface TenantSession {
   accessToken: string;
   expiresInSeconds: number;
   tenantId: string;
   role: RoleName;
+  sessionId: string;
+  refreshToken: string;
+  refreshExpiresInSeconds: number;
 }
 
-const notAMember = () => new AppError('PERMISSION_DENIED', 'not a member of this tenant');
-
 /**
- * Two-step sign-in: a password login yields a single-use ticket plus the user's tenants;
- * selecting one tenant consumes the ticket and issues an access token bound to it.
+ * Two-step sign-in: a (throttled) password login yields a single-use ticket plus the user's
+ * tenants; selecting one tenant consumes the ticket, opens a session and issues an access
+ * token bound to the tenant and the session, plus the session's first refresh token.
  */
-export function createSignIn({ accounts, tickets, tenants, tokens, logger }: SignInDeps) {
+export function createSignIn({ accounts, throttle, tickets, tenants, sessions, tokens, logger }: SignInDeps) {
   return {
-    async login(email: string, password: string): Promise<LoginResult> {
-      const userId = await accounts.authenticate(email, password);
+    async login({ email, password, clientIp }: LoginInput): Promise<LoginResult> {
+      const client = parseClientIp(clientIp);
+      const userId = await throttle.attempt(email, client, () => accounts.authenticate(email, password));
       const { memberships } = await tenants.listUserTenants({ userId });
       const options = memberships.flatMap((membership): TenantOption[] => {
         const role = roleNameOf(membership.role);
@@ -61,25 +81,34 @@ export function createSignIn({ accounts, tickets, tenants, tokens, logger }: Sig
       return tickets.inspect(ticket);
     },
 
-    async selectTenant(ticket: string, tenantIdInput: string): Promise<TenantSession> {
-      const tenantId = requireUuid(tenantIdInput, 'tenant_id');
+    async selectTenant(input: SelectTenantInput): Promise<TenantSession> {
+      // Every argument is checked before the ticket is spent.
+      const tenantId = requireUuid(input.tenantId, 'tenant_id');
+      const clientIp = parseClientIp(input.clientIp)?.ip ?? '';
+      const userAgent = cleanUserAgent(input.userAgent);
       // Consumed before anything else: whatever happens next, this ticket is spent.
-      const userId = await tickets.consume(ticket);
-      const membership = await tenants.getMembership({ tenantId, userId }).then(
-        (response) => response.membership,
-        (error: unknown) => {
-          if (error instanceof AppError && error.code === 'NOT_FOUND') return undefined;
-          throw error;
-        },
-      );
-      const role = membership && roleNameOf(membership.role);
-      if (!membership || role === undefined || membership.tenantId !== tenantId || membership.userId !== userId) {
+      const userId = await tickets.consume(input.ticket);
+      const role = await currentRole(tenants, tenantId, userId);
+      if (role === undefined) {
         logger.info({ userId, tenantId }, 'tenant selection denied');
         throw notAMember();
       }
-      const { token, jti, expiresInSeconds } = await tokens.issue({ userId, tenantId, role });
-      logger.info({ userId, tenantId, role, jti }, 'access token issued');
-      return { accessToken: token, expiresInSeconds, tenantId, role };
+      const session = await sessions.open({ userId, tenantId, clientIp, userAgent });
+      const access = await tokens.issue({ userId, tenantId, role, sessionId: session.sessionId }).catch(async (error: unknown) => {
+        // Nobody will hold this session's tokens: end it rather than leave it listed.
+        await sessions.end(session.sessionId, userId).catch(() => undefined);
+        throw error;
+      });
+      logger.info({ userId, tenantId, role, sessionId: session.sessionId, jti: access.jti }, 'access token issued');
+      return {
+        accessToken: access.token,
+        expiresInSeconds: access.expiresInSeconds,
+        tenantId,
+        role,
+        sessionId: session.sessionId,
+        refreshToken: session.refreshToken,
+        refreshExpiresInSeconds: session.refreshExpiresInSeconds,
+      };
     },
   };
 }

@@ -4,6 +4,8 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Role } from "../../common/v1/common_pb.js";
 import { file_portcullis_common_v1_common } from "../../common/v1/common_pb.js";
 import type { Message } from "@bufbuild/protobuf";
@@ -12,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file portcullis/auth/v1/auth.proto.
  */
 export const file_portcullis_auth_v1_auth: GenFile = /*@__PURE__*/
-  fileDesc("Ch1wb3J0Y3VsbGlzL2F1dGgvdjEvYXV0aC5wcm90bxIScG9ydGN1bGxpcy5hdXRoLnYxIkYKDVNpZ25VcFJlcXVlc3QSDQoFZW1haWwYASABKAkSEAoIcGFzc3dvcmQYAiABKAkSFAoMZGlzcGxheV9uYW1lGAMgASgJIiEKDlNpZ25VcFJlc3BvbnNlEg8KB3VzZXJfaWQYASABKAkiLwoMTG9naW5SZXF1ZXN0Eg0KBWVtYWlsGAEgASgJEhAKCHBhc3N3b3JkGAIgASgJImAKDFRlbmFudENob2ljZRIRCgl0ZW5hbnRfaWQYASABKAkSEwoLdGVuYW50X25hbWUYAiABKAkSKAoEcm9sZRgDIAEoDjIaLnBvcnRjdWxsaXMuY29tbW9uLnYxLlJvbGUijAEKDUxvZ2luUmVzcG9uc2USFAoMbG9naW5fdGlja2V0GAEgASgJEg8KB3VzZXJfaWQYAiABKAkSMQoHdGVuYW50cxgDIAMoCzIgLnBvcnRjdWxsaXMuYXV0aC52MS5UZW5hbnRDaG9pY2USIQoZdGlja2V0X2V4cGlyZXNfaW5fc2Vjb25kcxgEIAEoBSI+ChNTZWxlY3RUZW5hbnRSZXF1ZXN0EhQKDGxvZ2luX3RpY2tldBgBIAEoCRIRCgl0ZW5hbnRfaWQYAiABKAkimQEKFFNlbGVjdFRlbmFudFJlc3BvbnNlEhQKDGFjY2Vzc190b2tlbhgBIAEoCRISCgp0b2tlbl90eXBlGAIgASgJEhoKEmV4cGlyZXNfaW5fc2Vjb25kcxgDIAEoBRIRCgl0ZW5hbnRfaWQYBCABKAkSKAoEcm9sZRgFIAEoDjIaLnBvcnRjdWxsaXMuY29tbW9uLnYxLlJvbGUiMQoZSW5zcGVjdExvZ2luVGlja2V0UmVxdWVzdBIUCgxsb2dpbl90aWNrZXQYASABKAkiLQoaSW5zcGVjdExvZ2luVGlja2V0UmVzcG9uc2USDwoHdXNlcl9pZBgBIAEoCTKEAwoLQXV0aFNlcnZpY2USTwoGU2lnblVwEiEucG9ydGN1bGxpcy5hdXRoLnYxLlNpZ25VcFJlcXVlc3QaIi5wb3J0Y3VsbGlzLmF1dGgudjEuU2lnblVwUmVzcG9uc2USTAoFTG9naW4SIC5wb3J0Y3VsbGlzLmF1dGgudjEuTG9naW5SZXF1ZXN0GiEucG9ydGN1bGxpcy5hdXRoLnYxLkxvZ2luUmVzcG9uc2USYQoMU2VsZWN0VGVuYW50EicucG9ydGN1bGxpcy5hdXRoLnYxLlNlbGVjdFRlbmFudFJlcXVlc3QaKC5wb3J0Y3VsbGlzLmF1dGgudjEuU2VsZWN0VGVuYW50UmVzcG9uc2UScwoSSW5zcGVjdExvZ2luVGlja2V0Ei0ucG9ydGN1bGxpcy5hdXRoLnYxLkluc3BlY3RMb2dpblRpY2tldFJlcXVlc3QaLi5wb3J0Y3VsbGlzLmF1dGgudjEuSW5zcGVjdExvZ2luVGlja2V0UmVzcG9uc2ViBnByb3RvMw", [file_portcullis_common_v1_common]);
+  fileDesc("Ch1wb3J0Y3VsbGlzL2F1dGgvdjEvYXV0aC5wcm90bxIScG9ydGN1bGxpcy5hdXRoLnYxIkYKDVNpZ25VcFJlcXVlc3QSDQoFZW1haWwYASABKAkSEAoIcGFzc3dvcmQYAiABKAkSFAoMZGlzcGxheV9uYW1lGAMgASgJIiEKDlNpZ25VcFJlc3BvbnNlEg8KB3VzZXJfaWQYASABKAkiQgoMTG9naW5SZXF1ZXN0Eg0KBWVtYWlsGAEgASgJEhAKCHBhc3N3b3JkGAIgASgJEhEKCWNsaWVudF9pcBgDIAEoCSJgCgxUZW5hbnRDaG9pY2USEQoJdGVuYW50X2lkGAEgASgJEhMKC3RlbmFudF9uYW1lGAIgASgJEigKBHJvbGUYAyABKA4yGi5wb3J0Y3VsbGlzLmNvbW1vbi52MS5Sb2xlIowBCg1Mb2dpblJlc3BvbnNlEhQKDGxvZ2luX3RpY2tldBgBIAEoCRIPCgd1c2VyX2lkGAIgASgJEjEKB3RlbmFudHMYAyADKAsyIC5wb3J0Y3VsbGlzLmF1dGgudjEuVGVuYW50Q2hvaWNlEiEKGXRpY2tldF9leHBpcmVzX2luX3NlY29uZHMYBCABKAUiZQoTU2VsZWN0VGVuYW50UmVxdWVzdBIUCgxsb2dpbl90aWNrZXQYASABKAkSEQoJdGVuYW50X2lkGAIgASgJEhEKCWNsaWVudF9pcBgDIAEoCRISCgp1c2VyX2FnZW50GAQgASgJIugBChRTZWxlY3RUZW5hbnRSZXNwb25zZRIUCgxhY2Nlc3NfdG9rZW4YASABKAkSEgoKdG9rZW5fdHlwZRgCIAEoCRIaChJleHBpcmVzX2luX3NlY29uZHMYAyABKAUSEQoJdGVuYW50X2lkGAQgASgJEigKBHJvbGUYBSABKA4yGi5wb3J0Y3VsbGlzLmNvbW1vbi52MS5Sb2xlEhUKDXJlZnJlc2hfdG9rZW4YBiABKAkSIgoacmVmcmVzaF9leHBpcmVzX2luX3NlY29uZHMYByABKAUSEgoKc2Vzc2lvbl9pZBgIIAEoCSIxChlJbnNwZWN0TG9naW5UaWNrZXRSZXF1ZXN0EhQKDGxvZ2luX3RpY2tldBgBIAEoCSItChpJbnNwZWN0TG9naW5UaWNrZXRSZXNwb25zZRIPCgd1c2VyX2lkGAEgASgJIi0KFFJlZnJlc2hUb2tlbnNSZXF1ZXN0EhUKDXJlZnJlc2hfdG9rZW4YASABKAki6QEKFVJlZnJlc2hUb2tlbnNSZXNwb25zZRIUCgxhY2Nlc3NfdG9rZW4YASABKAkSEgoKdG9rZW5fdHlwZRgCIAEoCRIaChJleHBpcmVzX2luX3NlY29uZHMYAyABKAUSFQoNcmVmcmVzaF90b2tlbhgEIAEoCRIiChpyZWZyZXNoX2V4cGlyZXNfaW5fc2Vjb25kcxgFIAEoBRIRCgl0ZW5hbnRfaWQYBiABKAkSKAoEcm9sZRgHIAEoDjIaLnBvcnRjdWxsaXMuY29tbW9uLnYxLlJvbGUSEgoKc2Vzc2lvbl9pZBgIIAEoCSK5AQoHU2Vzc2lvbhISCgpzZXNzaW9uX2lkGAEgASgJEhEKCXRlbmFudF9pZBgCIAEoCRIuCgpjcmVhdGVkX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxsYXN0X3VzZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhEKCWNsaWVudF9pcBgFIAEoCRISCgp1c2VyX2FnZW50GAYgASgJIiYKE0xpc3RTZXNzaW9uc1JlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCSJFChRMaXN0U2Vzc2lvbnNSZXNwb25zZRItCghzZXNzaW9ucxgBIAMoCzIbLnBvcnRjdWxsaXMuYXV0aC52MS5TZXNzaW9uIjsKFFJldm9rZVNlc3Npb25SZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSEgoKc2Vzc2lvbl9pZBgCIAEoCSIXChVSZXZva2VTZXNzaW9uUmVzcG9uc2UiKwoYUmV2b2tlQWxsU2Vzc2lvbnNSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkiLAoZUmV2b2tlQWxsU2Vzc2lvbnNSZXNwb25zZRIPCgdyZXZva2VkGAEgASgFIhkKF1JvdGF0ZVNpZ25pbmdLZXlSZXF1ZXN0IlkKGFJvdGF0ZVNpZ25pbmdLZXlSZXNwb25zZRILCgNraWQYASABKAkSMAoMc2lnbmluZ19mcm9tGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcDKUBwoLQXV0aFNlcnZpY2USTwoGU2lnblVwEiEucG9ydGN1bGxpcy5hdXRoLnYxLlNpZ25VcFJlcXVlc3QaIi5wb3J0Y3VsbGlzLmF1dGgudjEuU2lnblVwUmVzcG9uc2USTAoFTG9naW4SIC5wb3J0Y3VsbGlzLmF1dGgudjEuTG9naW5SZXF1ZXN0GiEucG9ydGN1bGxpcy5hdXRoLnYxLkxvZ2luUmVzcG9uc2USYQoMU2VsZWN0VGVuYW50EicucG9ydGN1bGxpcy5hdXRoLnYxLlNlbGVjdFRlbmFudFJlcXVlc3QaKC5wb3J0Y3VsbGlzLmF1dGgudjEuU2VsZWN0VGVuYW50UmVzcG9uc2UScwoSSW5zcGVjdExvZ2luVGlja2V0Ei0ucG9ydGN1bGxpcy5hdXRoLnYxLkluc3BlY3RMb2dpblRpY2tldFJlcXVlc3QaLi5wb3J0Y3VsbGlzLmF1dGgudjEuSW5zcGVjdExvZ2luVGlja2V0UmVzcG9uc2USZAoNUmVmcmVzaFRva2VucxIoLnBvcnRjdWxsaXMuYXV0aC52MS5SZWZyZXNoVG9rZW5zUmVxdWVzdBopLnBvcnRjdWxsaXMuYXV0aC52MS5SZWZyZXNoVG9rZW5zUmVzcG9uc2USYQoMTGlzdFNlc3Npb25zEicucG9ydGN1bGxpcy5hdXRoLnYxLkxpc3RTZXNzaW9uc1JlcXVlc3QaKC5wb3J0Y3VsbGlzLmF1dGgudjEuTGlzdFNlc3Npb25zUmVzcG9uc2USZAoNUmV2b2tlU2Vzc2lvbhIoLnBvcnRjdWxsaXMuYXV0aC52MS5SZXZva2VTZXNzaW9uUmVxdWVzdBopLnBvcnRjdWxsaXMuYXV0aC52MS5SZXZva2VTZXNzaW9uUmVzcG9uc2UScAoRUmV2b2tlQWxsU2Vzc2lvbnMSLC5wb3J0Y3VsbGlzLmF1dGgudjEuUmV2b2tlQWxsU2Vzc2lvbnNSZXF1ZXN0Gi0ucG9ydGN1bGxpcy5hdXRoLnYxLlJldm9rZUFsbFNlc3Npb25zUmVzcG9uc2USbQoQUm90YXRlU2lnbmluZ0tleRIrLnBvcnRjdWxsaXMuYXV0aC52MS5Sb3RhdGVTaWduaW5nS2V5UmVxdWVzdBosLnBvcnRjdWxsaXMuYXV0aC52MS5Sb3RhdGVTaWduaW5nS2V5UmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp, file_portcullis_common_v1_common]);
 
 /**
  * @generated from message portcullis.auth.v1.SignUpRequest
@@ -71,6 +73,13 @@ export type LoginRequest = Message<"portcullis.auth.v1.LoginRequest"> & {
    * @generated from field: string password = 2;
    */
   password: string;
+
+  /**
+   * Address of the client as the gateway saw it; used for per-IP sign-in throttling.
+   *
+   * @generated from field: string client_ip = 3;
+   */
+  clientIp: string;
 };
 
 /**
@@ -152,6 +161,16 @@ export type SelectTenantRequest = Message<"portcullis.auth.v1.SelectTenantReques
    * @generated from field: string tenant_id = 2;
    */
   tenantId: string;
+
+  /**
+   * @generated from field: string client_ip = 3;
+   */
+  clientIp: string;
+
+  /**
+   * @generated from field: string user_agent = 4;
+   */
+  userAgent: string;
 };
 
 /**
@@ -189,6 +208,21 @@ export type SelectTenantResponse = Message<"portcullis.auth.v1.SelectTenantRespo
    * @generated from field: portcullis.common.v1.Role role = 5;
    */
   role: Role;
+
+  /**
+   * @generated from field: string refresh_token = 6;
+   */
+  refreshToken: string;
+
+  /**
+   * @generated from field: int32 refresh_expires_in_seconds = 7;
+   */
+  refreshExpiresInSeconds: number;
+
+  /**
+   * @generated from field: string session_id = 8;
+   */
+  sessionId: string;
 };
 
 /**
@@ -233,6 +267,255 @@ export const InspectLoginTicketResponseSchema: GenMessage<InspectLoginTicketResp
   messageDesc(file_portcullis_auth_v1_auth, 8);
 
 /**
+ * @generated from message portcullis.auth.v1.RefreshTokensRequest
+ */
+export type RefreshTokensRequest = Message<"portcullis.auth.v1.RefreshTokensRequest"> & {
+  /**
+   * @generated from field: string refresh_token = 1;
+   */
+  refreshToken: string;
+};
+
+/**
+ * Describes the message portcullis.auth.v1.RefreshTokensRequest.
+ * Use `create(RefreshTokensRequestSchema)` to create a new message.
+ */
+export const RefreshTokensRequestSchema: GenMessage<RefreshTokensRequest> = /*@__PURE__*/
+  messageDesc(file_portcullis_auth_v1_auth, 9);
+
+/**
+ * @generated from message portcullis.auth.v1.RefreshTokensResponse
+ */
+export type RefreshTokensResponse = Message<"portcullis.auth.v1.RefreshTokensResponse"> & {
+  /**
+   * @generated from field: string access_token = 1;
+   */
+  accessToken: string;
+
+  /**
+   * @generated from field: string token_type = 2;
+   */
+  tokenType: string;
+
+  /**
+   * @generated from field: int32 expires_in_seconds = 3;
+   */
+  expiresInSeconds: number;
+
+  /**
+   * @generated from field: string refresh_token = 4;
+   */
+  refreshToken: string;
+
+  /**
+   * @generated from field: int32 refresh_expires_in_seconds = 5;
+   */
+  refreshExpiresInSeconds: number;
+
+  /**
+   * @generated from field: string tenant_id = 6;
+   */
+  tenantId: string;
+
+  /**
+   * @generated from field: portcullis.common.v1.Role role = 7;
+   */
+  role: Role;
+
+  /**
+   * @generated from field: string session_id = 8;
+   */
+  sessionId: string;
+};
+
+/**
+ * Describes the message portcullis.auth.v1.RefreshTokensResponse.
+ * Use `create(RefreshTokensResponseSchema)` to create a new message.
+ */
+export const RefreshTokensResponseSchema: GenMessage<RefreshTokensResponse> = /*@__PURE__*/
+  messageDesc(file_portcullis_auth_v1_auth, 10);
+
+/**
+ * @generated from message portcullis.auth.v1.Session
+ */
+export type Session = Message<"portcullis.auth.v1.Session"> & {
+  /**
+   * @generated from field: string session_id = 1;
+   */
+  sessionId: string;
+
+  /**
+   * @generated from field: string tenant_id = 2;
+   */
+  tenantId: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp created_at = 3;
+   */
+  createdAt?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp last_used_at = 4;
+   */
+  lastUsedAt?: Timestamp | undefined;
+
+  /**
+   * @generated from field: string client_ip = 5;
+   */
+  clientIp: string;
+
+  /**
+   * @generated from field: string user_agent = 6;
+   */
+  userAgent: string;
+};
+
+/**
+ * Describes the message portcullis.auth.v1.Session.
+ * Use `create(SessionSchema)` to create a new message.
+ */
+export const SessionSchema: GenMessage<Session> = /*@__PURE__*/
+  messageDesc(file_portcullis_auth_v1_auth, 11);
+
+/**
+ * @generated from message portcullis.auth.v1.ListSessionsRequest
+ */
+export type ListSessionsRequest = Message<"portcullis.auth.v1.ListSessionsRequest"> & {
+  /**
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+};
+
+/**
+ * Describes the message portcullis.auth.v1.ListSessionsRequest.
+ * Use `create(ListSessionsRequestSchema)` to create a new message.
+ */
+export const ListSessionsRequestSchema: GenMessage<ListSessionsRequest> = /*@__PURE__*/
+  messageDesc(file_portcullis_auth_v1_auth, 12);
+
+/**
+ * @generated from message portcullis.auth.v1.ListSessionsResponse
+ */
+export type ListSessionsResponse = Message<"portcullis.auth.v1.ListSessionsResponse"> & {
+  /**
+   * @generated from field: repeated portcullis.auth.v1.Session sessions = 1;
+   */
+  sessions: Session[];
+};
+
+/**
+ * Describes the message portcullis.auth.v1.ListSessionsResponse.
+ * Use `create(ListSessionsResponseSchema)` to create a new message.
+ */
+export const ListSessionsResponseSchema: GenMessage<ListSessionsResponse> = /*@__PURE__*/
+  messageDesc(file_portcullis_auth_v1_auth, 13);
+
+/**
+ * @generated from message portcullis.auth.v1.RevokeSessionRequest
+ */
+export type RevokeSessionRequest = Message<"portcullis.auth.v1.RevokeSessionRequest"> & {
+  /**
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+
+  /**
+   * @generated from field: string session_id = 2;
+   */
+  sessionId: string;
+};
+
+/**
+ * Describes the message portcullis.auth.v1.RevokeSessionRequest.
+ * Use `create(RevokeSessionRequestSchema)` to create a new message.
+ */
+export const RevokeSessionRequestSchema: GenMessage<RevokeSessionRequest> = /*@__PURE__*/
+  messageDesc(file_portcullis_auth_v1_auth, 14);
+
+/**
+ * @generated from message portcullis.auth.v1.RevokeSessionResponse
+ */
+export type RevokeSessionResponse = Message<"portcullis.auth.v1.RevokeSessionResponse"> & {
+};
+
+/**
+ * Describes the message portcullis.auth.v1.RevokeSessionResponse.
+ * Use `create(RevokeSessionResponseSchema)` to create a new message.
+ */
+export const RevokeSessionResponseSchema: GenMessage<RevokeSessionResponse> = /*@__PURE__*/
+  messageDesc(file_portcullis_auth_v1_auth, 15);
+
+/**
+ * @generated from message portcullis.auth.v1.RevokeAllSessionsRequest
+ */
+export type RevokeAllSessionsRequest = Message<"portcullis.auth.v1.RevokeAllSessionsRequest"> & {
+  /**
+   * @generated from field: string user_id = 1;
+   */
+  userId: string;
+};
+
+/**
+ * Describes the message portcullis.auth.v1.RevokeAllSessionsRequest.
+ * Use `create(RevokeAllSessionsRequestSchema)` to create a new message.
+ */
+export const RevokeAllSessionsRequestSchema: GenMessage<RevokeAllSessionsRequest> = /*@__PURE__*/
+  messageDesc(file_portcullis_auth_v1_auth, 16);
+
+/**
+ * @generated from message portcullis.auth.v1.RevokeAllSessionsResponse
+ */
+export type RevokeAllSessionsResponse = Message<"portcullis.auth.v1.RevokeAllSessionsResponse"> & {
+  /**
+   * @generated from field: int32 revoked = 1;
+   */
+  revoked: number;
+};
+
+/**
+ * Describes the message portcullis.auth.v1.RevokeAllSessionsResponse.
+ * Use `create(RevokeAllSessionsResponseSchema)` to create a new message.
+ */
+export const RevokeAllSessionsResponseSchema: GenMessage<RevokeAllSessionsResponse> = /*@__PURE__*/
+  messageDesc(file_portcullis_auth_v1_auth, 17);
+
+/**
+ * @generated from message portcullis.auth.v1.RotateSigningKeyRequest
+ */
+export type RotateSigningKeyRequest = Message<"portcullis.auth.v1.RotateSigningKeyRequest"> & {
+};
+
+/**
+ * Describes the message portcullis.auth.v1.RotateSigningKeyRequest.
+ * Use `create(RotateSigningKeyRequestSchema)` to create a new message.
+ */
+export const RotateSigningKeyRequestSchema: GenMessage<RotateSigningKeyRequest> = /*@__PURE__*/
+  messageDesc(file_portcullis_auth_v1_auth, 18);
+
+/**
+ * @generated from message portcullis.auth.v1.RotateSigningKeyResponse
+ */
+export type RotateSigningKeyResponse = Message<"portcullis.auth.v1.RotateSigningKeyResponse"> & {
+  /**
+   * @generated from field: string kid = 1;
+   */
+  kid: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp signing_from = 2;
+   */
+  signingFrom?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message portcullis.auth.v1.RotateSigningKeyResponse.
+ * Use `create(RotateSigningKeyResponseSchema)` to create a new message.
+ */
+export const RotateSigningKeyResponseSchema: GenMessage<RotateSigningKeyResponse> = /*@__PURE__*/
+  messageDesc(file_portcullis_auth_v1_auth, 19);
+
+/**
  * Identity provider: accounts, credentials and token issuance.
  *
  * @generated from service portcullis.auth.v1.AuthService
@@ -275,6 +558,58 @@ export const AuthService: GenService<{
     methodKind: "unary";
     input: typeof InspectLoginTicketRequestSchema;
     output: typeof InspectLoginTicketResponseSchema;
+  },
+  /**
+   * Exchanges a refresh token for new tokens and spends it. Presenting an already spent
+   * token revokes its whole family and ends the session.
+   *
+   * @generated from rpc portcullis.auth.v1.AuthService.RefreshTokens
+   */
+  refreshTokens: {
+    methodKind: "unary";
+    input: typeof RefreshTokensRequestSchema;
+    output: typeof RefreshTokensResponseSchema;
+  },
+  /**
+   * The user's live sessions (one per select-tenant).
+   *
+   * @generated from rpc portcullis.auth.v1.AuthService.ListSessions
+   */
+  listSessions: {
+    methodKind: "unary";
+    input: typeof ListSessionsRequestSchema;
+    output: typeof ListSessionsResponseSchema;
+  },
+  /**
+   * Ends one of the user's sessions: its access tokens stop working and its refresh tokens are revoked.
+   *
+   * @generated from rpc portcullis.auth.v1.AuthService.RevokeSession
+   */
+  revokeSession: {
+    methodKind: "unary";
+    input: typeof RevokeSessionRequestSchema;
+    output: typeof RevokeSessionResponseSchema;
+  },
+  /**
+   * Ends every session of the user ("log out everywhere").
+   *
+   * @generated from rpc portcullis.auth.v1.AuthService.RevokeAllSessions
+   */
+  revokeAllSessions: {
+    methodKind: "unary";
+    input: typeof RevokeAllSessionsRequestSchema;
+    output: typeof RevokeAllSessionsResponseSchema;
+  },
+  /**
+   * Adds a signing key: published in the JWKS at once, used for signing after a propagation delay;
+   * the previous key stays published until every token it signed has expired.
+   *
+   * @generated from rpc portcullis.auth.v1.AuthService.RotateSigningKey
+   */
+  rotateSigningKey: {
+    methodKind: "unary";
+    input: typeof RotateSigningKeyRequestSchema;
+    output: typeof RotateSigningKeyResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_portcullis_auth_v1_auth, 0);

@@ -1,0 +1,96 @@
+import { AppError, type Logger, type RoleName } from '@portcullis/kit';
+import type { AccessTokens } from './access-tokens.js';
+import { currentRole, notAMember, type TenantDirectory } from './memberships.js';
+import {
+  generateRefreshToken,
+  invalidRefreshToken,
+  parseRefreshToken,
+  type RefreshTokenRecord,
+  type RefreshTokenStore,
+} from './refresh-tokens.js';
+import type { Sessions } from './sessions.js';
+
+export interface TokenRefreshDeps {
+  refreshTokens: Pick<RefreshTokenStore, 'findByHash' | 'spend'>;
+  sessions: Pick<Sessions, 'touch' | 'end'>;
+  tenants: Pick<TenantDirectory, 'getMembership'>;
+  tokens: Pick<AccessTokens, 'issue'>;
+  /** REFRESH_TOKEN_TTL_SECONDS. */
+  ttlSeconds: number;
+  logger: Logger;
+  now?: () => number;
+}
+
+export interface RefreshedTokens {
+  accessToken: string;
+  expiresInSeconds: number;
+  refreshToken: string;
+  refreshExpiresInSeconds: number;
+  tenantId: string;
+  role: RoleName;
+  sessionId: string;
+}
+
+export const REUSE_MESSAGE = 'refresh token was already used; the session has been ended';
+
+const sessionEnded = () => new AppError('UNAUTHENTICATED', 'the session has ended');
+
+/**
+ * Refresh-token rotation with reuse detection. Every refresh spends the presented token and
+ * hands out its successor in the same family; presenting a token that was already spent or
+ * revoked ends the session and revokes the whole family — whoever holds the newest token,
+ * thief or owner, has to sign in again.
+ */
+export function createTokenRefresh({ refreshTokens, sessions, tenants, tokens, ttlSeconds, logger, now = Date.now }: TokenRefreshDeps) {
+  const reuse = async (record: RefreshTokenRecord): Promise<never> => {
+    await sessions.end(record.sessionId, record.userId);
+    logger.warn({ userId: record.userId, sessionId: record.sessionId }, 'refresh token reuse: session ended, family revoked');
+    throw new AppError('UNAUTHENTICATED', REUSE_MESSAGE);
+  };
+
+  return {
+    async refresh(presented: string): Promise<RefreshedTokens> {
+      const tokenHash = parseRefreshToken(presented);
+      const record = await refreshTokens.findByHash(tokenHash);
+      if (!record) throw invalidRefreshToken();
+      if (record.usedAt !== null || record.revokedAt !== null) return reuse(record);
+      if (record.expiresAt.getTime() <= now()) throw invalidRefreshToken();
+
+      // Asked before the token is spent, so a tenant-registry outage does not burn it.
+      const { sessionId, userId, tenantId } = record;
+      const role = await currentRole(tenants, tenantId, userId);
+      if (role === undefined) {
+        await sessions.end(sessionId, userId);
+        logger.info({ userId, tenantId, sessionId }, 'refresh denied: no longer a member; session ended');
+        throw notAMember();
+      }
+
+      const successor = generateRefreshToken();
+      const access = await refreshTokens.spend(tokenHash, ttlSeconds, async (spent) => {
+        // The spent row stays locked until this returns: a concurrent refresh with the same
+        // token waits, then finds it spent (reuse) only after this one has finished.
+        if (!(await sessions.touch(spent.sessionId, spent.userId))) throw sessionEnded();
+        const issued = await tokens.issue({ userId: spent.userId, tenantId: spent.tenantId, role, sessionId: spent.sessionId });
+        return { successor: { ...spent, tokenHash: successor.tokenHash }, result: issued };
+      });
+      if (access === undefined) {
+        // Spent, revoked or expired between the lookup and the update.
+        const again = await refreshTokens.findByHash(tokenHash);
+        if (again && (again.usedAt !== null || again.revokedAt !== null)) return reuse(again);
+        throw invalidRefreshToken();
+      }
+      logger.info({ userId, tenantId, role, sessionId, jti: access.jti }, 'tokens refreshed');
+      return {
+        accessToken: access.token,
+        expiresInSeconds: access.expiresInSeconds,
+        refreshToken: successor.token,
+        refreshExpiresInSeconds: ttlSeconds,
+        tenantId,
+        role,
+        sessionId,
+      };
+    },
+  };
+}
+
+export type TokenRefresh = ReturnType<typeof createTokenRefresh>;
