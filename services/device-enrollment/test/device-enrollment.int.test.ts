@@ -1,27 +1,32 @@
 import { createHash, createHmac, randomBytes, randomUUID } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { fromBinary } from '@bufbuild/protobuf';
 import { timestampDate } from '@bufbuild/protobuf/wkt';
 import { PrismaPg } from '@prisma/adapter-pg';
 import {
-  auditStreamOf,
   connectNats,
   createAuditPublisher,
   createGrpcClient,
   createGrpcServer,
   createLogger,
   createTenantScope,
-  startDurableConsumer,
   type GrpcClient,
   type GrpcServer,
   type NatsConnection,
-  type RunningConsumer,
 } from '@portcullis/kit';
-import { AuditEventSchema, Outcome, type AuditEvent } from '@portcullis/proto/audit';
+import { Outcome } from '@portcullis/proto/audit';
 import { PrincipalKind } from '@portcullis/proto/common';
 import { DeviceEnrollmentService } from '@portcullis/proto/devices';
-import { createTestDatabase, infra, pollUntil, testRunId, withPg, type TestDatabase } from '@portcullis/test';
+import {
+  createTestDatabase,
+  infra,
+  pollUntil,
+  testRunId,
+  withPg,
+  type TestDatabase,
+  startAuditRecorder,
+  type AuditRecorder,
+} from '@portcullis/test';
 import { PrismaClient } from '../src/generated/prisma/client.js';
 import { createDeviceEnrollmentService } from '../src/grpc/device-enrollment-service.js';
 import { ACTIVATION_ALPHABET, createActivationCodeHasher } from '../src/libraries/activation-codes.js';
@@ -81,16 +86,14 @@ describe('device enrollment against Postgres and NATS', () => {
   let db: TestDatabase;
   let prisma: PrismaClient;
   let nc: NatsConnection;
-  let consumer: RunningConsumer;
+  let recorder: AuditRecorder;
   let service: Enrollment;
   let shortLived: Enrollment;
   /** At most 3 wrong codes per user in 15 minutes. */
   let capped: Enrollment;
   /** At most 2 wrong codes per user in a 1-second window. */
   let sliding: Enrollment;
-  const audited: AuditEvent[] = [];
   const issuedCodes: string[] = [];
-  const stream = auditStreamOf(testRunId);
 
   const tenantA = randomUUID();
   const tenantB = randomUUID();
@@ -134,15 +137,7 @@ describe('device enrollment against Postgres and NATS', () => {
     shortLived = await startEnrollment(prisma, nc, { ttlSeconds: 1, maxFailedBinds: 5, failedBindWindowSeconds: 900 });
     capped = await startEnrollment(prisma, nc, { ttlSeconds: 600, maxFailedBinds: 3, failedBindWindowSeconds: 900 });
     sliding = await startEnrollment(prisma, nc, { ttlSeconds: 600, maxFailedBinds: 2, failedBindWindowSeconds: 1 });
-    consumer = await startDurableConsumer(nc, {
-      stream: stream.name,
-      durable: `device_enrollment_test_${testRunId}`,
-      filterSubject: `${testRunId}.audit.>`,
-      logger,
-      async handle(message) {
-        audited.push(fromBinary(AuditEventSchema, message.data));
-      },
-    });
+    recorder = await startAuditRecorder({ nc, subjectPrefix: testRunId, name: `device_enrollment_test_${testRunId}` });
   });
 
   afterAll(async () => {
@@ -150,8 +145,7 @@ describe('device enrollment against Postgres and NATS', () => {
       enrollment.client.close();
       await enrollment.server.drain(1_000);
     }
-    await consumer.stop();
-    await nc.request(`$JS.API.STREAM.DELETE.${stream.name}`).catch(() => undefined);
+    await recorder.stop();
     await nc.drain();
     await prisma.$disconnect();
     await db.drop();
@@ -183,10 +177,13 @@ describe('device enrollment against Postgres and NATS', () => {
       invalidOrExpired,
     );
 
-    const event = await pollUntil(() => audited.find((e) => e.kind === 'device.bound' && e.attributes['device_id'] === device?.id), {
-      timeoutMs: 5_000,
-      what: 'the device.bound audit event',
-    });
+    const event = await pollUntil(
+      () => recorder.events.find((e) => e.kind === 'device.bound' && e.attributes['device_id'] === device?.id),
+      {
+        timeoutMs: 5_000,
+        what: 'the device.bound audit event',
+      },
+    );
     expect(event).toMatchObject({
       tenantId: tenantA,
       assistantId: assistantA,

@@ -2,29 +2,34 @@ import { createHash, randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { fromBinary } from '@bufbuild/protobuf';
 import { PrismaPg } from '@prisma/adapter-pg';
 import {
-  auditStreamOf,
   connectNats,
   createAuditPublisher,
   createGrpcClient,
   createGrpcServer,
   createLogger,
   createTenantScope,
-  startDurableConsumer,
   startTelemetry,
   tracer,
   type GrpcClient,
   type GrpcServer,
   type NatsConnection,
-  type RunningConsumer,
   type Telemetry,
 } from '@portcullis/kit';
-import { AuditEventSchema, Outcome, type AuditEvent } from '@portcullis/proto/audit';
+import { Outcome } from '@portcullis/proto/audit';
 import { PrincipalKind } from '@portcullis/proto/common';
 import { ToolGatewayService } from '@portcullis/proto/tools';
-import { createTestDatabase, infra, pollUntil, testRunId, withPg, type TestDatabase } from '@portcullis/test';
+import {
+  createTestDatabase,
+  infra,
+  pollUntil,
+  testRunId,
+  withPg,
+  type TestDatabase,
+  startAuditRecorder,
+  type AuditRecorder,
+} from '@portcullis/test';
 import { PrismaClient } from '../src/generated/prisma/client.js';
 import { createToolGatewayService } from '../src/grpc/tool-gateway-service.js';
 import { createHttpToolClient } from '../src/libraries/http-tool-client.js';
@@ -115,7 +120,7 @@ describe('tool gateway against Postgres, NATS and a real HTTP tool', () => {
   let db: TestDatabase;
   let prisma: PrismaClient;
   let nc: NatsConnection;
-  let consumer: RunningConsumer;
+  let recorder: AuditRecorder;
   /** Allows exactly the tool server's 127.0.0.1:<port> and the port of a closed server. */
   let listed: Gateway;
   /** Allows no private target. */
@@ -127,8 +132,6 @@ describe('tool gateway against Postgres, NATS and a real HTTP tool', () => {
   /** A second tool on a loopback port that is not allow-listed. */
   const unlistedServer = startToolServer();
   let unlistedPort: number;
-  const audited: AuditEvent[] = [];
-  const stream = auditStreamOf(testRunId);
 
   const tenantA = randomUUID();
   const tenantB = randomUUID();
@@ -147,7 +150,7 @@ describe('tool gateway against Postgres, NATS and a real HTTP tool', () => {
       principal: { ...principalA, tenantId },
     });
   const auditOf = (tenantId: string, tool: string) =>
-    pollUntil(() => audited.find((event) => event.tenantId === tenantId && event.attributes['tool'] === tool), {
+    pollUntil(() => recorder.events.find((event) => event.tenantId === tenantId && event.attributes['tool'] === tool), {
       timeoutMs: 5_000,
       what: `audit event for ${tool}`,
     });
@@ -165,15 +168,7 @@ describe('tool gateway against Postgres, NATS and a real HTTP tool', () => {
     nc = await connectNats({ servers: infra.natsUrl, name: 'tool-gateway-test', logger });
     listed = await startGateway(prisma, nc, `127.0.0.1:${toolPort}, 127.0.0.1:${gonePort}`);
     strict = await startGateway(prisma, nc, '');
-    consumer = await startDurableConsumer(nc, {
-      stream: stream.name,
-      durable: `tool_gateway_test_${testRunId}`,
-      filterSubject: `${testRunId}.audit.>`,
-      logger,
-      async handle(message) {
-        audited.push(fromBinary(AuditEventSchema, message.data));
-      },
-    });
+    recorder = await startAuditRecorder({ nc, subjectPrefix: testRunId, name: `tool_gateway_test_${testRunId}` });
   });
 
   afterAll(async () => {
@@ -181,8 +176,7 @@ describe('tool gateway against Postgres, NATS and a real HTTP tool', () => {
       gateway.client.close();
       await gateway.server.drain(1_000);
     }
-    await consumer.stop();
-    await nc.request(`$JS.API.STREAM.DELETE.${stream.name}`).catch(() => undefined);
+    await recorder.stop();
     await nc.drain();
     await prisma.$disconnect();
     await db.drop();
@@ -233,7 +227,7 @@ describe('tool gateway against Postgres, NATS and a real HTTP tool', () => {
     });
   });
 
-  it('returns an upstream error answer with its status, audited as a failure', async () => {
+  it('returns an upstream error answer with its status, recorder.events as a failure', async () => {
     await register(listed, 'broken', '/fail');
     const response = await invoke(listed, 'broken');
     expect(response).toMatchObject({ upstreamStatus: 500, outputJson: '{"error":"tool broke"}' });
