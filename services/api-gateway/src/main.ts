@@ -1,17 +1,7 @@
 import type { Server } from 'node:http';
 import { Redis } from 'ioredis';
 import { createRemoteJWKSet } from 'jose';
-import {
-  AppError,
-  connectNats,
-  createAdminServer,
-  createAuditPublisher,
-  createGrpcClient,
-  createLifecycle,
-  createLogger,
-  loadConfig,
-  startTelemetry,
-} from '@portcullis/kit';
+import { AppError, connectNats, createAuditPublisher, createGrpcClient, loadConfig, runService } from '@portcullis/kit';
 import { AuditService } from '@portcullis/proto/audit';
 import { AuthService } from '@portcullis/proto/auth';
 import { DeviceEnrollmentService } from '@portcullis/proto/devices';
@@ -32,86 +22,79 @@ import { createTenantRoutes } from './routes/tenant-routes.js';
 import { createToolRoutes } from './routes/tool-routes.js';
 
 const config = loadConfig(configSchema, process.env);
-const telemetry = startTelemetry({ serviceName: 'api-gateway', otlpEndpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT });
-const logger = createLogger({ name: 'api-gateway', level: config.LOG_LEVEL });
-const lifecycle = createLifecycle({ logger, budgetMs: config.SHUTDOWN_BUDGET_MS });
-lifecycle.onShutdown('telemetry', () => telemetry.shutdown());
-lifecycle.handleSignals();
 
-try {
-  const client = <S extends Parameters<typeof createGrpcClient>[0]>(service: S, address: string) => {
-    const c = createGrpcClient(service, { address, deadlineMs: config.GRPC_DEADLINE_MS });
-    lifecycle.onShutdown(`${service.typeName} client`, () => c.close());
-    return c;
-  };
-  const auth = client(AuthService, config.AUTH_ADDRESS);
-  const tenants = client(TenantRegistryService, config.TENANT_REGISTRY_ADDRESS);
-  const policy = client(PolicyService, config.POLICY_ADDRESS);
-  const tools = client(ToolGatewayService, config.TOOL_GATEWAY_ADDRESS);
-  const devices = client(DeviceEnrollmentService, config.DEVICE_ENROLLMENT_ADDRESS);
-  const audit = client(AuditService, config.AUDIT_ADDRESS);
+await runService({
+  name: 'api-gateway',
+  config,
+  async start({ logger, lifecycle }) {
+    const client = <S extends Parameters<typeof createGrpcClient>[0]>(service: S, address: string) => {
+      const c = createGrpcClient(service, { address, deadlineMs: config.GRPC_DEADLINE_MS });
+      lifecycle.onShutdown(`${service.typeName} client`, () => c.close());
+      return c;
+    };
+    const auth = client(AuthService, config.AUTH_ADDRESS);
+    const tenants = client(TenantRegistryService, config.TENANT_REGISTRY_ADDRESS);
+    const policy = client(PolicyService, config.POLICY_ADDRESS);
+    const tools = client(ToolGatewayService, config.TOOL_GATEWAY_ADDRESS);
+    const devices = client(DeviceEnrollmentService, config.DEVICE_ENROLLMENT_ADDRESS);
+    const audit = client(AuditService, config.AUDIT_ADDRESS);
 
-  const nc = await connectNats({ servers: config.NATS_URL, name: 'api-gateway', logger });
-  lifecycle.onShutdown('nats', () => nc.drain());
-  const auditPublisher = createAuditPublisher({ nc, subjectPrefix: config.NATS_SUBJECT_PREFIX });
-  await auditPublisher.ensureStream();
+    const nc = await connectNats({ servers: config.NATS_URL, name: 'api-gateway', logger });
+    lifecycle.onShutdown('nats', () => nc.drain());
+    const auditPublisher = createAuditPublisher({ nc, subjectPrefix: config.NATS_SUBJECT_PREFIX });
+    await auditPublisher.ensureStream();
 
-  // No offline queue: while Redis is unreachable a session check fails at once and the
-  // request is denied with 503, instead of waiting.
-  const redis = new Redis(config.REDIS_URL, {
-    enableOfflineQueue: false,
-    maxRetriesPerRequest: 1,
-    commandTimeout: config.GRPC_DEADLINE_MS,
-  });
-  redis.on('error', (error: Error) => logger.warn({ err: error }, 'redis connection error'));
-  lifecycle.onShutdown('redis', () => redis.quit());
-
-  const jwksUrl = new URL(config.AUTH_JWKS_URL);
-  const pipeline = createPipeline({
-    tenants,
-    platformHosts: config.PLATFORM_HOSTS,
-    verifyAccessToken: createAccessTokenVerifier({
-      keys: createRemoteJWKSet(jwksUrl, { timeoutDuration: config.GRPC_DEADLINE_MS, cooldownDuration: 30_000, cacheMaxAge: 600_000 }),
-      issuer: config.AUTH_ISSUER,
-      audience: config.AUTH_AUDIENCE,
-    }),
-    isSessionActive: createSessionCheck({ store: redis, keyPrefix: config.REDIS_KEY_PREFIX }),
-    auditDecision: createDecisionAuditor(auditPublisher),
-    policy,
-  });
-
-  const fetchJwks = async (): Promise<unknown> => {
-    const response = await fetch(jwksUrl, { signal: AbortSignal.timeout(config.GRPC_DEADLINE_MS) }).catch((error: unknown) => {
-      throw new AppError('DEPENDENCY_UNAVAILABLE', 'key set is unavailable', { cause: error });
+    // No offline queue: while Redis is unreachable a session check fails at once and the
+    // request is denied with 503, instead of waiting.
+    const redis = new Redis(config.REDIS_URL, {
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 1,
+      commandTimeout: config.GRPC_DEADLINE_MS,
     });
-    if (!response.ok) throw new AppError('DEPENDENCY_UNAVAILABLE', 'key set is unavailable');
-    return response.json();
-  };
+    redis.on('error', (error: Error) => logger.warn({ err: error }, 'redis connection error'));
+    lifecycle.onShutdown('redis', () => redis.quit());
 
-  const app = createApp({
-    logger,
-    pipeline,
-    bodyLimitBytes: config.BODY_LIMIT_BYTES,
-    publicRoutes: createPublicRoutes({ auth, tenants, devices, fetchJwks }),
-    protectedRoutes: [
-      ...createSessionRoutes({ auth }),
-      ...createTenantRoutes({ tenants }),
-      ...createToolRoutes({ tools }),
-      ...createDeviceRoutes({ devices }),
-      ...createAuditRoutes({ audit }),
-    ],
-  });
+    const jwksUrl = new URL(config.AUTH_JWKS_URL);
+    const pipeline = createPipeline({
+      tenants,
+      platformHosts: config.PLATFORM_HOSTS,
+      verifyAccessToken: createAccessTokenVerifier({
+        keys: createRemoteJWKSet(jwksUrl, { timeoutDuration: config.GRPC_DEADLINE_MS, cooldownDuration: 30_000, cacheMaxAge: 600_000 }),
+        issuer: config.AUTH_ISSUER,
+        audience: config.AUTH_AUDIENCE,
+      }),
+      isSessionActive: createSessionCheck({ store: redis, keyPrefix: config.REDIS_KEY_PREFIX }),
+      auditDecision: createDecisionAuditor(auditPublisher),
+      policy,
+    });
 
-  const server = await new Promise<Server>((resolve, reject) => {
-    const listening = app.listen(config.HTTP_PORT, config.LISTEN_HOST, (error?: Error) => (error ? reject(error) : resolve(listening)));
-  });
-  lifecycle.onShutdown('http', () => new Promise<void>((resolve) => server.close(() => resolve())));
-  const admin = createAdminServer({ isReady: () => !nc.isClosed() && server.listening && redis.status === 'ready' });
-  await admin.listen(config.LISTEN_HOST, config.ADMIN_PORT);
-  lifecycle.onShutdown('admin', () => admin.close());
-  logger.info({ httpPort: config.HTTP_PORT, adminPort: config.ADMIN_PORT }, 'api-gateway ready');
-} catch (error) {
-  logger.fatal({ err: error }, 'api-gateway failed to start');
-  await lifecycle.shutdown('start-up failure');
-  process.exit(1);
-}
+    const fetchJwks = async (): Promise<unknown> => {
+      const response = await fetch(jwksUrl, { signal: AbortSignal.timeout(config.GRPC_DEADLINE_MS) }).catch((error: unknown) => {
+        throw new AppError('DEPENDENCY_UNAVAILABLE', 'key set is unavailable', { cause: error });
+      });
+      if (!response.ok) throw new AppError('DEPENDENCY_UNAVAILABLE', 'key set is unavailable');
+      return response.json();
+    };
+
+    const app = createApp({
+      logger,
+      pipeline,
+      bodyLimitBytes: config.BODY_LIMIT_BYTES,
+      publicRoutes: createPublicRoutes({ auth, tenants, devices, fetchJwks }),
+      protectedRoutes: [
+        ...createSessionRoutes({ auth }),
+        ...createTenantRoutes({ tenants }),
+        ...createToolRoutes({ tools }),
+        ...createDeviceRoutes({ devices }),
+        ...createAuditRoutes({ audit }),
+      ],
+    });
+
+    const server = await new Promise<Server>((resolve, reject) => {
+      const listening = app.listen(config.HTTP_PORT, config.LISTEN_HOST, (error?: Error) => (error ? reject(error) : resolve(listening)));
+    });
+    lifecycle.onShutdown('http', () => new Promise<void>((resolve) => server.close(() => resolve())));
+    logger.info({ httpPort: config.HTTP_PORT }, 'gateway HTTP listening');
+    return { isReady: () => !nc.isClosed() && server.listening && redis.status === 'ready' };
+  },
+});

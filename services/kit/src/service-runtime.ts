@@ -8,7 +8,8 @@ import { startTelemetry } from './telemetry/telemetry.js';
 export interface RuntimeConfig {
   LOG_LEVEL: string;
   LISTEN_HOST: string;
-  GRPC_PORT: number;
+  /** Required when the service serves gRPC. */
+  GRPC_PORT?: number;
   ADMIN_PORT: number;
   SHUTDOWN_BUDGET_MS: number;
   OTEL_EXPORTER_OTLP_ENDPOINT?: string | undefined;
@@ -17,7 +18,8 @@ export interface RuntimeConfig {
 }
 
 export interface ServiceParts {
-  services: readonly ServiceRegistration[];
+  /** gRPC services to serve on GRPC_PORT (with health and reflection); none for HTTP-only processes. */
+  services?: readonly ServiceRegistration[];
   /** Extra readiness condition beyond "the gRPC server is listening". */
   isReady?: () => boolean | Promise<boolean>;
 }
@@ -33,9 +35,10 @@ export interface RunServiceOptions<C extends RuntimeConfig> {
 }
 
 /**
- * The start-up and shutdown sequence every service shares: telemetry first, then logger,
- * migrations, the service's own wiring, gRPC (with health + reflection) and the admin
- * endpoint. On a start-up failure it logs, closes what was opened and exits non-zero.
+ * The start-up and shutdown sequence every process shares: telemetry first, then logger,
+ * migrations, the service's own wiring (which may open its own listeners, e.g. the
+ * gateway's HTTP server), gRPC (with health + reflection) when it has services, and the
+ * admin endpoint. On a start-up failure it logs, closes what was opened and exits non-zero.
  */
 export async function runService<C extends RuntimeConfig>({
   name,
@@ -60,9 +63,14 @@ export async function runService<C extends RuntimeConfig>({
       });
     }
     const parts = await start({ logger, lifecycle });
-    const server = createGrpcServer({ logger, services: parts.services });
-    const grpcPort = await server.listen(config.LISTEN_HOST, config.GRPC_PORT);
-    lifecycle.onShutdown('grpc', () => server.drain(config.SHUTDOWN_BUDGET_MS / 2));
+    const services = parts.services ?? [];
+    const grpc = services.length > 0 ? createGrpcServer({ logger, services }) : undefined;
+    let grpcPort: number | undefined;
+    if (grpc) {
+      if (config.GRPC_PORT === undefined) throw new Error('GRPC_PORT is required to serve gRPC');
+      grpcPort = await grpc.listen(config.LISTEN_HOST, config.GRPC_PORT);
+      lifecycle.onShutdown('grpc', () => grpc.drain(config.SHUTDOWN_BUDGET_MS / 2));
+    }
     let serving = true;
     lifecycle.onShutdown('readiness', () => {
       serving = false;
@@ -70,7 +78,7 @@ export async function runService<C extends RuntimeConfig>({
     const admin = createAdminServer({ isReady: async () => serving && (parts.isReady ? await parts.isReady() : true) });
     const adminPort = await admin.listen(config.LISTEN_HOST, config.ADMIN_PORT);
     lifecycle.onShutdown('admin', () => admin.close());
-    server.setServing(true);
+    grpc?.setServing(true);
     logger.info({ grpcPort, adminPort }, `${name} ready`);
   } catch (error) {
     logger.fatal({ err: error }, `${name} failed to start`);
