@@ -28,6 +28,8 @@ export declare function platformEnv(options: {
   signingKeySecret: string;
   /** Base64 of 32 random bytes: the key activation codes are hashed with. */
   activationCodeSecret: string;
+  /** Where the auth service's development SMS provider (SMS_PROVIDER=file) appends phone codes. */
+  smsOutboxFile: string;
   /** `host:port` entries the tool gateway may call although they are loopback/private. */
   allowedToolTargets: string[];
   otlpEndpoint?: string;

@@ -38,14 +38,15 @@ function databaseUrl(pgAdminUrl, database, role) {
 /**
  * Environment of every service. `allowedToolTargets` are the only loopback/private `host:port`
  * endpoints the tool gateway may call (the demo tool); `activationCodeSecret` keys the hashes
- * of activation codes (base64 of 32 random bytes).
+ * of activation codes (base64 of 32 random bytes); `smsOutboxFile` is where the auth service's
+ * development SMS provider writes phone verification codes.
  * @param {{ ports: typeof defaultPorts, pgAdminUrl: string, dbPrefix: string, redisUrl: string, redisKeyPrefix: string,
- *   natsUrl: string, natsSubjectPrefix: string, signingKeySecret: string, activationCodeSecret: string,
+ *   natsUrl: string, natsSubjectPrefix: string, signingKeySecret: string, activationCodeSecret: string, smsOutboxFile: string,
  *   allowedToolTargets: string[], otlpEndpoint?: string, logLevel?: string, extra?: Record<string, Record<string, string>> }} options
  */
 export function platformEnv(options) {
   const { ports, pgAdminUrl, dbPrefix, redisUrl, redisKeyPrefix, natsUrl, natsSubjectPrefix, signingKeySecret } = options;
-  const { activationCodeSecret, allowedToolTargets } = options;
+  const { activationCodeSecret, allowedToolTargets, smsOutboxFile } = options;
   const address = (name) => `127.0.0.1:${ports[name].grpc}`;
   const common = {
     LOG_LEVEL: options.logLevel ?? 'info',
@@ -71,6 +72,9 @@ export function platformEnv(options) {
       REDIS_KEY_PREFIX: redisKeyPrefix,
       TENANT_REGISTRY_ADDRESS: address('tenant-registry'),
       AUTH_SIGNING_KEY_SECRET: signingKeySecret,
+      // Development SMS: codes go to a local file, never to a phone.
+      SMS_PROVIDER: 'file',
+      SMS_OUTBOX_FILE: smsOutboxFile,
     },
     audit: { ...common, ...grpc('audit'), ...db('audit') },
     'tool-gateway': {

@@ -5,6 +5,8 @@ export declare const demo: {
   toolName: string;
   otherTenantName: string;
   accounts: { owner: string; admin: string; user: string; betaOwner: string };
+  /** E.164 phone numbers the demo accounts sign up with. */
+  phones: { owner: string; admin: string; user: string; betaOwner: string };
 };
 
 export interface HttpJsonResponse {
@@ -34,5 +36,9 @@ export declare function seedDemo(options: {
   gatewayUrl: string;
   toolUrl: string;
   passwords: Record<'owner' | 'admin' | 'user' | 'betaOwner', string>;
+  /** The auth service's SMS_OUTBOX_FILE (SMS_PROVIDER=file); phone codes are read from it. */
+  smsOutboxFile: string;
 }): Promise<SeededDemo>;
+/** The newest code in the development SMS outbox for this phone number, if any. */
+export declare function newestSmsCode(smsOutboxFile: string, phone: string): Promise<string | undefined>;
 export declare function signIn(gatewayUrl: string, email: string, password: string, tenantId: string): Promise<string>;

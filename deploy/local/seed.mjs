@@ -1,5 +1,6 @@
 // Seeds the demo tenants through the gateway's public API, idempotently: running it again
 // against the same databases reuses what exists.
+import { readFile } from 'node:fs/promises';
 import { request } from 'node:http';
 export const demo = {
   tenantName: 'Alpha Corp',
@@ -12,6 +13,13 @@ export const demo = {
     admin: 'admin@alpha.example',
     user: 'user@alpha.example',
     betaOwner: 'owner@beta.example',
+  },
+  // 555-01xx numbers are reserved for fiction: no real phone ever gets these codes.
+  phones: {
+    owner: '+12025550101',
+    admin: '+12025550102',
+    user: '+12025550103',
+    betaOwner: '+12025550104',
   },
 };
 
@@ -57,16 +65,38 @@ export function gatewayClient(baseUrl) {
   };
 }
 
-async function account(call, email, password) {
-  await call('POST', '/api/auth/signup', { body: { email, password, displayName: email.split('@')[0] }, ok: [201, 409] });
+async function account(call, email, password, phone) {
+  await call('POST', '/api/auth/signup', { body: { email, password, phone, displayName: email.split('@')[0] }, ok: [201, 409] });
   const { body } = await call('POST', '/api/auth/login', { body: { email, password } });
   return body;
 }
 
-async function tenantToken(call, email, password, tenantName) {
-  let login = await account(call, email, password);
+/** The newest code the development SMS provider wrote to the outbox for this phone. */
+export async function newestSmsCode(smsOutboxFile, phone) {
+  const text = await readFile(smsOutboxFile, 'utf8').catch(() => '');
+  const codes = text
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => JSON.parse(line))
+    .filter((message) => message.phone === phone);
+  return codes.at(-1)?.code;
+}
+
+/** Verifies the account's phone with the code from the outbox; an already verified phone is left alone. */
+async function verifyPhone(call, login, phone, smsOutboxFile) {
+  if (login.phoneVerified) return;
+  // 429: a code was sent moments ago (an interrupted earlier run); the newest one in the outbox is still it.
+  await call('POST', '/api/auth/phone/start', { body: { loginTicket: login.loginTicket }, ok: [200, 429] });
+  const code = await newestSmsCode(smsOutboxFile, phone);
+  if (!code) throw new Error(`no SMS code for ${phone} in ${smsOutboxFile}`);
+  await call('POST', '/api/auth/phone/verify', { body: { loginTicket: login.loginTicket, code } });
+}
+
+async function tenantToken(call, { email, password, phone, smsOutboxFile }, tenantName) {
+  let login = await account(call, email, password, phone);
   let tenant = login.tenants.find((t) => t.tenantName === tenantName);
   if (!tenant) {
+    await verifyPhone(call, login, phone, smsOutboxFile);
     const created = await call('POST', '/api/tenants', { body: { loginTicket: login.loginTicket, name: tenantName } });
     tenant = { tenantId: created.body.tenantId };
   }
@@ -75,13 +105,16 @@ async function tenantToken(call, email, password, tenantName) {
 }
 
 /**
- * @param {{ gatewayUrl: string, toolUrl: string, passwords: Record<keyof typeof demo.accounts, string> }} options
+ * @param {{ gatewayUrl: string, toolUrl: string, passwords: Record<keyof typeof demo.accounts, string>, smsOutboxFile: string }} options
+ *   `smsOutboxFile` is the auth service's SMS_OUTBOX_FILE (SMS_PROVIDER=file): the tenant creators'
+ *   phone codes are read from it.
  */
-export async function seedDemo({ gatewayUrl, toolUrl, passwords }) {
+export async function seedDemo({ gatewayUrl, toolUrl, passwords, smsOutboxFile }) {
   const call = gatewayClient(gatewayUrl);
-  const owner = await tenantToken(call, demo.accounts.owner, passwords.owner, demo.tenantName);
-  const admin = await account(call, demo.accounts.admin, passwords.admin);
-  const user = await account(call, demo.accounts.user, passwords.user);
+  const who = (name) => ({ email: demo.accounts[name], password: passwords[name], phone: demo.phones[name], smsOutboxFile });
+  const owner = await tenantToken(call, who('owner'), demo.tenantName);
+  const admin = await account(call, demo.accounts.admin, passwords.admin, demo.phones.admin);
+  const user = await account(call, demo.accounts.user, passwords.user, demo.phones.user);
 
   let assistantId;
   const existing = await call('GET', '/api/context', { token: owner.token, host: demo.host, ok: [200, 404] });
@@ -101,7 +134,7 @@ export async function seedDemo({ gatewayUrl, toolUrl, passwords }) {
     ok: [201, 409],
   });
 
-  const beta = await tenantToken(call, demo.accounts.betaOwner, passwords.betaOwner, demo.otherTenantName);
+  const beta = await tenantToken(call, who('betaOwner'), demo.otherTenantName);
   return {
     tenantId: owner.tenantId,
     assistantId,

@@ -13,6 +13,8 @@ import { demo, httpJson, seedDemo, signIn } from './seed.mjs';
 
 const root = new URL('../..', import.meta.url).pathname;
 const stateDir = join(root, '.portcullis');
+// Development SMS provider: phone verification codes are appended here (never sent to a phone).
+const smsOutboxFile = join(stateDir, 'sms-outbox.jsonl');
 const logDir = join(stateDir, 'logs');
 const pgAdminUrl = process.env.PORTCULLIS_PG_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const toolPort = Number(process.env.PORTCULLIS_DEMO_TOOL_PORT ?? 7070);
@@ -165,6 +167,7 @@ Portcullis is running.
                   user   ${demo.accounts.user} / ${passwords.user}
                   other tenant (${demo.otherTenantName}) owner ${demo.accounts.betaOwner} / ${passwords.betaOwner}
   Logs:           ${logDir}/<service>.log      Secrets: ${join(stateDir, 'dev-secrets.json')}
+  SMS codes:      ${smsOutboxFile}   (development SMS provider: phone verification codes land here)
 
 Copy-paste (bash):
 
@@ -230,6 +233,7 @@ try {
     natsSubjectPrefix: '',
     signingKeySecret: secrets.signingKeySecret,
     activationCodeSecret: secrets.activationCodeSecret,
+    smsOutboxFile,
     // The demo tool on loopback is the one private endpoint the tool gateway may call.
     allowedToolTargets: [`127.0.0.1:${new URL(tool.url).port || '80'}`],
     ...(process.env.OTEL_EXPORTER_OTLP_ENDPOINT ? { otlpEndpoint: process.env.OTEL_EXPORTER_OTLP_ENDPOINT } : {}),
@@ -238,7 +242,7 @@ try {
   const platform = await startPlatform({ root, env, ports: defaultPorts, logDir });
   started.push({ name: 'services', stop: () => platform.stop() });
   log('all seven services are ready');
-  const seeded = await seedDemo({ gatewayUrl, toolUrl: tool.url, passwords: secrets.passwords });
+  const seeded = await seedDemo({ gatewayUrl, toolUrl: tool.url, passwords: secrets.passwords, smsOutboxFile });
   await smokeCheck(seeded, secrets.passwords);
   printUsage(seeded, secrets.passwords);
   if (process.env.PORTCULLIS_UP_EXIT_AFTER_START === '1') {

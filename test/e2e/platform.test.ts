@@ -1,6 +1,8 @@
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomInt } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { demo, httpJson, signIn } from '../../deploy/local/seed.mjs';
+import { demo, httpJson, newestSmsCode, signIn } from '../../deploy/local/seed.mjs';
 import { pollUntil } from '../src/infra.js';
 import { startTestPlatform, type TestPlatform } from '../src/platform.js';
 
@@ -165,7 +167,10 @@ describe('the whole platform, every process spawned', () => {
     it('throttles sign-in after repeated wrong passwords, even with the right one', async () => {
       const { gatewayUrl, passwords } = platform;
       const email = `throttled-${Date.now()}@alpha.example`;
-      await httpJson(gatewayUrl, 'POST', '/api/auth/signup', { body: { email, password: passwords.user } });
+      const signup = await httpJson(gatewayUrl, 'POST', '/api/auth/signup', {
+        body: { email, password: passwords.user, phone: '+15550100999' },
+      });
+      expect(signup.status).toBe(201);
       const attempt = (password: string) => httpJson(gatewayUrl, 'POST', '/api/auth/login', { body: { email, password } });
       for (let i = 0; i < 5; i += 1) expect((await attempt('wrong-password-123')).status).toBe(401);
       const refused = await attempt(passwords.user);
@@ -232,6 +237,80 @@ describe('the whole platform, every process spawned', () => {
     await pollUntil(async () => ((await invoke(tokens.owner)).status === 200 ? true : undefined), {
       timeoutMs: 30_000,
       what: 'policy to come back',
+    });
+  });
+
+  describe('phone verification before tenant creation', () => {
+    interface ErrorBody {
+      error: { code: string; message: string };
+    }
+    const post = (path: string, body: unknown) => httpJson(platform.gatewayUrl, 'POST', path, { body });
+
+    it('requires a valid phone number at sign-up', async () => {
+      const email = `nophone-${Date.now()}@gamma.example`;
+      const password = `${randomBytes(12).toString('base64url')}-Pc1`;
+      for (const body of [
+        { email, password },
+        { email, password, phone: '555-0100' },
+      ]) {
+        const response = await post('/api/auth/signup', body);
+        expect(response.status).toBe(400);
+        expect((response.body as ErrorBody).error.code).toBe('INVALID_ARGUMENT');
+      }
+    });
+
+    it('refuses to create a tenant until the phone is verified by SMS code, then makes the creator its owner', async () => {
+      const email = `phone-${Date.now()}@gamma.example`;
+      const password = `${randomBytes(12).toString('base64url')}-Pc1`;
+      const phone = `+12025550${randomInt(105, 200)}`;
+      expect(
+        (await post('/api/auth/signup', { email, password, phone: `${phone.slice(0, 2)} ${phone.slice(2, 5)} ${phone.slice(5)}` })).status,
+      ).toBe(201);
+      const login = await post('/api/auth/login', { email, password });
+      expect(login.body).toMatchObject({ phoneVerified: false, tenants: [] });
+      const { loginTicket } = login.body as { loginTicket: string };
+
+      const refused = await post('/api/tenants', { loginTicket, name: 'Gamma Works' });
+      expect(refused.status).toBe(400);
+      expect((refused.body as ErrorBody).error).toMatchObject({
+        code: 'FAILED_PRECONDITION',
+        message: 'verify your phone number before creating a tenant',
+      });
+
+      const started = await post('/api/auth/phone/start', { loginTicket });
+      expect(started.status).toBe(200);
+      expect(started.body).toMatchObject({ phone: `+1${'*'.repeat(6)}${phone.slice(-4)}`, codeExpiresIn: 300, resendAfter: 60 });
+      const again = await post('/api/auth/phone/start', { loginTicket });
+      expect(again.status).toBe(429);
+      expect((again.body as ErrorBody).error.code).toBe('RATE_LIMITED');
+
+      const code = await newestSmsCode(platform.smsOutboxFile, phone);
+      expect(code).toMatch(/^\d{6}$/);
+      const wrong = String((Number(code) + 1) % 1_000_000).padStart(6, '0');
+      const wrongAnswer = await post('/api/auth/phone/verify', { loginTicket, code: wrong });
+      expect(wrongAnswer.status).toBe(400);
+      expect((wrongAnswer.body as ErrorBody).error.code).toBe('INVALID_ARGUMENT');
+      expect((await post('/api/tenants', { loginTicket, name: 'Gamma Works' })).status).toBe(400);
+
+      const verified = await post('/api/auth/phone/verify', { loginTicket, code });
+      expect(verified.status).toBe(200);
+      expect(verified.body).toEqual({ phoneVerified: true });
+      const reused = await post('/api/auth/phone/verify', { loginTicket, code });
+      expect((reused.body as ErrorBody).error.code).toBe('FAILED_PRECONDITION');
+
+      const created = await post('/api/tenants', { loginTicket, name: 'Gamma Works' });
+      expect(created.status).toBe(201);
+      const { tenantId } = created.body as { tenantId: string; role: string };
+      expect(created.body).toMatchObject({ name: 'Gamma Works', role: 'owner' });
+      const selected = await post('/api/auth/select-tenant', { loginTicket, tenantId });
+      expect(selected.status).toBe(200);
+      expect(selected.body).toMatchObject({ tenantId, role: 'owner' });
+
+      // The code reached the outbox file only: not the auth or gateway logs.
+      for (const service of ['auth', 'api-gateway']) {
+        const log = await readFile(join(platform.logDir, `${service}.log`), 'utf8');
+        expect(log).not.toMatch(new RegExp(`(?<!\\d)${code ?? ''}(?!\\d)`));
+      }
     });
   });
 });

@@ -1,8 +1,12 @@
 // End-to-end harness: the whole platform, spawned the way the local bring-up spawns it,
 // on free ports, with databases, Redis keys and NATS subjects of this test run only.
 import { randomBytes } from 'node:crypto';
+import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
+import { auditStreamOf } from '@portcullis/kit';
 import pg from 'pg';
 import { startDemoTool } from '../../deploy/local/demo-tool.mjs';
 import { platformEnv, startPlatform, startService, type Platform, type Ports, type ServiceName } from '../../deploy/local/platform.mjs';
@@ -12,6 +16,17 @@ import { startOtlpReceiver } from './otlp-receiver.js';
 import { freePort } from './ports.js';
 
 const root = new URL('../..', import.meta.url).pathname;
+
+/** Removes the run's audit stream from the shared NATS server. */
+async function deleteAuditStream(subjectPrefix: string): Promise<void> {
+  const nc = await connect({ servers: infra.natsUrl });
+  try {
+    const jsm = await jetstreamManager(nc);
+    await jsm.streams.delete(auditStreamOf(subjectPrefix).name).catch(() => false);
+  } finally {
+    await nc.close();
+  }
+}
 
 async function freePorts(): Promise<Ports> {
   const p = freePort;
@@ -31,6 +46,7 @@ export async function startTestPlatform() {
   const tool = await startDemoTool({ port: 0 });
   const ports = await freePorts();
   const dbPrefix = `pc_${testRunId}`;
+  const smsOutboxFile = join(tmpdir(), `portcullis-sms-${testRunId}.jsonl`);
   const env = platformEnv({
     ports,
     pgAdminUrl: infra.postgresAdminUrl,
@@ -41,6 +57,7 @@ export async function startTestPlatform() {
     natsSubjectPrefix: testRunId,
     signingKeySecret: randomBytes(32).toString('base64'),
     activationCodeSecret: randomBytes(32).toString('base64'),
+    smsOutboxFile,
     // The demo tool on loopback is the one private endpoint the tool gateway may call.
     allowedToolTargets: [`127.0.0.1:${new URL(tool.url).port || '80'}`],
     otlpEndpoint: otlp.endpoint,
@@ -51,7 +68,7 @@ export async function startTestPlatform() {
   const gatewayUrl = `http://127.0.0.1:${ports['api-gateway'].http}`;
   const password = () => `${randomBytes(12).toString('base64url')}-Pc1`;
   const passwords = { owner: password(), admin: password(), user: password(), betaOwner: password() };
-  const seeded = await seedDemo({ gatewayUrl, toolUrl: tool.url, passwords });
+  const seeded = await seedDemo({ gatewayUrl, toolUrl: tool.url, passwords, smsOutboxFile });
 
   return {
     gatewayUrl,
@@ -61,6 +78,8 @@ export async function startTestPlatform() {
     seeded,
     passwords,
     logDir,
+    /** The development SMS outbox the auth service writes phone codes to. */
+    smsOutboxFile,
     /** Stops one service (e.g. to prove the gateway fails closed without it). */
     stopService: (name: ServiceName) => platform.services[name].stop(),
     /** Starts a stopped service again with the same configuration. */
@@ -81,6 +100,8 @@ export async function startTestPlatform() {
       } finally {
         await client.end();
       }
+      await rm(smsOutboxFile, { force: true });
+      await deleteAuditStream(testRunId);
     },
   };
 }

@@ -25,6 +25,12 @@ describe('auth config', () => {
       LOGIN_FAILURE_WINDOW_SECONDS: 900,
       LOGIN_MAX_FAILURES_PER_ACCOUNT: 5,
       LOGIN_MAX_FAILURES_PER_IP: 50,
+      PHONE_CODE_TTL_SECONDS: 300,
+      PHONE_CODE_RESEND_SECONDS: 60,
+      PHONE_CODE_MAX_ATTEMPTS: 5,
+      SMS_PROVIDER: 'file',
+      SMS_OUTBOX_FILE: '.portcullis/sms-outbox.jsonl',
+      ALIYUN_SMS_ENDPOINT: 'https://dysmsapi.aliyuncs.com',
     });
     expect(config.AUTH_SIGNING_KEY_SECRET.equals(secret)).toBe(true);
   });
@@ -44,5 +50,42 @@ describe('auth config', () => {
     }
     expect(thrown).toMatchObject({ code: 'INVALID_CONFIG', message: expect.stringContaining('AUTH_SIGNING_KEY_SECRET') });
     if (value !== undefined) expect((thrown as Error).message).not.toContain(value);
+  });
+
+  const withSecret = { ...required, AUTH_SIGNING_KEY_SECRET: randomBytes(32).toString('base64') };
+  const aliyun = {
+    SMS_PROVIDER: 'aliyun',
+    ALIYUN_SMS_ACCESS_KEY_ID: 'LTAI-test-id',
+    ALIYUN_SMS_ACCESS_KEY_SECRET: 'very-secret-value',
+    ALIYUN_SMS_SIGN_NAME: 'Portcullis',
+    ALIYUN_SMS_TEMPLATE_CODE: 'SMS_000001',
+  };
+
+  it('accepts the aliyun provider with all of its settings', () => {
+    expect(loadConfig(configSchema, { ...withSecret, ...aliyun })).toMatchObject({
+      SMS_PROVIDER: 'aliyun',
+      ALIYUN_SMS_SIGN_NAME: 'Portcullis',
+    });
+  });
+
+  it.each(['ALIYUN_SMS_ACCESS_KEY_ID', 'ALIYUN_SMS_ACCESS_KEY_SECRET', 'ALIYUN_SMS_SIGN_NAME', 'ALIYUN_SMS_TEMPLATE_CODE'] as const)(
+    'requires %s when SMS_PROVIDER is aliyun, without echoing the secret',
+    (name) => {
+      const env = Object.fromEntries(Object.entries({ ...withSecret, ...aliyun }).filter(([key]) => key !== name));
+      let thrown: unknown;
+      try {
+        loadConfig(configSchema, env);
+      } catch (error) {
+        thrown = error;
+      }
+      expect(thrown).toMatchObject({ code: 'INVALID_CONFIG', message: expect.stringContaining(name) });
+      expect((thrown as Error).message).not.toContain('very-secret-value');
+    },
+  );
+
+  it('refuses an unknown SMS provider', () => {
+    expect(() => loadConfig(configSchema, { ...withSecret, SMS_PROVIDER: 'carrier-pigeon' })).toThrow(
+      expect.objectContaining({ code: 'INVALID_CONFIG', message: expect.stringContaining('SMS_PROVIDER') }),
+    );
   });
 });

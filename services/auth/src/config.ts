@@ -34,6 +34,31 @@ export const configSchema = baseConfigSchema
     LOGIN_MAX_FAILURES_PER_ACCOUNT: z.coerce.number().int().min(1).max(1_000).default(5),
     LOGIN_MAX_FAILURES_PER_IP: z.coerce.number().int().min(1).max(1_000_000).default(50),
     AUTH_SIGNING_KEY_SECRET: signingKeySecret,
+    /** Lifetime of an SMS verification code. */
+    PHONE_CODE_TTL_SECONDS: z.coerce.number().int().min(30).max(3_600).default(300),
+    /** Minimum time between two codes sent to one account. */
+    PHONE_CODE_RESEND_SECONDS: z.coerce.number().int().min(1).max(3_600).default(60),
+    /** Wrong attempts after which a code is dead. */
+    PHONE_CODE_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(20).default(5),
+    /** `file` (development: codes go to SMS_OUTBOX_FILE) or `aliyun` (Alibaba Cloud SMS). */
+    SMS_PROVIDER: z.enum(['file', 'aliyun']).default('file'),
+    SMS_OUTBOX_FILE: z.string().min(1).default('.portcullis/sms-outbox.jsonl'),
+    ALIYUN_SMS_ACCESS_KEY_ID: z.string().trim().min(1).optional(),
+    ALIYUN_SMS_ACCESS_KEY_SECRET: z.string().trim().min(1).optional(),
+    ALIYUN_SMS_SIGN_NAME: z.string().trim().min(1).optional(),
+    ALIYUN_SMS_TEMPLATE_CODE: z.string().trim().min(1).optional(),
+    ALIYUN_SMS_ENDPOINT: z.url({ protocol: /^https?$/u }).default('https://dysmsapi.aliyuncs.com'),
+  })
+  .superRefine((config, ctx) => {
+    if (config.SMS_PROVIDER !== 'aliyun') return;
+    for (const name of [
+      'ALIYUN_SMS_ACCESS_KEY_ID',
+      'ALIYUN_SMS_ACCESS_KEY_SECRET',
+      'ALIYUN_SMS_SIGN_NAME',
+      'ALIYUN_SMS_TEMPLATE_CODE',
+    ] as const) {
+      if (config[name] === undefined) ctx.addIssue({ code: 'custom', path: [name], message: 'required when SMS_PROVIDER is aliyun' });
+    }
   });
 
 export type Config = z.infer<typeof configSchema>;

@@ -8,14 +8,18 @@ import { createAuthService } from './grpc/auth-service.js';
 import { createJwksServer } from './http/jwks-server.js';
 import { createAccessTokens } from './libraries/access-tokens.js';
 import { createAccounts } from './libraries/accounts.js';
+import { createAliyunSmsSender } from './libraries/aliyun-sms.js';
 import { createKeyEncryption } from './libraries/key-encryption.js';
 import { createLoginThrottle, createRedisFailureCounters } from './libraries/login-throttle.js';
 import { createLoginTickets } from './libraries/login-tickets.js';
 import { createPasswordHasher } from './libraries/passwords.js';
+import { createPhoneVerification, deriveCodeKey } from './libraries/phone-verification.js';
 import { createSessions } from './libraries/sessions.js';
 import { createSignIn } from './libraries/sign-in.js';
 import { createSigningKeys } from './libraries/signing-keys.js';
+import { createFileSmsSender, type SmsSender } from './libraries/sms-senders.js';
 import { createTokenRefresh } from './libraries/token-refresh.js';
+import { createPhoneCodeQueries } from './queries/phone-codes.js';
 import { createRefreshTokenQueries } from './queries/refresh-tokens.js';
 import { createSessionQueries } from './queries/sessions.js';
 import { createSigningKeyQueries } from './queries/signing-keys.js';
@@ -25,6 +29,22 @@ import { createUserQueries } from './queries/users.js';
 const SIGNING_KEY_REFRESH_MS = 60_000;
 
 const config = loadConfig(configSchema, process.env);
+
+function smsSender(): SmsSender {
+  if (config.SMS_PROVIDER === 'file') return createFileSmsSender({ file: config.SMS_OUTBOX_FILE });
+  const { ALIYUN_SMS_ACCESS_KEY_ID, ALIYUN_SMS_ACCESS_KEY_SECRET, ALIYUN_SMS_SIGN_NAME, ALIYUN_SMS_TEMPLATE_CODE } = config;
+  // The config schema requires all four when the provider is aliyun.
+  if (!ALIYUN_SMS_ACCESS_KEY_ID || !ALIYUN_SMS_ACCESS_KEY_SECRET || !ALIYUN_SMS_SIGN_NAME || !ALIYUN_SMS_TEMPLATE_CODE) {
+    throw new Error('aliyun SMS settings missing');
+  }
+  return createAliyunSmsSender({
+    accessKeyId: ALIYUN_SMS_ACCESS_KEY_ID,
+    accessKeySecret: ALIYUN_SMS_ACCESS_KEY_SECRET,
+    signName: ALIYUN_SMS_SIGN_NAME,
+    templateCode: ALIYUN_SMS_TEMPLATE_CODE,
+    endpoint: config.ALIYUN_SMS_ENDPOINT,
+  });
+}
 
 await runService({
   name: 'auth',
@@ -56,7 +76,8 @@ await runService({
     lifecycle.onShutdown('jwks', () => jwks.close());
     logger.info({ jwksPort }, 'JWKS endpoint listening');
 
-    const accounts = createAccounts({ users: createUserQueries(prisma), passwords: createPasswordHasher(), logger });
+    const users = createUserQueries(prisma);
+    const accounts = createAccounts({ users, passwords: createPasswordHasher(), logger });
     const tokens = createAccessTokens({
       keys: signingKeys,
       issuer: config.AUTH_ISSUER,
@@ -70,6 +91,19 @@ await runService({
       ttlSeconds: config.REFRESH_TOKEN_TTL_SECONDS,
       logger,
     });
+    const tickets = createLoginTickets({ store: redis, keyPrefix: config.REDIS_KEY_PREFIX, ttlSeconds: config.LOGIN_TICKET_TTL_SECONDS });
+    const phone = createPhoneVerification({
+      tickets,
+      users,
+      codes: createPhoneCodeQueries(redis, config.REDIS_KEY_PREFIX),
+      sender: smsSender(),
+      codeKey: deriveCodeKey(config.AUTH_SIGNING_KEY_SECRET),
+      ttlSeconds: config.PHONE_CODE_TTL_SECONDS,
+      resendSeconds: config.PHONE_CODE_RESEND_SECONDS,
+      maxAttempts: config.PHONE_CODE_MAX_ATTEMPTS,
+      logger,
+    });
+    logger.info({ smsProvider: config.SMS_PROVIDER }, 'SMS provider selected');
     const signIn = createSignIn({
       accounts,
       throttle: createLoginThrottle({
@@ -82,7 +116,7 @@ await runService({
         }),
         logger,
       }),
-      tickets: createLoginTickets({ store: redis, keyPrefix: config.REDIS_KEY_PREFIX, ttlSeconds: config.LOGIN_TICKET_TTL_SECONDS }),
+      tickets,
       tenants: tenantRegistry,
       sessions,
       tokens,
@@ -98,7 +132,7 @@ await runService({
     });
 
     return {
-      services: [createAuthService({ accounts, signIn, refresh, sessions, signingKeys })],
+      services: [createAuthService({ accounts, signIn, refresh, sessions, signingKeys, phone })],
       isReady: () => redis.status === 'ready',
     };
   },

@@ -1,4 +1,4 @@
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes, randomInt, randomUUID } from 'node:crypto';
 import { cp, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -40,11 +40,14 @@ import { createKeyEncryption } from '../src/libraries/key-encryption.js';
 import { accountThrottleKey, createLoginThrottle, createRedisFailureCounters } from '../src/libraries/login-throttle.js';
 import { createLoginTickets, hashTicket } from '../src/libraries/login-tickets.js';
 import { createPasswordHasher } from '../src/libraries/passwords.js';
+import { createPhoneVerification, deriveCodeKey, hashCode } from '../src/libraries/phone-verification.js';
 import { hashRefreshToken } from '../src/libraries/refresh-tokens.js';
 import { createSessions, type Sessions } from '../src/libraries/sessions.js';
 import { createSignIn } from '../src/libraries/sign-in.js';
 import { createSigningKeys } from '../src/libraries/signing-keys.js';
 import { createTokenRefresh, REUSE_MESSAGE } from '../src/libraries/token-refresh.js';
+import type { SmsSender } from '../src/libraries/sms-senders.js';
+import { createPhoneCodeQueries, phoneCodeKey, phoneResendKey } from '../src/queries/phone-codes.js';
 import { createRefreshTokenQueries } from '../src/queries/refresh-tokens.js';
 import { createSessionQueries, sessionKey, userSessionsKey } from '../src/queries/sessions.js';
 import { createSigningKeyQueries } from '../src/queries/signing-keys.js';
@@ -58,6 +61,20 @@ const refreshTtlSeconds = 3_600;
 const maxFailuresPerAccount = 5;
 const maxFailuresPerIp = 8;
 const keySchedule = { propagationSeconds: 60, accessTokenTtlSeconds: 900 };
+const phoneCodeTtlSeconds = 120;
+const phoneResendSeconds = 60;
+const phoneMaxAttempts = 3;
+
+/** Every SMS "sent" during the run; a test can make the provider fail. */
+const smsOutbox: { phone: string; code: string }[] = [];
+let smsFailure: Error | undefined;
+const recordingSender: SmsSender = {
+  send(phone, code) {
+    if (smsFailure) return Promise.reject(smsFailure);
+    smsOutbox.push({ phone, code });
+    return Promise.resolve();
+  },
+};
 
 /** Every log line the service writes during the run, to check no secret reaches it. */
 const logLines: string[] = [];
@@ -111,6 +128,7 @@ describe('auth service against Postgres, Redis and a fake tenant-registry', () =
   const tenantBeta = randomUUID();
   const password = `pw-${randomBytes(12).toString('hex')}`;
   const email = `ada.${testRunId}@Example.com`;
+  const phone = '+86 138 0013 8000';
   const secretsSeen: string[] = [password];
 
   let db: TestDatabase;
@@ -148,7 +166,11 @@ describe('auth service against Postgres, Redis and a fake tenant-registry', () =
 
   /** Another account, with its own password, a member of the given tenants. */
   const newUser = async (label: string, tenants: { tenantId: string; role: Role }[] = []) => {
-    const other = { email: `${label}.${testRunId}@example.com`, password: `pw-${randomBytes(12).toString('hex')}` };
+    const other = {
+      email: `${label}.${testRunId}@example.com`,
+      password: `pw-${randomBytes(12).toString('hex')}`,
+      phone: `+86139${String(randomInt(0, 100_000_000)).padStart(8, '0')}`,
+    };
     secretsSeen.push(other.password);
     const { userId: id } = await client.signUp({ ...other, displayName: label });
     for (const { tenantId, role } of tenants) memberships.push({ tenantId, tenantName: tenantId.slice(0, 8), userId: id, role });
@@ -187,13 +209,26 @@ describe('auth service against Postgres, Redis and a fake tenant-registry', () =
     jwks = createJwksServer({ keys: signingKeys, logger });
     jwksUrl = new URL(JWKS_PATH, `http://127.0.0.1:${await jwks.listen('127.0.0.1', 0)}`);
 
-    const accounts = createAccounts({ users: createUserQueries(prisma), passwords: createPasswordHasher(), logger });
+    const users = createUserQueries(prisma);
+    const accounts = createAccounts({ users, passwords: createPasswordHasher(), logger });
     tokens = createAccessTokens({ keys: signingKeys, issuer, audience, ttlSeconds: 900 });
     const refreshTokens = createRefreshTokenQueries(prisma);
     sessions = createSessions({
       store: createSessionQueries(redis, keyPrefix),
       refreshTokens,
       ttlSeconds: refreshTtlSeconds,
+      logger,
+    });
+    const tickets = createLoginTickets({ store: redis, keyPrefix, ttlSeconds: 300 });
+    const phoneVerification = createPhoneVerification({
+      tickets,
+      users,
+      codes: createPhoneCodeQueries(redis, keyPrefix),
+      sender: recordingSender,
+      codeKey: deriveCodeKey(secret),
+      ttlSeconds: phoneCodeTtlSeconds,
+      resendSeconds: phoneResendSeconds,
+      maxAttempts: phoneMaxAttempts,
       logger,
     });
     const signIn = createSignIn({
@@ -208,19 +243,22 @@ describe('auth service against Postgres, Redis and a fake tenant-registry', () =
         }),
         logger,
       }),
-      tickets: createLoginTickets({ store: redis, keyPrefix, ttlSeconds: 300 }),
+      tickets,
       tenants: registryClient,
       sessions,
       tokens,
       logger,
     });
     const refresh = createTokenRefresh({ refreshTokens, sessions, tenants: registryClient, tokens, ttlSeconds: refreshTtlSeconds, logger });
-    server = createGrpcServer({ logger, services: [createAuthService({ accounts, signIn, refresh, sessions, signingKeys })] });
+    server = createGrpcServer({
+      logger,
+      services: [createAuthService({ accounts, signIn, refresh, sessions, signingKeys, phone: phoneVerification })],
+    });
     const port = await server.listen('127.0.0.1', 0);
     server.setServing(true);
     client = createGrpcClient(AuthService, { address: `127.0.0.1:${port}`, deadlineMs: 5_000 });
 
-    ({ userId } = await client.signUp({ email, password, displayName: 'Ada' }));
+    ({ userId } = await client.signUp({ email, password, displayName: 'Ada', phone }));
     memberships.push(
       { tenantId: tenantAlpha, tenantName: 'Alpha', userId, role: Role.ADMIN },
       { tenantId: tenantBeta, tenantName: 'Beta', userId, role: Role.USER },
@@ -249,7 +287,13 @@ describe('auth service against Postgres, Redis and a fake tenant-registry', () =
           (await c.query<{ email: string; password_hash: string; display_name: string }>('SELECT * FROM users WHERE id = $1', [userId]))
             .rows[0],
       );
-      expect(row).toMatchObject({ email: email.toLowerCase(), display_name: 'Ada', password_hash: expect.stringMatching(/^\$argon2id\$/) });
+      expect(row).toMatchObject({
+        email: email.toLowerCase(),
+        display_name: 'Ada',
+        password_hash: expect.stringMatching(/^\$argon2id\$/),
+        phone: '+8613800138000',
+        phone_verified_at: null,
+      });
       expect(row?.password_hash).not.toContain(password);
     });
 
@@ -258,15 +302,21 @@ describe('auth service against Postgres, Redis and a fake tenant-registry', () =
       ['an email over 254 characters', { email: `${'a'.repeat(60)}@${'b'.repeat(190)}.com`, password: 'long enough password' }, 'email'],
       ['a password under 12 characters', { email: `short.${testRunId}@example.com`, password: 'elevenchars' }, 'password'],
       ['a password over 256 characters', { email: `long.${testRunId}@example.com`, password: 'p'.repeat(257) }, 'password'],
+      [
+        'a phone number not in E.164 form',
+        { email: `phone.${testRunId}@example.com`, password: 'long enough password', phone: '13800138000' },
+        'phone',
+      ],
+      ['a missing phone number', { email: `nophone.${testRunId}@example.com`, password: 'long enough password', phone: '' }, 'phone'],
     ])('refuses %s with INVALID_ARGUMENT', async (_label, request, field) => {
-      const error = await expectRejection(client.signUp({ ...request, displayName: 'X' }));
+      const error = await expectRejection(client.signUp({ phone, ...request, displayName: 'X' }));
       expect(error.code).toBe('INVALID_ARGUMENT');
       expect(error.message).toContain(field);
     });
 
     it('refuses a second account for the same email in any case', async () => {
       const error = await expectRejection(
-        client.signUp({ email: email.toUpperCase(), password: 'another long password', displayName: '' }),
+        client.signUp({ email: email.toUpperCase(), password: 'another long password', displayName: '', phone }),
       );
       expect(error.code).toBe('ALREADY_EXISTS');
       const count = await withPg(
@@ -806,6 +856,156 @@ describe('auth service against Postgres, Redis and a fake tenant-registry', () =
       } finally {
         unreachable.disconnect();
       }
+    });
+  });
+
+  describe('phone verification', () => {
+    const codeKey = deriveCodeKey(secret);
+    const codesSent: string[] = [];
+
+    /** A new account with its own phone number, and a login ticket for it. */
+    const accountWithTicket = async (label: string) => {
+      const user = await newUser(`${label}-${randomBytes(3).toString('hex')}`);
+      const { loginTicket } = await client.login({ email: user.email, password: user.password });
+      secretsSeen.push(loginTicket);
+      return { ...user, loginTicket };
+    };
+    const start = async (loginTicket: string) => {
+      const started = await client.startPhoneVerification({ loginTicket });
+      const code = smsOutbox.at(-1)?.code ?? '';
+      codesSent.push(code);
+      return { started, code };
+    };
+    const wrongCodeFor = (code: string) => String((Number(code) + 1) % 1_000_000).padStart(6, '0');
+    const verifiedAt = (id: string) =>
+      withPg(
+        db.ownerUrl,
+        async (c) =>
+          (await c.query<{ phone_verified_at: Date | null }>('SELECT phone_verified_at FROM users WHERE id = $1', [id])).rows[0]
+            ?.phone_verified_at,
+      );
+    const expire = async (key: string) => {
+      await redis.pexpire(key, 1);
+      await pollUntil(async () => ((await redis.exists(key)) === 0 ? true : undefined), { what: `${key} to expire` });
+    };
+
+    it('sends a 6-digit code to the account phone, keeps only its HMAC for the TTL, and verifies once', async () => {
+      const user = await accountWithTicket('phone-ok');
+      expect(await client.inspectLoginTicket({ loginTicket: user.loginTicket })).toMatchObject({
+        userId: user.userId,
+        phoneVerified: false,
+      });
+
+      const { started, code } = await start(user.loginTicket);
+      expect(started).toMatchObject({ codeExpiresInSeconds: phoneCodeTtlSeconds, resendAfterSeconds: phoneResendSeconds });
+      expect(started.phoneMasked).toBe(`+86${'*'.repeat(7)}${user.phone.slice(-4)}`);
+      expect(smsOutbox.at(-1)).toEqual({ phone: user.phone, code: expect.stringMatching(/^\d{6}$/) });
+
+      const stored = await redis.hgetall(phoneCodeKey(keyPrefix, user.userId));
+      expect(stored).toEqual({ hash: hashCode(codeKey, user.userId, user.phone, code), phone: user.phone, attempts: '0' });
+      expect(JSON.stringify(stored)).not.toContain(code);
+      const ttl = await redis.pttl(phoneCodeKey(keyPrefix, user.userId));
+      expect(ttl).toBeGreaterThan(0);
+      expect(ttl).toBeLessThanOrEqual(phoneCodeTtlSeconds * 1000);
+
+      await expect(client.verifyPhone({ loginTicket: user.loginTicket, code })).resolves.toMatchObject({ phoneVerified: true });
+      expect(await verifiedAt(user.userId)).toBeInstanceOf(Date);
+      expect(await redis.exists(phoneCodeKey(keyPrefix, user.userId))).toBe(0);
+      // The ticket authenticated both calls and is still unspent.
+      expect(await client.inspectLoginTicket({ loginTicket: user.loginTicket })).toMatchObject({ phoneVerified: true });
+      expect((await client.login({ email: user.email, password: user.password })).phoneVerified).toBe(true);
+
+      // Single use, and nothing more to verify.
+      expect((await expectRejection(client.verifyPhone({ loginTicket: user.loginTicket, code }))).code).toBe('FAILED_PRECONDITION');
+      expect((await expectRejection(client.startPhoneVerification({ loginTicket: user.loginTicket }))).code).toBe('FAILED_PRECONDITION');
+    });
+
+    it('counts wrong codes and kills the code at the attempt cap, even for the right code afterwards', async () => {
+      const user = await accountWithTicket('phone-cap');
+      const { code } = await start(user.loginTicket);
+      for (let attempt = 1; attempt < phoneMaxAttempts; attempt += 1) {
+        const error = await expectRejection(client.verifyPhone({ loginTicket: user.loginTicket, code: wrongCodeFor(code) }));
+        expect(error.code).toBe('INVALID_ARGUMENT');
+        expect(await redis.hget(phoneCodeKey(keyPrefix, user.userId), 'attempts')).toBe(String(attempt));
+      }
+      const last = await expectRejection(client.verifyPhone({ loginTicket: user.loginTicket, code: wrongCodeFor(code) }));
+      expect(last).toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringContaining('no longer valid') });
+      expect(await redis.exists(phoneCodeKey(keyPrefix, user.userId))).toBe(0);
+      expect((await expectRejection(client.verifyPhone({ loginTicket: user.loginTicket, code }))).code).toBe('FAILED_PRECONDITION');
+      expect(await verifiedAt(user.userId)).toBeNull();
+
+      // A new code (once the resend window is over) works.
+      await expire(phoneResendKey(keyPrefix, user.userId));
+      const fresh = await start(user.loginTicket);
+      await expect(client.verifyPhone({ loginTicket: user.loginTicket, code: fresh.code })).resolves.toMatchObject({ phoneVerified: true });
+    });
+
+    it('refuses an expired code', async () => {
+      const user = await accountWithTicket('phone-expired');
+      const { code } = await start(user.loginTicket);
+      await expire(phoneCodeKey(keyPrefix, user.userId));
+      const error = await expectRejection(client.verifyPhone({ loginTicket: user.loginTicket, code }));
+      expect(error).toMatchObject({ code: 'FAILED_PRECONDITION', message: expect.stringContaining('request a new one') });
+      expect(await verifiedAt(user.userId)).toBeNull();
+    });
+
+    it('throttles resends; a new code replaces the previous one', async () => {
+      const user = await accountWithTicket('phone-resend');
+      const first = await start(user.loginTicket);
+      const sentBefore = smsOutbox.length;
+      const throttled = await expectRejection(client.startPhoneVerification({ loginTicket: user.loginTicket }));
+      expect(throttled.code).toBe('RATE_LIMITED');
+      expect(throttled.message).toMatch(/in \d+ seconds/);
+      expect(smsOutbox).toHaveLength(sentBefore);
+
+      await expire(phoneResendKey(keyPrefix, user.userId));
+      const second = await start(user.loginTicket);
+      if (second.code !== first.code) {
+        expect((await expectRejection(client.verifyPhone({ loginTicket: user.loginTicket, code: first.code }))).code).toBe(
+          'INVALID_ARGUMENT',
+        );
+      }
+      await expect(client.verifyPhone({ loginTicket: user.loginTicket, code: second.code })).resolves.toMatchObject({
+        phoneVerified: true,
+      });
+    });
+
+    it('lets exactly one of simultaneous right answers through', async () => {
+      const user = await accountWithTicket('phone-race');
+      const { code } = await start(user.loginTicket);
+      const results = await Promise.allSettled(
+        Array.from({ length: 5 }, () => client.verifyPhone({ loginTicket: user.loginTicket, code })),
+      );
+      expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+      expect(await verifiedAt(user.userId)).toBeInstanceOf(Date);
+    });
+
+    it('keeps no code and frees the resend slot when the provider fails', async () => {
+      const user = await accountWithTicket('phone-down');
+      smsFailure = new AppError('UPSTREAM_FAILED', 'the SMS provider refused the message');
+      try {
+        expect((await expectRejection(client.startPhoneVerification({ loginTicket: user.loginTicket }))).code).toBe('UPSTREAM_FAILED');
+      } finally {
+        smsFailure = undefined;
+      }
+      expect(await redis.exists(phoneCodeKey(keyPrefix, user.userId), phoneResendKey(keyPrefix, user.userId))).toBe(0);
+      const { code } = await start(user.loginTicket);
+      await expect(client.verifyPhone({ loginTicket: user.loginTicket, code })).resolves.toMatchObject({ phoneVerified: true });
+    });
+
+    it('needs a valid login ticket and a 6-digit code', async () => {
+      const bogus = randomBytes(32).toString('base64url');
+      expect((await expectRejection(client.startPhoneVerification({ loginTicket: bogus }))).code).toBe('UNAUTHENTICATED');
+      expect((await expectRejection(client.verifyPhone({ loginTicket: bogus, code: '123456' }))).code).toBe('UNAUTHENTICATED');
+      const user = await accountWithTicket('phone-shape');
+      expect((await expectRejection(client.verifyPhone({ loginTicket: user.loginTicket, code: '12345' }))).code).toBe('INVALID_ARGUMENT');
+    });
+
+    it('never writes a code to the log', () => {
+      const log = logLines.join('');
+      expect(log).toContain('phone verification code sent');
+      expect(codesSent.length).toBeGreaterThan(3);
+      for (const code of codesSent) expect(log).not.toMatch(new RegExp(`(?<!\\d)${code}(?!\\d)`));
     });
   });
 

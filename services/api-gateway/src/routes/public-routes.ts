@@ -7,7 +7,10 @@ import { isoTime, roleName } from '../http/presenters.js';
 import { parseInput, type PublicRoute } from '../http/route.js';
 
 export interface PublicRouteDeps {
-  auth: Pick<GrpcClient<typeof AuthService>, 'signUp' | 'login' | 'selectTenant' | 'inspectLoginTicket' | 'refreshTokens'>;
+  auth: Pick<
+    GrpcClient<typeof AuthService>,
+    'signUp' | 'login' | 'selectTenant' | 'inspectLoginTicket' | 'refreshTokens' | 'startPhoneVerification' | 'verifyPhone'
+  >;
   tenants: Pick<GrpcClient<typeof TenantRegistryService>, 'createTenant'>;
   devices: Pick<GrpcClient<typeof DeviceEnrollmentService>, 'startActivation'>;
   /** Fetches the auth service's JWKS document. */
@@ -53,9 +56,12 @@ export function createPublicRoutes({ auth, tenants, devices, fetchJwks }: Public
       kind: 'public',
       method: 'post',
       path: '/api/auth/signup',
-      summary: 'Create an account (email + password)',
+      summary: 'Create an account (email + phone + password); the phone must be verified before creating a tenant',
       async handle({ request }, { body }) {
-        const input = parseInput(z.object({ email, password, displayName: z.string().max(100).default('') }), body);
+        const input = parseInput(
+          z.object({ email, password, phone: z.string().min(1).max(32), displayName: z.string().max(100).default('') }),
+          body,
+        );
         const { userId } = await auth.signUp(input, { requestId: request.requestId });
         return { status: 201, body: { userId } };
       },
@@ -75,9 +81,14 @@ export function createPublicRoutes({ auth, tenants, devices, fetchJwks }: Public
             loginTicket: result.loginTicket,
             userId: result.userId,
             ticketExpiresIn: result.ticketExpiresInSeconds,
+            phoneVerified: result.phoneVerified,
             tenants: tenantsOf,
             ...(tenantsOf.length === 0
-              ? { next: 'You belong to no tenant yet: POST /api/tenants with {loginTicket, name} to create one.' }
+              ? {
+                  next: result.phoneVerified
+                    ? 'You belong to no tenant yet: POST /api/tenants with {loginTicket, name} to create one.'
+                    : 'You belong to no tenant yet: verify your phone (POST /api/auth/phone/start, then /api/auth/phone/verify), then POST /api/tenants with {loginTicket, name}.',
+                }
               : {}),
           },
         };
@@ -99,6 +110,32 @@ export function createPublicRoutes({ auth, tenants, devices, fetchJwks }: Public
       },
     },
     {
+      // Authenticated by the login ticket (not consumed); the code goes only to the account's own phone, at most once per resend window.
+      kind: 'public',
+      method: 'post',
+      path: '/api/auth/phone/start',
+      summary: "Send a 6-digit verification code by SMS to the signed-in account's phone number",
+      async handle({ request }, { body }) {
+        const input = parseInput(z.object({ loginTicket: ticket }), body);
+        const started = await auth.startPhoneVerification(input, { requestId: request.requestId });
+        return {
+          body: { phone: started.phoneMasked, codeExpiresIn: started.codeExpiresInSeconds, resendAfter: started.resendAfterSeconds },
+        };
+      },
+    },
+    {
+      // Authenticated by the login ticket (not consumed); the auth service caps the attempts per code.
+      kind: 'public',
+      method: 'post',
+      path: '/api/auth/phone/verify',
+      summary: 'Confirm the SMS code; marks the phone number verified',
+      async handle({ request }, { body }) {
+        const input = parseInput(z.object({ loginTicket: ticket, code: z.string().regex(/^\d{6}$/u) }), body);
+        const { phoneVerified } = await auth.verifyPhone(input, { requestId: request.requestId });
+        return { body: { phoneVerified } };
+      },
+    },
+    {
       // Authenticated by the refresh token itself, which the auth service spends (reuse ends the session).
       kind: 'public',
       method: 'post',
@@ -111,14 +148,19 @@ export function createPublicRoutes({ auth, tenants, devices, fetchJwks }: Public
       },
     },
     {
-      // No tenant exists yet to authorize against: authenticated by the login ticket; the creator becomes owner.
+      // No tenant exists yet to authorize against: authenticated by the login ticket, refused until the account's
+      // phone is verified; the creator becomes owner.
       kind: 'public',
       method: 'post',
       path: '/api/tenants',
       summary: 'Create a tenant; the signed-in account becomes its owner',
       async handle({ request }, { body }) {
         const input = parseInput(z.object({ loginTicket: ticket, name: z.string().min(1).max(100) }), body);
-        const { userId } = await auth.inspectLoginTicket({ loginTicket: input.loginTicket }, { requestId: request.requestId });
+        const { userId, phoneVerified } = await auth.inspectLoginTicket(
+          { loginTicket: input.loginTicket },
+          { requestId: request.requestId },
+        );
+        if (!phoneVerified) throw new AppError('FAILED_PRECONDITION', 'verify your phone number before creating a tenant');
         const { tenant } = await tenants.createTenant({ name: input.name, ownerUserId: userId }, { requestId: request.requestId });
         if (!tenant) throw new AppError('INTERNAL', 'tenant registry returned no tenant');
         return { status: 201, body: { tenantId: tenant.id, name: tenant.name, role: 'owner' } };

@@ -2,6 +2,7 @@ import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { implement, roleOf } from '@portcullis/kit';
 import { AuthService } from '@portcullis/proto/auth';
 import type { Accounts } from '../libraries/accounts.js';
+import type { PhoneVerification } from '../libraries/phone-verification.js';
 import type { Sessions } from '../libraries/sessions.js';
 import type { SignIn } from '../libraries/sign-in.js';
 import type { SigningKeys } from '../libraries/signing-keys.js';
@@ -13,12 +14,18 @@ export interface AuthServiceDeps {
   refresh: TokenRefresh;
   sessions: Pick<Sessions, 'list' | 'revoke' | 'revokeAll'>;
   signingKeys: Pick<SigningKeys, 'rotate'>;
+  phone: PhoneVerification;
 }
 
-export function createAuthService({ accounts, signIn, refresh, sessions, signingKeys }: AuthServiceDeps) {
+export function createAuthService({ accounts, signIn, refresh, sessions, signingKeys, phone }: AuthServiceDeps) {
   return implement(AuthService, {
     async signUp(request) {
-      const userId = await accounts.signUp({ email: request.email, password: request.password, displayName: request.displayName });
+      const userId = await accounts.signUp({
+        email: request.email,
+        password: request.password,
+        displayName: request.displayName,
+        phone: request.phone,
+      });
       return { userId };
     },
     async login(request) {
@@ -27,6 +34,7 @@ export function createAuthService({ accounts, signIn, refresh, sessions, signing
         loginTicket: result.ticket,
         userId: result.userId,
         ticketExpiresInSeconds: result.ticketExpiresInSeconds,
+        phoneVerified: await phone.isVerified(result.userId),
         tenants: result.tenants.map(({ tenantId, tenantName, role }) => ({ tenantId, tenantName, role: roleOf(role) })),
       };
     },
@@ -49,7 +57,8 @@ export function createAuthService({ accounts, signIn, refresh, sessions, signing
       };
     },
     async inspectLoginTicket(request) {
-      return { userId: await signIn.inspectTicket(request.loginTicket) };
+      const userId = await signIn.inspectTicket(request.loginTicket);
+      return { userId, phoneVerified: await phone.isVerified(userId) };
     },
     async refreshTokens(request) {
       const tokens = await refresh.refresh(request.refreshToken);
@@ -87,6 +96,13 @@ export function createAuthService({ accounts, signIn, refresh, sessions, signing
     async rotateSigningKey() {
       const { kid, signingFrom } = await signingKeys.rotate();
       return { kid, signingFrom: timestampFromDate(signingFrom) };
+    },
+    async startPhoneVerification(request) {
+      return phone.start(request.loginTicket);
+    },
+    async verifyPhone(request) {
+      await phone.verify(request.loginTicket, request.code);
+      return { phoneVerified: true };
     },
   });
 }

@@ -3,14 +3,15 @@ import { createLogger } from '@portcullis/kit';
 import { createAccounts, type UserStore } from './accounts.js';
 
 const logger = createLogger({ name: 'accounts-test', level: 'silent' });
+const phone = '+8613800138000';
 
 function fakeUsers() {
-  const rows = new Map<string, { id: string; passwordHash: string; displayName: string }>();
+  const rows = new Map<string, { id: string; passwordHash: string; displayName: string; phone: string }>();
   const users: UserStore = {
-    async insert({ email, passwordHash, displayName }) {
+    async insert({ email, passwordHash, displayName, phone }) {
       if (rows.has(email)) return undefined;
       const id = `user-${rows.size + 1}`;
-      rows.set(email, { id, passwordHash, displayName });
+      rows.set(email, { id, passwordHash, displayName, phone });
       return { id };
     },
     async findByEmail(email) {
@@ -45,15 +46,20 @@ describe('accounts', () => {
   it('signs up with a canonical email and stores only the hash', async () => {
     const { users, rows } = fakeUsers();
     const accounts = createAccounts({ users, passwords: fakePasswords().passwords, logger });
-    const id = await accounts.signUp({ email: ' Ada@Example.com ', password: 'a long enough pw', displayName: ' Ada ' });
-    expect(rows.get('ada@example.com')).toEqual({ id, passwordHash: 'hashed:a long enough pw', displayName: 'Ada' });
+    const id = await accounts.signUp({
+      email: ' Ada@Example.com ',
+      password: 'a long enough pw',
+      displayName: ' Ada ',
+      phone: '+86 138 0013 8000',
+    });
+    expect(rows.get('ada@example.com')).toEqual({ id, passwordHash: 'hashed:a long enough pw', displayName: 'Ada', phone });
   });
 
   it('refuses a duplicate email, whatever its case', async () => {
     const { users } = fakeUsers();
     const accounts = createAccounts({ users, passwords: fakePasswords().passwords, logger });
-    await accounts.signUp({ email: 'ada@example.com', password: 'a long enough pw', displayName: '' });
-    await expect(accounts.signUp({ email: 'ADA@example.com', password: 'another long pw', displayName: '' })).rejects.toMatchObject({
+    await accounts.signUp({ email: 'ada@example.com', password: 'a long enough pw', displayName: '', phone });
+    await expect(accounts.signUp({ email: 'ADA@example.com', password: 'another long pw', displayName: '', phone })).rejects.toMatchObject({
       code: 'ALREADY_EXISTS',
     });
   });
@@ -61,11 +67,17 @@ describe('accounts', () => {
   it('validates before hashing or storing', async () => {
     const { users, rows } = fakeUsers();
     const accounts = createAccounts({ users, passwords: fakePasswords().passwords, logger });
-    await expect(accounts.signUp({ email: 'nope', password: 'a long enough pw', displayName: '' })).rejects.toMatchObject({
+    await expect(accounts.signUp({ email: 'nope', password: 'a long enough pw', displayName: '', phone })).rejects.toMatchObject({
       code: 'INVALID_ARGUMENT',
     });
-    await expect(accounts.signUp({ email: 'ada@example.com', password: 'short', displayName: '' })).rejects.toMatchObject({
+    await expect(accounts.signUp({ email: 'ada@example.com', password: 'short', displayName: '', phone })).rejects.toMatchObject({
       code: 'INVALID_ARGUMENT',
+    });
+    await expect(
+      accounts.signUp({ email: 'ada@example.com', password: 'a long enough pw', displayName: '', phone: '138' }),
+    ).rejects.toMatchObject({
+      code: 'INVALID_ARGUMENT',
+      details: { field: 'phone' },
     });
     expect(rows.size).toBe(0);
   });
@@ -73,7 +85,7 @@ describe('accounts', () => {
   it('authenticates the right password, case-insensitively on the email', async () => {
     const { users } = fakeUsers();
     const accounts = createAccounts({ users, passwords: fakePasswords().passwords, logger });
-    const id = await accounts.signUp({ email: 'ada@example.com', password: 'a long enough pw', displayName: '' });
+    const id = await accounts.signUp({ email: 'ada@example.com', password: 'a long enough pw', displayName: '', phone });
     await expect(accounts.authenticate('ADA@example.com', 'a long enough pw')).resolves.toBe(id);
   });
 
@@ -81,7 +93,7 @@ describe('accounts', () => {
     const { users } = fakeUsers();
     const fake = fakePasswords();
     const accounts = createAccounts({ users, passwords: fake.passwords, logger });
-    await accounts.signUp({ email: 'ada@example.com', password: 'a long enough pw', displayName: '' });
+    await accounts.signUp({ email: 'ada@example.com', password: 'a long enough pw', displayName: '', phone });
 
     const wrongPassword = await accounts.authenticate('ada@example.com', 'the wrong password').catch((e: unknown) => e);
     const unknownEmail = await accounts.authenticate('bob@example.com', 'a long enough pw').catch((e: unknown) => e);

@@ -1,11 +1,18 @@
 import { AppError, type Logger } from '@portcullis/kit';
-import { canonicalEmail, hasAcceptedPasswordLength, requireDisplayName, requireEmail, requireNewPassword } from './credentials.js';
+import {
+  canonicalEmail,
+  hasAcceptedPasswordLength,
+  requireDisplayName,
+  requireEmail,
+  requireNewPassword,
+  requirePhone,
+} from './credentials.js';
 import type { PasswordHasher } from './passwords.js';
 
 /** What accounts need from the users table. */
 export interface UserStore {
   /** Inserts a user; `undefined` when the email is already taken. */
-  insert(user: { email: string; passwordHash: string; displayName: string }): Promise<{ id: string } | undefined>;
+  insert(user: { email: string; passwordHash: string; displayName: string; phone: string }): Promise<{ id: string } | undefined>;
   findByEmail(email: string): Promise<{ id: string; passwordHash: string } | undefined>;
 }
 
@@ -19,6 +26,8 @@ export interface SignUpInput {
   email: string;
   password: string;
   displayName: string;
+  /** E.164; normalised before it is stored. */
+  phone: string;
 }
 
 /** The one answer to every failed password login, whatever the reason. */
@@ -31,7 +40,8 @@ export function createAccounts({ users, passwords, logger }: AccountsDeps) {
       const email = requireEmail(input.email);
       const password = requireNewPassword(input.password);
       const displayName = requireDisplayName(input.displayName);
-      const created = await users.insert({ email, passwordHash: await passwords.hash(password), displayName });
+      const phone = requirePhone(input.phone);
+      const created = await users.insert({ email, passwordHash: await passwords.hash(password), displayName, phone });
       if (!created) throw new AppError('ALREADY_EXISTS', 'an account with this email already exists', { details: { field: 'email' } });
       logger.info({ userId: created.id }, 'user signed up');
       return created.id;

@@ -1,6 +1,14 @@
 import { describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
-import { canonicalEmail, requireDisplayName, requireEmail, requireNewPassword } from './credentials.js';
+import {
+  canonicalEmail,
+  canonicalPhone,
+  maskPhone,
+  requireDisplayName,
+  requireEmail,
+  requireNewPassword,
+  requirePhone,
+} from './credentials.js';
 
 describe('email', () => {
   it('canonicalises by trimming and lowercasing', () => {
@@ -63,5 +71,37 @@ describe('display name', () => {
     expect(requireDisplayName('  Alice  ')).toBe('Alice');
     expect(requireDisplayName('')).toBe('');
     expect(() => requireDisplayName('n'.repeat(101))).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }));
+  });
+});
+
+describe('phone', () => {
+  it.each([
+    ['+8613800138000', '+8613800138000'],
+    [' +86 138-0013-8000 ', '+8613800138000'],
+    ['+1 (415) 555.2671', '+14155552671'],
+    ['0044 20 7946 0958', '+442079460958'],
+  ])('normalises %j to %j', (input, expected) => {
+    expect(requirePhone(input)).toBe(expected);
+  });
+
+  it.each(['', '13800138000', '+0123456789', '+12345', '+1234567890123456', '+86 138 abc', '++8613800138000', `+86${'1'.repeat(40)}`])(
+    'rejects %j with INVALID_ARGUMENT naming the field',
+    (phone) => {
+      expect(() => requirePhone(phone)).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT', details: { field: 'phone' } }));
+    },
+  );
+
+  it('only ever yields "+" and 7 to 15 digits', () => {
+    fc.assert(
+      fc.property(fc.string({ maxLength: 40 }), (input) => {
+        const phone = canonicalPhone(input);
+        if (phone !== undefined) expect(phone).toMatch(/^\+[1-9]\d{6,14}$/);
+      }),
+    );
+  });
+
+  it('masks all but the country code and the last four digits', () => {
+    expect(maskPhone('+8613800138000')).toBe('+86*******8000');
+    expect(maskPhone('+14155552671')).toBe('+1******2671');
   });
 });

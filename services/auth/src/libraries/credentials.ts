@@ -61,3 +61,33 @@ export function requireDisplayName(value: string): string {
   }
   return name;
 }
+
+// E.164: "+", a country code that does not start with 0, at most 15 digits in all.
+const E164_SHAPE = /^\+[1-9]\d{6,14}$/u;
+// Separators people type inside a number; removed before the shape check.
+const PHONE_SEPARATORS = /[\s\-.()]/gu;
+
+/** The normalised E.164 form of a phone number ("+86 138-0013-8000" → "+8613800138000"), or undefined. */
+export function canonicalPhone(value: string): string | undefined {
+  if (value.length > 32) return undefined;
+  let phone = value.replace(PHONE_SEPARATORS, '');
+  if (phone.startsWith('00')) phone = `+${phone.slice(2)}`;
+  return E164_SHAPE.test(phone) ? phone : undefined;
+}
+
+/** A normalised E.164 phone number, or INVALID_ARGUMENT. */
+export function requirePhone(value: string): string {
+  const phone = canonicalPhone(value);
+  if (phone === undefined) {
+    throw new AppError('INVALID_ARGUMENT', 'phone must be an international number in E.164 form, e.g. +8613800138000', {
+      details: { field: 'phone' },
+    });
+  }
+  return phone;
+}
+
+/** The number with all but its last four digits masked, for logs and answers: "+86*******8000". */
+export function maskPhone(phone: string): string {
+  const visibleHead = phone.startsWith('+1') || phone.startsWith('+7') ? 2 : 3;
+  return `${phone.slice(0, visibleHead)}${'*'.repeat(Math.max(0, phone.length - visibleHead - 4))}${phone.slice(-4)}`;
+}

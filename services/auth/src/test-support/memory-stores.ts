@@ -3,6 +3,7 @@
 /* eslint-disable @typescript-eslint/require-await -- test doubles implement async interfaces without awaiting anything */
 import type { FailureCounter } from '../libraries/login-throttle.js';
 import type { RefreshTokenRecord, RefreshTokenStore } from '../libraries/refresh-tokens.js';
+import type { PhoneCodeStore } from '../libraries/phone-verification.js';
 import type { SessionRecord, SessionStore } from '../libraries/sessions.js';
 
 export interface Clock {
@@ -155,4 +156,44 @@ export function memoryFailureCounter(max: number, windowMs: number, clock: Clock
       failing = error;
     },
   };
+}
+
+/** A PhoneCodeStore with TTLs on the fake clock, like the Redis one. */
+export function memoryPhoneCodeStore(clock: Clock) {
+  const codes = new Map<string, { hash: string; phone: string; attempts: number; expiresAt: number }>();
+  const resend = new Map<string, number>();
+  const liveCode = (userId: string) => {
+    const entry = codes.get(userId);
+    if (entry && entry.expiresAt <= clock.now()) codes.delete(userId);
+    return codes.get(userId);
+  };
+  const store: PhoneCodeStore = {
+    async claimSend(userId, seconds) {
+      const until = resend.get(userId);
+      if (until !== undefined && until > clock.now()) return { claimed: false, retryAfterMs: until - clock.now() };
+      resend.set(userId, clock.now() + seconds * 1000);
+      return { claimed: true };
+    },
+    async releaseSend(userId) {
+      resend.delete(userId);
+    },
+    async save(userId, { hash, phone }, ttlSeconds) {
+      codes.set(userId, { hash, phone, attempts: 0, expiresAt: clock.now() + ttlSeconds * 1000 });
+    },
+    async countAttempt(userId) {
+      const entry = liveCode(userId);
+      if (!entry) return undefined;
+      entry.attempts += 1;
+      return { hash: entry.hash, phone: entry.phone, attempts: entry.attempts };
+    },
+    async consume(userId, hash) {
+      if (liveCode(userId)?.hash !== hash) return false;
+      codes.delete(userId);
+      return true;
+    },
+    async discard(userId) {
+      codes.delete(userId);
+    },
+  };
+  return { store, pending: liveCode };
 }

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file portcullis/auth/v1/auth.proto.
  */
 export const file_portcullis_auth_v1_auth: GenFile = /*@__PURE__*/
-  fileDesc("Ch1wb3J0Y3VsbGlzL2F1dGgvdjEvYXV0aC5wcm90bxIScG9ydGN1bGxpcy5hdXRoLnYxIkYKDVNpZ25VcFJlcXVlc3QSDQoFZW1haWwYASABKAkSEAoIcGFzc3dvcmQYAiABKAkSFAoMZGlzcGxheV9uYW1lGAMgASgJIiEKDlNpZ25VcFJlc3BvbnNlEg8KB3VzZXJfaWQYASABKAkiQgoMTG9naW5SZXF1ZXN0Eg0KBWVtYWlsGAEgASgJEhAKCHBhc3N3b3JkGAIgASgJEhEKCWNsaWVudF9pcBgDIAEoCSJgCgxUZW5hbnRDaG9pY2USEQoJdGVuYW50X2lkGAEgASgJEhMKC3RlbmFudF9uYW1lGAIgASgJEigKBHJvbGUYAyABKA4yGi5wb3J0Y3VsbGlzLmNvbW1vbi52MS5Sb2xlIowBCg1Mb2dpblJlc3BvbnNlEhQKDGxvZ2luX3RpY2tldBgBIAEoCRIPCgd1c2VyX2lkGAIgASgJEjEKB3RlbmFudHMYAyADKAsyIC5wb3J0Y3VsbGlzLmF1dGgudjEuVGVuYW50Q2hvaWNlEiEKGXRpY2tldF9leHBpcmVzX2luX3NlY29uZHMYBCABKAUiZQoTU2VsZWN0VGVuYW50UmVxdWVzdBIUCgxsb2dpbl90aWNrZXQYASABKAkSEQoJdGVuYW50X2lkGAIgASgJEhEKCWNsaWVudF9pcBgDIAEoCRISCgp1c2VyX2FnZW50GAQgASgJIugBChRTZWxlY3RUZW5hbnRSZXNwb25zZRIUCgxhY2Nlc3NfdG9rZW4YASABKAkSEgoKdG9rZW5fdHlwZRgCIAEoCRIaChJleHBpcmVzX2luX3NlY29uZHMYAyABKAUSEQoJdGVuYW50X2lkGAQgASgJEigKBHJvbGUYBSABKA4yGi5wb3J0Y3VsbGlzLmNvbW1vbi52MS5Sb2xlEhUKDXJlZnJlc2hfdG9rZW4YBiABKAkSIgoacmVmcmVzaF9leHBpcmVzX2luX3NlY29uZHMYByABKAUSEgoKc2Vzc2lvbl9pZBgIIAEoCSIxChlJbnNwZWN0TG9naW5UaWNrZXRSZXF1ZXN0EhQKDGxvZ2luX3RpY2tldBgBIAEoCSItChpJbnNwZWN0TG9naW5UaWNrZXRSZXNwb25zZRIPCgd1c2VyX2lkGAEgASgJIi0KFFJlZnJlc2hUb2tlbnNSZXF1ZXN0EhUKDXJlZnJlc2hfdG9rZW4YASABKAki6QEKFVJlZnJlc2hUb2tlbnNSZXNwb25zZRIUCgxhY2Nlc3NfdG9rZW4YASABKAkSEgoKdG9rZW5fdHlwZRgCIAEoCRIaChJleHBpcmVzX2luX3NlY29uZHMYAyABKAUSFQoNcmVmcmVzaF90b2tlbhgEIAEoCRIiChpyZWZyZXNoX2V4cGlyZXNfaW5fc2Vjb25kcxgFIAEoBRIRCgl0ZW5hbnRfaWQYBiABKAkSKAoEcm9sZRgHIAEoDjIaLnBvcnRjdWxsaXMuY29tbW9uLnYxLlJvbGUSEgoKc2Vzc2lvbl9pZBgIIAEoCSK5AQoHU2Vzc2lvbhISCgpzZXNzaW9uX2lkGAEgASgJEhEKCXRlbmFudF9pZBgCIAEoCRIuCgpjcmVhdGVkX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxsYXN0X3VzZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhEKCWNsaWVudF9pcBgFIAEoCRISCgp1c2VyX2FnZW50GAYgASgJIiYKE0xpc3RTZXNzaW9uc1JlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCSJFChRMaXN0U2Vzc2lvbnNSZXNwb25zZRItCghzZXNzaW9ucxgBIAMoCzIbLnBvcnRjdWxsaXMuYXV0aC52MS5TZXNzaW9uIjsKFFJldm9rZVNlc3Npb25SZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSEgoKc2Vzc2lvbl9pZBgCIAEoCSIXChVSZXZva2VTZXNzaW9uUmVzcG9uc2UiKwoYUmV2b2tlQWxsU2Vzc2lvbnNSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkiLAoZUmV2b2tlQWxsU2Vzc2lvbnNSZXNwb25zZRIPCgdyZXZva2VkGAEgASgFIhkKF1JvdGF0ZVNpZ25pbmdLZXlSZXF1ZXN0IlkKGFJvdGF0ZVNpZ25pbmdLZXlSZXNwb25zZRILCgNraWQYASABKAkSMAoMc2lnbmluZ19mcm9tGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcDKUBwoLQXV0aFNlcnZpY2USTwoGU2lnblVwEiEucG9ydGN1bGxpcy5hdXRoLnYxLlNpZ25VcFJlcXVlc3QaIi5wb3J0Y3VsbGlzLmF1dGgudjEuU2lnblVwUmVzcG9uc2USTAoFTG9naW4SIC5wb3J0Y3VsbGlzLmF1dGgudjEuTG9naW5SZXF1ZXN0GiEucG9ydGN1bGxpcy5hdXRoLnYxLkxvZ2luUmVzcG9uc2USYQoMU2VsZWN0VGVuYW50EicucG9ydGN1bGxpcy5hdXRoLnYxLlNlbGVjdFRlbmFudFJlcXVlc3QaKC5wb3J0Y3VsbGlzLmF1dGgudjEuU2VsZWN0VGVuYW50UmVzcG9uc2UScwoSSW5zcGVjdExvZ2luVGlja2V0Ei0ucG9ydGN1bGxpcy5hdXRoLnYxLkluc3BlY3RMb2dpblRpY2tldFJlcXVlc3QaLi5wb3J0Y3VsbGlzLmF1dGgudjEuSW5zcGVjdExvZ2luVGlja2V0UmVzcG9uc2USZAoNUmVmcmVzaFRva2VucxIoLnBvcnRjdWxsaXMuYXV0aC52MS5SZWZyZXNoVG9rZW5zUmVxdWVzdBopLnBvcnRjdWxsaXMuYXV0aC52MS5SZWZyZXNoVG9rZW5zUmVzcG9uc2USYQoMTGlzdFNlc3Npb25zEicucG9ydGN1bGxpcy5hdXRoLnYxLkxpc3RTZXNzaW9uc1JlcXVlc3QaKC5wb3J0Y3VsbGlzLmF1dGgudjEuTGlzdFNlc3Npb25zUmVzcG9uc2USZAoNUmV2b2tlU2Vzc2lvbhIoLnBvcnRjdWxsaXMuYXV0aC52MS5SZXZva2VTZXNzaW9uUmVxdWVzdBopLnBvcnRjdWxsaXMuYXV0aC52MS5SZXZva2VTZXNzaW9uUmVzcG9uc2UScAoRUmV2b2tlQWxsU2Vzc2lvbnMSLC5wb3J0Y3VsbGlzLmF1dGgudjEuUmV2b2tlQWxsU2Vzc2lvbnNSZXF1ZXN0Gi0ucG9ydGN1bGxpcy5hdXRoLnYxLlJldm9rZUFsbFNlc3Npb25zUmVzcG9uc2USbQoQUm90YXRlU2lnbmluZ0tleRIrLnBvcnRjdWxsaXMuYXV0aC52MS5Sb3RhdGVTaWduaW5nS2V5UmVxdWVzdBosLnBvcnRjdWxsaXMuYXV0aC52MS5Sb3RhdGVTaWduaW5nS2V5UmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp, file_portcullis_common_v1_common]);
+  fileDesc("Ch1wb3J0Y3VsbGlzL2F1dGgvdjEvYXV0aC5wcm90bxIScG9ydGN1bGxpcy5hdXRoLnYxIlUKDVNpZ25VcFJlcXVlc3QSDQoFZW1haWwYASABKAkSEAoIcGFzc3dvcmQYAiABKAkSFAoMZGlzcGxheV9uYW1lGAMgASgJEg0KBXBob25lGAQgASgJIiEKDlNpZ25VcFJlc3BvbnNlEg8KB3VzZXJfaWQYASABKAkiQgoMTG9naW5SZXF1ZXN0Eg0KBWVtYWlsGAEgASgJEhAKCHBhc3N3b3JkGAIgASgJEhEKCWNsaWVudF9pcBgDIAEoCSJgCgxUZW5hbnRDaG9pY2USEQoJdGVuYW50X2lkGAEgASgJEhMKC3RlbmFudF9uYW1lGAIgASgJEigKBHJvbGUYAyABKA4yGi5wb3J0Y3VsbGlzLmNvbW1vbi52MS5Sb2xlIqQBCg1Mb2dpblJlc3BvbnNlEhQKDGxvZ2luX3RpY2tldBgBIAEoCRIPCgd1c2VyX2lkGAIgASgJEjEKB3RlbmFudHMYAyADKAsyIC5wb3J0Y3VsbGlzLmF1dGgudjEuVGVuYW50Q2hvaWNlEiEKGXRpY2tldF9leHBpcmVzX2luX3NlY29uZHMYBCABKAUSFgoOcGhvbmVfdmVyaWZpZWQYBSABKAgiZQoTU2VsZWN0VGVuYW50UmVxdWVzdBIUCgxsb2dpbl90aWNrZXQYASABKAkSEQoJdGVuYW50X2lkGAIgASgJEhEKCWNsaWVudF9pcBgDIAEoCRISCgp1c2VyX2FnZW50GAQgASgJIugBChRTZWxlY3RUZW5hbnRSZXNwb25zZRIUCgxhY2Nlc3NfdG9rZW4YASABKAkSEgoKdG9rZW5fdHlwZRgCIAEoCRIaChJleHBpcmVzX2luX3NlY29uZHMYAyABKAUSEQoJdGVuYW50X2lkGAQgASgJEigKBHJvbGUYBSABKA4yGi5wb3J0Y3VsbGlzLmNvbW1vbi52MS5Sb2xlEhUKDXJlZnJlc2hfdG9rZW4YBiABKAkSIgoacmVmcmVzaF9leHBpcmVzX2luX3NlY29uZHMYByABKAUSEgoKc2Vzc2lvbl9pZBgIIAEoCSIxChlJbnNwZWN0TG9naW5UaWNrZXRSZXF1ZXN0EhQKDGxvZ2luX3RpY2tldBgBIAEoCSJFChpJbnNwZWN0TG9naW5UaWNrZXRSZXNwb25zZRIPCgd1c2VyX2lkGAEgASgJEhYKDnBob25lX3ZlcmlmaWVkGAIgASgIIi0KFFJlZnJlc2hUb2tlbnNSZXF1ZXN0EhUKDXJlZnJlc2hfdG9rZW4YASABKAki6QEKFVJlZnJlc2hUb2tlbnNSZXNwb25zZRIUCgxhY2Nlc3NfdG9rZW4YASABKAkSEgoKdG9rZW5fdHlwZRgCIAEoCRIaChJleHBpcmVzX2luX3NlY29uZHMYAyABKAUSFQoNcmVmcmVzaF90b2tlbhgEIAEoCRIiChpyZWZyZXNoX2V4cGlyZXNfaW5fc2Vjb25kcxgFIAEoBRIRCgl0ZW5hbnRfaWQYBiABKAkSKAoEcm9sZRgHIAEoDjIaLnBvcnRjdWxsaXMuY29tbW9uLnYxLlJvbGUSEgoKc2Vzc2lvbl9pZBgIIAEoCSK5AQoHU2Vzc2lvbhISCgpzZXNzaW9uX2lkGAEgASgJEhEKCXRlbmFudF9pZBgCIAEoCRIuCgpjcmVhdGVkX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxsYXN0X3VzZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhEKCWNsaWVudF9pcBgFIAEoCRISCgp1c2VyX2FnZW50GAYgASgJIiYKE0xpc3RTZXNzaW9uc1JlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCSJFChRMaXN0U2Vzc2lvbnNSZXNwb25zZRItCghzZXNzaW9ucxgBIAMoCzIbLnBvcnRjdWxsaXMuYXV0aC52MS5TZXNzaW9uIjsKFFJldm9rZVNlc3Npb25SZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSEgoKc2Vzc2lvbl9pZBgCIAEoCSIXChVSZXZva2VTZXNzaW9uUmVzcG9uc2UiKwoYUmV2b2tlQWxsU2Vzc2lvbnNSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkiLAoZUmV2b2tlQWxsU2Vzc2lvbnNSZXNwb25zZRIPCgdyZXZva2VkGAEgASgFIhkKF1JvdGF0ZVNpZ25pbmdLZXlSZXF1ZXN0IlkKGFJvdGF0ZVNpZ25pbmdLZXlSZXNwb25zZRILCgNraWQYASABKAkSMAoMc2lnbmluZ19mcm9tGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCI1Ch1TdGFydFBob25lVmVyaWZpY2F0aW9uUmVxdWVzdBIUCgxsb2dpbl90aWNrZXQYASABKAkidQoeU3RhcnRQaG9uZVZlcmlmaWNhdGlvblJlc3BvbnNlEhQKDHBob25lX21hc2tlZBgBIAEoCRIfChdjb2RlX2V4cGlyZXNfaW5fc2Vjb25kcxgCIAEoBRIcChRyZXNlbmRfYWZ0ZXJfc2Vjb25kcxgDIAEoBSI4ChJWZXJpZnlQaG9uZVJlcXVlc3QSFAoMbG9naW5fdGlja2V0GAEgASgJEgwKBGNvZGUYAiABKAkiLQoTVmVyaWZ5UGhvbmVSZXNwb25zZRIWCg5waG9uZV92ZXJpZmllZBgBIAEoCDL1CAoLQXV0aFNlcnZpY2USTwoGU2lnblVwEiEucG9ydGN1bGxpcy5hdXRoLnYxLlNpZ25VcFJlcXVlc3QaIi5wb3J0Y3VsbGlzLmF1dGgudjEuU2lnblVwUmVzcG9uc2USTAoFTG9naW4SIC5wb3J0Y3VsbGlzLmF1dGgudjEuTG9naW5SZXF1ZXN0GiEucG9ydGN1bGxpcy5hdXRoLnYxLkxvZ2luUmVzcG9uc2USYQoMU2VsZWN0VGVuYW50EicucG9ydGN1bGxpcy5hdXRoLnYxLlNlbGVjdFRlbmFudFJlcXVlc3QaKC5wb3J0Y3VsbGlzLmF1dGgudjEuU2VsZWN0VGVuYW50UmVzcG9uc2UScwoSSW5zcGVjdExvZ2luVGlja2V0Ei0ucG9ydGN1bGxpcy5hdXRoLnYxLkluc3BlY3RMb2dpblRpY2tldFJlcXVlc3QaLi5wb3J0Y3VsbGlzLmF1dGgudjEuSW5zcGVjdExvZ2luVGlja2V0UmVzcG9uc2USZAoNUmVmcmVzaFRva2VucxIoLnBvcnRjdWxsaXMuYXV0aC52MS5SZWZyZXNoVG9rZW5zUmVxdWVzdBopLnBvcnRjdWxsaXMuYXV0aC52MS5SZWZyZXNoVG9rZW5zUmVzcG9uc2USYQoMTGlzdFNlc3Npb25zEicucG9ydGN1bGxpcy5hdXRoLnYxLkxpc3RTZXNzaW9uc1JlcXVlc3QaKC5wb3J0Y3VsbGlzLmF1dGgudjEuTGlzdFNlc3Npb25zUmVzcG9uc2USZAoNUmV2b2tlU2Vzc2lvbhIoLnBvcnRjdWxsaXMuYXV0aC52MS5SZXZva2VTZXNzaW9uUmVxdWVzdBopLnBvcnRjdWxsaXMuYXV0aC52MS5SZXZva2VTZXNzaW9uUmVzcG9uc2UScAoRUmV2b2tlQWxsU2Vzc2lvbnMSLC5wb3J0Y3VsbGlzLmF1dGgudjEuUmV2b2tlQWxsU2Vzc2lvbnNSZXF1ZXN0Gi0ucG9ydGN1bGxpcy5hdXRoLnYxLlJldm9rZUFsbFNlc3Npb25zUmVzcG9uc2USbQoQUm90YXRlU2lnbmluZ0tleRIrLnBvcnRjdWxsaXMuYXV0aC52MS5Sb3RhdGVTaWduaW5nS2V5UmVxdWVzdBosLnBvcnRjdWxsaXMuYXV0aC52MS5Sb3RhdGVTaWduaW5nS2V5UmVzcG9uc2USfwoWU3RhcnRQaG9uZVZlcmlmaWNhdGlvbhIxLnBvcnRjdWxsaXMuYXV0aC52MS5TdGFydFBob25lVmVyaWZpY2F0aW9uUmVxdWVzdBoyLnBvcnRjdWxsaXMuYXV0aC52MS5TdGFydFBob25lVmVyaWZpY2F0aW9uUmVzcG9uc2USXgoLVmVyaWZ5UGhvbmUSJi5wb3J0Y3VsbGlzLmF1dGgudjEuVmVyaWZ5UGhvbmVSZXF1ZXN0GicucG9ydGN1bGxpcy5hdXRoLnYxLlZlcmlmeVBob25lUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp, file_portcullis_common_v1_common]);
 
 /**
  * @generated from message portcullis.auth.v1.SignUpRequest
@@ -34,6 +34,13 @@ export type SignUpRequest = Message<"portcullis.auth.v1.SignUpRequest"> & {
    * @generated from field: string display_name = 3;
    */
   displayName: string;
+
+  /**
+   * E.164, e.g. +8613800138000; stored normalised.
+   *
+   * @generated from field: string phone = 4;
+   */
+  phone: string;
 };
 
 /**
@@ -139,6 +146,13 @@ export type LoginResponse = Message<"portcullis.auth.v1.LoginResponse"> & {
    * @generated from field: int32 ticket_expires_in_seconds = 4;
    */
   ticketExpiresInSeconds: number;
+
+  /**
+   * Whether the account's phone number has been verified (required to create a tenant).
+   *
+   * @generated from field: bool phone_verified = 5;
+   */
+  phoneVerified: boolean;
 };
 
 /**
@@ -257,6 +271,13 @@ export type InspectLoginTicketResponse = Message<"portcullis.auth.v1.InspectLogi
    * @generated from field: string user_id = 1;
    */
   userId: string;
+
+  /**
+   * Whether the account's phone number has been verified (required to create a tenant).
+   *
+   * @generated from field: bool phone_verified = 2;
+   */
+  phoneVerified: boolean;
 };
 
 /**
@@ -516,6 +537,93 @@ export const RotateSigningKeyResponseSchema: GenMessage<RotateSigningKeyResponse
   messageDesc(file_portcullis_auth_v1_auth, 19);
 
 /**
+ * @generated from message portcullis.auth.v1.StartPhoneVerificationRequest
+ */
+export type StartPhoneVerificationRequest = Message<"portcullis.auth.v1.StartPhoneVerificationRequest"> & {
+  /**
+   * @generated from field: string login_ticket = 1;
+   */
+  loginTicket: string;
+};
+
+/**
+ * Describes the message portcullis.auth.v1.StartPhoneVerificationRequest.
+ * Use `create(StartPhoneVerificationRequestSchema)` to create a new message.
+ */
+export const StartPhoneVerificationRequestSchema: GenMessage<StartPhoneVerificationRequest> = /*@__PURE__*/
+  messageDesc(file_portcullis_auth_v1_auth, 20);
+
+/**
+ * @generated from message portcullis.auth.v1.StartPhoneVerificationResponse
+ */
+export type StartPhoneVerificationResponse = Message<"portcullis.auth.v1.StartPhoneVerificationResponse"> & {
+  /**
+   * The phone number with all but its last digits masked, e.g. +86*******8000.
+   *
+   * @generated from field: string phone_masked = 1;
+   */
+  phoneMasked: string;
+
+  /**
+   * @generated from field: int32 code_expires_in_seconds = 2;
+   */
+  codeExpiresInSeconds: number;
+
+  /**
+   * Seconds until another code may be requested.
+   *
+   * @generated from field: int32 resend_after_seconds = 3;
+   */
+  resendAfterSeconds: number;
+};
+
+/**
+ * Describes the message portcullis.auth.v1.StartPhoneVerificationResponse.
+ * Use `create(StartPhoneVerificationResponseSchema)` to create a new message.
+ */
+export const StartPhoneVerificationResponseSchema: GenMessage<StartPhoneVerificationResponse> = /*@__PURE__*/
+  messageDesc(file_portcullis_auth_v1_auth, 21);
+
+/**
+ * @generated from message portcullis.auth.v1.VerifyPhoneRequest
+ */
+export type VerifyPhoneRequest = Message<"portcullis.auth.v1.VerifyPhoneRequest"> & {
+  /**
+   * @generated from field: string login_ticket = 1;
+   */
+  loginTicket: string;
+
+  /**
+   * @generated from field: string code = 2;
+   */
+  code: string;
+};
+
+/**
+ * Describes the message portcullis.auth.v1.VerifyPhoneRequest.
+ * Use `create(VerifyPhoneRequestSchema)` to create a new message.
+ */
+export const VerifyPhoneRequestSchema: GenMessage<VerifyPhoneRequest> = /*@__PURE__*/
+  messageDesc(file_portcullis_auth_v1_auth, 22);
+
+/**
+ * @generated from message portcullis.auth.v1.VerifyPhoneResponse
+ */
+export type VerifyPhoneResponse = Message<"portcullis.auth.v1.VerifyPhoneResponse"> & {
+  /**
+   * @generated from field: bool phone_verified = 1;
+   */
+  phoneVerified: boolean;
+};
+
+/**
+ * Describes the message portcullis.auth.v1.VerifyPhoneResponse.
+ * Use `create(VerifyPhoneResponseSchema)` to create a new message.
+ */
+export const VerifyPhoneResponseSchema: GenMessage<VerifyPhoneResponse> = /*@__PURE__*/
+  messageDesc(file_portcullis_auth_v1_auth, 23);
+
+/**
  * Identity provider: accounts, credentials and token issuance.
  *
  * @generated from service portcullis.auth.v1.AuthService
@@ -610,6 +718,27 @@ export const AuthService: GenService<{
     methodKind: "unary";
     input: typeof RotateSigningKeyRequestSchema;
     output: typeof RotateSigningKeyResponseSchema;
+  },
+  /**
+   * Sends a fresh 6-digit code by SMS to the phone number of the login ticket's account
+   * (the ticket authenticates the call and is not consumed).
+   *
+   * @generated from rpc portcullis.auth.v1.AuthService.StartPhoneVerification
+   */
+  startPhoneVerification: {
+    methodKind: "unary";
+    input: typeof StartPhoneVerificationRequestSchema;
+    output: typeof StartPhoneVerificationResponseSchema;
+  },
+  /**
+   * Checks the code sent by StartPhoneVerification and marks the account's phone number verified.
+   *
+   * @generated from rpc portcullis.auth.v1.AuthService.VerifyPhone
+   */
+  verifyPhone: {
+    methodKind: "unary";
+    input: typeof VerifyPhoneRequestSchema;
+    output: typeof VerifyPhoneResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_portcullis_auth_v1_auth, 0);
