@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { auditStreamOf } from '@portcullis/kit';
+import { Redis } from 'ioredis';
 import pg from 'pg';
 import { startDemoTool } from '../../deploy/local/demo-tool.mjs';
 import { platformEnv, startPlatform, startService, type Platform, type Ports, type ServiceName } from '../../deploy/local/platform.mjs';
@@ -16,6 +17,18 @@ import { startOtlpReceiver } from './otlp-receiver.js';
 import { freePort } from './ports.js';
 
 const root = new URL('../..', import.meta.url).pathname;
+
+/** Removes every key of the run (sessions, tickets, counters) from the shared Redis. */
+async function deleteRedisKeys(prefix: string): Promise<void> {
+  const redis = new Redis(infra.redisUrl);
+  try {
+    for await (const keys of redis.scanStream({ match: `${prefix}*`, count: 500 }) as AsyncIterable<string[]>) {
+      if (keys.length > 0) await redis.del(...keys);
+    }
+  } finally {
+    redis.disconnect();
+  }
+}
 
 /** Removes the run's audit stream from the shared NATS server. */
 async function deleteAuditStream(subjectPrefix: string): Promise<void> {
@@ -102,6 +115,7 @@ export async function startTestPlatform() {
       }
       await rm(smsOutboxFile, { force: true });
       await deleteAuditStream(testRunId);
+      await deleteRedisKeys(`${testRunId}:`);
     },
   };
 }
