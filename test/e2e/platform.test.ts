@@ -313,4 +313,92 @@ describe('the whole platform, every process spawned', () => {
       }
     });
   });
+
+  describe('API keys', () => {
+    interface KeyAnswer {
+      apiKey: { id: string; kind: string; scopes: string[]; lastUsedAt: string | null };
+      key: string;
+    }
+    const createKey = async (token: string, body: Record<string, unknown>) =>
+      httpJson(platform.gatewayUrl, 'POST', '/api/api-keys', { token, host: demo.host, body: { name: 'e2e', ...body } });
+    const withKey = (key: string) =>
+      httpJson(platform.gatewayUrl, 'POST', `/api/tools/${demo.toolName}/invoke`, {
+        host: demo.host,
+        headers: { 'x-api-key': key },
+        body: { input: { hello: 'key' } },
+      });
+
+    it('a tenant key created by the owner works within its scopes, never with a second credential, and stops when revoked', async () => {
+      const created = await createKey(tokens.owner, { kind: 'tenant', scopes: ['tools:invoke'] });
+      expect(created.status).toBe(201);
+      const { apiKey, key } = created.body as KeyAnswer;
+      expect(key).toMatch(/^pck_[a-z0-9]{16}_[A-Za-z0-9_-]{43}$/);
+      expect(apiKey).toMatchObject({ kind: 'tenant', scopes: ['tools:invoke'] });
+
+      const used = await withKey(key);
+      expect(used.status).toBe(200);
+      expect((used.body as InvokeBody).output?.echo).toEqual({ hello: 'key' });
+
+      const outOfScope = await httpJson(platform.gatewayUrl, 'GET', '/api/audit/events', {
+        host: demo.host,
+        headers: { 'x-api-key': key },
+      });
+      expect(outOfScope.status).toBe(403);
+      const both = await invoke(tokens.owner, { 'x-api-key': key });
+      expect(both.status).toBe(401);
+      expect(both.body.error?.message).toBe('send exactly one credential');
+      const mintedByKey = await httpJson(platform.gatewayUrl, 'GET', '/api/api-keys', { host: demo.host, headers: { 'x-api-key': key } });
+      expect(mintedByKey.status).toBe(403);
+
+      const listed = await httpJson(platform.gatewayUrl, 'GET', '/api/api-keys', { token: tokens.owner, host: demo.host });
+      const entry = (listed.body as { apiKeys: KeyAnswer['apiKey'][] }).apiKeys.find((k) => k.id === apiKey.id);
+      expect(entry?.lastUsedAt).toEqual(expect.any(String));
+      expect(JSON.stringify(listed.body)).not.toContain(key.slice(21));
+
+      const revoked = await httpJson(platform.gatewayUrl, 'DELETE', `/api/api-keys/${apiKey.id}`, { token: tokens.owner, host: demo.host });
+      expect(revoked.status).toBe(204);
+      expect((await withKey(key)).status).toBe(401);
+    });
+
+    it('rotation: both keys work during the grace period, then only the new one', async () => {
+      const { apiKey, key: oldKey } = (await createKey(tokens.owner, { kind: 'tenant', scopes: ['tools:invoke'] })).body as KeyAnswer;
+      const rotated = await httpJson(platform.gatewayUrl, 'POST', `/api/api-keys/${apiKey.id}/rotate`, {
+        token: tokens.owner,
+        host: demo.host,
+        body: { graceSeconds: 2 },
+      });
+      expect(rotated.status).toBe(201);
+      const newKey = (rotated.body as KeyAnswer).key;
+      expect((await withKey(newKey)).status).toBe(200);
+      expect((await withKey(oldKey)).status).toBe(200);
+      await pollUntil(async () => ((await withKey(oldKey)).status === 401 ? true : undefined), {
+        timeoutMs: 15_000,
+        what: 'the rotated-out key to stop working',
+      });
+      expect((await withKey(newKey)).status).toBe(200);
+    });
+
+    it("a user key never exceeds its user's rights or its scopes; a key of another tenant is refused", async () => {
+      // A plain user cannot create a tenant key, nor hand a key a capability they do not hold.
+      expect((await createKey(tokens.user, { kind: 'tenant', scopes: ['tenant:read'] })).status).toBe(403);
+      expect((await createKey(tokens.user, { kind: 'user', scopes: ['tools:invoke'] })).status).toBe(403);
+      const created = await createKey(tokens.user, { kind: 'user', scopes: ['tenant:read'] });
+      expect(created.status).toBe(201);
+      const { key } = created.body as KeyAnswer;
+      const context = await httpJson(platform.gatewayUrl, 'GET', '/api/context', { host: demo.host, headers: { 'x-api-key': key } });
+      expect(context.status).toBe(200);
+      expect((await withKey(key)).status).toBe(403);
+
+      // Created on the platform host, where the tenant comes from the beta owner's token.
+      const beta = await httpJson(platform.gatewayUrl, 'POST', '/api/api-keys', {
+        token: tokens.beta,
+        body: { name: 'e2e', kind: 'tenant', scopes: ['tools:invoke'] },
+      });
+      expect(beta.status).toBe(201);
+      const betaKey = (beta.body as KeyAnswer).key;
+      const foreign = await withKey(betaKey);
+      expect(foreign.status).toBe(403);
+      expect((foreign.body as InvokeBody).error?.code).toBe('CROSS_TENANT');
+    });
+  });
 });

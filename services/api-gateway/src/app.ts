@@ -22,6 +22,9 @@ async function dispatch(
     return route.handle({ request, resolveContext: () => pipeline.resolveContext(request) }, input);
   }
   const authorized = await pipeline.run(request, route.capability);
+  if (route.humansOnly && authorized.credential.kind !== 'access_token') {
+    throw new AppError('PERMISSION_DENIED', 'this route needs a signed-in person; API keys cannot use it');
+  }
   if (route.needsAssistant && !authorized.target.assistantId) {
     throw new AppError('INVALID_ARGUMENT', "this route acts on an assistant: send it to the assistant's domain or set X-Assistant-Id");
   }

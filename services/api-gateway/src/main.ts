@@ -11,9 +11,11 @@ import { ToolGatewayService } from '@portcullis/proto/tools';
 import { createApp } from './app.js';
 import { configSchema } from './config.js';
 import { createAccessTokenVerifier } from './libraries/access-tokens.js';
+import { createApiKeyVerifier } from './libraries/api-keys.js';
 import { createSessionCheck } from './libraries/sessions.js';
 import { createDecisionAuditor } from './pipeline/audit-decision.js';
 import { createPipeline } from './pipeline/index.js';
+import { createApiKeyRoutes } from './routes/api-key-routes.js';
 import { createAuditRoutes } from './routes/audit-routes.js';
 import { createDeviceRoutes } from './routes/device-routes.js';
 import { createPublicRoutes } from './routes/public-routes.js';
@@ -63,6 +65,7 @@ await runService({
         issuer: config.AUTH_ISSUER,
         audience: config.AUTH_AUDIENCE,
       }),
+      verifyApiKey: createApiKeyVerifier({ auth }),
       isSessionActive: createSessionCheck({ store: redis, keyPrefix: config.REDIS_KEY_PREFIX }),
       auditDecision: createDecisionAuditor(auditPublisher),
       policy,
@@ -83,6 +86,7 @@ await runService({
       publicRoutes: createPublicRoutes({ auth, tenants, devices, fetchJwks }),
       protectedRoutes: [
         ...createSessionRoutes({ auth }),
+        ...createApiKeyRoutes({ auth, policy }),
         ...createTenantRoutes({ tenants }),
         ...createToolRoutes({ tools }),
         ...createDeviceRoutes({ devices }),

@@ -8,6 +8,7 @@ import { createAuthService } from './grpc/auth-service.js';
 import { createJwksServer } from './http/jwks-server.js';
 import { createAccessTokens } from './libraries/access-tokens.js';
 import { createAccounts } from './libraries/accounts.js';
+import { createApiKeys } from './libraries/api-keys.js';
 import { createAliyunSmsSender } from './libraries/aliyun-sms.js';
 import { createKeyEncryption } from './libraries/key-encryption.js';
 import { createLoginThrottle, createRedisFailureCounters } from './libraries/login-throttle.js';
@@ -19,6 +20,7 @@ import { createSignIn } from './libraries/sign-in.js';
 import { createSigningKeys } from './libraries/signing-keys.js';
 import { createFileSmsSender, type SmsSender } from './libraries/sms-senders.js';
 import { createTokenRefresh } from './libraries/token-refresh.js';
+import { createApiKeyQueries } from './queries/api-keys.js';
 import { createPhoneCodeQueries } from './queries/phone-codes.js';
 import { createRefreshTokenQueries } from './queries/refresh-tokens.js';
 import { createSessionQueries } from './queries/sessions.js';
@@ -132,7 +134,17 @@ await runService({
     });
 
     return {
-      services: [createAuthService({ accounts, signIn, refresh, sessions, signingKeys, phone })],
+      services: [
+        createAuthService({
+          accounts,
+          signIn,
+          refresh,
+          sessions,
+          signingKeys,
+          phone,
+          apiKeys: createApiKeys({ store: createApiKeyQueries(prisma), tenants: tenantRegistry, logger }),
+        }),
+      ],
       isReady: () => redis.status === 'ready',
     };
   },

@@ -16,8 +16,8 @@ import {
   type GrpcServer,
   type ServiceHandlers,
 } from '@portcullis/kit';
-import { AuthService } from '@portcullis/proto/auth';
-import { Role } from '@portcullis/proto/common';
+import { ApiKeyKind, AuthService } from '@portcullis/proto/auth';
+import { PrincipalKind, Role, type Principal } from '@portcullis/proto/common';
 import { TenantRegistryService, type Membership } from '@portcullis/proto/tenant';
 import { createTestDatabase, infra, pollUntil, testAppRole, testRunId, withPg, type TestDatabase } from '@portcullis/test';
 import { Redis } from 'ioredis';
@@ -36,6 +36,7 @@ import { createAuthService } from '../src/grpc/auth-service.js';
 import { createJwksServer, JWKS_PATH, type JwksServer } from '../src/http/jwks-server.js';
 import { createAccessTokens, type AccessTokens } from '../src/libraries/access-tokens.js';
 import { createAccounts } from '../src/libraries/accounts.js';
+import { createApiKeys, hashSecret } from '../src/libraries/api-keys.js';
 import { createKeyEncryption } from '../src/libraries/key-encryption.js';
 import { accountThrottleKey, createLoginThrottle, createRedisFailureCounters } from '../src/libraries/login-throttle.js';
 import { createLoginTickets, hashTicket } from '../src/libraries/login-tickets.js';
@@ -47,6 +48,7 @@ import { createSignIn } from '../src/libraries/sign-in.js';
 import { createSigningKeys } from '../src/libraries/signing-keys.js';
 import { createTokenRefresh, REUSE_MESSAGE } from '../src/libraries/token-refresh.js';
 import type { SmsSender } from '../src/libraries/sms-senders.js';
+import { createApiKeyQueries } from '../src/queries/api-keys.js';
 import { createPhoneCodeQueries, phoneCodeKey, phoneResendKey } from '../src/queries/phone-codes.js';
 import { createRefreshTokenQueries } from '../src/queries/refresh-tokens.js';
 import { createSessionQueries, sessionKey, userSessionsKey } from '../src/queries/sessions.js';
@@ -252,7 +254,17 @@ describe('auth service against Postgres, Redis and a fake tenant-registry', () =
     const refresh = createTokenRefresh({ refreshTokens, sessions, tenants: registryClient, tokens, ttlSeconds: refreshTtlSeconds, logger });
     server = createGrpcServer({
       logger,
-      services: [createAuthService({ accounts, signIn, refresh, sessions, signingKeys, phone: phoneVerification })],
+      services: [
+        createAuthService({
+          accounts,
+          signIn,
+          refresh,
+          sessions,
+          signingKeys,
+          phone: phoneVerification,
+          apiKeys: createApiKeys({ store: createApiKeyQueries(prisma), tenants: registryClient, logger }),
+        }),
+      ],
     });
     const port = await server.listen('127.0.0.1', 0);
     server.setServing(true);
@@ -1125,6 +1137,169 @@ describe('auth service against Postgres, Redis and a fake tenant-registry', () =
       const session = await openSession();
       expect(decodeProtectedHeader(session.accessToken).kid).toBe(oldKid);
       await expect(jwtVerify(session.accessToken, createRemoteJWKSet(jwksUrl), { issuer, audience })).resolves.toBeDefined();
+    });
+  });
+
+  describe('API keys', () => {
+    const actorOf = (id: string, tenantId = tenantAlpha): Principal => ({
+      $typeName: 'portcullis.common.v1.Principal',
+      kind: PrincipalKind.USER,
+      id,
+      tenantId,
+      role: Role.UNSPECIFIED,
+    });
+    const keyRow = (id: string) =>
+      withPg(
+        db.ownerUrl,
+        async (c) =>
+          (
+            await c.query<{ secret_hash: string; last_used_at: Date | null; revoked_at: Date | null; grace_until: Date | null }>(
+              'SELECT secret_hash, last_used_at, revoked_at, grace_until FROM api_keys WHERE id = $1',
+              [id],
+            )
+          ).rows[0],
+      );
+    const createKey = async (actorId: string, kind: ApiKeyKind, scopes = ['tools:invoke']) => {
+      const created = await client.createApiKey({ tenantId: tenantAlpha, actor: actorOf(actorId), kind, name: 'ci', scopes });
+      secretsSeen.push(created.key);
+      if (!created.apiKey) throw new Error('no api key in the answer');
+      return { key: created.key, apiKey: created.apiKey };
+    };
+
+    it('creates a key shown once, stores only the SHA-256 of its secret, and verifies it (recording the use)', async () => {
+      const { key, apiKey } = await createKey(userId, ApiKeyKind.TENANT, ['tools:invoke', 'audit:read', 'tools:invoke']);
+      expect(key).toMatch(/^pck_[a-z0-9]{16}_[A-Za-z0-9_-]{43}$/);
+      expect(apiKey).toMatchObject({ kind: ApiKeyKind.TENANT, userId: '', createdBy: userId, scopes: ['audit:read', 'tools:invoke'] });
+      const secretPart = key.slice(21);
+      const row = await keyRow(apiKey.keyId);
+      expect(row?.secret_hash).toBe(hashSecret(secretPart));
+      expect(row?.last_used_at).toBeNull();
+
+      const verified = await client.verifyApiKey({ key });
+      expect(verified).toMatchObject({
+        keyId: apiKey.keyId,
+        tenantId: tenantAlpha,
+        kind: ApiKeyKind.TENANT,
+        scopes: ['audit:read', 'tools:invoke'],
+      });
+      expect((await keyRow(apiKey.keyId))?.last_used_at).toBeInstanceOf(Date);
+
+      const listed = await client.listApiKeys({ tenantId: tenantAlpha, actor: actorOf(userId) });
+      const mine = listed.apiKeys.find((k) => k.keyId === apiKey.keyId);
+      expect(mine?.lastUsedAt).toBeDefined();
+      expect(JSON.stringify(listed, (_k, v: unknown) => (typeof v === 'bigint' ? String(v) : v))).not.toContain(secretPart);
+    });
+
+    it('keeps api_keys under row-level security: the app role sees no key without its tenant', async () => {
+      const { apiKey } = await createKey(userId, ApiKeyKind.USER);
+      const seen = await withPg(db.appUrl, async (c) => (await c.query('SELECT id FROM api_keys WHERE id = $1', [apiKey.keyId])).rowCount);
+      expect(seen).toBe(0);
+      const other = await withPg(db.appUrl, async (c) => {
+        await c.query('BEGIN');
+        await c.query("SELECT set_config('app.tenant_id', $1, true)", [tenantBeta]);
+        const count = (await c.query('SELECT id FROM api_keys WHERE id = $1', [apiKey.keyId])).rowCount;
+        await c.query('ROLLBACK');
+        return count;
+      });
+      expect(other).toBe(0);
+    });
+
+    it('refuses tenant keys to plain users, lets them create user keys, and hides other keys from them', async () => {
+      const plain = await newUser('apikey-user', [{ tenantId: tenantAlpha, role: Role.USER }]);
+      const refused = await expectRejection(createKey(plain.userId, ApiKeyKind.TENANT));
+      expect(refused.code).toBe('PERMISSION_DENIED');
+      const own = await createKey(plain.userId, ApiKeyKind.USER);
+      expect(own.apiKey).toMatchObject({ kind: ApiKeyKind.USER, userId: plain.userId });
+      const listed = await client.listApiKeys({ tenantId: tenantAlpha, actor: actorOf(plain.userId) });
+      expect(listed.apiKeys.map((k) => k.keyId)).toEqual([own.apiKey.keyId]);
+      const adminKey = await createKey(userId, ApiKeyKind.TENANT);
+      expect(
+        (await expectRejection(client.revokeApiKey({ tenantId: tenantAlpha, actor: actorOf(plain.userId), keyId: adminKey.apiKey.keyId })))
+          .code,
+      ).toBe('NOT_FOUND');
+      const outsider = await newUser('apikey-outsider');
+      expect((await expectRejection(createKey(outsider.userId, ApiKeyKind.USER))).code).toBe('PERMISSION_DENIED');
+      expect(
+        (
+          await expectRejection(
+            client.createApiKey({
+              tenantId: tenantAlpha,
+              actor: actorOf(userId, tenantBeta),
+              kind: ApiKeyKind.USER,
+              name: 'x',
+              scopes: ['tools:invoke'],
+            }),
+          )
+        ).code,
+      ).toBe('CROSS_TENANT');
+    });
+
+    it('rejects revoked, expired and rotated-out keys with UNAUTHENTICATED', async () => {
+      const revoked = await createKey(userId, ApiKeyKind.TENANT);
+      await client.revokeApiKey({ tenantId: tenantAlpha, actor: actorOf(userId), keyId: revoked.apiKey.keyId });
+      expect((await expectRejection(client.verifyApiKey({ key: revoked.key }))).code).toBe('UNAUTHENTICATED');
+
+      const expired = await createKey(userId, ApiKeyKind.TENANT);
+      await withPg(db.ownerUrl, (c) =>
+        c.query("UPDATE api_keys SET expires_at = now() - interval '1 second' WHERE id = $1", [expired.apiKey.keyId]),
+      );
+      expect((await expectRejection(client.verifyApiKey({ key: expired.key }))).code).toBe('UNAUTHENTICATED');
+
+      const old = await createKey(userId, ApiKeyKind.TENANT);
+      const rotated = await client.rotateApiKey({
+        tenantId: tenantAlpha,
+        actor: actorOf(userId),
+        keyId: old.apiKey.keyId,
+        graceSeconds: 3_600,
+      });
+      secretsSeen.push(rotated.key);
+      expect(rotated.apiKey?.rotatedFrom).toBe(old.apiKey.keyId);
+      // During the grace period both work.
+      expect((await client.verifyApiKey({ key: old.key })).keyId).toBe(old.apiKey.keyId);
+      expect((await client.verifyApiKey({ key: rotated.key })).keyId).toBe(rotated.apiKey?.keyId);
+      expect(
+        (
+          await expectRejection(
+            client.rotateApiKey({ tenantId: tenantAlpha, actor: actorOf(userId), keyId: old.apiKey.keyId, graceSeconds: 0 }),
+          )
+        ).code,
+      ).toBe('FAILED_PRECONDITION');
+      await withPg(db.ownerUrl, (c) =>
+        c.query("UPDATE api_keys SET grace_until = now() - interval '1 second' WHERE id = $1", [old.apiKey.keyId]),
+      );
+      expect((await expectRejection(client.verifyApiKey({ key: old.key }))).code).toBe('UNAUTHENTICATED');
+      expect((await client.verifyApiKey({ key: rotated.key })).keyId).toBe(rotated.apiKey?.keyId);
+
+      const tampered = `${rotated.key.slice(0, -1)}${rotated.key.endsWith('A') ? 'B' : 'A'}`;
+      expect((await expectRejection(client.verifyApiKey({ key: tampered }))).code).toBe('UNAUTHENTICATED');
+      expect((await expectRejection(client.verifyApiKey({ key: 'pck_nope' }))).code).toBe('UNAUTHENTICATED');
+    });
+
+    it('revoking a rotated key also ends the grace of the key it replaced', async () => {
+      const old = await createKey(userId, ApiKeyKind.TENANT);
+      const rotated = await client.rotateApiKey({
+        tenantId: tenantAlpha,
+        actor: actorOf(userId),
+        keyId: old.apiKey.keyId,
+        graceSeconds: 3_600,
+      });
+      secretsSeen.push(rotated.key);
+      await client.revokeApiKey({ tenantId: tenantAlpha, actor: actorOf(userId), keyId: rotated.apiKey?.keyId ?? '' });
+      expect((await expectRejection(client.verifyApiKey({ key: old.key }))).code).toBe('UNAUTHENTICATED');
+      expect((await keyRow(old.apiKey.keyId))?.revoked_at).toBeInstanceOf(Date);
+    });
+
+    it('rotation with no grace stops the old key at once', async () => {
+      const old = await createKey(userId, ApiKeyKind.USER);
+      const rotated = await client.rotateApiKey({
+        tenantId: tenantAlpha,
+        actor: actorOf(userId),
+        keyId: old.apiKey.keyId,
+        graceSeconds: 0,
+      });
+      secretsSeen.push(rotated.key);
+      expect((await expectRejection(client.verifyApiKey({ key: old.key }))).code).toBe('UNAUTHENTICATED');
+      expect((await client.verifyApiKey({ key: rotated.key })).userId).toBe(userId);
     });
   });
 

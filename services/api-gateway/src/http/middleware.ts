@@ -55,6 +55,7 @@ export function requestInfoOf(req: Request): RequestInfo {
     host: (req.hostname || '').toLowerCase(),
     assistantId: assistantId === undefined || assistantId === '' ? undefined : assistantId,
     authorization: req.header('authorization'),
+    apiKey: req.header('x-api-key'),
     clientIp: req.socket.remoteAddress ?? '',
     userAgent: (req.header('user-agent') ?? '').slice(0, 200),
   };

@@ -22,6 +22,8 @@ export interface ProtectedRoute {
   capability: Capability;
   /** The route acts on one assistant, so the context must name one. */
   needsAssistant?: boolean;
+  /** Only a signed-in person (access token) may call it; an API key is refused with 403. */
+  humansOnly?: boolean;
   summary: string;
   handle(context: AuthorizedContext, input: RouteInput): Promise<RouteResult>;
 }

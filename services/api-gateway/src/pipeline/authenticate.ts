@@ -1,13 +1,15 @@
 import { AppError, type GrpcClient } from '@portcullis/kit';
-import { PrincipalKind, type Principal } from '@portcullis/proto/common';
+import { PrincipalKind, Role, type Principal } from '@portcullis/proto/common';
 import type { TenantRegistryService } from '@portcullis/proto/tenant';
 import type { AccessTokenVerifier } from '../libraries/access-tokens.js';
+import type { ApiKeyVerifier } from '../libraries/api-keys.js';
 import type { SessionCheck } from '../libraries/sessions.js';
 import type { DecisionAuditor } from './audit-decision.js';
-import type { AuthenticatedContext, ResolvedContext, TenantTarget } from './types.js';
+import type { AuthenticatedContext, Credential, RequestInfo, ResolvedContext, TenantTarget } from './types.js';
 
 export interface AuthenticateDeps {
   verifyAccessToken: AccessTokenVerifier;
+  verifyApiKey: ApiKeyVerifier;
   isSessionActive: SessionCheck;
   tenants: Pick<GrpcClient<typeof TenantRegistryService>, 'resolveContext'>;
   auditDecision: DecisionAuditor;
@@ -16,34 +18,61 @@ export interface AuthenticateDeps {
 /** The single bearer credential of a request; anything else is UNAUTHENTICATED. */
 export function bearerTokenOf(authorization: string | undefined): string {
   if (authorization === undefined || authorization.length === 0) {
-    throw new AppError('UNAUTHENTICATED', 'a credential is required: send Authorization: Bearer <access token>');
+    throw new AppError('UNAUTHENTICATED', 'a credential is required: send Authorization: Bearer <access token> or X-API-Key: <API key>');
   }
   const match = /^Bearer ([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+)$/.exec(authorization);
   if (!match?.[1]) throw new AppError('UNAUTHENTICATED', 'invalid or expired credential');
   return match[1];
 }
 
+/** Which credential the request carries: exactly one of an access token or an API key. */
+export function credentialOf(request: Pick<RequestInfo, 'authorization' | 'apiKey'>): { kind: 'access_token' | 'api_key'; value: string } {
+  const hasToken = request.authorization !== undefined && request.authorization.length > 0;
+  const hasKey = request.apiKey !== undefined && request.apiKey.length > 0;
+  if (hasToken && hasKey) throw new AppError('UNAUTHENTICATED', 'send exactly one credential');
+  if (hasKey) return { kind: 'api_key', value: request.apiKey ?? '' };
+  return { kind: 'access_token', value: bearerTokenOf(request.authorization) };
+}
+
+const principalOf = (kind: PrincipalKind, id: string, tenantId: string, role: Role): Principal => ({
+  $typeName: 'portcullis.common.v1.Principal',
+  kind,
+  id,
+  tenantId,
+  role,
+});
+
 /**
- * Step 2 — authenticate: exactly one credential, verified locally against the auth
- * service's published keys, whose session has not been revoked. Its tenant must be the resolved tenant; on a platform host
- * the credential's tenant becomes the target once the registry confirms it is active.
+ * Step 2 — authenticate: exactly one credential — an access JWT (verified locally against the
+ * auth service's published keys, whose session has not been revoked) or an API key (verified
+ * by the auth service). Its tenant must be the resolved tenant; on a platform host the
+ * credential's tenant becomes the target once the registry confirms it is active.
  */
-export function createAuthenticate({ verifyAccessToken, isSessionActive, tenants, auditDecision }: AuthenticateDeps) {
+export function createAuthenticate({ verifyAccessToken, verifyApiKey, isSessionActive, tenants, auditDecision }: AuthenticateDeps) {
+  async function identify(request: RequestInfo): Promise<{ principal: Principal; credential: Credential }> {
+    const presented = credentialOf(request);
+    if (presented.kind === 'api_key') {
+      const key = await verifyApiKey(presented.value, request.requestId);
+      return {
+        principal: principalOf(PrincipalKind.API_KEY, key.keyId, key.tenantId, Role.UNSPECIFIED),
+        credential: { kind: 'api_key', keyId: key.keyId, keyKind: key.kind, userId: key.userId, scopes: key.scopes },
+      };
+    }
+    const claims = await verifyAccessToken(presented.value);
+    if (!(await isSessionActive(claims.sessionId))) throw new AppError('UNAUTHENTICATED', 'this session has ended; sign in again');
+    return {
+      principal: principalOf(PrincipalKind.USER, claims.userId, claims.tenantId, claims.role),
+      credential: { kind: 'access_token', sessionId: claims.sessionId },
+    };
+  }
+
   return async function authenticate(resolved: ResolvedContext): Promise<AuthenticatedContext> {
     const { request } = resolved;
-    const claims = await verifyAccessToken(bearerTokenOf(request.authorization));
-    if (!(await isSessionActive(claims.sessionId))) throw new AppError('UNAUTHENTICATED', 'this session has ended; sign in again');
-    const principal: Principal = {
-      $typeName: 'portcullis.common.v1.Principal',
-      kind: PrincipalKind.USER,
-      id: claims.userId,
-      tenantId: claims.tenantId,
-      role: claims.role,
-    };
+    const { principal, credential } = await identify(request);
     let target: TenantTarget;
     if (resolved.target) {
       target = resolved.target;
-      if (claims.tenantId !== target.tenantId) {
+      if (principal.tenantId !== target.tenantId) {
         await auditDecision({
           request,
           target,
@@ -58,10 +87,10 @@ export function createAuthenticate({ verifyAccessToken, isSessionActive, tenants
         throw new AppError('CROSS_TENANT', 'this credential belongs to another tenant');
       }
     } else {
-      const { context } = await tenants.resolveContext({ tenantId: claims.tenantId }, { requestId: request.requestId });
+      const { context } = await tenants.resolveContext({ tenantId: principal.tenantId }, { requestId: request.requestId });
       if (!context) throw new AppError('NOT_FOUND', 'tenant not found');
       target = { tenantId: context.tenantId, tenantName: context.tenantName, assistantId: '' };
     }
-    return { request, target, principal, credential: { kind: 'access_token', sessionId: claims.sessionId } } as AuthenticatedContext;
+    return { request, target, principal, credential } as AuthenticatedContext;
   };
 }

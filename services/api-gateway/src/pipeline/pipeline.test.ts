@@ -1,8 +1,12 @@
 import { describe, expect, it } from '@jest/globals';
 import { AppError } from '@portcullis/kit';
 import { Outcome } from '@portcullis/proto/audit';
-import { Role } from '@portcullis/proto/common';
+import fc from 'fast-check';
+import { ApiKeyKind } from '@portcullis/proto/auth';
+import { PrincipalKind, Role } from '@portcullis/proto/common';
+import type { CheckRequest } from '@portcullis/proto/policy';
 import type { AccessClaims } from '../libraries/access-tokens.js';
+import { apiKeyOf, createApiKeyVerifier } from '../libraries/api-keys.js';
 import { createDecisionAuditor } from './audit-decision.js';
 import { bearerTokenOf } from './authenticate.js';
 import { createPipeline } from './index.js';
@@ -14,11 +18,28 @@ const assistantA = '00000000-0000-4000-8000-0000000000a1';
 const alice = '00000000-0000-4000-8000-0000000000f1';
 const token = 'aaa.bbb.ccc';
 const liveSession = 'session-1';
+const bob = '00000000-0000-4000-8000-0000000000f2';
+const keyOf = (id: string) => `pck_${id.padEnd(16, '0')}_${'s'.repeat(43)}`;
+/** Keys the fake auth service knows: tenant key of A, user key of bob in A, tenant key of B. */
+const keys = new Map([
+  [keyOf('tenanta'), { keyId: 'tenanta', tenantId: tenantA, kind: ApiKeyKind.TENANT, userId: '', scopes: ['tools:invoke'] }],
+  [keyOf('userbob'), { keyId: 'userbob', tenantId: tenantA, kind: ApiKeyKind.USER, userId: bob, scopes: ['tools:invoke', 'audit:read'] }],
+  [keyOf('tenantb'), { keyId: 'tenantb', tenantId: tenantB, kind: ApiKeyKind.TENANT, userId: '', scopes: ['tools:invoke'] }],
+]);
 const claimsOf = (tenantId: string, role: Role, sessionId = liveSession): AccessClaims => ({ userId: alice, tenantId, role, sessionId });
 
-function fakes({ claims, allowed = true, policyDown = false }: { claims: AccessClaims; allowed?: boolean; policyDown?: boolean }) {
+function fakes({
+  claims,
+  allowed = true,
+  policyDown = false,
+}: {
+  claims: AccessClaims;
+  allowed?: boolean | ((request: CheckRequest) => boolean);
+  policyDown?: boolean;
+}) {
   const audited: { allowed: boolean; reason: string; tenantId: string; outcome: Outcome }[] = [];
-  const policyCalls: unknown[] = [];
+  const policyCalls: CheckRequest[] = [];
+  const authCalls: string[] = [];
   const pipeline = createPipeline({
     platformHosts: ['localhost'],
     tenants: {
@@ -37,11 +58,22 @@ function fakes({ claims, allowed = true, policyDown = false }: { claims: AccessC
     },
     policy: {
       async check(request) {
-        policyCalls.push(request);
+        policyCalls.push(request as CheckRequest);
         if (policyDown) throw new AppError('DEPENDENCY_UNAVAILABLE', 'policy is unavailable');
-        return { allowed, reason: allowed ? 'granted by role:owner' : 'no role grants it' } as never;
+        const yes = typeof allowed === 'function' ? allowed(request as CheckRequest) : allowed;
+        return { allowed: yes, reason: yes ? 'granted by role:owner' : 'no role grants it' } as never;
       },
     },
+    verifyApiKey: createApiKeyVerifier({
+      auth: {
+        async verifyApiKey({ key = '' }) {
+          authCalls.push(key);
+          const found = keys.get(key);
+          if (!found) throw new AppError('UNAUTHENTICATED', 'invalid, expired or revoked API key');
+          return found as never;
+        },
+      },
+    }),
     auditDecision: createDecisionAuditor({
       async publish(event) {
         audited.push({
@@ -54,7 +86,7 @@ function fakes({ claims, allowed = true, policyDown = false }: { claims: AccessC
       },
     }),
   });
-  return { pipeline, audited, policyCalls };
+  return { pipeline, audited, policyCalls, authCalls };
 }
 
 const request = (overrides: Partial<RequestInfo> = {}): RequestInfo => ({
@@ -62,6 +94,7 @@ const request = (overrides: Partial<RequestInfo> = {}): RequestInfo => ({
   host: 'alpha.example',
   assistantId: undefined,
   authorization: `Bearer ${token}`,
+  apiKey: undefined,
   clientIp: '127.0.0.1',
   userAgent: 'test',
   ...overrides,
@@ -134,6 +167,82 @@ describe('ordered pipeline', () => {
   it('rejects an X-Assistant-Id that is not a UUID', async () => {
     const { pipeline } = fakes({ claims: claimsOf(tenantA, Role.OWNER) });
     await expect(pipeline.run(request({ assistantId: '../etc' }), capability)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+  });
+});
+
+describe('API keys in the pipeline', () => {
+  const withKey = (key: string, overrides: Partial<RequestInfo> = {}) => request({ authorization: undefined, apiKey: key, ...overrides });
+
+  it('rejects two credentials (token and API key) before verifying either', async () => {
+    const { pipeline, policyCalls, authCalls } = fakes({ claims: claimsOf(tenantA, Role.OWNER) });
+    await expect(pipeline.run(request({ apiKey: keyOf('tenanta') }), capability)).rejects.toMatchObject({
+      code: 'UNAUTHENTICATED',
+      message: 'send exactly one credential',
+    });
+    expect(authCalls).toHaveLength(0);
+    expect(policyCalls).toHaveLength(0);
+  });
+
+  it('lets a tenant key act within its scopes as an API_KEY principal, and audits it', async () => {
+    const { pipeline, audited, policyCalls } = fakes({ claims: claimsOf(tenantA, Role.OWNER), allowed: false });
+    const context = await pipeline.run(withKey(keyOf('tenanta')), capability);
+    expect(context.principal).toMatchObject({ kind: PrincipalKind.API_KEY, id: 'tenanta', tenantId: tenantA });
+    expect(context.credential).toMatchObject({ kind: 'api_key', keyKind: 'tenant' });
+    expect(policyCalls).toHaveLength(0);
+    expect(audited).toEqual([
+      { allowed: true, reason: 'granted by tenant API key scope (tools:invoke)', tenantId: tenantA, outcome: Outcome.ALLOW },
+    ]);
+    await expect(pipeline.run(withKey(keyOf('tenanta')), { object: 'audit', action: 'read' })).rejects.toMatchObject({
+      code: 'PERMISSION_DENIED',
+    });
+    expect(audited[1]).toMatchObject({ allowed: false, reason: 'API key scopes do not include audit:read' });
+  });
+
+  it("rejects and audits a key of another tenant on this tenant's domain", async () => {
+    const { pipeline, audited, policyCalls } = fakes({ claims: claimsOf(tenantA, Role.OWNER) });
+    await expect(pipeline.run(withKey(keyOf('tenantb')), capability)).rejects.toMatchObject({ code: 'CROSS_TENANT' });
+    expect(policyCalls).toHaveLength(0);
+    expect(audited).toEqual([{ allowed: false, reason: 'credential belongs to another tenant', tenantId: tenantA, outcome: Outcome.DENY }]);
+  });
+
+  it("caps a user key by its user's rights: the policy is asked as the user", async () => {
+    const { pipeline, policyCalls, audited } = fakes({ claims: claimsOf(tenantA, Role.OWNER), allowed: () => false });
+    await expect(pipeline.run(withKey(keyOf('userbob')), capability)).rejects.toMatchObject({ code: 'PERMISSION_DENIED' });
+    expect(policyCalls[0]?.principal).toMatchObject({ kind: PrincipalKind.USER, id: bob, tenantId: tenantA });
+    expect(audited[0]).toMatchObject({ allowed: false, reason: `as user ${bob}: no role grants it` });
+  });
+
+  it('caps a user key by its scopes even when its user holds the capability', async () => {
+    const { pipeline, policyCalls } = fakes({ claims: claimsOf(tenantA, Role.OWNER), allowed: true });
+    await expect(pipeline.run(withKey(keyOf('userbob')), { object: 'devices', action: 'manage' })).rejects.toMatchObject({
+      code: 'PERMISSION_DENIED',
+    });
+    expect(policyCalls).toHaveLength(0);
+    const allowed = await pipeline.run(withKey(keyOf('userbob')), capability);
+    expect(allowed.principal).toMatchObject({ kind: PrincipalKind.API_KEY, id: 'userbob' });
+  });
+
+  it('refuses an unknown or revoked key with UNAUTHENTICATED', async () => {
+    const { pipeline, policyCalls } = fakes({ claims: claimsOf(tenantA, Role.OWNER) });
+    await expect(pipeline.run(withKey(keyOf('revoked')), capability)).rejects.toMatchObject({ code: 'UNAUTHENTICATED' });
+    expect(policyCalls).toHaveLength(0);
+  });
+
+  it('key parser: random bytes are only ever refused with UNAUTHENTICATED, never sent on, never allowed', async () => {
+    const { pipeline, authCalls } = fakes({ claims: claimsOf(tenantA, Role.OWNER) });
+    await fc.assert(
+      fc.asyncProperty(
+        fc.oneof(
+          fc.uint8Array({ minLength: 1 }).map((bytes) => Buffer.from(bytes).toString('latin1')),
+          fc.string({ minLength: 1 }).map((text) => `pck_${text}`),
+        ),
+        async (header) => {
+          expect(() => apiKeyOf(header)).toThrow(AppError);
+          await expect(pipeline.run(withKey(header), capability)).rejects.toMatchObject({ code: 'UNAUTHENTICATED' });
+        },
+      ),
+    );
+    expect(authCalls).toHaveLength(0);
   });
 });
 

@@ -9,16 +9,25 @@ export interface RequestInfo {
   assistantId: string | undefined;
   /** Value of the Authorization header, if sent. */
   authorization: string | undefined;
+  /** Value of the X-API-Key header, if sent. */
+  apiKey: string | undefined;
   /** Address of the connecting client (the gateway does not trust forwarding headers). */
   clientIp: string;
   userAgent: string;
 }
 
 /** How the principal proved itself, for routes that act on the credential itself (logout). */
-export interface Credential {
-  kind: 'access_token';
-  sessionId: string;
-}
+export type Credential =
+  | { kind: 'access_token'; sessionId: string }
+  | {
+      kind: 'api_key';
+      keyId: string;
+      /** `tenant`: its scopes decide. `user`: acts as userId, capped by its scopes and the user's rights. */
+      keyKind: 'tenant' | 'user';
+      /** The user a `user` key acts as; empty for `tenant` keys. */
+      userId: string;
+      scopes: readonly string[];
+    };
 
 /** A capability the caller must hold: a policy object and action, e.g. tools:invoke. */
 export interface Capability {

@@ -25,6 +25,7 @@ export function createDeviceRoutes({ devices }: DeviceRouteDeps): ProtectedRoute
       path: '/api/devices/bind',
       capability: { object: 'devices', action: 'bind' },
       needsAssistant: true,
+      humansOnly: true,
       summary: 'Bind the device showing this activation code to the signed-in user and the assistant',
       async handle({ request, target, principal }, { body }) {
         const input = parseInput(z.object({ code: z.string().min(1).max(16) }), body);

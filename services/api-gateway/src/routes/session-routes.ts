@@ -2,10 +2,13 @@ import { z, type GrpcClient } from '@portcullis/kit';
 import type { AuthService, Session } from '@portcullis/proto/auth';
 import { isoTime } from '../http/presenters.js';
 import { parseInput, type ProtectedRoute } from '../http/route.js';
+import type { Credential } from '../pipeline/index.js';
 
 export interface SessionRouteDeps {
   auth: Pick<GrpcClient<typeof AuthService>, 'listSessions' | 'revokeSession' | 'revokeAllSessions'>;
 }
+
+const sessionOf = (credential: Credential) => (credential.kind === 'access_token' ? credential.sessionId : '');
 
 function presentSession(session: Session, current: string) {
   return {
@@ -31,10 +34,11 @@ export function createSessionRoutes({ auth }: SessionRouteDeps): ProtectedRoute[
       method: 'get',
       path: '/api/auth/sessions',
       capability,
+      humansOnly: true,
       summary: 'List your live sessions',
       async handle({ request, principal, credential }) {
         const { sessions } = await auth.listSessions({ userId: principal.id }, { requestId: request.requestId });
-        return { body: { sessions: sessions.map((s) => presentSession(s, credential.sessionId)) } };
+        return { body: { sessions: sessions.map((s) => presentSession(s, sessionOf(credential))) } };
       },
     },
     {
@@ -42,6 +46,7 @@ export function createSessionRoutes({ auth }: SessionRouteDeps): ProtectedRoute[
       method: 'delete',
       path: '/api/auth/sessions/:sessionId',
       capability,
+      humansOnly: true,
       summary: 'End one of your sessions',
       async handle({ request, principal }, { params }) {
         const { sessionId } = parseInput(z.object({ sessionId: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/) }), params);
@@ -54,9 +59,10 @@ export function createSessionRoutes({ auth }: SessionRouteDeps): ProtectedRoute[
       method: 'post',
       path: '/api/auth/logout',
       capability,
+      humansOnly: true,
       summary: 'End the session of this access token',
       async handle({ request, principal, credential }) {
-        await auth.revokeSession({ userId: principal.id, sessionId: credential.sessionId }, { requestId: request.requestId });
+        await auth.revokeSession({ userId: principal.id, sessionId: sessionOf(credential) }, { requestId: request.requestId });
         return { status: 204, body: null };
       },
     },
@@ -65,6 +71,7 @@ export function createSessionRoutes({ auth }: SessionRouteDeps): ProtectedRoute[
       method: 'post',
       path: '/api/auth/logout-all',
       capability,
+      humansOnly: true,
       summary: 'End every session of your account (log out everywhere)',
       async handle({ request, principal }) {
         const { revoked } = await auth.revokeAllSessions({ userId: principal.id }, { requestId: request.requestId });

@@ -1,6 +1,8 @@
-import { timestampFromDate } from '@bufbuild/protobuf/wkt';
-import { implement, roleOf } from '@portcullis/kit';
-import { AuthService } from '@portcullis/proto/auth';
+import { create } from '@bufbuild/protobuf';
+import { timestampDate, timestampFromDate } from '@bufbuild/protobuf/wkt';
+import { AppError, implement, roleOf } from '@portcullis/kit';
+import { ApiKeyKind, ApiKeySchema, AuthService, type ApiKey } from '@portcullis/proto/auth';
+import type { ApiKeyKind as KindName, ApiKeyRecord, ApiKeys } from '../libraries/api-keys.js';
 import type { Accounts } from '../libraries/accounts.js';
 import type { PhoneVerification } from '../libraries/phone-verification.js';
 import type { Sessions } from '../libraries/sessions.js';
@@ -15,9 +17,42 @@ export interface AuthServiceDeps {
   sessions: Pick<Sessions, 'list' | 'revoke' | 'revokeAll'>;
   signingKeys: Pick<SigningKeys, 'rotate'>;
   phone: PhoneVerification;
+  apiKeys: ApiKeys;
 }
 
-export function createAuthService({ accounts, signIn, refresh, sessions, signingKeys, phone }: AuthServiceDeps) {
+function kindName(kind: ApiKeyKind): KindName {
+  switch (kind) {
+    case ApiKeyKind.TENANT:
+      return 'tenant';
+    case ApiKeyKind.USER:
+      return 'user';
+    case ApiKeyKind.UNSPECIFIED:
+      throw new AppError('INVALID_ARGUMENT', 'kind must be TENANT or USER', { details: { field: 'kind' } });
+  }
+}
+
+const kindOf = (kind: KindName): ApiKeyKind => (kind === 'tenant' ? ApiKeyKind.TENANT : ApiKeyKind.USER);
+const optionalTime = (date: Date | null) => (date ? timestampFromDate(date) : undefined);
+
+function apiKeyOf(key: ApiKeyRecord): ApiKey {
+  return create(ApiKeySchema, {
+    keyId: key.id,
+    tenantId: key.tenantId,
+    kind: kindOf(key.kind),
+    userId: key.userId ?? '',
+    createdBy: key.createdBy,
+    name: key.name,
+    scopes: key.scopes,
+    createdAt: timestampFromDate(key.createdAt),
+    expiresAt: optionalTime(key.expiresAt),
+    revokedAt: optionalTime(key.revokedAt),
+    lastUsedAt: optionalTime(key.lastUsedAt),
+    graceUntil: optionalTime(key.graceUntil),
+    rotatedFrom: key.rotatedFrom ?? '',
+  });
+}
+
+export function createAuthService({ accounts, signIn, refresh, sessions, signingKeys, phone, apiKeys }: AuthServiceDeps) {
   return implement(AuthService, {
     async signUp(request) {
       const userId = await accounts.signUp({
@@ -103,6 +138,38 @@ export function createAuthService({ accounts, signIn, refresh, sessions, signing
     async verifyPhone(request) {
       await phone.verify(request.loginTicket, request.code);
       return { phoneVerified: true };
+    },
+    async createApiKey(request) {
+      const { apiKey, key } = await apiKeys.create({
+        tenantId: request.tenantId,
+        actor: request.actor,
+        kind: kindName(request.kind),
+        name: request.name,
+        scopes: request.scopes,
+        expiresAt: request.expiresAt ? timestampDate(request.expiresAt) : undefined,
+      });
+      return { apiKey: apiKeyOf(apiKey), key };
+    },
+    async listApiKeys(request) {
+      return { apiKeys: (await apiKeys.list(request.tenantId, request.actor)).map(apiKeyOf) };
+    },
+    async revokeApiKey(request) {
+      await apiKeys.revoke(request.tenantId, request.actor, request.keyId);
+      return {};
+    },
+    async rotateApiKey(request) {
+      const { apiKey, key } = await apiKeys.rotate(request.tenantId, request.actor, request.keyId, request.graceSeconds);
+      return { apiKey: apiKeyOf(apiKey), key };
+    },
+    async verifyApiKey(request) {
+      const verified = await apiKeys.verify(request.key);
+      return {
+        keyId: verified.keyId,
+        tenantId: verified.tenantId,
+        kind: kindOf(verified.kind),
+        userId: verified.userId ?? '',
+        scopes: verified.scopes,
+      };
     },
   });
 }

@@ -2,11 +2,11 @@
 // @generated from file portcullis/auth/v1/auth.proto (package portcullis.auth.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
-import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
-import type { Role } from "../../common/v1/common_pb.js";
+import type { Principal, Role } from "../../common/v1/common_pb.js";
 import { file_portcullis_common_v1_common } from "../../common/v1/common_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file portcullis/auth/v1/auth.proto.
  */
 export const file_portcullis_auth_v1_auth: GenFile = /*@__PURE__*/
-  fileDesc("Ch1wb3J0Y3VsbGlzL2F1dGgvdjEvYXV0aC5wcm90bxIScG9ydGN1bGxpcy5hdXRoLnYxIlUKDVNpZ25VcFJlcXVlc3QSDQoFZW1haWwYASABKAkSEAoIcGFzc3dvcmQYAiABKAkSFAoMZGlzcGxheV9uYW1lGAMgASgJEg0KBXBob25lGAQgASgJIiEKDlNpZ25VcFJlc3BvbnNlEg8KB3VzZXJfaWQYASABKAkiQgoMTG9naW5SZXF1ZXN0Eg0KBWVtYWlsGAEgASgJEhAKCHBhc3N3b3JkGAIgASgJEhEKCWNsaWVudF9pcBgDIAEoCSJgCgxUZW5hbnRDaG9pY2USEQoJdGVuYW50X2lkGAEgASgJEhMKC3RlbmFudF9uYW1lGAIgASgJEigKBHJvbGUYAyABKA4yGi5wb3J0Y3VsbGlzLmNvbW1vbi52MS5Sb2xlIqQBCg1Mb2dpblJlc3BvbnNlEhQKDGxvZ2luX3RpY2tldBgBIAEoCRIPCgd1c2VyX2lkGAIgASgJEjEKB3RlbmFudHMYAyADKAsyIC5wb3J0Y3VsbGlzLmF1dGgudjEuVGVuYW50Q2hvaWNlEiEKGXRpY2tldF9leHBpcmVzX2luX3NlY29uZHMYBCABKAUSFgoOcGhvbmVfdmVyaWZpZWQYBSABKAgiZQoTU2VsZWN0VGVuYW50UmVxdWVzdBIUCgxsb2dpbl90aWNrZXQYASABKAkSEQoJdGVuYW50X2lkGAIgASgJEhEKCWNsaWVudF9pcBgDIAEoCRISCgp1c2VyX2FnZW50GAQgASgJIugBChRTZWxlY3RUZW5hbnRSZXNwb25zZRIUCgxhY2Nlc3NfdG9rZW4YASABKAkSEgoKdG9rZW5fdHlwZRgCIAEoCRIaChJleHBpcmVzX2luX3NlY29uZHMYAyABKAUSEQoJdGVuYW50X2lkGAQgASgJEigKBHJvbGUYBSABKA4yGi5wb3J0Y3VsbGlzLmNvbW1vbi52MS5Sb2xlEhUKDXJlZnJlc2hfdG9rZW4YBiABKAkSIgoacmVmcmVzaF9leHBpcmVzX2luX3NlY29uZHMYByABKAUSEgoKc2Vzc2lvbl9pZBgIIAEoCSIxChlJbnNwZWN0TG9naW5UaWNrZXRSZXF1ZXN0EhQKDGxvZ2luX3RpY2tldBgBIAEoCSJFChpJbnNwZWN0TG9naW5UaWNrZXRSZXNwb25zZRIPCgd1c2VyX2lkGAEgASgJEhYKDnBob25lX3ZlcmlmaWVkGAIgASgIIi0KFFJlZnJlc2hUb2tlbnNSZXF1ZXN0EhUKDXJlZnJlc2hfdG9rZW4YASABKAki6QEKFVJlZnJlc2hUb2tlbnNSZXNwb25zZRIUCgxhY2Nlc3NfdG9rZW4YASABKAkSEgoKdG9rZW5fdHlwZRgCIAEoCRIaChJleHBpcmVzX2luX3NlY29uZHMYAyABKAUSFQoNcmVmcmVzaF90b2tlbhgEIAEoCRIiChpyZWZyZXNoX2V4cGlyZXNfaW5fc2Vjb25kcxgFIAEoBRIRCgl0ZW5hbnRfaWQYBiABKAkSKAoEcm9sZRgHIAEoDjIaLnBvcnRjdWxsaXMuY29tbW9uLnYxLlJvbGUSEgoKc2Vzc2lvbl9pZBgIIAEoCSK5AQoHU2Vzc2lvbhISCgpzZXNzaW9uX2lkGAEgASgJEhEKCXRlbmFudF9pZBgCIAEoCRIuCgpjcmVhdGVkX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxsYXN0X3VzZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhEKCWNsaWVudF9pcBgFIAEoCRISCgp1c2VyX2FnZW50GAYgASgJIiYKE0xpc3RTZXNzaW9uc1JlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCSJFChRMaXN0U2Vzc2lvbnNSZXNwb25zZRItCghzZXNzaW9ucxgBIAMoCzIbLnBvcnRjdWxsaXMuYXV0aC52MS5TZXNzaW9uIjsKFFJldm9rZVNlc3Npb25SZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSEgoKc2Vzc2lvbl9pZBgCIAEoCSIXChVSZXZva2VTZXNzaW9uUmVzcG9uc2UiKwoYUmV2b2tlQWxsU2Vzc2lvbnNSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkiLAoZUmV2b2tlQWxsU2Vzc2lvbnNSZXNwb25zZRIPCgdyZXZva2VkGAEgASgFIhkKF1JvdGF0ZVNpZ25pbmdLZXlSZXF1ZXN0IlkKGFJvdGF0ZVNpZ25pbmdLZXlSZXNwb25zZRILCgNraWQYASABKAkSMAoMc2lnbmluZ19mcm9tGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCI1Ch1TdGFydFBob25lVmVyaWZpY2F0aW9uUmVxdWVzdBIUCgxsb2dpbl90aWNrZXQYASABKAkidQoeU3RhcnRQaG9uZVZlcmlmaWNhdGlvblJlc3BvbnNlEhQKDHBob25lX21hc2tlZBgBIAEoCRIfChdjb2RlX2V4cGlyZXNfaW5fc2Vjb25kcxgCIAEoBRIcChRyZXNlbmRfYWZ0ZXJfc2Vjb25kcxgDIAEoBSI4ChJWZXJpZnlQaG9uZVJlcXVlc3QSFAoMbG9naW5fdGlja2V0GAEgASgJEgwKBGNvZGUYAiABKAkiLQoTVmVyaWZ5UGhvbmVSZXNwb25zZRIWCg5waG9uZV92ZXJpZmllZBgBIAEoCDL1CAoLQXV0aFNlcnZpY2USTwoGU2lnblVwEiEucG9ydGN1bGxpcy5hdXRoLnYxLlNpZ25VcFJlcXVlc3QaIi5wb3J0Y3VsbGlzLmF1dGgudjEuU2lnblVwUmVzcG9uc2USTAoFTG9naW4SIC5wb3J0Y3VsbGlzLmF1dGgudjEuTG9naW5SZXF1ZXN0GiEucG9ydGN1bGxpcy5hdXRoLnYxLkxvZ2luUmVzcG9uc2USYQoMU2VsZWN0VGVuYW50EicucG9ydGN1bGxpcy5hdXRoLnYxLlNlbGVjdFRlbmFudFJlcXVlc3QaKC5wb3J0Y3VsbGlzLmF1dGgudjEuU2VsZWN0VGVuYW50UmVzcG9uc2UScwoSSW5zcGVjdExvZ2luVGlja2V0Ei0ucG9ydGN1bGxpcy5hdXRoLnYxLkluc3BlY3RMb2dpblRpY2tldFJlcXVlc3QaLi5wb3J0Y3VsbGlzLmF1dGgudjEuSW5zcGVjdExvZ2luVGlja2V0UmVzcG9uc2USZAoNUmVmcmVzaFRva2VucxIoLnBvcnRjdWxsaXMuYXV0aC52MS5SZWZyZXNoVG9rZW5zUmVxdWVzdBopLnBvcnRjdWxsaXMuYXV0aC52MS5SZWZyZXNoVG9rZW5zUmVzcG9uc2USYQoMTGlzdFNlc3Npb25zEicucG9ydGN1bGxpcy5hdXRoLnYxLkxpc3RTZXNzaW9uc1JlcXVlc3QaKC5wb3J0Y3VsbGlzLmF1dGgudjEuTGlzdFNlc3Npb25zUmVzcG9uc2USZAoNUmV2b2tlU2Vzc2lvbhIoLnBvcnRjdWxsaXMuYXV0aC52MS5SZXZva2VTZXNzaW9uUmVxdWVzdBopLnBvcnRjdWxsaXMuYXV0aC52MS5SZXZva2VTZXNzaW9uUmVzcG9uc2UScAoRUmV2b2tlQWxsU2Vzc2lvbnMSLC5wb3J0Y3VsbGlzLmF1dGgudjEuUmV2b2tlQWxsU2Vzc2lvbnNSZXF1ZXN0Gi0ucG9ydGN1bGxpcy5hdXRoLnYxLlJldm9rZUFsbFNlc3Npb25zUmVzcG9uc2USbQoQUm90YXRlU2lnbmluZ0tleRIrLnBvcnRjdWxsaXMuYXV0aC52MS5Sb3RhdGVTaWduaW5nS2V5UmVxdWVzdBosLnBvcnRjdWxsaXMuYXV0aC52MS5Sb3RhdGVTaWduaW5nS2V5UmVzcG9uc2USfwoWU3RhcnRQaG9uZVZlcmlmaWNhdGlvbhIxLnBvcnRjdWxsaXMuYXV0aC52MS5TdGFydFBob25lVmVyaWZpY2F0aW9uUmVxdWVzdBoyLnBvcnRjdWxsaXMuYXV0aC52MS5TdGFydFBob25lVmVyaWZpY2F0aW9uUmVzcG9uc2USXgoLVmVyaWZ5UGhvbmUSJi5wb3J0Y3VsbGlzLmF1dGgudjEuVmVyaWZ5UGhvbmVSZXF1ZXN0GicucG9ydGN1bGxpcy5hdXRoLnYxLlZlcmlmeVBob25lUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp, file_portcullis_common_v1_common]);
+  fileDesc("Ch1wb3J0Y3VsbGlzL2F1dGgvdjEvYXV0aC5wcm90bxIScG9ydGN1bGxpcy5hdXRoLnYxIlUKDVNpZ25VcFJlcXVlc3QSDQoFZW1haWwYASABKAkSEAoIcGFzc3dvcmQYAiABKAkSFAoMZGlzcGxheV9uYW1lGAMgASgJEg0KBXBob25lGAQgASgJIiEKDlNpZ25VcFJlc3BvbnNlEg8KB3VzZXJfaWQYASABKAkiQgoMTG9naW5SZXF1ZXN0Eg0KBWVtYWlsGAEgASgJEhAKCHBhc3N3b3JkGAIgASgJEhEKCWNsaWVudF9pcBgDIAEoCSJgCgxUZW5hbnRDaG9pY2USEQoJdGVuYW50X2lkGAEgASgJEhMKC3RlbmFudF9uYW1lGAIgASgJEigKBHJvbGUYAyABKA4yGi5wb3J0Y3VsbGlzLmNvbW1vbi52MS5Sb2xlIqQBCg1Mb2dpblJlc3BvbnNlEhQKDGxvZ2luX3RpY2tldBgBIAEoCRIPCgd1c2VyX2lkGAIgASgJEjEKB3RlbmFudHMYAyADKAsyIC5wb3J0Y3VsbGlzLmF1dGgudjEuVGVuYW50Q2hvaWNlEiEKGXRpY2tldF9leHBpcmVzX2luX3NlY29uZHMYBCABKAUSFgoOcGhvbmVfdmVyaWZpZWQYBSABKAgiZQoTU2VsZWN0VGVuYW50UmVxdWVzdBIUCgxsb2dpbl90aWNrZXQYASABKAkSEQoJdGVuYW50X2lkGAIgASgJEhEKCWNsaWVudF9pcBgDIAEoCRISCgp1c2VyX2FnZW50GAQgASgJIugBChRTZWxlY3RUZW5hbnRSZXNwb25zZRIUCgxhY2Nlc3NfdG9rZW4YASABKAkSEgoKdG9rZW5fdHlwZRgCIAEoCRIaChJleHBpcmVzX2luX3NlY29uZHMYAyABKAUSEQoJdGVuYW50X2lkGAQgASgJEigKBHJvbGUYBSABKA4yGi5wb3J0Y3VsbGlzLmNvbW1vbi52MS5Sb2xlEhUKDXJlZnJlc2hfdG9rZW4YBiABKAkSIgoacmVmcmVzaF9leHBpcmVzX2luX3NlY29uZHMYByABKAUSEgoKc2Vzc2lvbl9pZBgIIAEoCSIxChlJbnNwZWN0TG9naW5UaWNrZXRSZXF1ZXN0EhQKDGxvZ2luX3RpY2tldBgBIAEoCSJFChpJbnNwZWN0TG9naW5UaWNrZXRSZXNwb25zZRIPCgd1c2VyX2lkGAEgASgJEhYKDnBob25lX3ZlcmlmaWVkGAIgASgIIi0KFFJlZnJlc2hUb2tlbnNSZXF1ZXN0EhUKDXJlZnJlc2hfdG9rZW4YASABKAki6QEKFVJlZnJlc2hUb2tlbnNSZXNwb25zZRIUCgxhY2Nlc3NfdG9rZW4YASABKAkSEgoKdG9rZW5fdHlwZRgCIAEoCRIaChJleHBpcmVzX2luX3NlY29uZHMYAyABKAUSFQoNcmVmcmVzaF90b2tlbhgEIAEoCRIiChpyZWZyZXNoX2V4cGlyZXNfaW5fc2Vjb25kcxgFIAEoBRIRCgl0ZW5hbnRfaWQYBiABKAkSKAoEcm9sZRgHIAEoDjIaLnBvcnRjdWxsaXMuY29tbW9uLnYxLlJvbGUSEgoKc2Vzc2lvbl9pZBgIIAEoCSK5AQoHU2Vzc2lvbhISCgpzZXNzaW9uX2lkGAEgASgJEhEKCXRlbmFudF9pZBgCIAEoCRIuCgpjcmVhdGVkX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxsYXN0X3VzZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhEKCWNsaWVudF9pcBgFIAEoCRISCgp1c2VyX2FnZW50GAYgASgJIiYKE0xpc3RTZXNzaW9uc1JlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCSJFChRMaXN0U2Vzc2lvbnNSZXNwb25zZRItCghzZXNzaW9ucxgBIAMoCzIbLnBvcnRjdWxsaXMuYXV0aC52MS5TZXNzaW9uIjsKFFJldm9rZVNlc3Npb25SZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSEgoKc2Vzc2lvbl9pZBgCIAEoCSIXChVSZXZva2VTZXNzaW9uUmVzcG9uc2UiKwoYUmV2b2tlQWxsU2Vzc2lvbnNSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkiLAoZUmV2b2tlQWxsU2Vzc2lvbnNSZXNwb25zZRIPCgdyZXZva2VkGAEgASgFIhkKF1JvdGF0ZVNpZ25pbmdLZXlSZXF1ZXN0IlkKGFJvdGF0ZVNpZ25pbmdLZXlSZXNwb25zZRILCgNraWQYASABKAkSMAoMc2lnbmluZ19mcm9tGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCI1Ch1TdGFydFBob25lVmVyaWZpY2F0aW9uUmVxdWVzdBIUCgxsb2dpbl90aWNrZXQYASABKAkidQoeU3RhcnRQaG9uZVZlcmlmaWNhdGlvblJlc3BvbnNlEhQKDHBob25lX21hc2tlZBgBIAEoCRIfChdjb2RlX2V4cGlyZXNfaW5fc2Vjb25kcxgCIAEoBRIcChRyZXNlbmRfYWZ0ZXJfc2Vjb25kcxgDIAEoBSI4ChJWZXJpZnlQaG9uZVJlcXVlc3QSFAoMbG9naW5fdGlja2V0GAEgASgJEgwKBGNvZGUYAiABKAkiLQoTVmVyaWZ5UGhvbmVSZXNwb25zZRIWCg5waG9uZV92ZXJpZmllZBgBIAEoCCKlAwoGQXBpS2V5Eg4KBmtleV9pZBgBIAEoCRIRCgl0ZW5hbnRfaWQYAiABKAkSLAoEa2luZBgDIAEoDjIeLnBvcnRjdWxsaXMuYXV0aC52MS5BcGlLZXlLaW5kEg8KB3VzZXJfaWQYBCABKAkSEgoKY3JlYXRlZF9ieRgFIAEoCRIMCgRuYW1lGAYgASgJEg4KBnNjb3BlcxgHIAMoCRIuCgpjcmVhdGVkX2F0GAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpleHBpcmVzX2F0GAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpyZXZva2VkX2F0GAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxsYXN0X3VzZWRfYXQYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC2dyYWNlX3VudGlsGAwgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIUCgxyb3RhdGVkX2Zyb20YDSABKAki1AEKE0NyZWF0ZUFwaUtleVJlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJEi4KBWFjdG9yGAIgASgLMh8ucG9ydGN1bGxpcy5jb21tb24udjEuUHJpbmNpcGFsEiwKBGtpbmQYAyABKA4yHi5wb3J0Y3VsbGlzLmF1dGgudjEuQXBpS2V5S2luZBIMCgRuYW1lGAQgASgJEg4KBnNjb3BlcxgFIAMoCRIuCgpleHBpcmVzX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJQChRDcmVhdGVBcGlLZXlSZXNwb25zZRIrCgdhcGlfa2V5GAEgASgLMhoucG9ydGN1bGxpcy5hdXRoLnYxLkFwaUtleRILCgNrZXkYAiABKAkiVwoSTGlzdEFwaUtleXNSZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCRIuCgVhY3RvchgCIAEoCzIfLnBvcnRjdWxsaXMuY29tbW9uLnYxLlByaW5jaXBhbCJDChNMaXN0QXBpS2V5c1Jlc3BvbnNlEiwKCGFwaV9rZXlzGAEgAygLMhoucG9ydGN1bGxpcy5hdXRoLnYxLkFwaUtleSJoChNSZXZva2VBcGlLZXlSZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCRIuCgVhY3RvchgCIAEoCzIfLnBvcnRjdWxsaXMuY29tbW9uLnYxLlByaW5jaXBhbBIOCgZrZXlfaWQYAyABKAkiFgoUUmV2b2tlQXBpS2V5UmVzcG9uc2UifwoTUm90YXRlQXBpS2V5UmVxdWVzdBIRCgl0ZW5hbnRfaWQYASABKAkSLgoFYWN0b3IYAiABKAsyHy5wb3J0Y3VsbGlzLmNvbW1vbi52MS5QcmluY2lwYWwSDgoGa2V5X2lkGAMgASgJEhUKDWdyYWNlX3NlY29uZHMYBCABKAUiUAoUUm90YXRlQXBpS2V5UmVzcG9uc2USKwoHYXBpX2tleRgBIAEoCzIaLnBvcnRjdWxsaXMuYXV0aC52MS5BcGlLZXkSCwoDa2V5GAIgASgJIiIKE1ZlcmlmeUFwaUtleVJlcXVlc3QSCwoDa2V5GAEgASgJIogBChRWZXJpZnlBcGlLZXlSZXNwb25zZRIOCgZrZXlfaWQYASABKAkSEQoJdGVuYW50X2lkGAIgASgJEiwKBGtpbmQYAyABKA4yHi5wb3J0Y3VsbGlzLmF1dGgudjEuQXBpS2V5S2luZBIPCgd1c2VyX2lkGAQgASgJEg4KBnNjb3BlcxgFIAMoCSpaCgpBcGlLZXlLaW5kEhwKGEFQSV9LRVlfS0lORF9VTlNQRUNJRklFRBAAEhcKE0FQSV9LRVlfS0lORF9URU5BTlQQARIVChFBUElfS0VZX0tJTkRfVVNFUhACMuEMCgtBdXRoU2VydmljZRJPCgZTaWduVXASIS5wb3J0Y3VsbGlzLmF1dGgudjEuU2lnblVwUmVxdWVzdBoiLnBvcnRjdWxsaXMuYXV0aC52MS5TaWduVXBSZXNwb25zZRJMCgVMb2dpbhIgLnBvcnRjdWxsaXMuYXV0aC52MS5Mb2dpblJlcXVlc3QaIS5wb3J0Y3VsbGlzLmF1dGgudjEuTG9naW5SZXNwb25zZRJhCgxTZWxlY3RUZW5hbnQSJy5wb3J0Y3VsbGlzLmF1dGgudjEuU2VsZWN0VGVuYW50UmVxdWVzdBooLnBvcnRjdWxsaXMuYXV0aC52MS5TZWxlY3RUZW5hbnRSZXNwb25zZRJzChJJbnNwZWN0TG9naW5UaWNrZXQSLS5wb3J0Y3VsbGlzLmF1dGgudjEuSW5zcGVjdExvZ2luVGlja2V0UmVxdWVzdBouLnBvcnRjdWxsaXMuYXV0aC52MS5JbnNwZWN0TG9naW5UaWNrZXRSZXNwb25zZRJkCg1SZWZyZXNoVG9rZW5zEigucG9ydGN1bGxpcy5hdXRoLnYxLlJlZnJlc2hUb2tlbnNSZXF1ZXN0GikucG9ydGN1bGxpcy5hdXRoLnYxLlJlZnJlc2hUb2tlbnNSZXNwb25zZRJhCgxMaXN0U2Vzc2lvbnMSJy5wb3J0Y3VsbGlzLmF1dGgudjEuTGlzdFNlc3Npb25zUmVxdWVzdBooLnBvcnRjdWxsaXMuYXV0aC52MS5MaXN0U2Vzc2lvbnNSZXNwb25zZRJkCg1SZXZva2VTZXNzaW9uEigucG9ydGN1bGxpcy5hdXRoLnYxLlJldm9rZVNlc3Npb25SZXF1ZXN0GikucG9ydGN1bGxpcy5hdXRoLnYxLlJldm9rZVNlc3Npb25SZXNwb25zZRJwChFSZXZva2VBbGxTZXNzaW9ucxIsLnBvcnRjdWxsaXMuYXV0aC52MS5SZXZva2VBbGxTZXNzaW9uc1JlcXVlc3QaLS5wb3J0Y3VsbGlzLmF1dGgudjEuUmV2b2tlQWxsU2Vzc2lvbnNSZXNwb25zZRJtChBSb3RhdGVTaWduaW5nS2V5EisucG9ydGN1bGxpcy5hdXRoLnYxLlJvdGF0ZVNpZ25pbmdLZXlSZXF1ZXN0GiwucG9ydGN1bGxpcy5hdXRoLnYxLlJvdGF0ZVNpZ25pbmdLZXlSZXNwb25zZRJ/ChZTdGFydFBob25lVmVyaWZpY2F0aW9uEjEucG9ydGN1bGxpcy5hdXRoLnYxLlN0YXJ0UGhvbmVWZXJpZmljYXRpb25SZXF1ZXN0GjIucG9ydGN1bGxpcy5hdXRoLnYxLlN0YXJ0UGhvbmVWZXJpZmljYXRpb25SZXNwb25zZRJeCgtWZXJpZnlQaG9uZRImLnBvcnRjdWxsaXMuYXV0aC52MS5WZXJpZnlQaG9uZVJlcXVlc3QaJy5wb3J0Y3VsbGlzLmF1dGgudjEuVmVyaWZ5UGhvbmVSZXNwb25zZRJhCgxDcmVhdGVBcGlLZXkSJy5wb3J0Y3VsbGlzLmF1dGgudjEuQ3JlYXRlQXBpS2V5UmVxdWVzdBooLnBvcnRjdWxsaXMuYXV0aC52MS5DcmVhdGVBcGlLZXlSZXNwb25zZRJeCgtMaXN0QXBpS2V5cxImLnBvcnRjdWxsaXMuYXV0aC52MS5MaXN0QXBpS2V5c1JlcXVlc3QaJy5wb3J0Y3VsbGlzLmF1dGgudjEuTGlzdEFwaUtleXNSZXNwb25zZRJhCgxSZXZva2VBcGlLZXkSJy5wb3J0Y3VsbGlzLmF1dGgudjEuUmV2b2tlQXBpS2V5UmVxdWVzdBooLnBvcnRjdWxsaXMuYXV0aC52MS5SZXZva2VBcGlLZXlSZXNwb25zZRJhCgxSb3RhdGVBcGlLZXkSJy5wb3J0Y3VsbGlzLmF1dGgudjEuUm90YXRlQXBpS2V5UmVxdWVzdBooLnBvcnRjdWxsaXMuYXV0aC52MS5Sb3RhdGVBcGlLZXlSZXNwb25zZRJhCgxWZXJpZnlBcGlLZXkSJy5wb3J0Y3VsbGlzLmF1dGgudjEuVmVyaWZ5QXBpS2V5UmVxdWVzdBooLnBvcnRjdWxsaXMuYXV0aC52MS5WZXJpZnlBcGlLZXlSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp, file_portcullis_common_v1_common]);
 
 /**
  * @generated from message portcullis.auth.v1.SignUpRequest
@@ -624,6 +624,382 @@ export const VerifyPhoneResponseSchema: GenMessage<VerifyPhoneResponse> = /*@__P
   messageDesc(file_portcullis_auth_v1_auth, 23);
 
 /**
+ * @generated from message portcullis.auth.v1.ApiKey
+ */
+export type ApiKey = Message<"portcullis.auth.v1.ApiKey"> & {
+  /**
+   * @generated from field: string key_id = 1;
+   */
+  keyId: string;
+
+  /**
+   * @generated from field: string tenant_id = 2;
+   */
+  tenantId: string;
+
+  /**
+   * @generated from field: portcullis.auth.v1.ApiKeyKind kind = 3;
+   */
+  kind: ApiKeyKind;
+
+  /**
+   * The user a USER key acts as; empty for TENANT keys.
+   *
+   * @generated from field: string user_id = 4;
+   */
+  userId: string;
+
+  /**
+   * @generated from field: string created_by = 5;
+   */
+  createdBy: string;
+
+  /**
+   * @generated from field: string name = 6;
+   */
+  name: string;
+
+  /**
+   * Capabilities `object:action` the key may use.
+   *
+   * @generated from field: repeated string scopes = 7;
+   */
+  scopes: string[];
+
+  /**
+   * @generated from field: google.protobuf.Timestamp created_at = 8;
+   */
+  createdAt?: Timestamp | undefined;
+
+  /**
+   * Unset: the key does not expire.
+   *
+   * @generated from field: google.protobuf.Timestamp expires_at = 9;
+   */
+  expiresAt?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp revoked_at = 10;
+   */
+  revokedAt?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp last_used_at = 11;
+   */
+  lastUsedAt?: Timestamp | undefined;
+
+  /**
+   * Set on a key replaced by rotation: it works until then.
+   *
+   * @generated from field: google.protobuf.Timestamp grace_until = 12;
+   */
+  graceUntil?: Timestamp | undefined;
+
+  /**
+   * The key this one replaced, if it was created by rotation.
+   *
+   * @generated from field: string rotated_from = 13;
+   */
+  rotatedFrom: string;
+};
+
+/**
+ * Describes the message portcullis.auth.v1.ApiKey.
+ * Use `create(ApiKeySchema)` to create a new message.
+ */
+export const ApiKeySchema: GenMessage<ApiKey> = /*@__PURE__*/
+  messageDesc(file_portcullis_auth_v1_auth, 24);
+
+/**
+ * @generated from message portcullis.auth.v1.CreateApiKeyRequest
+ */
+export type CreateApiKeyRequest = Message<"portcullis.auth.v1.CreateApiKeyRequest"> & {
+  /**
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * The signed-in person creating the key (kind USER, of tenant_id).
+   *
+   * @generated from field: portcullis.common.v1.Principal actor = 2;
+   */
+  actor?: Principal | undefined;
+
+  /**
+   * @generated from field: portcullis.auth.v1.ApiKeyKind kind = 3;
+   */
+  kind: ApiKeyKind;
+
+  /**
+   * @generated from field: string name = 4;
+   */
+  name: string;
+
+  /**
+   * @generated from field: repeated string scopes = 5;
+   */
+  scopes: string[];
+
+  /**
+   * @generated from field: google.protobuf.Timestamp expires_at = 6;
+   */
+  expiresAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message portcullis.auth.v1.CreateApiKeyRequest.
+ * Use `create(CreateApiKeyRequestSchema)` to create a new message.
+ */
+export const CreateApiKeyRequestSchema: GenMessage<CreateApiKeyRequest> = /*@__PURE__*/
+  messageDesc(file_portcullis_auth_v1_auth, 25);
+
+/**
+ * @generated from message portcullis.auth.v1.CreateApiKeyResponse
+ */
+export type CreateApiKeyResponse = Message<"portcullis.auth.v1.CreateApiKeyResponse"> & {
+  /**
+   * @generated from field: portcullis.auth.v1.ApiKey api_key = 1;
+   */
+  apiKey?: ApiKey | undefined;
+
+  /**
+   * The full key; shown once.
+   *
+   * @generated from field: string key = 2;
+   */
+  key: string;
+};
+
+/**
+ * Describes the message portcullis.auth.v1.CreateApiKeyResponse.
+ * Use `create(CreateApiKeyResponseSchema)` to create a new message.
+ */
+export const CreateApiKeyResponseSchema: GenMessage<CreateApiKeyResponse> = /*@__PURE__*/
+  messageDesc(file_portcullis_auth_v1_auth, 26);
+
+/**
+ * @generated from message portcullis.auth.v1.ListApiKeysRequest
+ */
+export type ListApiKeysRequest = Message<"portcullis.auth.v1.ListApiKeysRequest"> & {
+  /**
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * @generated from field: portcullis.common.v1.Principal actor = 2;
+   */
+  actor?: Principal | undefined;
+};
+
+/**
+ * Describes the message portcullis.auth.v1.ListApiKeysRequest.
+ * Use `create(ListApiKeysRequestSchema)` to create a new message.
+ */
+export const ListApiKeysRequestSchema: GenMessage<ListApiKeysRequest> = /*@__PURE__*/
+  messageDesc(file_portcullis_auth_v1_auth, 27);
+
+/**
+ * @generated from message portcullis.auth.v1.ListApiKeysResponse
+ */
+export type ListApiKeysResponse = Message<"portcullis.auth.v1.ListApiKeysResponse"> & {
+  /**
+   * @generated from field: repeated portcullis.auth.v1.ApiKey api_keys = 1;
+   */
+  apiKeys: ApiKey[];
+};
+
+/**
+ * Describes the message portcullis.auth.v1.ListApiKeysResponse.
+ * Use `create(ListApiKeysResponseSchema)` to create a new message.
+ */
+export const ListApiKeysResponseSchema: GenMessage<ListApiKeysResponse> = /*@__PURE__*/
+  messageDesc(file_portcullis_auth_v1_auth, 28);
+
+/**
+ * @generated from message portcullis.auth.v1.RevokeApiKeyRequest
+ */
+export type RevokeApiKeyRequest = Message<"portcullis.auth.v1.RevokeApiKeyRequest"> & {
+  /**
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * @generated from field: portcullis.common.v1.Principal actor = 2;
+   */
+  actor?: Principal | undefined;
+
+  /**
+   * @generated from field: string key_id = 3;
+   */
+  keyId: string;
+};
+
+/**
+ * Describes the message portcullis.auth.v1.RevokeApiKeyRequest.
+ * Use `create(RevokeApiKeyRequestSchema)` to create a new message.
+ */
+export const RevokeApiKeyRequestSchema: GenMessage<RevokeApiKeyRequest> = /*@__PURE__*/
+  messageDesc(file_portcullis_auth_v1_auth, 29);
+
+/**
+ * @generated from message portcullis.auth.v1.RevokeApiKeyResponse
+ */
+export type RevokeApiKeyResponse = Message<"portcullis.auth.v1.RevokeApiKeyResponse"> & {
+};
+
+/**
+ * Describes the message portcullis.auth.v1.RevokeApiKeyResponse.
+ * Use `create(RevokeApiKeyResponseSchema)` to create a new message.
+ */
+export const RevokeApiKeyResponseSchema: GenMessage<RevokeApiKeyResponse> = /*@__PURE__*/
+  messageDesc(file_portcullis_auth_v1_auth, 30);
+
+/**
+ * @generated from message portcullis.auth.v1.RotateApiKeyRequest
+ */
+export type RotateApiKeyRequest = Message<"portcullis.auth.v1.RotateApiKeyRequest"> & {
+  /**
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * @generated from field: portcullis.common.v1.Principal actor = 2;
+   */
+  actor?: Principal | undefined;
+
+  /**
+   * @generated from field: string key_id = 3;
+   */
+  keyId: string;
+
+  /**
+   * How long the old key keeps working (0: stops at once).
+   *
+   * @generated from field: int32 grace_seconds = 4;
+   */
+  graceSeconds: number;
+};
+
+/**
+ * Describes the message portcullis.auth.v1.RotateApiKeyRequest.
+ * Use `create(RotateApiKeyRequestSchema)` to create a new message.
+ */
+export const RotateApiKeyRequestSchema: GenMessage<RotateApiKeyRequest> = /*@__PURE__*/
+  messageDesc(file_portcullis_auth_v1_auth, 31);
+
+/**
+ * @generated from message portcullis.auth.v1.RotateApiKeyResponse
+ */
+export type RotateApiKeyResponse = Message<"portcullis.auth.v1.RotateApiKeyResponse"> & {
+  /**
+   * @generated from field: portcullis.auth.v1.ApiKey api_key = 1;
+   */
+  apiKey?: ApiKey | undefined;
+
+  /**
+   * The full new key; shown once.
+   *
+   * @generated from field: string key = 2;
+   */
+  key: string;
+};
+
+/**
+ * Describes the message portcullis.auth.v1.RotateApiKeyResponse.
+ * Use `create(RotateApiKeyResponseSchema)` to create a new message.
+ */
+export const RotateApiKeyResponseSchema: GenMessage<RotateApiKeyResponse> = /*@__PURE__*/
+  messageDesc(file_portcullis_auth_v1_auth, 32);
+
+/**
+ * @generated from message portcullis.auth.v1.VerifyApiKeyRequest
+ */
+export type VerifyApiKeyRequest = Message<"portcullis.auth.v1.VerifyApiKeyRequest"> & {
+  /**
+   * @generated from field: string key = 1;
+   */
+  key: string;
+};
+
+/**
+ * Describes the message portcullis.auth.v1.VerifyApiKeyRequest.
+ * Use `create(VerifyApiKeyRequestSchema)` to create a new message.
+ */
+export const VerifyApiKeyRequestSchema: GenMessage<VerifyApiKeyRequest> = /*@__PURE__*/
+  messageDesc(file_portcullis_auth_v1_auth, 33);
+
+/**
+ * @generated from message portcullis.auth.v1.VerifyApiKeyResponse
+ */
+export type VerifyApiKeyResponse = Message<"portcullis.auth.v1.VerifyApiKeyResponse"> & {
+  /**
+   * @generated from field: string key_id = 1;
+   */
+  keyId: string;
+
+  /**
+   * @generated from field: string tenant_id = 2;
+   */
+  tenantId: string;
+
+  /**
+   * @generated from field: portcullis.auth.v1.ApiKeyKind kind = 3;
+   */
+  kind: ApiKeyKind;
+
+  /**
+   * @generated from field: string user_id = 4;
+   */
+  userId: string;
+
+  /**
+   * @generated from field: repeated string scopes = 5;
+   */
+  scopes: string[];
+};
+
+/**
+ * Describes the message portcullis.auth.v1.VerifyApiKeyResponse.
+ * Use `create(VerifyApiKeyResponseSchema)` to create a new message.
+ */
+export const VerifyApiKeyResponseSchema: GenMessage<VerifyApiKeyResponse> = /*@__PURE__*/
+  messageDesc(file_portcullis_auth_v1_auth, 34);
+
+/**
+ * @generated from enum portcullis.auth.v1.ApiKeyKind
+ */
+export enum ApiKeyKind {
+  /**
+   * @generated from enum value: API_KEY_KIND_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Tenant-wide; only owners and admins create them; scopes alone decide.
+   *
+   * @generated from enum value: API_KEY_KIND_TENANT = 1;
+   */
+  TENANT = 1,
+
+  /**
+   * Acts as its user: never more than the user's current rights, within its scopes.
+   *
+   * @generated from enum value: API_KEY_KIND_USER = 2;
+   */
+  USER = 2,
+}
+
+/**
+ * Describes the enum portcullis.auth.v1.ApiKeyKind.
+ */
+export const ApiKeyKindSchema: GenEnum<ApiKeyKind> = /*@__PURE__*/
+  enumDesc(file_portcullis_auth_v1_auth, 0);
+
+/**
  * Identity provider: accounts, credentials and token issuance.
  *
  * @generated from service portcullis.auth.v1.AuthService
@@ -739,6 +1115,59 @@ export const AuthService: GenService<{
     methodKind: "unary";
     input: typeof VerifyPhoneRequestSchema;
     output: typeof VerifyPhoneResponseSchema;
+  },
+  /**
+   * Creates an API key (`pck_<key_id>_<secret>`) of the tenant or of the actor; the full key is
+   * returned here once and never again (only a hash of its secret is stored).
+   *
+   * @generated from rpc portcullis.auth.v1.AuthService.CreateApiKey
+   */
+  createApiKey: {
+    methodKind: "unary";
+    input: typeof CreateApiKeyRequestSchema;
+    output: typeof CreateApiKeyResponseSchema;
+  },
+  /**
+   * The tenant's keys an actor may see: owners and admins every key, users their own user keys.
+   *
+   * @generated from rpc portcullis.auth.v1.AuthService.ListApiKeys
+   */
+  listApiKeys: {
+    methodKind: "unary";
+    input: typeof ListApiKeysRequestSchema;
+    output: typeof ListApiKeysResponseSchema;
+  },
+  /**
+   * Revokes a key at once (and the key it replaced, if that one is still in its grace period).
+   *
+   * @generated from rpc portcullis.auth.v1.AuthService.RevokeApiKey
+   */
+  revokeApiKey: {
+    methodKind: "unary";
+    input: typeof RevokeApiKeyRequestSchema;
+    output: typeof RevokeApiKeyResponseSchema;
+  },
+  /**
+   * Replaces a key with a new one of the same kind, owner, scopes and expiry; the old key keeps
+   * working for grace_seconds, then stops.
+   *
+   * @generated from rpc portcullis.auth.v1.AuthService.RotateApiKey
+   */
+  rotateApiKey: {
+    methodKind: "unary";
+    input: typeof RotateApiKeyRequestSchema;
+    output: typeof RotateApiKeyResponseSchema;
+  },
+  /**
+   * Checks a presented key: UNAUTHENTICATED unless it exists, matches, and is neither revoked,
+   * expired nor rotated out. Records the time of use.
+   *
+   * @generated from rpc portcullis.auth.v1.AuthService.VerifyApiKey
+   */
+  verifyApiKey: {
+    methodKind: "unary";
+    input: typeof VerifyApiKeyRequestSchema;
+    output: typeof VerifyApiKeyResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_portcullis_auth_v1_auth, 0);
