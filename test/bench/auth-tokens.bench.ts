@@ -23,18 +23,12 @@ import { cpus, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { jetstreamManager } from '@nats-io/jetstream';
-import { connect } from '@nats-io/transport-node';
-import { auditStreamOf } from '@portcullis/kit';
-import { Redis } from 'ioredis';
 import { createLocalJWKSet, createRemoteJWKSet, exportJWK, generateKeyPair, SignJWT, type JSONWebKeySet, type JWTVerifyGetKey } from 'jose';
-import pg from 'pg';
 import type * as demoToolTypes from '../../deploy/local/demo-tool.mjs';
 import type * as platformTypes from '../../deploy/local/platform.mjs';
-import type { Ports } from '../../deploy/local/platform.mjs';
 import type * as seedTypes from '../../deploy/local/seed.mjs';
 import { infra } from '../src/infra.js';
-import { freePort } from '../src/ports.js';
+import { deleteAuditStream, deleteRedisKeysWithPrefix, dropDatabasesWithPrefix, freePlatformPorts } from '../src/run-resources.js';
 
 // The deploy scripts and the gateway are loaded at run time from the repository root, because the
 // compiled file (test/dist/bench) sits at a different depth than this source file. Only their
@@ -214,58 +208,6 @@ async function benchTokens(): Promise<void> {
 // ---------------------------------------------------------------------------------------------
 // Part 2: sign-in and tenant selection through the running platform
 
-async function freePorts(): Promise<Ports> {
-  const p = freePort;
-  return {
-    auth: { grpc: await p(), admin: await p(), jwks: await p() },
-    'tenant-registry': { grpc: await p(), admin: await p() },
-    policy: { grpc: await p(), admin: await p() },
-    'tool-gateway': { grpc: await p(), admin: await p() },
-    'device-enrollment': { grpc: await p(), admin: await p() },
-    audit: { grpc: await p(), admin: await p() },
-    'api-gateway': { http: await p(), admin: await p() },
-  };
-}
-
-async function dropDatabases(dbPrefix: string): Promise<number> {
-  const client = new pg.Client({ connectionString: infra.postgresAdminUrl });
-  await client.connect();
-  try {
-    const { rows } = await client.query<{ datname: string }>('SELECT datname FROM pg_database WHERE datname LIKE $1', [`${dbPrefix}\\_%`]);
-    for (const { datname } of rows) await client.query(`DROP DATABASE IF EXISTS "${datname}" WITH (FORCE)`);
-    return rows.length;
-  } finally {
-    await client.end();
-  }
-}
-
-async function deleteRedisKeys(prefix: string): Promise<number> {
-  const redis = new Redis(infra.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 });
-  await redis.connect();
-  let deleted = 0;
-  try {
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 500);
-      cursor = next;
-      if (keys.length > 0) deleted += await redis.del(...keys);
-    } while (cursor !== '0');
-  } finally {
-    redis.disconnect();
-  }
-  return deleted;
-}
-
-async function deleteAuditStream(subjectPrefix: string): Promise<void> {
-  const nc = await connect({ servers: infra.natsUrl });
-  try {
-    const jsm = await jetstreamManager(nc);
-    await jsm.streams.delete(auditStreamOf(subjectPrefix).name).catch(() => false);
-  } finally {
-    await nc.close();
-  }
-}
-
 function bodyOf(response: { status: number; body: unknown }, what: string): unknown {
   if (response.status !== 200) throw new Error(`${what} answered ${response.status}: ${JSON.stringify(response.body)}`);
   return response.body;
@@ -311,14 +253,14 @@ async function benchFlow(): Promise<void> {
     });
     cleanups.push(() => deleteAuditStream(runId));
     cleanups.push(async () => {
-      console.log(`  cleanup: ${await deleteRedisKeys(redisKeyPrefix)} Redis keys deleted`);
+      console.log(`  cleanup: ${await deleteRedisKeysWithPrefix(redisKeyPrefix)} Redis keys deleted`);
     });
     cleanups.push(async () => {
-      console.log(`  cleanup: ${await dropDatabases(dbPrefix)} databases dropped`);
+      console.log(`  cleanup: ${await dropDatabasesWithPrefix(dbPrefix)} databases dropped`);
     });
     const tool = await demoToolModule.startDemoTool({ port: 0 });
     cleanups.push(() => tool.close());
-    const ports = await freePorts();
+    const ports = await freePlatformPorts();
     const env = platformModule.platformEnv({
       ports,
       pgAdminUrl: infra.postgresAdminUrl,

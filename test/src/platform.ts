@@ -4,60 +4,19 @@ import { randomBytes } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { jetstreamManager } from '@nats-io/jetstream';
-import { connect } from '@nats-io/transport-node';
-import { auditStreamOf } from '@portcullis/kit';
-import { Redis } from 'ioredis';
-import pg from 'pg';
 import { startDemoTool } from '../../deploy/local/demo-tool.mjs';
-import { platformEnv, startPlatform, startService, type Platform, type Ports, type ServiceName } from '../../deploy/local/platform.mjs';
+import { platformEnv, startPlatform, startService, type Platform, type ServiceName } from '../../deploy/local/platform.mjs';
 import { seedDemo } from '../../deploy/local/seed.mjs';
 import { infra, testRunId } from './infra.js';
 import { startOtlpReceiver } from './otlp-receiver.js';
-import { freePort } from './ports.js';
+import { deleteAuditStream, deleteRedisKeysWithPrefix, dropDatabasesWithPrefix, freePlatformPorts } from './run-resources.js';
 
 const root = new URL('../..', import.meta.url).pathname;
-
-/** Removes every key of the run (sessions, tickets, counters) from the shared Redis. */
-async function deleteRedisKeys(prefix: string): Promise<void> {
-  const redis = new Redis(infra.redisUrl);
-  try {
-    for await (const keys of redis.scanStream({ match: `${prefix}*`, count: 500 }) as AsyncIterable<string[]>) {
-      if (keys.length > 0) await redis.del(...keys);
-    }
-  } finally {
-    redis.disconnect();
-  }
-}
-
-/** Removes the run's audit stream from the shared NATS server. */
-async function deleteAuditStream(subjectPrefix: string): Promise<void> {
-  const nc = await connect({ servers: infra.natsUrl });
-  try {
-    const jsm = await jetstreamManager(nc);
-    await jsm.streams.delete(auditStreamOf(subjectPrefix).name).catch(() => false);
-  } finally {
-    await nc.close();
-  }
-}
-
-async function freePorts(): Promise<Ports> {
-  const p = freePort;
-  return {
-    auth: { grpc: await p(), admin: await p(), jwks: await p() },
-    'tenant-registry': { grpc: await p(), admin: await p() },
-    policy: { grpc: await p(), admin: await p() },
-    'tool-gateway': { grpc: await p(), admin: await p() },
-    'device-enrollment': { grpc: await p(), admin: await p() },
-    audit: { grpc: await p(), admin: await p() },
-    'api-gateway': { http: await p(), admin: await p() },
-  };
-}
 
 export async function startTestPlatform() {
   const otlp = await startOtlpReceiver();
   const tool = await startDemoTool({ port: 0 });
-  const ports = await freePorts();
+  const ports = await freePlatformPorts();
   const dbPrefix = `pc_${testRunId}`;
   const smsOutboxFile = join(tmpdir(), `portcullis-sms-${testRunId}.jsonl`);
   const env = platformEnv({
@@ -103,19 +62,10 @@ export async function startTestPlatform() {
       await platform.stop();
       await tool.close();
       await otlp.close();
-      const client = new pg.Client({ connectionString: infra.postgresAdminUrl });
-      await client.connect();
-      try {
-        const { rows } = await client.query<{ datname: string }>('SELECT datname FROM pg_database WHERE datname LIKE $1', [
-          `${dbPrefix}\\_%`,
-        ]);
-        for (const { datname } of rows) await client.query(`DROP DATABASE IF EXISTS "${datname}" WITH (FORCE)`);
-      } finally {
-        await client.end();
-      }
+      await dropDatabasesWithPrefix(dbPrefix);
       await rm(smsOutboxFile, { force: true });
       await deleteAuditStream(testRunId);
-      await deleteRedisKeys(`${testRunId}:`);
+      await deleteRedisKeysWithPrefix(`${testRunId}:`);
     },
   };
 }
