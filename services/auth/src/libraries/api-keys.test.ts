@@ -8,9 +8,11 @@ import { createApiKeys, normaliseScopes, parseApiKey, type ApiKeyRecord, type Ap
 const tenant = '00000000-0000-4000-8000-00000000000a';
 const owner = '00000000-0000-4000-8000-0000000000f1';
 const user = '00000000-0000-4000-8000-0000000000f2';
+const admin = '00000000-0000-4000-8000-0000000000f3';
 const roles = new Map([
   [owner, Role.OWNER],
   [user, Role.USER],
+  [admin, Role.ADMIN],
 ]);
 const actor = (id: string): Principal => ({
   $typeName: 'portcullis.common.v1.Principal',
@@ -116,6 +118,22 @@ describe('API keys', () => {
     const { create } = setUp();
     await expect(create(user, 'tenant')).rejects.toMatchObject({ code: 'PERMISSION_DENIED' });
     await expect(create(user, 'user')).resolves.toMatchObject({ apiKey: { kind: 'user', userId: user, createdBy: user } });
+  });
+
+  it("never lets a manager take over another person's key by rotating it", async () => {
+    const { apiKeys, create } = setUp();
+    const ownersUserKey = await create(owner, 'user');
+    const ownersTenantKey = await create(owner, 'tenant');
+    for (const keyId of [ownersUserKey.apiKey.id, ownersTenantKey.apiKey.id]) {
+      await expect(apiKeys.rotate(tenant, actor(admin), keyId, 60)).rejects.toMatchObject({ code: 'PERMISSION_DENIED' });
+    }
+    const adminsTenantKey = await create(admin, 'tenant');
+    await expect(apiKeys.rotate(tenant, actor(admin), adminsTenantKey.apiKey.id, 60)).resolves.toMatchObject({
+      apiKey: { kind: 'tenant' },
+    });
+    const usersKey = await create(user, 'user');
+    await expect(apiKeys.rotate(tenant, actor(owner), usersKey.apiKey.id, 60)).rejects.toMatchObject({ code: 'PERMISSION_DENIED' });
+    await expect(apiKeys.rotate(tenant, actor(user), usersKey.apiKey.id, 60)).resolves.toMatchObject({ apiKey: { userId: user } });
   });
 
   it('never logs a key', async () => {

@@ -159,6 +159,23 @@ export function createApiKeys({ store, tenants, logger, now = Date.now }: ApiKey
   const visibleTo = (key: ApiKeyRecord, userId: string, role: RoleName) =>
     isManager(role) || (key.kind === 'user' && key.userId === userId);
 
+  /**
+   * Rotation hands the caller a new secret that acts exactly like the old key, so only someone
+   * who could have made that key may rotate it: a user key only by its own user (managers may
+   * revoke it, never take it over); a tenant key by an owner, or by the admin who created it.
+   */
+  function assertMayRotate(key: ApiKeyRecord, userId: string, role: RoleName): void {
+    const allowed = key.kind === 'user' ? key.userId === userId : role === 'owner' || (role === 'admin' && key.createdBy === userId);
+    if (!allowed) {
+      throw new AppError(
+        'PERMISSION_DENIED',
+        key.kind === 'user'
+          ? "only the key's own user may rotate a user key"
+          : 'only an owner or the admin who created it may rotate a tenant key',
+      );
+    }
+  }
+
   async function visibleKey(tenantId: string, keyId: string, userId: string, role: RoleName): Promise<ApiKeyRecord> {
     if (!/^[a-z0-9]{16}$/.test(keyId)) throw noSuchKey();
     const key = await store.get(tenantId, keyId);
@@ -222,6 +239,7 @@ export function createApiKeys({ store, tenants, logger, now = Date.now }: ApiKey
         });
       }
       const old = await visibleKey(tenantId, keyId, userId, role);
+      assertMayRotate(old, userId, role);
       const at = now();
       if (old.revokedAt || old.graceUntil || (old.expiresAt && old.expiresAt.getTime() <= at)) {
         throw new AppError('FAILED_PRECONDITION', 'only a live key that was never rotated can be rotated');
