@@ -378,6 +378,34 @@ describe('the whole platform, every process spawned', () => {
       expect((await withKey(newKey)).status).toBe(200);
     });
 
+    it('a tenant key stops acting once its creator loses the capability (demoted admin)', async () => {
+      const { gatewayUrl, passwords, seeded } = platform;
+      const email = `key-admin-${Date.now()}@alpha.example`;
+      const signup = await httpJson(gatewayUrl, 'POST', '/api/auth/signup', {
+        body: { email, password: passwords.admin, phone: '+15550100998' },
+      });
+      expect(signup.status).toBe(201);
+      const adminId = (signup.body as { userId: string }).userId;
+      const setRole = (role: string) =>
+        httpJson(gatewayUrl, 'POST', '/api/members', { token: tokens.owner, body: { userId: adminId, role } });
+      expect((await setRole('admin')).status).toBe(201);
+      const adminToken = await signIn(gatewayUrl, email, passwords.admin, seeded.tenantId);
+      const created = await createKey(adminToken, { kind: 'tenant', scopes: ['tools:invoke'] });
+      expect(created.status).toBe(201);
+      const { key } = created.body as KeyAnswer;
+      expect((await withKey(key)).status).toBe(200);
+
+      expect((await setRole('user')).status).toBe(201);
+      const after = await pollUntil(
+        async () => {
+          const response = await withKey(key);
+          return response.status === 200 ? undefined : response;
+        },
+        { timeoutMs: 5_000, what: "the demotion to reach the key's decisions" },
+      );
+      expect(after.status).toBe(403);
+    });
+
     it("a user key never exceeds its user's rights or its scopes; a key of another tenant is refused", async () => {
       // A plain user cannot create a tenant key, nor hand a key a capability they do not hold.
       expect((await createKey(tokens.user, { kind: 'tenant', scopes: ['tenant:read'] })).status).toBe(403);

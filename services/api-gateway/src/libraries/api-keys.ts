@@ -16,9 +16,11 @@ export function apiKeyOf(header: string): string {
 export interface VerifiedApiKey {
   keyId: string;
   tenantId: string;
-  /** `tenant`: tenant-wide, its scopes decide. `user`: acts as userId, within its scopes. */
+  /** `tenant`: tenant-wide, within its scopes and its creator's rights. `user`: acts as userId, within its scopes. */
   kind: 'tenant' | 'user';
   userId: string;
+  /** Who created (or last rotated) the key: a tenant key is capped by this user's current rights. */
+  createdBy: string;
   scopes: readonly string[];
 }
 
@@ -35,12 +37,20 @@ export function createApiKeyVerifier({ auth }: { auth: Pick<GrpcClient<typeof Au
       kind === undefined ||
       !isUuid(answer.tenantId) ||
       (kind === 'user' && !isUuid(answer.userId)) ||
+      !isUuid(answer.createdByUserId) ||
       answer.keyId.length === 0 ||
       !answer.scopes.every((scope) => SCOPE.test(scope))
     ) {
       throw invalidKey();
     }
-    return { keyId: answer.keyId, tenantId: answer.tenantId, kind, userId: kind === 'user' ? answer.userId : '', scopes: answer.scopes };
+    return {
+      keyId: answer.keyId,
+      tenantId: answer.tenantId,
+      kind,
+      userId: kind === 'user' ? answer.userId : '',
+      createdBy: answer.createdByUserId,
+      scopes: answer.scopes,
+    };
   };
 }
 

@@ -55,7 +55,14 @@ export function createAuthenticate({ verifyAccessToken, verifyApiKey, isSessionA
       const key = await verifyApiKey(presented.value, request.requestId);
       return {
         principal: principalOf(PrincipalKind.API_KEY, key.keyId, key.tenantId, Role.UNSPECIFIED),
-        credential: { kind: 'api_key', keyId: key.keyId, keyKind: key.kind, userId: key.userId, scopes: key.scopes },
+        credential: {
+          kind: 'api_key',
+          keyId: key.keyId,
+          keyKind: key.kind,
+          userId: key.userId,
+          createdBy: key.createdBy,
+          scopes: key.scopes,
+        },
       };
     }
     const claims = await verifyAccessToken(presented.value);

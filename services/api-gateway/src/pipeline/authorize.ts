@@ -15,9 +15,8 @@ export interface AuthorizeDeps {
  * principal that authenticated) before the request may act.
  *
  * API keys: the key's scopes must include the capability, else 403 without asking the policy.
- * A `user` key is then decided by the policy service as its user (so it never exceeds the
- * user's current rights and loses them with the user); a `tenant` key is decided by its
- * scopes alone, which were checked against the policy (as their creator) when it was made.
+ * The policy service then decides as the key's user (a `user` key) or as its creator (a
+ * `tenant` key), so no key ever exceeds a person's current rights.
  */
 export function createAuthorize({ policy, auditDecision }: AuthorizeDeps) {
   return async function authorize(authenticated: AuthenticatedContext, capability: Capability): Promise<AuthorizedContext> {
@@ -33,11 +32,11 @@ export function createAuthorize({ policy, auditDecision }: AuthorizeDeps) {
         await record(false, `API key scopes do not include ${name}`);
         throw deny();
       }
-      if (credential.keyKind === 'tenant') {
-        await record(true, `granted by tenant API key scope (${name})`);
-        return allow();
-      }
-      subject = { ...principal, kind: PrincipalKind.USER, id: credential.userId, role: Role.UNSPECIFIED };
+      // Within its scopes, a key acts as a user: a user key as its user, a tenant key as the
+      // person who created (or last rotated) it. Either way it never exceeds that user's current
+      // rights, and stops working when that user loses them or leaves the tenant.
+      const actingUser = credential.keyKind === 'user' ? credential.userId : credential.createdBy;
+      subject = { ...principal, kind: PrincipalKind.USER, id: actingUser, role: Role.UNSPECIFIED };
     }
 
     let decision: { allowed: boolean; reason: string };

@@ -22,9 +22,25 @@ const bob = '00000000-0000-4000-8000-0000000000f2';
 const keyOf = (id: string) => `pck_${id.padEnd(16, '0')}_${'s'.repeat(43)}`;
 /** Keys the fake auth service knows: tenant key of A, user key of bob in A, tenant key of B. */
 const keys = new Map([
-  [keyOf('tenanta'), { keyId: 'tenanta', tenantId: tenantA, kind: ApiKeyKind.TENANT, userId: '', scopes: ['tools:invoke'] }],
-  [keyOf('userbob'), { keyId: 'userbob', tenantId: tenantA, kind: ApiKeyKind.USER, userId: bob, scopes: ['tools:invoke', 'audit:read'] }],
-  [keyOf('tenantb'), { keyId: 'tenantb', tenantId: tenantB, kind: ApiKeyKind.TENANT, userId: '', scopes: ['tools:invoke'] }],
+  [
+    keyOf('tenanta'),
+    { keyId: 'tenanta', tenantId: tenantA, kind: ApiKeyKind.TENANT, userId: '', createdByUserId: alice, scopes: ['tools:invoke'] },
+  ],
+  [
+    keyOf('userbob'),
+    {
+      keyId: 'userbob',
+      tenantId: tenantA,
+      kind: ApiKeyKind.USER,
+      userId: bob,
+      createdByUserId: bob,
+      scopes: ['tools:invoke', 'audit:read'],
+    },
+  ],
+  [
+    keyOf('tenantb'),
+    { keyId: 'tenantb', tenantId: tenantB, kind: ApiKeyKind.TENANT, userId: '', createdByUserId: alice, scopes: ['tools:invoke'] },
+  ],
 ]);
 const claimsOf = (tenantId: string, role: Role, sessionId = liveSession): AccessClaims => ({ userId: alice, tenantId, role, sessionId });
 
@@ -183,19 +199,23 @@ describe('API keys in the pipeline', () => {
     expect(policyCalls).toHaveLength(0);
   });
 
-  it('lets a tenant key act within its scopes as an API_KEY principal, and audits it', async () => {
-    const { pipeline, audited, policyCalls } = fakes({ claims: claimsOf(tenantA, Role.OWNER), allowed: false });
+  it("lets a tenant key act within its scopes and its creator's current rights, as an API_KEY principal", async () => {
+    const { pipeline, audited, policyCalls } = fakes({ claims: claimsOf(tenantA, Role.OWNER) });
     const context = await pipeline.run(withKey(keyOf('tenanta')), capability);
     expect(context.principal).toMatchObject({ kind: PrincipalKind.API_KEY, id: 'tenanta', tenantId: tenantA });
-    expect(context.credential).toMatchObject({ kind: 'api_key', keyKind: 'tenant' });
-    expect(policyCalls).toHaveLength(0);
-    expect(audited).toEqual([
-      { allowed: true, reason: 'granted by tenant API key scope (tools:invoke)', tenantId: tenantA, outcome: Outcome.ALLOW },
-    ]);
+    expect(context.credential).toMatchObject({ kind: 'api_key', keyKind: 'tenant', createdBy: alice });
+    expect(policyCalls[0]?.principal).toMatchObject({ kind: PrincipalKind.USER, id: alice, tenantId: tenantA });
+    expect(audited[0]).toMatchObject({ allowed: true, outcome: Outcome.ALLOW });
     await expect(pipeline.run(withKey(keyOf('tenanta')), { object: 'audit', action: 'read' })).rejects.toMatchObject({
       code: 'PERMISSION_DENIED',
     });
     expect(audited[1]).toMatchObject({ allowed: false, reason: 'API key scopes do not include audit:read' });
+  });
+
+  it('stops a tenant key once its creator no longer holds the capability', async () => {
+    const { pipeline, audited } = fakes({ claims: claimsOf(tenantA, Role.OWNER), allowed: false });
+    await expect(pipeline.run(withKey(keyOf('tenanta')), capability)).rejects.toMatchObject({ code: 'PERMISSION_DENIED' });
+    expect(audited[0]).toMatchObject({ allowed: false, reason: `as user ${alice}: no role grants it` });
   });
 
   it("rejects and audits a key of another tenant on this tenant's domain", async () => {

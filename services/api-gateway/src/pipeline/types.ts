@@ -22,10 +22,15 @@ export type Credential =
   | {
       kind: 'api_key';
       keyId: string;
-      /** `tenant`: its scopes decide. `user`: acts as userId, capped by its scopes and the user's rights. */
+      /**
+       * `tenant`: within its scopes and its creator's current rights. `user`: acts as userId,
+       * within its scopes and the user's current rights.
+       */
       keyKind: 'tenant' | 'user';
       /** The user a `user` key acts as; empty for `tenant` keys. */
       userId: string;
+      /** Who created (or last rotated) the key. */
+      createdBy: string;
       scopes: readonly string[];
     };
 

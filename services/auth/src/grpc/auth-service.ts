@@ -169,6 +169,7 @@ export function createAuthService({ accounts, signIn, refresh, sessions, signing
         kind: kindOf(verified.kind),
         userId: verified.userId ?? '',
         scopes: verified.scopes,
+        createdByUserId: verified.createdBy,
       };
     },
   });

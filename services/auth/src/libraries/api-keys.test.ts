@@ -90,6 +90,7 @@ describe('API keys', () => {
       tenantId: tenant,
       kind: 'tenant',
       userId: null,
+      createdBy: owner,
       scopes: ['tools:invoke'],
     });
     const firstUse = store.rows.get(apiKey.id)?.lastUsedAt;

@@ -56,6 +56,7 @@ export interface ApiKeyLookup {
   tenantId: string;
   kind: ApiKeyKind;
   userId: string | null;
+  createdBy: string;
   secretHash: string;
   scopes: string[];
   expiresAt: Date | null;
@@ -84,6 +85,8 @@ export interface VerifiedApiKey {
   tenantId: string;
   kind: ApiKeyKind;
   userId: string | null;
+  /** Who created (or last rotated) the key; a tenant key never acts beyond this user's current rights. */
+  createdBy: string;
   scopes: string[];
 }
 
@@ -284,7 +287,14 @@ export function createApiKeys({ store, tenants, logger, now = Date.now }: ApiKey
       await store.touch(found.tenantId, found.id, new Date(at), LAST_USED_INTERVAL_MS).catch((error: unknown) => {
         logger.warn({ err: error, keyId: found.id }, 'could not record API key use');
       });
-      return { keyId: found.id, tenantId: found.tenantId, kind: found.kind, userId: found.userId, scopes: found.scopes };
+      return {
+        keyId: found.id,
+        tenantId: found.tenantId,
+        kind: found.kind,
+        userId: found.userId,
+        createdBy: found.createdBy,
+        scopes: found.scopes,
+      };
     },
   };
 }

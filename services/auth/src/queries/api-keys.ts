@@ -27,6 +27,7 @@ interface LookupRow {
   tenant_id: string;
   kind: string;
   user_id: string | null;
+  created_by: string;
   secret_hash: string;
   scopes: string[];
   expires_at: Date | null;
@@ -76,7 +77,7 @@ export function createApiKeyQueries(prisma: PrismaClient): ApiKeyStore {
     },
     async findForVerification(id) {
       const [row] = await prisma.$queryRaw<LookupRow[]>`
-        SELECT id, tenant_id::text AS tenant_id, kind, user_id::text AS user_id, secret_hash, scopes, expires_at, revoked_at, grace_until
+        SELECT id, tenant_id::text AS tenant_id, kind, user_id::text AS user_id, created_by::text AS created_by, secret_hash, scopes, expires_at, revoked_at, grace_until
           FROM find_api_key(${id})`;
       if (!row) return undefined;
       const lookup: ApiKeyLookup = {
@@ -84,6 +85,7 @@ export function createApiKeyQueries(prisma: PrismaClient): ApiKeyStore {
         tenantId: row.tenant_id,
         kind: kindOf(row.kind),
         userId: row.user_id,
+        createdBy: row.created_by,
         secretHash: row.secret_hash,
         scopes: row.scopes,
         expiresAt: row.expires_at,
