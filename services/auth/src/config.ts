@@ -1,16 +1,7 @@
-import { baseConfigSchema, databaseConfigSchema, portSchema, redisConfigSchema, z } from '@portcullis/kit';
+import { base64KeySchema, baseConfigSchema, databaseConfigSchema, portSchema, redisConfigSchema, z } from '@portcullis/kit';
 
-/** Base64 of exactly 32 bytes, decoded: the AES-256-GCM key that wraps private signing keys. */
-const signingKeySecret = z.string().transform((value, ctx) => {
-  const trimmed = value.trim();
-  const bytes = Buffer.from(trimmed, 'base64');
-  // Round-trip check rejects strings that are not canonical base64 (Buffer.from is lenient).
-  if (bytes.length !== 32 || bytes.toString('base64') !== trimmed) {
-    ctx.addIssue({ code: 'custom', message: 'must be the base64 encoding of 32 random bytes' });
-    return z.NEVER;
-  }
-  return bytes;
-});
+/** The AES-256-GCM key that wraps private signing keys. */
+const signingKeySecret = base64KeySchema(32);
 
 export const configSchema = baseConfigSchema
   .extend(databaseConfigSchema.shape)

@@ -1,17 +1,8 @@
-import { baseConfigSchema, databaseConfigSchema, natsConfigSchema, z } from '@portcullis/kit';
+import { base64KeySchema, baseConfigSchema, databaseConfigSchema, natsConfigSchema, z } from '@portcullis/kit';
 import { ACTIVATION_CODE_SECRET_BYTES } from './libraries/activation-codes.js';
 
-/** Base64 of exactly 32 bytes, decoded: the HMAC key activation codes are hashed with. */
-const activationCodeSecret = z.string().transform((value, ctx) => {
-  const trimmed = value.trim();
-  const bytes = Buffer.from(trimmed, 'base64');
-  // Round-trip check rejects strings that are not canonical base64 (Buffer.from is lenient).
-  if (bytes.length !== ACTIVATION_CODE_SECRET_BYTES || bytes.toString('base64') !== trimmed) {
-    ctx.addIssue({ code: 'custom', message: `must be the base64 encoding of ${ACTIVATION_CODE_SECRET_BYTES} random bytes` });
-    return z.NEVER;
-  }
-  return bytes;
-});
+/** The HMAC key activation codes are hashed with. */
+const activationCodeSecret = base64KeySchema(ACTIVATION_CODE_SECRET_BYTES);
 
 export const configSchema = baseConfigSchema
   .extend(databaseConfigSchema.shape)

@@ -49,4 +49,21 @@ export const redisConfigSchema = z.object({
   REDIS_KEY_PREFIX: z.string().default('portcullis:'),
 });
 
+/**
+ * A secret key given as base64 of exactly `bytes` random bytes, decoded. The round-trip check
+ * rejects strings that are not canonical base64 (Buffer.from is lenient); the value is never
+ * repeated in the error.
+ */
+export function base64KeySchema(bytes: number) {
+  return z.string().transform((value, ctx) => {
+    const trimmed = value.trim();
+    const decoded = Buffer.from(trimmed, 'base64');
+    if (decoded.length !== bytes || decoded.toString('base64') !== trimmed) {
+      ctx.addIssue({ code: 'custom', message: `must be the base64 encoding of ${bytes} random bytes` });
+      return z.NEVER;
+    }
+    return decoded;
+  });
+}
+
 export { port as portSchema, z };

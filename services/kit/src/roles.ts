@@ -33,3 +33,6 @@ export function roleOf(name: RoleName): Role {
 export function isRoleName(value: unknown): value is RoleName {
   return typeof value === 'string' && (roleNames as readonly string[]).includes(value);
 }
+
+/** A capability name `object:action` as used in API key scopes, e.g. `tools:invoke`. */
+export const capabilityNamePattern = /^[a-z][a-z0-9_-]{0,31}:[a-z][a-z0-9_-]{0,31}$/;

@@ -1,9 +1,8 @@
-import { AppError, isUuid, type GrpcClient } from '@portcullis/kit';
+import { AppError, capabilityNamePattern, isUuid, type GrpcClient } from '@portcullis/kit';
 import { ApiKeyKind, type AuthService } from '@portcullis/proto/auth';
 
 /** `pck_<16 × [a-z0-9]>_<43 × base64url>`, as the auth service issues them. */
 const API_KEY = /^pck_[a-z0-9]{16}_[A-Za-z0-9_-]{43}$/;
-const SCOPE = /^[a-z][a-z0-9_-]{0,31}:[a-z][a-z0-9_-]{0,31}$/;
 
 const invalidKey = () => new AppError('UNAUTHENTICATED', 'invalid, expired or revoked API key');
 
@@ -39,7 +38,7 @@ export function createApiKeyVerifier({ auth }: { auth: Pick<GrpcClient<typeof Au
       (kind === 'user' && !isUuid(answer.userId)) ||
       !isUuid(answer.createdByUserId) ||
       answer.keyId.length === 0 ||
-      !answer.scopes.every((scope) => SCOPE.test(scope))
+      !answer.scopes.every((scope) => capabilityNamePattern.test(scope))
     ) {
       throw invalidKey();
     }

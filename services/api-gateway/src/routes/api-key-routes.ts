@@ -1,5 +1,5 @@
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
-import { AppError, z, type GrpcClient } from '@portcullis/kit';
+import { AppError, capabilityNamePattern, z, type GrpcClient } from '@portcullis/kit';
 import { ApiKeyKind, type ApiKey, type AuthService } from '@portcullis/proto/auth';
 import type { PolicyService } from '@portcullis/proto/policy';
 import { isoTime } from '../http/presenters.js';
@@ -11,7 +11,7 @@ export interface ApiKeyRouteDeps {
   policy: Pick<GrpcClient<typeof PolicyService>, 'check'>;
 }
 
-const scope = z.string().regex(/^[a-z][a-z0-9_-]{0,31}:[a-z][a-z0-9_-]{0,31}$/, 'a capability object:action');
+const scope = z.string().regex(capabilityNamePattern, 'a capability object:action');
 const keyId = z.object({ id: z.string().regex(/^[a-z0-9]{16}$/, 'an API key id') });
 
 function presentApiKey(key: ApiKey | undefined) {

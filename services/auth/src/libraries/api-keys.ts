@@ -1,5 +1,5 @@
 import { createHash, randomBytes, randomInt, timingSafeEqual } from 'node:crypto';
-import { AppError, isUuid, requireText, requireUuid, type Logger, type RoleName } from '@portcullis/kit';
+import { AppError, capabilityNamePattern, isUuid, requireText, requireUuid, type Logger, type RoleName } from '@portcullis/kit';
 import { PrincipalKind, type Principal } from '@portcullis/proto/common';
 import { currentRole, notAMember, type TenantDirectory } from './memberships.js';
 
@@ -12,7 +12,6 @@ export const API_KEY_PREFIX = 'pck_';
 const KEY_ID_ALPHABET = 'abcdefghijklmnopqrstuvwxyz0123456789';
 const KEY_ID_LENGTH = 16;
 const API_KEY = /^pck_([a-z0-9]{16})_([A-Za-z0-9_-]{43})$/;
-const SCOPE = /^[a-z][a-z0-9_-]{0,31}:[a-z][a-z0-9_-]{0,31}$/;
 const MAX_SCOPES = 64;
 export const MAX_GRACE_SECONDS = 7 * 86_400;
 /** last_used_at is written at most once per this interval per key. */
@@ -118,7 +117,7 @@ export function normaliseScopes(scopes: readonly string[]): string[] {
     throw new AppError('INVALID_ARGUMENT', `scopes: at most ${MAX_SCOPES} scopes`, { details: { field: 'scopes' } });
   }
   for (const scope of unique) {
-    if (!SCOPE.test(scope)) {
+    if (!capabilityNamePattern.test(scope)) {
       throw new AppError('INVALID_ARGUMENT', 'scopes: each scope is a capability object:action', { details: { field: 'scopes' } });
     }
   }
