@@ -101,6 +101,36 @@ describe('policy service against Postgres and NATS', () => {
     });
   });
 
+  it("caps a robot by the robot template and its creator's current role, on every replica", async () => {
+    const creator = randomUUID();
+    const robot = { kind: PrincipalKind.ROBOT, id: randomUUID(), tenantId: tenantA, actingUserId: creator };
+    const ask = (replica: Replica, object: string, action: string) =>
+      replica.client.check({ principal: robot, tenantId: tenantA, object, action });
+    await one.client.assignRole({ tenantId: tenantA, userId: creator, role: Role.ADMIN });
+    expect(await ask(two, 'tools', 'invoke')).toMatchObject({ allowed: true, reason: expect.stringContaining('role:robot') });
+    expect(await ask(two, 'members', 'manage')).toMatchObject({ allowed: false, reason: 'robots may not members:manage' });
+
+    await one.client.revokeRole({ tenantId: tenantA, userId: creator, role: Role.ADMIN });
+    await one.client.assignRole({ tenantId: tenantA, userId: creator, role: Role.USER });
+    const denied = await pollUntil(
+      async () => {
+        const decision = await ask(two, 'tools', 'invoke');
+        return decision.allowed ? undefined : decision;
+      },
+      { timeoutMs: 1_000, what: "replica two to cap the robot by its creator's new role" },
+    );
+    expect(denied.reason).toBe(`creator user:${creator} lacks tools:invoke`);
+    await expect(
+      one.client.check({ principal: { ...robot, actingUserId: '' }, tenantId: tenantA, object: 'tools', action: 'read' }),
+    ).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    // The robot itself was never given a role row.
+    const robotRows = await withPg(
+      db.ownerUrl,
+      async (c) => (await c.query("SELECT 1 FROM role_assignments WHERE subject LIKE 'robot:%'")).rowCount,
+    );
+    expect(robotRows).toBe(0);
+  });
+
   it('rejects malformed input with INVALID_ARGUMENT', async () => {
     await expect(one.client.assignRole({ tenantId: 'not-a-uuid', userId: alice, role: Role.USER })).rejects.toMatchObject({
       code: 'INVALID_ARGUMENT',

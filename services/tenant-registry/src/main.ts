@@ -7,9 +7,11 @@ import { PrismaClient } from './generated/prisma/client.js';
 import { createTenantRegistryService } from './grpc/tenant-registry-service.js';
 import { createContextResolver } from './libraries/context-resolution.js';
 import { createMembershipLibrary } from './libraries/memberships.js';
+import { createTeamLibrary } from './libraries/teams.js';
 import { createTenantLibrary } from './libraries/tenants.js';
 import { createLookupQueries } from './queries/lookups.js';
 import { createMembershipQueries } from './queries/memberships.js';
+import { createTeamQueries } from './queries/teams.js';
 import { createTenantQueries } from './queries/tenants.js';
 
 const config = loadConfig(configSchema, process.env);
@@ -31,10 +33,11 @@ await runService({
     const changes = createTenantChangePublisher({ nc, subjectPrefix: config.NATS_SUBJECT_PREFIX, logger });
     const tenants = createTenantLibrary({ store: createTenantQueries(scope), policy, announce: changes.publish });
     const memberships = createMembershipLibrary({ store: createMembershipQueries(scope), lookups, policy, announce: changes.publish });
+    const teams = createTeamLibrary({ store: createTeamQueries(scope), announce: changes.publish });
     const contexts = createContextResolver({ lookups });
 
     return {
-      services: [createTenantRegistryService({ tenants, memberships, contexts })],
+      services: [createTenantRegistryService({ tenants, memberships, teams, contexts })],
       isReady: () => !nc.isClosed(),
     };
   },

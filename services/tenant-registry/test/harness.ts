@@ -22,9 +22,11 @@ import { PrismaClient } from '../src/generated/prisma/client.js';
 import { createTenantRegistryService } from '../src/grpc/tenant-registry-service.js';
 import { createContextResolver } from '../src/libraries/context-resolution.js';
 import { createMembershipLibrary } from '../src/libraries/memberships.js';
+import { createTeamLibrary } from '../src/libraries/teams.js';
 import { createTenantLibrary } from '../src/libraries/tenants.js';
 import { createLookupQueries } from '../src/queries/lookups.js';
 import { createMembershipQueries } from '../src/queries/memberships.js';
+import { createTeamQueries } from '../src/queries/teams.js';
 import { createTenantQueries } from '../src/queries/tenants.js';
 
 export const logger: Logger = createLogger({ name: 'tenant-registry-test', level: 'silent' });
@@ -105,8 +107,12 @@ export async function startRegistry(db: TestDatabase, policyAddress: string): Pr
   const changes = createTenantChangePublisher({ nc, subjectPrefix: testRunId, logger });
   const tenants = createTenantLibrary({ store: createTenantQueries(scope), policy, announce: changes.publish });
   const memberships = createMembershipLibrary({ store: createMembershipQueries(scope), lookups, policy, announce: changes.publish });
+  const teams = createTeamLibrary({ store: createTeamQueries(scope), announce: changes.publish });
   const contexts = createContextResolver({ lookups });
-  const server: GrpcServer = createGrpcServer({ logger, services: [createTenantRegistryService({ tenants, memberships, contexts })] });
+  const server: GrpcServer = createGrpcServer({
+    logger,
+    services: [createTenantRegistryService({ tenants, memberships, teams, contexts })],
+  });
   const port = await server.listen('127.0.0.1', 0);
   server.setServing(true);
   const client = createGrpcClient(TenantRegistryService, { address: `127.0.0.1:${port}`, deadlineMs: 5_000 });

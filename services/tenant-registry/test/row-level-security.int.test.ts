@@ -5,7 +5,7 @@ import { PrincipalKind, Role } from '@portcullis/proto/common';
 import { createTestDatabase, infra, testRunId, withPg, type PgClient, type TestDatabase } from '@portcullis/test';
 import { logger, migrationsDir, startFakePolicy, startRegistry, type FakePolicy, type Registry } from './harness.js';
 
-const tables = ['tenants', 'assistants', 'domains', 'teams', 'memberships'] as const;
+const tables = ['tenants', 'assistants', 'domains', 'teams', 'memberships', 'team_members'] as const;
 
 /** Each table's own tenant column: `tenants` is keyed by its id. */
 const tenantColumn = (table: (typeof tables)[number]) => (table === 'tenants' ? 'id' : 'tenant_id');
@@ -13,6 +13,8 @@ const tenantColumn = (table: (typeof tables)[number]) => (table === 'tenants' ? 
 interface Seeded {
   tenantId: string;
   assistantId: string;
+  teamId: string;
+  memberId: string;
 }
 
 describe('row-level security of the tenant registry', () => {
@@ -28,14 +30,16 @@ describe('row-level security of the tenant registry', () => {
     const tenantId = tenant!.id;
     const { assistant } = await registry.client.createAssistant({ tenantId, name: 'Concierge' });
     await registry.client.addDomain({ tenantId, assistantId: assistant!.id, host: `${label}.${testRunId}.rls.example` });
-    await registry.client.createTeam({ tenantId, name: 'Ops' });
+    const { team } = await registry.client.createTeam({ tenantId, name: 'Ops' });
+    const memberId = randomUUID();
     await registry.client.addMember({
       tenantId,
-      userId: randomUUID(),
+      userId: memberId,
       role: Role.ADMIN,
       actor: { kind: PrincipalKind.USER, id: ownerUserId, tenantId },
     });
-    return { tenantId, assistantId: assistant!.id };
+    await registry.client.addTeamMember({ tenantId, teamId: team!.id, userId: memberId });
+    return { tenantId, assistantId: assistant!.id, teamId: team!.id, memberId };
   }
 
   beforeAll(async () => {
@@ -111,6 +115,7 @@ describe('row-level security of the tenant registry', () => {
         ],
         teams: ['INSERT INTO teams (tenant_id, name) VALUES ($1, $2)', [b.tenantId, 'Intruders']],
         memberships: ["INSERT INTO memberships (tenant_id, user_id, role) VALUES ($1, $2, 'owner')", [b.tenantId, randomUUID()]],
+        team_members: ['INSERT INTO team_members (tenant_id, team_id, user_id) VALUES ($1, $2, $3)', [b.tenantId, b.teamId, b.memberId]],
       };
       for (const table of tables) {
         const [sql, values] = inserts[table];
@@ -125,6 +130,43 @@ describe('row-level security of the tenant registry', () => {
       async (c) => (await c.query<{ status: string }>('SELECT status FROM tenants WHERE id = $1', [b.tenantId])).rows,
     );
     expect(stillActive).toEqual([{ status: 'active' }]);
+  });
+
+  it("keeps tenant A's team members invisible and unreachable with tenant B set", async () => {
+    await withPg(db.appUrl, async (c: PgClient) => {
+      await c.query('BEGIN');
+      await c.query("SELECT set_config('app.tenant_id', $1, true)", [b.tenantId]);
+      const seen = await c.query('SELECT * FROM team_members WHERE tenant_id = $1 OR team_id = $2', [a.tenantId, a.teamId]);
+      expect(seen.rowCount).toBe(0);
+      const deleted = await c.query('DELETE FROM team_members WHERE team_id = $1', [a.teamId]);
+      expect(deleted.rowCount).toBe(0);
+      await c.query('ROLLBACK');
+    });
+    // Through the service: tenant B's id never reaches tenant A's team.
+    expect((await registry.client.listUserTeams({ tenantId: b.tenantId, userId: a.memberId })).teams).toEqual([]);
+    expect((await registry.client.listTeams({ tenantId: b.tenantId })).teams.map((t) => t.id)).toEqual([b.teamId]);
+    await expect(registry.client.addTeamMember({ tenantId: b.tenantId, teamId: a.teamId, userId: b.memberId })).rejects.toMatchObject({
+      code: 'NOT_FOUND',
+    });
+    await expect(registry.client.removeTeamMember({ tenantId: b.tenantId, teamId: a.teamId, userId: a.memberId })).rejects.toMatchObject({
+      code: 'NOT_FOUND',
+    });
+    const stillThere = await withPg(
+      db.ownerUrl,
+      async (c) => (await c.query('SELECT 1 FROM team_members WHERE team_id = $1 AND user_id = $2', [a.teamId, a.memberId])).rowCount,
+    );
+    expect(stillThere).toBe(1);
+  });
+
+  it("refuses, even to the owner, a team member row joining one tenant's member to another tenant's team", async () => {
+    await withPg(db.ownerUrl, async (c: PgClient) => {
+      await expect(
+        c.query('INSERT INTO team_members (tenant_id, team_id, user_id) VALUES ($1, $2, $3)', [a.tenantId, b.teamId, a.memberId]),
+      ).rejects.toThrow(/foreign key/);
+      await expect(
+        c.query('INSERT INTO team_members (tenant_id, team_id, user_id) VALUES ($1, $2, $3)', [b.tenantId, b.teamId, a.memberId]),
+      ).rejects.toThrow(/foreign key/);
+    });
   });
 
   it('crosses tenants only through narrow SECURITY DEFINER functions pinned to the public schema', async () => {

@@ -245,4 +245,185 @@ describe('tenant registry over gRPC against Postgres and NATS', () => {
     });
     await expect(registry.client.resolveContext({ host: 'not a host' })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
   });
+
+  describe('teams and their members', () => {
+    it('lists teams by name and keeps team membership to members of the tenant, idempotently', async () => {
+      const created = await newTenant();
+      const tenantId = created.tenant.id;
+      const { team: zeta } = await registry.client.createTeam({ tenantId, name: 'Zeta' });
+      const { team: alpha } = await registry.client.createTeam({ tenantId, name: 'Alpha' });
+      expect((await registry.client.listTeams({ tenantId })).teams.map((t) => [t.name, t.id])).toEqual([
+        ['Alpha', alpha!.id],
+        ['Zeta', zeta!.id],
+      ]);
+
+      const userId = randomUUID();
+      await registry.client.addMember({ tenantId, userId, role: Role.USER, actor: owner(created) });
+      await registry.client.addTeamMember({ tenantId, teamId: zeta!.id, userId });
+      await registry.client.addTeamMember({ tenantId, teamId: zeta!.id, userId });
+      await registry.client.addTeamMember({ tenantId, teamId: alpha!.id, userId });
+      const { teams } = await registry.client.listUserTeams({ tenantId, userId });
+      expect(teams.map((t) => ({ id: t.id, tenantId: t.tenantId, name: t.name }))).toEqual([
+        { id: alpha!.id, tenantId, name: 'Alpha' },
+        { id: zeta!.id, tenantId, name: 'Zeta' },
+      ]);
+      const rows = await withPg(
+        db.ownerUrl,
+        async (c) => (await c.query('SELECT 1 FROM team_members WHERE team_id = $1 AND user_id = $2', [zeta!.id, userId])).rowCount,
+      );
+      expect(rows).toBe(1);
+      await pollUntil(() => registry.notices.find((n) => n.tenantId === tenantId && n.change === 'team.members.changed'), {
+        timeoutMs: 5_000,
+        what: 'team.members.changed notice',
+      });
+
+      await registry.client.removeTeamMember({ tenantId, teamId: zeta!.id, userId });
+      expect((await registry.client.listUserTeams({ tenantId, userId })).teams.map((t) => t.name)).toEqual(['Alpha']);
+      await expect(registry.client.removeTeamMember({ tenantId, teamId: zeta!.id, userId })).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    });
+
+    it('refuses a non-member, an unknown team, another tenant’s team and malformed ids', async () => {
+      const created = await newTenant();
+      const other = await newTenant();
+      const tenantId = created.tenant.id;
+      const { team } = await registry.client.createTeam({ tenantId, name: 'Ops' });
+      const { team: foreign } = await registry.client.createTeam({ tenantId: other.tenant.id, name: 'Theirs' });
+      const teamId = team!.id;
+
+      await expect(registry.client.addTeamMember({ tenantId, teamId, userId: randomUUID() })).rejects.toMatchObject({
+        code: 'FAILED_PRECONDITION',
+      });
+      // A member of the other tenant is not a member of this one.
+      await expect(registry.client.addTeamMember({ tenantId, teamId, userId: other.ownerId })).rejects.toMatchObject({
+        code: 'FAILED_PRECONDITION',
+      });
+      await expect(registry.client.addTeamMember({ tenantId, teamId: randomUUID(), userId: created.ownerId })).rejects.toMatchObject({
+        code: 'NOT_FOUND',
+      });
+      await expect(registry.client.addTeamMember({ tenantId, teamId: foreign!.id, userId: created.ownerId })).rejects.toMatchObject({
+        code: 'NOT_FOUND',
+      });
+      await expect(registry.client.addTeamMember({ tenantId, teamId: 'ops', userId: created.ownerId })).rejects.toMatchObject({
+        code: 'INVALID_ARGUMENT',
+      });
+      await expect(registry.client.listTeams({ tenantId: '' })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+      expect((await registry.client.listUserTeams({ tenantId, userId: created.ownerId })).teams).toEqual([]);
+    });
+  });
+
+  describe('removing members', () => {
+    /** A tenant with an admin and a user besides its owner; the user is in a team. */
+    async function staffedTenant() {
+      const created = await newTenant();
+      const tenantId = created.tenant.id;
+      const adminId = randomUUID();
+      const userId = randomUUID();
+      await registry.client.addMember({ tenantId, userId: adminId, role: Role.ADMIN, actor: owner(created) });
+      await registry.client.addMember({ tenantId, userId, role: Role.USER, actor: owner(created) });
+      const { team } = await registry.client.createTeam({ tenantId, name: 'Ops' });
+      await registry.client.addTeamMember({ tenantId, teamId: team!.id, userId });
+      await registry.client.addTeamMember({ tenantId, teamId: team!.id, userId: adminId });
+      const as = (id: string) => ({ kind: PrincipalKind.USER, id, tenantId });
+      return { ...created, tenantId, adminId, userId, teamId: team!.id, as };
+    }
+
+    const teamRows = (teamId: string, userId: string) =>
+      withPg(
+        db.ownerUrl,
+        async (c) => (await c.query('SELECT 1 FROM team_members WHERE team_id = $1 AND user_id = $2', [teamId, userId])).rowCount,
+      );
+
+    it('lets an admin remove a user: role revoked in policy, membership and team memberships gone, change announced', async () => {
+      const t = await staffedTenant();
+      const calls = policy.calls.length;
+      await registry.client.removeMember({ tenantId: t.tenantId, userId: t.userId, actor: t.as(t.adminId) });
+      expect(policy.calls.slice(calls)).toEqual([{ call: 'revoke', tenantId: t.tenantId, userId: t.userId, role: Role.USER }]);
+      await expect(registry.client.getMembership({ tenantId: t.tenantId, userId: t.userId })).rejects.toMatchObject({ code: 'NOT_FOUND' });
+      expect(await teamRows(t.teamId, t.userId)).toBe(0);
+      expect(await teamRows(t.teamId, t.adminId)).toBe(1);
+      expect((await registry.client.listUserTenants({ userId: t.userId })).memberships).toEqual([]);
+      await pollUntil(
+        () => registry.notices.filter((n) => n.tenantId === t.tenantId && n.change === 'member.changed').length >= 3 || undefined,
+        {
+          timeoutMs: 5_000,
+          what: 'member.changed notice of the removal',
+        },
+      );
+
+      await expect(registry.client.removeMember({ tenantId: t.tenantId, userId: t.userId, actor: t.as(t.adminId) })).rejects.toMatchObject({
+        code: 'NOT_FOUND',
+      });
+      expect(policy.calls.slice(calls)).toHaveLength(1);
+    });
+
+    it('lets an owner remove an admin, but an admin neither an admin nor an owner, and nobody an owner', async () => {
+      const t = await staffedTenant();
+      const calls = policy.calls.length;
+      await expect(registry.client.removeMember({ tenantId: t.tenantId, userId: t.ownerId, actor: t.as(t.adminId) })).rejects.toMatchObject(
+        {
+          code: 'PERMISSION_DENIED',
+        },
+      );
+      await expect(registry.client.removeMember({ tenantId: t.tenantId, userId: t.ownerId, actor: t.as(t.ownerId) })).rejects.toMatchObject(
+        {
+          code: 'FAILED_PRECONDITION',
+        },
+      );
+      await expect(registry.client.removeMember({ tenantId: t.tenantId, userId: t.adminId, actor: t.as(t.userId) })).rejects.toMatchObject({
+        code: 'PERMISSION_DENIED',
+      });
+      const second = randomUUID();
+      await registry.client.addMember({ tenantId: t.tenantId, userId: second, role: Role.ADMIN, actor: owner(t) });
+      await expect(registry.client.removeMember({ tenantId: t.tenantId, userId: second, actor: t.as(t.adminId) })).rejects.toMatchObject({
+        code: 'PERMISSION_DENIED',
+      });
+      expect(policy.calls.slice(calls)).toEqual([{ call: 'assign', tenantId: t.tenantId, userId: second, role: Role.ADMIN }]);
+
+      await registry.client.removeMember({ tenantId: t.tenantId, userId: t.adminId, actor: t.as(t.ownerId) });
+      expect(policy.calls.at(-1)).toEqual({ call: 'revoke', tenantId: t.tenantId, userId: t.adminId, role: Role.ADMIN });
+      expect(await teamRows(t.teamId, t.adminId)).toBe(0);
+      expect((await registry.client.getMembership({ tenantId: t.tenantId, userId: t.ownerId })).membership?.role).toBe(Role.OWNER);
+    });
+
+    it('keeps the membership when the policy service fails', async () => {
+      const t = await staffedTenant();
+      policy.failing = true;
+      try {
+        await expect(
+          registry.client.removeMember({ tenantId: t.tenantId, userId: t.userId, actor: t.as(t.ownerId) }),
+        ).rejects.toMatchObject({
+          code: 'DEPENDENCY_UNAVAILABLE',
+        });
+      } finally {
+        policy.failing = false;
+      }
+      expect((await registry.client.getMembership({ tenantId: t.tenantId, userId: t.userId })).membership?.role).toBe(Role.USER);
+      expect(await teamRows(t.teamId, t.userId)).toBe(1);
+    });
+
+    it('needs a person of the tenant as the actor', async () => {
+      const t = await staffedTenant();
+      const other = await newTenant();
+      for (const actor of [
+        undefined,
+        { kind: PrincipalKind.USER, id: other.ownerId, tenantId: other.tenant.id },
+        { kind: PrincipalKind.API_KEY, id: t.ownerId, tenantId: t.tenantId },
+        { kind: PrincipalKind.ROBOT, id: randomUUID(), tenantId: t.tenantId, actingUserId: t.ownerId },
+      ]) {
+        await expect(
+          registry.client.removeMember({ tenantId: t.tenantId, userId: t.userId, ...(actor ? { actor } : {}) }),
+        ).rejects.toMatchObject({
+          code: 'PERMISSION_DENIED',
+        });
+      }
+      // Someone of another tenant who is no member here.
+      await expect(
+        registry.client.removeMember({ tenantId: t.tenantId, userId: t.userId, actor: t.as(other.ownerId) }),
+      ).rejects.toMatchObject({ code: 'PERMISSION_DENIED' });
+      await expect(registry.client.removeMember({ tenantId: t.tenantId, userId: 'x', actor: t.as(t.ownerId) })).rejects.toMatchObject({
+        code: 'INVALID_ARGUMENT',
+      });
+      expect((await registry.client.getMembership({ tenantId: t.tenantId, userId: t.userId })).membership?.role).toBe(Role.USER);
+    });
+  });
 });

@@ -4,10 +4,15 @@ import { roleName } from '../http/presenters.js';
 import { parseInput, type ProtectedRoute } from '../http/route.js';
 
 export interface TenantRouteDeps {
-  tenants: Pick<GrpcClient<typeof TenantRegistryService>, 'createAssistant' | 'addDomain' | 'createTeam' | 'addMember'>;
+  tenants: Pick<
+    GrpcClient<typeof TenantRegistryService>,
+    'createAssistant' | 'addDomain' | 'createTeam' | 'addMember' | 'removeMember' | 'listTeams' | 'addTeamMember' | 'removeTeamMember'
+  >;
 }
 
 const name = z.string().min(1).max(100);
+const userIdParam = z.object({ userId: z.uuid() });
+const teamIdParam = z.object({ teamId: z.uuid() });
 
 export function createTenantRoutes({ tenants }: TenantRouteDeps): ProtectedRoute[] {
   return [
@@ -87,6 +92,56 @@ export function createTenantRoutes({ tenants }: TenantRouteDeps): ProtectedRoute
         );
         if (!membership) throw new AppError('INTERNAL', 'tenant registry returned no membership');
         return { status: 201, body: { userId: membership.userId, role: roleName(membership.role) } };
+      },
+    },
+    {
+      kind: 'protected',
+      method: 'delete',
+      path: '/api/members/:userId',
+      capability: { object: 'members', action: 'manage' },
+      // The registry decides by the actor's stored role, so the actor must be a person.
+      humansOnly: true,
+      summary: 'Remove an account from the tenant (owners remove admins and users, admins only users; never an owner)',
+      async handle({ request, target, principal }, { params }) {
+        const { userId } = parseInput(userIdParam, params);
+        await tenants.removeMember({ tenantId: target.tenantId, userId, actor: principal }, { requestId: request.requestId });
+        return { status: 204, body: null };
+      },
+    },
+    {
+      kind: 'protected',
+      method: 'get',
+      path: '/api/teams',
+      capability: { object: 'tenant', action: 'read' },
+      summary: "The tenant's teams, by name",
+      async handle({ request, target }) {
+        const { teams } = await tenants.listTeams({ tenantId: target.tenantId }, { requestId: request.requestId });
+        return { body: { teams: teams.map((team) => ({ teamId: team.id, name: team.name })) } };
+      },
+    },
+    {
+      kind: 'protected',
+      method: 'post',
+      path: '/api/teams/:teamId/members',
+      capability: { object: 'teams', action: 'manage' },
+      summary: 'Put a member of the tenant into a team (idempotent)',
+      async handle({ request, target }, { body, params }) {
+        const { teamId } = parseInput(teamIdParam, params);
+        const { userId } = parseInput(userIdParam, body);
+        await tenants.addTeamMember({ tenantId: target.tenantId, teamId, userId }, { requestId: request.requestId });
+        return { status: 204, body: null };
+      },
+    },
+    {
+      kind: 'protected',
+      method: 'delete',
+      path: '/api/teams/:teamId/members/:userId',
+      capability: { object: 'teams', action: 'manage' },
+      summary: 'Take a member out of a team',
+      async handle({ request, target }, { params }) {
+        const { teamId, userId } = parseInput(teamIdParam.extend(userIdParam.shape), params);
+        await tenants.removeTeamMember({ tenantId: target.tenantId, teamId, userId }, { requestId: request.requestId });
+        return { status: 204, body: null };
       },
     },
   ];

@@ -1,4 +1,5 @@
-import { implement, requireUuid } from '@portcullis/kit';
+import { AppError, implement, requireUuid } from '@portcullis/kit';
+import { PrincipalKind } from '@portcullis/proto/common';
 import { PolicyService } from '@portcullis/proto/policy';
 import type { DecisionLibrary } from '../libraries/decisions.js';
 import { roleSubject } from '../libraries/role-templates.js';
@@ -31,7 +32,19 @@ export function createPolicyService({ decisions, assignments, announceChange }: 
       const principal = request.principal;
       if (!principal) return { allowed: false, reason: 'no principal' };
       if (principal.tenantId !== tenantId) return { allowed: false, reason: 'principal belongs to another tenant' };
-      return decisions.check({ subject: subjectOf(principal), tenantId, object: request.object, action: request.action });
+      // Validates kind and id of every principal, robots included.
+      const subject = subjectOf(principal);
+      if (principal.kind === PrincipalKind.ROBOT) {
+        // A robot is decided by the robot template and its creator's rights, never by roles of its own.
+        if (principal.actingUserId.length === 0) {
+          throw new AppError('INVALID_ARGUMENT', 'principal.acting_user_id (the robot creator) is required for a robot', {
+            details: { field: 'principal.acting_user_id' },
+          });
+        }
+        const actingUserId = requireUuid(principal.actingUserId, 'principal.acting_user_id');
+        return decisions.checkRobot({ actingUserId, tenantId, object: request.object, action: request.action });
+      }
+      return decisions.check({ subject, tenantId, object: request.object, action: request.action });
     },
     assignRole: (request) => changeRole('assign', request),
     revokeRole: (request) => changeRole('revoke', request),

@@ -17,6 +17,18 @@ export interface DecisionRequest {
   action: string;
 }
 
+/** A robot's request: capped by the robot template and by its creator's current rights. */
+export interface RobotDecisionRequest {
+  /** The robot's creator (`user:<id>` in the tenant's assignments). */
+  actingUserId: string;
+  tenantId: string;
+  object: string;
+  action: string;
+}
+
+/** The role template that bounds every robot; nobody is ever assigned it. */
+export const robotTemplate = 'role:robot';
+
 export interface Decision {
   allowed: boolean;
   reason: string;
@@ -49,13 +61,24 @@ export function createDecisionLibrary({
   maxAgeMs,
   now = Date.now,
 }: DecisionLibraryDeps) {
+  // The owner's rows alone are the catalogue; every other template (role:robot included) may
+  // only narrow it, never add to it.
   const catalogue = new Set(templates.filter(([role]) => role === 'role:owner').map(([, object, action]) => `${object}:${action}`));
+  for (const [role, object, action] of templates) {
+    if (!catalogue.has(`${object}:${action}`)) {
+      throw new Error(`roles.csv: ${role} grants ${object}:${action}, which the owner's rows (the capability catalogue) lack`);
+    }
+  }
   const enforcers = new Map<string, { enforcer: Promise<Enforcer>; loadedAt: number }>();
 
   async function load(tenantId: string): Promise<Enforcer> {
     const enforcer = await newEnforcer(newModelFromString(modelText));
     if (templates.length > 0) await enforcer.addPolicies(templates.map((rule) => [...rule]));
-    const rows = await assignments.listForTenant(tenantId);
+    // Roles are held by people. A robot never gets a grouping of its own, and the robot
+    // template is never something one is assigned: such rows, however they got stored, are ignored.
+    const rows = (await assignments.listForTenant(tenantId)).filter(
+      ({ subject, role }) => !subject.startsWith('robot:') && !subject.startsWith('role:') && role !== robotTemplate,
+    );
     if (rows.length > 0) await enforcer.addGroupingPolicies(rows.map(({ subject, role }) => [subject, role, tenantId]));
     return enforcer;
   }
@@ -92,6 +115,24 @@ export function createDecisionLibrary({
       const [allowed, rule] = await enforcer.enforceEx(subject, tenantId, object, action);
       if (!allowed) return { allowed: false, reason: `no role of ${subject} grants ${object}:${action}` };
       return { allowed: true, reason: `granted by ${rule[0] ?? 'role'} (${object}:${action})` };
+    },
+    /**
+     * A robot may use a capability only when the robot template grants it AND its creator
+     * holds it in the tenant now (through their current role), so a robot never exceeds its
+     * creator and loses what the creator loses. The reason names the part that denied.
+     */
+    async checkRobot({ actingUserId, tenantId, object, action }: RobotDecisionRequest): Promise<Decision> {
+      const capability = `${object}:${action}`;
+      if (!catalogue.has(capability)) return { allowed: false, reason: `unknown capability ${capability}` };
+      const enforcer = await enforcerFor(tenantId);
+      // The template's own name matches itself through g, with no assignment involved.
+      if (!(await enforcer.enforce(robotTemplate, tenantId, object, action))) {
+        return { allowed: false, reason: `robots may not ${capability}` };
+      }
+      const creator = `user:${actingUserId}`;
+      const [allowed, rule] = await enforcer.enforceEx(creator, tenantId, object, action);
+      if (!allowed) return { allowed: false, reason: `creator ${creator} lacks ${capability}` };
+      return { allowed: true, reason: `granted by ${robotTemplate} and creator ${creator} via ${rule[0] ?? 'role'} (${capability})` };
     },
     /** Drops a tenant's cached rules; the next decision reloads them. */
     invalidate(tenantId: string): void {

@@ -1,16 +1,18 @@
 import { implement } from '@portcullis/kit';
 import { AppError } from '@portcullis/kit';
-import { TenantStatus } from '@portcullis/proto/common';
+import { PrincipalKind, TenantStatus, type Principal } from '@portcullis/proto/common';
 import { TenantRegistryService } from '@portcullis/proto/tenant';
 import type { ContextResolver } from '../libraries/context-resolution.js';
 import type { MembershipLibrary } from '../libraries/memberships.js';
 import type { MembershipRecord, TenantStatusName } from '../libraries/records.js';
 import { roleOf } from '../libraries/roles.js';
+import type { TeamLibrary } from '../libraries/teams.js';
 import type { TenantLibrary } from '../libraries/tenants.js';
 
 export interface TenantRegistryServiceDeps {
   tenants: TenantLibrary;
   memberships: MembershipLibrary;
+  teams: TeamLibrary;
   contexts: ContextResolver;
 }
 
@@ -23,10 +25,24 @@ function tenantStatusOf(status: TenantStatusName): TenantStatus {
   }
 }
 
+/**
+ * The person making a membership change: a principal of the request's tenant. Their stored
+ * role (not one they claim) then decides what they may do.
+ */
+function actorOf(actor: Principal | undefined, tenantId: string, { people }: { people: boolean }): Principal {
+  if (!actor || actor.tenantId !== tenantId) {
+    throw new AppError('PERMISSION_DENIED', 'a principal of this tenant must make membership changes');
+  }
+  if (people && actor.kind !== PrincipalKind.USER) {
+    throw new AppError('PERMISSION_DENIED', 'only a signed-in person may remove members');
+  }
+  return actor;
+}
+
 const membershipMessage = (membership: MembershipRecord) => ({ ...membership, role: roleOf(membership.role) });
 
 /** Translates TenantRegistryService calls to library calls; validation lives in the libraries. */
-export function createTenantRegistryService({ tenants, memberships, contexts }: TenantRegistryServiceDeps) {
+export function createTenantRegistryService({ tenants, memberships, teams, contexts }: TenantRegistryServiceDeps) {
   return implement(TenantRegistryService, {
     async createTenant(request) {
       const tenant = await tenants.createTenant({ name: request.name, ownerUserId: request.ownerUserId });
@@ -42,16 +58,33 @@ export function createTenantRegistryService({ tenants, memberships, contexts }: 
       return { team: await tenants.createTeam({ tenantId: request.tenantId, name: request.name }) };
     },
     async addMember(request) {
-      if (!request.actor || request.actor.tenantId !== request.tenantId) {
-        throw new AppError('PERMISSION_DENIED', 'a principal of this tenant must make membership changes');
-      }
+      const actor = actorOf(request.actor, request.tenantId, { people: false });
       const membership = await memberships.addMember({
         tenantId: request.tenantId,
         userId: request.userId,
         role: request.role,
-        actorUserId: request.actor.id,
+        actorUserId: actor.id,
       });
       return { membership: membershipMessage(membership) };
+    },
+    async removeMember(request) {
+      const actor = actorOf(request.actor, request.tenantId, { people: true });
+      await memberships.removeMember({ tenantId: request.tenantId, userId: request.userId, actorUserId: actor.id });
+      return {};
+    },
+    async addTeamMember(request) {
+      await teams.addTeamMember({ tenantId: request.tenantId, teamId: request.teamId, userId: request.userId });
+      return {};
+    },
+    async removeTeamMember(request) {
+      await teams.removeTeamMember({ tenantId: request.tenantId, teamId: request.teamId, userId: request.userId });
+      return {};
+    },
+    async listTeams(request) {
+      return { teams: await teams.listTeams({ tenantId: request.tenantId }) };
+    },
+    async listUserTeams(request) {
+      return { teams: await teams.listUserTeams({ tenantId: request.tenantId, userId: request.userId }) };
     },
     async getMembership(request) {
       const membership = await memberships.getMembership({ tenantId: request.tenantId, userId: request.userId });

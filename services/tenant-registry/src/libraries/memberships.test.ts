@@ -17,20 +17,39 @@ function setup({
   owners = 1,
   policyDown = false,
   actorRole = 'owner',
-}: { exists?: boolean; current?: MemberRole; owners?: number; policyDown?: boolean; actorRole?: MemberRole | null } = {}) {
+  removal = 'deletes',
+}: {
+  exists?: boolean;
+  current?: MemberRole;
+  owners?: number;
+  policyDown?: boolean;
+  actorRole?: MemberRole | null;
+  /** What the store's delete does: deletes; fails; finds the membership gone; finds its role changed to admin. */
+  removal?: 'deletes' | 'fails' | 'gone' | 'changed';
+} = {}) {
   const steps: string[] = [];
+  let target = current;
   const announced: [string, TenantChange][] = [];
   const store: MembershipStore = {
     async describe() {
-      return { tenant: exists ? { id: tenantId, name: 'Acme', status: 'active' } : undefined, role: current, owners };
+      return { tenant: exists ? { id: tenantId, name: 'Acme', status: 'active' } : undefined, role: target, owners };
     },
     async find(tid, uid) {
-      const role = uid === actor ? (actorRole ?? undefined) : current;
+      const role = uid === actor ? (actorRole ?? undefined) : target;
       return role ? { tenantId: tid, tenantName: 'Acme', userId: uid, role } : undefined;
     },
     async upsert(tid, uid, role) {
       steps.push(`upsert ${role}`);
       return { tenantId: tid, tenantName: 'Acme', userId: uid, role };
+    },
+    async remove(_tid, uid, role) {
+      if (removal === 'fails') throw new AppError('INTERNAL', 'database down');
+      if (removal === 'gone') target = undefined;
+      if (removal === 'changed') target = 'admin';
+      if (removal !== 'deletes' || uid !== user || role !== target) return false;
+      steps.push(`remove ${role}`);
+      target = undefined;
+      return true;
     },
   };
   const policy = {
@@ -39,6 +58,7 @@ function setup({
       steps.push(`assign ${Role[grant.role]}`);
     },
     async revokeRole(grant: Grant) {
+      if (policyDown) throw new AppError('DEPENDENCY_UNAVAILABLE', 'policy unavailable');
       steps.push(`revoke ${Role[grant.role]}`);
     },
   };
@@ -146,5 +166,108 @@ describe('membership library', () => {
     await expect(library.getMembership({ tenantId: 'x', userId: user })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
     await expect(library.listUserTenants({ userId: 'x' })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
     await expect(library.listUserTenants({ userId: user.toUpperCase() })).resolves.toHaveLength(1);
+  });
+});
+
+describe('removing a member', () => {
+  const remove = (library: ReturnType<typeof setup>['library'], input: Partial<{ tenantId: string; userId: string }> = {}) =>
+    library.removeMember({ tenantId, userId: user, actorUserId: actor, ...input });
+
+  it('revokes the role in policy before deleting the membership, then announces it', async () => {
+    for (const [actorRole, current] of [
+      ['owner', 'admin'],
+      ['owner', 'user'],
+      ['admin', 'user'],
+    ] as const) {
+      const { library, steps, announced } = setup({ actorRole, current });
+      await expect(remove(library)).resolves.toBeUndefined();
+      expect({ actorRole, steps }).toEqual({ actorRole, steps: [`revoke ${current.toUpperCase()}`, `remove ${current}`] });
+      expect(announced).toEqual([[tenantId, 'member.changed']]);
+    }
+  });
+
+  it('never lets an admin remove an admin or an owner', async () => {
+    for (const current of ['admin', 'owner'] as const) {
+      const { library, steps, announced } = setup({ actorRole: 'admin', current });
+      await expect(remove(library)).rejects.toMatchObject({
+        code: 'PERMISSION_DENIED',
+        message: expect.stringMatching(/admins may only remove users/),
+      });
+      expect(steps).toEqual([]);
+      expect(announced).toEqual([]);
+    }
+  });
+
+  it('never removes an owner, not even for another owner', async () => {
+    const { library, steps } = setup({ actorRole: 'owner', current: 'owner', owners: 2 });
+    await expect(remove(library)).rejects.toMatchObject({
+      code: 'FAILED_PRECONDITION',
+      message: expect.stringMatching(/owner cannot be removed/),
+    });
+    expect(steps).toEqual([]);
+  });
+
+  it('refuses users and non-members before saying whether the membership exists', async () => {
+    for (const actorRole of ['user', null] as const) {
+      for (const current of ['user', undefined] as const) {
+        const { library, steps } = setup({ actorRole, ...(current ? { current } : {}) });
+        await expect(remove(library)).rejects.toMatchObject({ code: 'PERMISSION_DENIED' });
+        expect(steps).toEqual([]);
+      }
+    }
+  });
+
+  it('answers NOT_FOUND for someone who is not a member (a second removal), and for a missing tenant', async () => {
+    const { library, steps, announced } = setup({ current: 'user' });
+    await remove(library);
+    await expect(remove(library)).rejects.toMatchObject({ code: 'NOT_FOUND', message: 'membership not found' });
+    expect(steps).toEqual(['revoke USER', 'remove user']);
+    expect(announced).toHaveLength(1);
+    const missing = setup({ exists: false, current: 'user' });
+    await expect(remove(missing.library)).rejects.toMatchObject({ code: 'NOT_FOUND', message: 'tenant not found' });
+    expect(missing.steps).toEqual([]);
+  });
+
+  it('keeps the membership when the policy service is down', async () => {
+    const { library, steps, announced } = setup({ current: 'user', policyDown: true });
+    await expect(remove(library)).rejects.toMatchObject({ code: 'DEPENDENCY_UNAVAILABLE' });
+    expect(steps).toEqual([]);
+    expect(announced).toEqual([]);
+    await expect(library.getMembership({ tenantId, userId: user })).resolves.toMatchObject({ role: 'user' });
+  });
+
+  it('gives the role back when the membership cannot be deleted', async () => {
+    const { library, steps, announced } = setup({ current: 'admin', removal: 'fails' });
+    await expect(remove(library)).rejects.toMatchObject({ code: 'INTERNAL' });
+    expect(steps).toEqual(['revoke ADMIN', 'assign ADMIN']);
+    expect(announced).toEqual([]);
+  });
+
+  it('reports a membership removed or changed by someone else meanwhile', async () => {
+    const gone = setup({ current: 'user', removal: 'gone' });
+    await expect(remove(gone.library)).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    expect(gone.announced).toEqual([]);
+    const changed = setup({ current: 'user', removal: 'changed' });
+    await expect(remove(changed.library)).rejects.toMatchObject({
+      code: 'FAILED_PRECONDITION',
+      message: expect.stringMatching(/try again/),
+    });
+    // The concurrent change granted its own role; only the old one was revoked here.
+    expect(changed.steps).toEqual(['revoke USER']);
+  });
+
+  it('validates every id', async () => {
+    const { library, steps } = setup({ current: 'user' });
+    for (const [input, field] of [
+      [{ tenantId: 'x' }, 'tenant_id'],
+      [{ userId: 'not-a-uuid' }, 'user_id'],
+    ] as const) {
+      await expect(remove(library, input)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', details: { field } });
+    }
+    await expect(library.removeMember({ tenantId, userId: user, actorUserId: '' })).rejects.toMatchObject({
+      code: 'INVALID_ARGUMENT',
+      details: { field: 'actor.id' },
+    });
+    expect(steps).toEqual([]);
   });
 });

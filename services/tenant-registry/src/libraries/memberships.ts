@@ -9,6 +9,11 @@ export interface MembershipStore {
   describe(tenantId: string, userId: string): Promise<{ tenant: TenantRecord | undefined; role: MemberRole | undefined; owners: number }>;
   find(tenantId: string, userId: string): Promise<MembershipRecord | undefined>;
   upsert(tenantId: string, userId: string, role: MemberRole): Promise<MembershipRecord>;
+  /**
+   * Deletes the membership if the user still holds `role` (their team memberships go with it);
+   * true when deleted, false when the membership is gone or its role changed meanwhile.
+   */
+  remove(tenantId: string, userId: string, role: MemberRole): Promise<boolean>;
 }
 
 /** The one lookup across tenants memberships need: every tenant a user belongs to. */
@@ -39,6 +44,27 @@ export function assertMayGrant(actorRole: MemberRole | undefined, targetRole: Me
   );
 }
 
+/** Only owners and admins remove members at all; checked before revealing whether a membership exists. */
+function assertMayRemoveAnyone(actorRole: MemberRole | undefined): void {
+  if (actorRole !== 'owner' && actorRole !== 'admin') {
+    throw new AppError('PERMISSION_DENIED', 'only owners and admins may remove members');
+  }
+}
+
+/**
+ * Who may remove whom: an owner may remove admins and users, an admin only users, anyone else
+ * nobody. An owner is never removed this way (demote them first; the last owner never can be).
+ */
+export function assertMayRemove(actorRole: MemberRole | undefined, targetRole: MemberRole): void {
+  assertMayRemoveAnyone(actorRole);
+  if (actorRole === 'admin' && targetRole !== 'user') {
+    throw new AppError('PERMISSION_DENIED', 'admins may only remove users; removing an admin or owner needs an owner');
+  }
+  if (targetRole === 'owner') {
+    throw new AppError('FAILED_PRECONDITION', 'an owner cannot be removed; change their role first');
+  }
+}
+
 export function createMembershipLibrary({ store, lookups, policy, announce }: MembershipLibraryDeps) {
   return {
     /**
@@ -66,6 +92,43 @@ export function createMembershipLibrary({ store, lookups, policy, announce }: Me
       const membership = await store.upsert(tenantId, userId, role);
       announce(tenantId, 'member.changed');
       return membership;
+    },
+
+    /**
+     * Removes a user from a tenant: their role, and with the membership their team
+     * memberships. The role is revoked in the policy service first, so a policy outage fails
+     * the call instead of leaving a role behind for someone who is no longer a member; should
+     * the membership then fail to be deleted, the role is given back.
+     */
+    async removeMember(input: { tenantId: string; userId: string; actorUserId: string }): Promise<void> {
+      const tenantId = requireUuid(input.tenantId, 'tenant_id');
+      const userId = requireUuid(input.userId, 'user_id');
+      const actorUserId = requireUuid(input.actorUserId, 'actor.id');
+      const current = await store.describe(tenantId, userId);
+      if (!current.tenant) throw new AppError('NOT_FOUND', 'tenant not found');
+      // The actor's role is read from the memberships, not taken from the caller's token.
+      const actorRole = (await store.find(tenantId, actorUserId))?.role;
+      assertMayRemoveAnyone(actorRole);
+      if (current.role === undefined) throw new AppError('NOT_FOUND', 'membership not found');
+      assertMayRemove(actorRole, current.role);
+
+      const grant = { tenantId, userId, role: roleOf(current.role) };
+      await policy.revokeRole(grant);
+      let removed: boolean;
+      try {
+        removed = await store.remove(tenantId, userId, current.role);
+      } catch (error) {
+        // Still a member: give the role back so the stored membership keeps meaning what it says.
+        await policy.assignRole(grant).catch(() => undefined);
+        throw error;
+      }
+      if (!removed) {
+        // Someone else removed the member, or changed the role (which revoked this one itself).
+        const now = await store.find(tenantId, userId);
+        if (now) throw new AppError('FAILED_PRECONDITION', 'the membership changed while it was being removed; try again');
+        throw new AppError('NOT_FOUND', 'membership not found');
+      }
+      announce(tenantId, 'member.changed');
     },
 
     async getMembership(input: { tenantId: string; userId: string }): Promise<MembershipRecord> {

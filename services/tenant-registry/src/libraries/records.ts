@@ -43,7 +43,8 @@ export interface ContextRecord {
 }
 
 /** Kinds of change announced on `tenant.changed`. */
-export type TenantChange = 'tenant.created' | 'assistant.created' | 'domain.added' | 'team.created' | 'member.changed';
+export type TenantChange =
+  'tenant.created' | 'assistant.created' | 'domain.added' | 'team.created' | 'team.members.changed' | 'member.changed';
 
 /** Tells other services that something of a tenant changed, so they can drop cached copies. */
 export type AnnounceChange = (tenantId: string, change: TenantChange) => void;

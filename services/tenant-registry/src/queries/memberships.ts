@@ -39,6 +39,14 @@ export function createMembershipQueries(scope: TenantScope<Tx>): MembershipStore
         return { tenantId, tenantName: tenant.name, userId, role: memberRoleFromRow(membership.role) };
       });
     },
+
+    remove(tenantId, userId, role) {
+      return scope.run(tenantId, async (tx) => {
+        // team_members rows of this membership go with it (ON DELETE CASCADE).
+        const { count } = await tx.membership.deleteMany({ where: { tenantId, userId, role } });
+        return count > 0;
+      });
+    },
   };
 }
 

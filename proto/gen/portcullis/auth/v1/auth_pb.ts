@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file portcullis/auth/v1/auth.proto.
  */
 export const file_portcullis_auth_v1_auth: GenFile = /*@__PURE__*/
-  fileDesc("Ch1wb3J0Y3VsbGlzL2F1dGgvdjEvYXV0aC5wcm90bxIScG9ydGN1bGxpcy5hdXRoLnYxIlUKDVNpZ25VcFJlcXVlc3QSDQoFZW1haWwYASABKAkSEAoIcGFzc3dvcmQYAiABKAkSFAoMZGlzcGxheV9uYW1lGAMgASgJEg0KBXBob25lGAQgASgJIiEKDlNpZ25VcFJlc3BvbnNlEg8KB3VzZXJfaWQYASABKAkiQgoMTG9naW5SZXF1ZXN0Eg0KBWVtYWlsGAEgASgJEhAKCHBhc3N3b3JkGAIgASgJEhEKCWNsaWVudF9pcBgDIAEoCSJgCgxUZW5hbnRDaG9pY2USEQoJdGVuYW50X2lkGAEgASgJEhMKC3RlbmFudF9uYW1lGAIgASgJEigKBHJvbGUYAyABKA4yGi5wb3J0Y3VsbGlzLmNvbW1vbi52MS5Sb2xlIqQBCg1Mb2dpblJlc3BvbnNlEhQKDGxvZ2luX3RpY2tldBgBIAEoCRIPCgd1c2VyX2lkGAIgASgJEjEKB3RlbmFudHMYAyADKAsyIC5wb3J0Y3VsbGlzLmF1dGgudjEuVGVuYW50Q2hvaWNlEiEKGXRpY2tldF9leHBpcmVzX2luX3NlY29uZHMYBCABKAUSFgoOcGhvbmVfdmVyaWZpZWQYBSABKAgiZQoTU2VsZWN0VGVuYW50UmVxdWVzdBIUCgxsb2dpbl90aWNrZXQYASABKAkSEQoJdGVuYW50X2lkGAIgASgJEhEKCWNsaWVudF9pcBgDIAEoCRISCgp1c2VyX2FnZW50GAQgASgJIugBChRTZWxlY3RUZW5hbnRSZXNwb25zZRIUCgxhY2Nlc3NfdG9rZW4YASABKAkSEgoKdG9rZW5fdHlwZRgCIAEoCRIaChJleHBpcmVzX2luX3NlY29uZHMYAyABKAUSEQoJdGVuYW50X2lkGAQgASgJEigKBHJvbGUYBSABKA4yGi5wb3J0Y3VsbGlzLmNvbW1vbi52MS5Sb2xlEhUKDXJlZnJlc2hfdG9rZW4YBiABKAkSIgoacmVmcmVzaF9leHBpcmVzX2luX3NlY29uZHMYByABKAUSEgoKc2Vzc2lvbl9pZBgIIAEoCSIxChlJbnNwZWN0TG9naW5UaWNrZXRSZXF1ZXN0EhQKDGxvZ2luX3RpY2tldBgBIAEoCSJFChpJbnNwZWN0TG9naW5UaWNrZXRSZXNwb25zZRIPCgd1c2VyX2lkGAEgASgJEhYKDnBob25lX3ZlcmlmaWVkGAIgASgIIi0KFFJlZnJlc2hUb2tlbnNSZXF1ZXN0EhUKDXJlZnJlc2hfdG9rZW4YASABKAki6QEKFVJlZnJlc2hUb2tlbnNSZXNwb25zZRIUCgxhY2Nlc3NfdG9rZW4YASABKAkSEgoKdG9rZW5fdHlwZRgCIAEoCRIaChJleHBpcmVzX2luX3NlY29uZHMYAyABKAUSFQoNcmVmcmVzaF90b2tlbhgEIAEoCRIiChpyZWZyZXNoX2V4cGlyZXNfaW5fc2Vjb25kcxgFIAEoBRIRCgl0ZW5hbnRfaWQYBiABKAkSKAoEcm9sZRgHIAEoDjIaLnBvcnRjdWxsaXMuY29tbW9uLnYxLlJvbGUSEgoKc2Vzc2lvbl9pZBgIIAEoCSK5AQoHU2Vzc2lvbhISCgpzZXNzaW9uX2lkGAEgASgJEhEKCXRlbmFudF9pZBgCIAEoCRIuCgpjcmVhdGVkX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxsYXN0X3VzZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhEKCWNsaWVudF9pcBgFIAEoCRISCgp1c2VyX2FnZW50GAYgASgJIiYKE0xpc3RTZXNzaW9uc1JlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCSJFChRMaXN0U2Vzc2lvbnNSZXNwb25zZRItCghzZXNzaW9ucxgBIAMoCzIbLnBvcnRjdWxsaXMuYXV0aC52MS5TZXNzaW9uIjsKFFJldm9rZVNlc3Npb25SZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSEgoKc2Vzc2lvbl9pZBgCIAEoCSIXChVSZXZva2VTZXNzaW9uUmVzcG9uc2UiKwoYUmV2b2tlQWxsU2Vzc2lvbnNSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkiLAoZUmV2b2tlQWxsU2Vzc2lvbnNSZXNwb25zZRIPCgdyZXZva2VkGAEgASgFIhkKF1JvdGF0ZVNpZ25pbmdLZXlSZXF1ZXN0IlkKGFJvdGF0ZVNpZ25pbmdLZXlSZXNwb25zZRILCgNraWQYASABKAkSMAoMc2lnbmluZ19mcm9tGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCI1Ch1TdGFydFBob25lVmVyaWZpY2F0aW9uUmVxdWVzdBIUCgxsb2dpbl90aWNrZXQYASABKAkidQoeU3RhcnRQaG9uZVZlcmlmaWNhdGlvblJlc3BvbnNlEhQKDHBob25lX21hc2tlZBgBIAEoCRIfChdjb2RlX2V4cGlyZXNfaW5fc2Vjb25kcxgCIAEoBRIcChRyZXNlbmRfYWZ0ZXJfc2Vjb25kcxgDIAEoBSI4ChJWZXJpZnlQaG9uZVJlcXVlc3QSFAoMbG9naW5fdGlja2V0GAEgASgJEgwKBGNvZGUYAiABKAkiLQoTVmVyaWZ5UGhvbmVSZXNwb25zZRIWCg5waG9uZV92ZXJpZmllZBgBIAEoCCKlAwoGQXBpS2V5Eg4KBmtleV9pZBgBIAEoCRIRCgl0ZW5hbnRfaWQYAiABKAkSLAoEa2luZBgDIAEoDjIeLnBvcnRjdWxsaXMuYXV0aC52MS5BcGlLZXlLaW5kEg8KB3VzZXJfaWQYBCABKAkSEgoKY3JlYXRlZF9ieRgFIAEoCRIMCgRuYW1lGAYgASgJEg4KBnNjb3BlcxgHIAMoCRIuCgpjcmVhdGVkX2F0GAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpleHBpcmVzX2F0GAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpyZXZva2VkX2F0GAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxsYXN0X3VzZWRfYXQYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC2dyYWNlX3VudGlsGAwgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIUCgxyb3RhdGVkX2Zyb20YDSABKAki1AEKE0NyZWF0ZUFwaUtleVJlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJEi4KBWFjdG9yGAIgASgLMh8ucG9ydGN1bGxpcy5jb21tb24udjEuUHJpbmNpcGFsEiwKBGtpbmQYAyABKA4yHi5wb3J0Y3VsbGlzLmF1dGgudjEuQXBpS2V5S2luZBIMCgRuYW1lGAQgASgJEg4KBnNjb3BlcxgFIAMoCRIuCgpleHBpcmVzX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJQChRDcmVhdGVBcGlLZXlSZXNwb25zZRIrCgdhcGlfa2V5GAEgASgLMhoucG9ydGN1bGxpcy5hdXRoLnYxLkFwaUtleRILCgNrZXkYAiABKAkiVwoSTGlzdEFwaUtleXNSZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCRIuCgVhY3RvchgCIAEoCzIfLnBvcnRjdWxsaXMuY29tbW9uLnYxLlByaW5jaXBhbCJDChNMaXN0QXBpS2V5c1Jlc3BvbnNlEiwKCGFwaV9rZXlzGAEgAygLMhoucG9ydGN1bGxpcy5hdXRoLnYxLkFwaUtleSJoChNSZXZva2VBcGlLZXlSZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCRIuCgVhY3RvchgCIAEoCzIfLnBvcnRjdWxsaXMuY29tbW9uLnYxLlByaW5jaXBhbBIOCgZrZXlfaWQYAyABKAkiFgoUUmV2b2tlQXBpS2V5UmVzcG9uc2UifwoTUm90YXRlQXBpS2V5UmVxdWVzdBIRCgl0ZW5hbnRfaWQYASABKAkSLgoFYWN0b3IYAiABKAsyHy5wb3J0Y3VsbGlzLmNvbW1vbi52MS5QcmluY2lwYWwSDgoGa2V5X2lkGAMgASgJEhUKDWdyYWNlX3NlY29uZHMYBCABKAUiUAoUUm90YXRlQXBpS2V5UmVzcG9uc2USKwoHYXBpX2tleRgBIAEoCzIaLnBvcnRjdWxsaXMuYXV0aC52MS5BcGlLZXkSCwoDa2V5GAIgASgJIiIKE1ZlcmlmeUFwaUtleVJlcXVlc3QSCwoDa2V5GAEgASgJIqQBChRWZXJpZnlBcGlLZXlSZXNwb25zZRIOCgZrZXlfaWQYASABKAkSEQoJdGVuYW50X2lkGAIgASgJEiwKBGtpbmQYAyABKA4yHi5wb3J0Y3VsbGlzLmF1dGgudjEuQXBpS2V5S2luZBIPCgd1c2VyX2lkGAQgASgJEg4KBnNjb3BlcxgFIAMoCRIaChJjcmVhdGVkX2J5X3VzZXJfaWQYBiABKAkqWgoKQXBpS2V5S2luZBIcChhBUElfS0VZX0tJTkRfVU5TUEVDSUZJRUQQABIXChNBUElfS0VZX0tJTkRfVEVOQU5UEAESFQoRQVBJX0tFWV9LSU5EX1VTRVIQAjLhDAoLQXV0aFNlcnZpY2USTwoGU2lnblVwEiEucG9ydGN1bGxpcy5hdXRoLnYxLlNpZ25VcFJlcXVlc3QaIi5wb3J0Y3VsbGlzLmF1dGgudjEuU2lnblVwUmVzcG9uc2USTAoFTG9naW4SIC5wb3J0Y3VsbGlzLmF1dGgudjEuTG9naW5SZXF1ZXN0GiEucG9ydGN1bGxpcy5hdXRoLnYxLkxvZ2luUmVzcG9uc2USYQoMU2VsZWN0VGVuYW50EicucG9ydGN1bGxpcy5hdXRoLnYxLlNlbGVjdFRlbmFudFJlcXVlc3QaKC5wb3J0Y3VsbGlzLmF1dGgudjEuU2VsZWN0VGVuYW50UmVzcG9uc2UScwoSSW5zcGVjdExvZ2luVGlja2V0Ei0ucG9ydGN1bGxpcy5hdXRoLnYxLkluc3BlY3RMb2dpblRpY2tldFJlcXVlc3QaLi5wb3J0Y3VsbGlzLmF1dGgudjEuSW5zcGVjdExvZ2luVGlja2V0UmVzcG9uc2USZAoNUmVmcmVzaFRva2VucxIoLnBvcnRjdWxsaXMuYXV0aC52MS5SZWZyZXNoVG9rZW5zUmVxdWVzdBopLnBvcnRjdWxsaXMuYXV0aC52MS5SZWZyZXNoVG9rZW5zUmVzcG9uc2USYQoMTGlzdFNlc3Npb25zEicucG9ydGN1bGxpcy5hdXRoLnYxLkxpc3RTZXNzaW9uc1JlcXVlc3QaKC5wb3J0Y3VsbGlzLmF1dGgudjEuTGlzdFNlc3Npb25zUmVzcG9uc2USZAoNUmV2b2tlU2Vzc2lvbhIoLnBvcnRjdWxsaXMuYXV0aC52MS5SZXZva2VTZXNzaW9uUmVxdWVzdBopLnBvcnRjdWxsaXMuYXV0aC52MS5SZXZva2VTZXNzaW9uUmVzcG9uc2UScAoRUmV2b2tlQWxsU2Vzc2lvbnMSLC5wb3J0Y3VsbGlzLmF1dGgudjEuUmV2b2tlQWxsU2Vzc2lvbnNSZXF1ZXN0Gi0ucG9ydGN1bGxpcy5hdXRoLnYxLlJldm9rZUFsbFNlc3Npb25zUmVzcG9uc2USbQoQUm90YXRlU2lnbmluZ0tleRIrLnBvcnRjdWxsaXMuYXV0aC52MS5Sb3RhdGVTaWduaW5nS2V5UmVxdWVzdBosLnBvcnRjdWxsaXMuYXV0aC52MS5Sb3RhdGVTaWduaW5nS2V5UmVzcG9uc2USfwoWU3RhcnRQaG9uZVZlcmlmaWNhdGlvbhIxLnBvcnRjdWxsaXMuYXV0aC52MS5TdGFydFBob25lVmVyaWZpY2F0aW9uUmVxdWVzdBoyLnBvcnRjdWxsaXMuYXV0aC52MS5TdGFydFBob25lVmVyaWZpY2F0aW9uUmVzcG9uc2USXgoLVmVyaWZ5UGhvbmUSJi5wb3J0Y3VsbGlzLmF1dGgudjEuVmVyaWZ5UGhvbmVSZXF1ZXN0GicucG9ydGN1bGxpcy5hdXRoLnYxLlZlcmlmeVBob25lUmVzcG9uc2USYQoMQ3JlYXRlQXBpS2V5EicucG9ydGN1bGxpcy5hdXRoLnYxLkNyZWF0ZUFwaUtleVJlcXVlc3QaKC5wb3J0Y3VsbGlzLmF1dGgudjEuQ3JlYXRlQXBpS2V5UmVzcG9uc2USXgoLTGlzdEFwaUtleXMSJi5wb3J0Y3VsbGlzLmF1dGgudjEuTGlzdEFwaUtleXNSZXF1ZXN0GicucG9ydGN1bGxpcy5hdXRoLnYxLkxpc3RBcGlLZXlzUmVzcG9uc2USYQoMUmV2b2tlQXBpS2V5EicucG9ydGN1bGxpcy5hdXRoLnYxLlJldm9rZUFwaUtleVJlcXVlc3QaKC5wb3J0Y3VsbGlzLmF1dGgudjEuUmV2b2tlQXBpS2V5UmVzcG9uc2USYQoMUm90YXRlQXBpS2V5EicucG9ydGN1bGxpcy5hdXRoLnYxLlJvdGF0ZUFwaUtleVJlcXVlc3QaKC5wb3J0Y3VsbGlzLmF1dGgudjEuUm90YXRlQXBpS2V5UmVzcG9uc2USYQoMVmVyaWZ5QXBpS2V5EicucG9ydGN1bGxpcy5hdXRoLnYxLlZlcmlmeUFwaUtleVJlcXVlc3QaKC5wb3J0Y3VsbGlzLmF1dGgudjEuVmVyaWZ5QXBpS2V5UmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp, file_portcullis_common_v1_common]);
+  fileDesc("Ch1wb3J0Y3VsbGlzL2F1dGgvdjEvYXV0aC5wcm90bxIScG9ydGN1bGxpcy5hdXRoLnYxIlUKDVNpZ25VcFJlcXVlc3QSDQoFZW1haWwYASABKAkSEAoIcGFzc3dvcmQYAiABKAkSFAoMZGlzcGxheV9uYW1lGAMgASgJEg0KBXBob25lGAQgASgJIiEKDlNpZ25VcFJlc3BvbnNlEg8KB3VzZXJfaWQYASABKAkiQgoMTG9naW5SZXF1ZXN0Eg0KBWVtYWlsGAEgASgJEhAKCHBhc3N3b3JkGAIgASgJEhEKCWNsaWVudF9pcBgDIAEoCSJgCgxUZW5hbnRDaG9pY2USEQoJdGVuYW50X2lkGAEgASgJEhMKC3RlbmFudF9uYW1lGAIgASgJEigKBHJvbGUYAyABKA4yGi5wb3J0Y3VsbGlzLmNvbW1vbi52MS5Sb2xlIqQBCg1Mb2dpblJlc3BvbnNlEhQKDGxvZ2luX3RpY2tldBgBIAEoCRIPCgd1c2VyX2lkGAIgASgJEjEKB3RlbmFudHMYAyADKAsyIC5wb3J0Y3VsbGlzLmF1dGgudjEuVGVuYW50Q2hvaWNlEiEKGXRpY2tldF9leHBpcmVzX2luX3NlY29uZHMYBCABKAUSFgoOcGhvbmVfdmVyaWZpZWQYBSABKAgiZQoTU2VsZWN0VGVuYW50UmVxdWVzdBIUCgxsb2dpbl90aWNrZXQYASABKAkSEQoJdGVuYW50X2lkGAIgASgJEhEKCWNsaWVudF9pcBgDIAEoCRISCgp1c2VyX2FnZW50GAQgASgJIugBChRTZWxlY3RUZW5hbnRSZXNwb25zZRIUCgxhY2Nlc3NfdG9rZW4YASABKAkSEgoKdG9rZW5fdHlwZRgCIAEoCRIaChJleHBpcmVzX2luX3NlY29uZHMYAyABKAUSEQoJdGVuYW50X2lkGAQgASgJEigKBHJvbGUYBSABKA4yGi5wb3J0Y3VsbGlzLmNvbW1vbi52MS5Sb2xlEhUKDXJlZnJlc2hfdG9rZW4YBiABKAkSIgoacmVmcmVzaF9leHBpcmVzX2luX3NlY29uZHMYByABKAUSEgoKc2Vzc2lvbl9pZBgIIAEoCSIxChlJbnNwZWN0TG9naW5UaWNrZXRSZXF1ZXN0EhQKDGxvZ2luX3RpY2tldBgBIAEoCSJFChpJbnNwZWN0TG9naW5UaWNrZXRSZXNwb25zZRIPCgd1c2VyX2lkGAEgASgJEhYKDnBob25lX3ZlcmlmaWVkGAIgASgIIi0KFFJlZnJlc2hUb2tlbnNSZXF1ZXN0EhUKDXJlZnJlc2hfdG9rZW4YASABKAki6QEKFVJlZnJlc2hUb2tlbnNSZXNwb25zZRIUCgxhY2Nlc3NfdG9rZW4YASABKAkSEgoKdG9rZW5fdHlwZRgCIAEoCRIaChJleHBpcmVzX2luX3NlY29uZHMYAyABKAUSFQoNcmVmcmVzaF90b2tlbhgEIAEoCRIiChpyZWZyZXNoX2V4cGlyZXNfaW5fc2Vjb25kcxgFIAEoBRIRCgl0ZW5hbnRfaWQYBiABKAkSKAoEcm9sZRgHIAEoDjIaLnBvcnRjdWxsaXMuY29tbW9uLnYxLlJvbGUSEgoKc2Vzc2lvbl9pZBgIIAEoCSK5AQoHU2Vzc2lvbhISCgpzZXNzaW9uX2lkGAEgASgJEhEKCXRlbmFudF9pZBgCIAEoCRIuCgpjcmVhdGVkX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxsYXN0X3VzZWRfYXQYBCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhEKCWNsaWVudF9pcBgFIAEoCRISCgp1c2VyX2FnZW50GAYgASgJIiYKE0xpc3RTZXNzaW9uc1JlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCSJFChRMaXN0U2Vzc2lvbnNSZXNwb25zZRItCghzZXNzaW9ucxgBIAMoCzIbLnBvcnRjdWxsaXMuYXV0aC52MS5TZXNzaW9uIjsKFFJldm9rZVNlc3Npb25SZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkSEgoKc2Vzc2lvbl9pZBgCIAEoCSIXChVSZXZva2VTZXNzaW9uUmVzcG9uc2UiKwoYUmV2b2tlQWxsU2Vzc2lvbnNSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkiLAoZUmV2b2tlQWxsU2Vzc2lvbnNSZXNwb25zZRIPCgdyZXZva2VkGAEgASgFIhkKF1JvdGF0ZVNpZ25pbmdLZXlSZXF1ZXN0IlkKGFJvdGF0ZVNpZ25pbmdLZXlSZXNwb25zZRILCgNraWQYASABKAkSMAoMc2lnbmluZ19mcm9tGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCI1Ch1TdGFydFBob25lVmVyaWZpY2F0aW9uUmVxdWVzdBIUCgxsb2dpbl90aWNrZXQYASABKAkidQoeU3RhcnRQaG9uZVZlcmlmaWNhdGlvblJlc3BvbnNlEhQKDHBob25lX21hc2tlZBgBIAEoCRIfChdjb2RlX2V4cGlyZXNfaW5fc2Vjb25kcxgCIAEoBRIcChRyZXNlbmRfYWZ0ZXJfc2Vjb25kcxgDIAEoBSI4ChJWZXJpZnlQaG9uZVJlcXVlc3QSFAoMbG9naW5fdGlja2V0GAEgASgJEgwKBGNvZGUYAiABKAkiLQoTVmVyaWZ5UGhvbmVSZXNwb25zZRIWCg5waG9uZV92ZXJpZmllZBgBIAEoCCKlAwoGQXBpS2V5Eg4KBmtleV9pZBgBIAEoCRIRCgl0ZW5hbnRfaWQYAiABKAkSLAoEa2luZBgDIAEoDjIeLnBvcnRjdWxsaXMuYXV0aC52MS5BcGlLZXlLaW5kEg8KB3VzZXJfaWQYBCABKAkSEgoKY3JlYXRlZF9ieRgFIAEoCRIMCgRuYW1lGAYgASgJEg4KBnNjb3BlcxgHIAMoCRIuCgpjcmVhdGVkX2F0GAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpleHBpcmVzX2F0GAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpyZXZva2VkX2F0GAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIwCgxsYXN0X3VzZWRfYXQYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC2dyYWNlX3VudGlsGAwgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIUCgxyb3RhdGVkX2Zyb20YDSABKAki1AEKE0NyZWF0ZUFwaUtleVJlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJEi4KBWFjdG9yGAIgASgLMh8ucG9ydGN1bGxpcy5jb21tb24udjEuUHJpbmNpcGFsEiwKBGtpbmQYAyABKA4yHi5wb3J0Y3VsbGlzLmF1dGgudjEuQXBpS2V5S2luZBIMCgRuYW1lGAQgASgJEg4KBnNjb3BlcxgFIAMoCRIuCgpleHBpcmVzX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJQChRDcmVhdGVBcGlLZXlSZXNwb25zZRIrCgdhcGlfa2V5GAEgASgLMhoucG9ydGN1bGxpcy5hdXRoLnYxLkFwaUtleRILCgNrZXkYAiABKAkiVwoSTGlzdEFwaUtleXNSZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCRIuCgVhY3RvchgCIAEoCzIfLnBvcnRjdWxsaXMuY29tbW9uLnYxLlByaW5jaXBhbCJDChNMaXN0QXBpS2V5c1Jlc3BvbnNlEiwKCGFwaV9rZXlzGAEgAygLMhoucG9ydGN1bGxpcy5hdXRoLnYxLkFwaUtleSJoChNSZXZva2VBcGlLZXlSZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCRIuCgVhY3RvchgCIAEoCzIfLnBvcnRjdWxsaXMuY29tbW9uLnYxLlByaW5jaXBhbBIOCgZrZXlfaWQYAyABKAkiFgoUUmV2b2tlQXBpS2V5UmVzcG9uc2UifwoTUm90YXRlQXBpS2V5UmVxdWVzdBIRCgl0ZW5hbnRfaWQYASABKAkSLgoFYWN0b3IYAiABKAsyHy5wb3J0Y3VsbGlzLmNvbW1vbi52MS5QcmluY2lwYWwSDgoGa2V5X2lkGAMgASgJEhUKDWdyYWNlX3NlY29uZHMYBCABKAUiUAoUUm90YXRlQXBpS2V5UmVzcG9uc2USKwoHYXBpX2tleRgBIAEoCzIaLnBvcnRjdWxsaXMuYXV0aC52MS5BcGlLZXkSCwoDa2V5GAIgASgJIiIKE1ZlcmlmeUFwaUtleVJlcXVlc3QSCwoDa2V5GAEgASgJIqQBChRWZXJpZnlBcGlLZXlSZXNwb25zZRIOCgZrZXlfaWQYASABKAkSEQoJdGVuYW50X2lkGAIgASgJEiwKBGtpbmQYAyABKA4yHi5wb3J0Y3VsbGlzLmF1dGgudjEuQXBpS2V5S2luZBIPCgd1c2VyX2lkGAQgASgJEg4KBnNjb3BlcxgFIAMoCRIaChJjcmVhdGVkX2J5X3VzZXJfaWQYBiABKAkiYQoRU3RhcnRPQXV0aFJlcXVlc3QSMwoIcHJvdmlkZXIYASABKA4yIS5wb3J0Y3VsbGlzLmF1dGgudjEuT0F1dGhQcm92aWRlchIXCg9icm93c2VyX2JpbmRpbmcYAiABKAkiSwoSU3RhcnRPQXV0aFJlc3BvbnNlEhkKEWF1dGhvcml6YXRpb25fdXJsGAEgASgJEhoKEmV4cGlyZXNfaW5fc2Vjb25kcxgCIAEoBSKPAQoUQ29tcGxldGVPQXV0aFJlcXVlc3QSMwoIcHJvdmlkZXIYASABKA4yIS5wb3J0Y3VsbGlzLmF1dGgudjEuT0F1dGhQcm92aWRlchIXCg9icm93c2VyX2JpbmRpbmcYAiABKAkSFgoOY2FsbGJhY2tfcXVlcnkYAyABKAkSEQoJY2xpZW50X2lwGAQgASgJIsUBChVDb21wbGV0ZU9BdXRoUmVzcG9uc2USFAoMbG9naW5fdGlja2V0GAEgASgJEg8KB3VzZXJfaWQYAiABKAkSMQoHdGVuYW50cxgDIAMoCzIgLnBvcnRjdWxsaXMuYXV0aC52MS5UZW5hbnRDaG9pY2USIQoZdGlja2V0X2V4cGlyZXNfaW5fc2Vjb25kcxgEIAEoBRIWCg5waG9uZV92ZXJpZmllZBgFIAEoCBIXCg9hY2NvdW50X2NyZWF0ZWQYBiABKAgi8AEKBVJvYm90EhAKCHJvYm90X2lkGAEgASgJEhEKCXRlbmFudF9pZBgCIAEoCRIMCgRuYW1lGAMgASgJEhIKCmNyZWF0b3JfaWQYBCABKAkSEAoIdGVhbV9pZHMYBSADKAkSLgoKY3JlYXRlZF9hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKZXhwaXJlc19hdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKcmV2b2tlZF9hdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAipwEKEkNyZWF0ZVJvYm90UmVxdWVzdBIRCgl0ZW5hbnRfaWQYASABKAkSLgoFYWN0b3IYAiABKAsyHy5wb3J0Y3VsbGlzLmNvbW1vbi52MS5QcmluY2lwYWwSDAoEbmFtZRgDIAEoCRIQCgh0ZWFtX2lkcxgEIAMoCRIuCgpleHBpcmVzX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJOChNDcmVhdGVSb2JvdFJlc3BvbnNlEigKBXJvYm90GAEgASgLMhkucG9ydGN1bGxpcy5hdXRoLnYxLlJvYm90Eg0KBXRva2VuGAIgASgJIlYKEUxpc3RSb2JvdHNSZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCRIuCgVhY3RvchgCIAEoCzIfLnBvcnRjdWxsaXMuY29tbW9uLnYxLlByaW5jaXBhbCI/ChJMaXN0Um9ib3RzUmVzcG9uc2USKQoGcm9ib3RzGAEgAygLMhkucG9ydGN1bGxpcy5hdXRoLnYxLlJvYm90ImkKElJldm9rZVJvYm90UmVxdWVzdBIRCgl0ZW5hbnRfaWQYASABKAkSLgoFYWN0b3IYAiABKAsyHy5wb3J0Y3VsbGlzLmNvbW1vbi52MS5QcmluY2lwYWwSEAoIcm9ib3RfaWQYAyABKAkiFQoTUmV2b2tlUm9ib3RSZXNwb25zZSIoChdWZXJpZnlSb2JvdFRva2VuUmVxdWVzdBINCgV0b2tlbhgBIAEoCSJ5ChhWZXJpZnlSb2JvdFRva2VuUmVzcG9uc2USEAoIcm9ib3RfaWQYASABKAkSEQoJdGVuYW50X2lkGAIgASgJEhIKCnJvYm90X25hbWUYAyABKAkSEgoKY3JlYXRvcl9pZBgEIAEoCRIQCgh0ZWFtX2lkcxgFIAMoCSpaCgpBcGlLZXlLaW5kEhwKGEFQSV9LRVlfS0lORF9VTlNQRUNJRklFRBAAEhcKE0FQSV9LRVlfS0lORF9URU5BTlQQARIVChFBUElfS0VZX0tJTkRfVVNFUhACKmgKDU9BdXRoUHJvdmlkZXISHwobT19BVVRIX1BST1ZJREVSX1VOU1BFQ0lGSUVEEAASGgoWT19BVVRIX1BST1ZJREVSX0dPT0dMRRABEhoKFk9fQVVUSF9QUk9WSURFUl9HSVRIVUIQAjKwEQoLQXV0aFNlcnZpY2USTwoGU2lnblVwEiEucG9ydGN1bGxpcy5hdXRoLnYxLlNpZ25VcFJlcXVlc3QaIi5wb3J0Y3VsbGlzLmF1dGgudjEuU2lnblVwUmVzcG9uc2USTAoFTG9naW4SIC5wb3J0Y3VsbGlzLmF1dGgudjEuTG9naW5SZXF1ZXN0GiEucG9ydGN1bGxpcy5hdXRoLnYxLkxvZ2luUmVzcG9uc2USYQoMU2VsZWN0VGVuYW50EicucG9ydGN1bGxpcy5hdXRoLnYxLlNlbGVjdFRlbmFudFJlcXVlc3QaKC5wb3J0Y3VsbGlzLmF1dGgudjEuU2VsZWN0VGVuYW50UmVzcG9uc2UScwoSSW5zcGVjdExvZ2luVGlja2V0Ei0ucG9ydGN1bGxpcy5hdXRoLnYxLkluc3BlY3RMb2dpblRpY2tldFJlcXVlc3QaLi5wb3J0Y3VsbGlzLmF1dGgudjEuSW5zcGVjdExvZ2luVGlja2V0UmVzcG9uc2USZAoNUmVmcmVzaFRva2VucxIoLnBvcnRjdWxsaXMuYXV0aC52MS5SZWZyZXNoVG9rZW5zUmVxdWVzdBopLnBvcnRjdWxsaXMuYXV0aC52MS5SZWZyZXNoVG9rZW5zUmVzcG9uc2USYQoMTGlzdFNlc3Npb25zEicucG9ydGN1bGxpcy5hdXRoLnYxLkxpc3RTZXNzaW9uc1JlcXVlc3QaKC5wb3J0Y3VsbGlzLmF1dGgudjEuTGlzdFNlc3Npb25zUmVzcG9uc2USZAoNUmV2b2tlU2Vzc2lvbhIoLnBvcnRjdWxsaXMuYXV0aC52MS5SZXZva2VTZXNzaW9uUmVxdWVzdBopLnBvcnRjdWxsaXMuYXV0aC52MS5SZXZva2VTZXNzaW9uUmVzcG9uc2UScAoRUmV2b2tlQWxsU2Vzc2lvbnMSLC5wb3J0Y3VsbGlzLmF1dGgudjEuUmV2b2tlQWxsU2Vzc2lvbnNSZXF1ZXN0Gi0ucG9ydGN1bGxpcy5hdXRoLnYxLlJldm9rZUFsbFNlc3Npb25zUmVzcG9uc2USbQoQUm90YXRlU2lnbmluZ0tleRIrLnBvcnRjdWxsaXMuYXV0aC52MS5Sb3RhdGVTaWduaW5nS2V5UmVxdWVzdBosLnBvcnRjdWxsaXMuYXV0aC52MS5Sb3RhdGVTaWduaW5nS2V5UmVzcG9uc2USfwoWU3RhcnRQaG9uZVZlcmlmaWNhdGlvbhIxLnBvcnRjdWxsaXMuYXV0aC52MS5TdGFydFBob25lVmVyaWZpY2F0aW9uUmVxdWVzdBoyLnBvcnRjdWxsaXMuYXV0aC52MS5TdGFydFBob25lVmVyaWZpY2F0aW9uUmVzcG9uc2USXgoLVmVyaWZ5UGhvbmUSJi5wb3J0Y3VsbGlzLmF1dGgudjEuVmVyaWZ5UGhvbmVSZXF1ZXN0GicucG9ydGN1bGxpcy5hdXRoLnYxLlZlcmlmeVBob25lUmVzcG9uc2USYQoMQ3JlYXRlQXBpS2V5EicucG9ydGN1bGxpcy5hdXRoLnYxLkNyZWF0ZUFwaUtleVJlcXVlc3QaKC5wb3J0Y3VsbGlzLmF1dGgudjEuQ3JlYXRlQXBpS2V5UmVzcG9uc2USXgoLTGlzdEFwaUtleXMSJi5wb3J0Y3VsbGlzLmF1dGgudjEuTGlzdEFwaUtleXNSZXF1ZXN0GicucG9ydGN1bGxpcy5hdXRoLnYxLkxpc3RBcGlLZXlzUmVzcG9uc2USYQoMUmV2b2tlQXBpS2V5EicucG9ydGN1bGxpcy5hdXRoLnYxLlJldm9rZUFwaUtleVJlcXVlc3QaKC5wb3J0Y3VsbGlzLmF1dGgudjEuUmV2b2tlQXBpS2V5UmVzcG9uc2USYQoMUm90YXRlQXBpS2V5EicucG9ydGN1bGxpcy5hdXRoLnYxLlJvdGF0ZUFwaUtleVJlcXVlc3QaKC5wb3J0Y3VsbGlzLmF1dGgudjEuUm90YXRlQXBpS2V5UmVzcG9uc2USYQoMVmVyaWZ5QXBpS2V5EicucG9ydGN1bGxpcy5hdXRoLnYxLlZlcmlmeUFwaUtleVJlcXVlc3QaKC5wb3J0Y3VsbGlzLmF1dGgudjEuVmVyaWZ5QXBpS2V5UmVzcG9uc2USWwoKU3RhcnRPQXV0aBIlLnBvcnRjdWxsaXMuYXV0aC52MS5TdGFydE9BdXRoUmVxdWVzdBomLnBvcnRjdWxsaXMuYXV0aC52MS5TdGFydE9BdXRoUmVzcG9uc2USZAoNQ29tcGxldGVPQXV0aBIoLnBvcnRjdWxsaXMuYXV0aC52MS5Db21wbGV0ZU9BdXRoUmVxdWVzdBopLnBvcnRjdWxsaXMuYXV0aC52MS5Db21wbGV0ZU9BdXRoUmVzcG9uc2USXgoLQ3JlYXRlUm9ib3QSJi5wb3J0Y3VsbGlzLmF1dGgudjEuQ3JlYXRlUm9ib3RSZXF1ZXN0GicucG9ydGN1bGxpcy5hdXRoLnYxLkNyZWF0ZVJvYm90UmVzcG9uc2USWwoKTGlzdFJvYm90cxIlLnBvcnRjdWxsaXMuYXV0aC52MS5MaXN0Um9ib3RzUmVxdWVzdBomLnBvcnRjdWxsaXMuYXV0aC52MS5MaXN0Um9ib3RzUmVzcG9uc2USXgoLUmV2b2tlUm9ib3QSJi5wb3J0Y3VsbGlzLmF1dGgudjEuUmV2b2tlUm9ib3RSZXF1ZXN0GicucG9ydGN1bGxpcy5hdXRoLnYxLlJldm9rZVJvYm90UmVzcG9uc2USbQoQVmVyaWZ5Um9ib3RUb2tlbhIrLnBvcnRjdWxsaXMuYXV0aC52MS5WZXJpZnlSb2JvdFRva2VuUmVxdWVzdBosLnBvcnRjdWxsaXMuYXV0aC52MS5WZXJpZnlSb2JvdFRva2VuUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp, file_portcullis_common_v1_common]);
 
 /**
  * @generated from message portcullis.auth.v1.SignUpRequest
@@ -977,6 +977,392 @@ export const VerifyApiKeyResponseSchema: GenMessage<VerifyApiKeyResponse> = /*@_
   messageDesc(file_portcullis_auth_v1_auth, 34);
 
 /**
+ * @generated from message portcullis.auth.v1.StartOAuthRequest
+ */
+export type StartOAuthRequest = Message<"portcullis.auth.v1.StartOAuthRequest"> & {
+  /**
+   * @generated from field: portcullis.auth.v1.OAuthProvider provider = 1;
+   */
+  provider: OAuthProvider;
+
+  /**
+   * SHA-256 (base64url) of the random value the gateway set in the browser's binding cookie.
+   *
+   * @generated from field: string browser_binding = 2;
+   */
+  browserBinding: string;
+};
+
+/**
+ * Describes the message portcullis.auth.v1.StartOAuthRequest.
+ * Use `create(StartOAuthRequestSchema)` to create a new message.
+ */
+export const StartOAuthRequestSchema: GenMessage<StartOAuthRequest> = /*@__PURE__*/
+  messageDesc(file_portcullis_auth_v1_auth, 35);
+
+/**
+ * @generated from message portcullis.auth.v1.StartOAuthResponse
+ */
+export type StartOAuthResponse = Message<"portcullis.auth.v1.StartOAuthResponse"> & {
+  /**
+   * Where to send the browser.
+   *
+   * @generated from field: string authorization_url = 1;
+   */
+  authorizationUrl: string;
+
+  /**
+   * @generated from field: int32 expires_in_seconds = 2;
+   */
+  expiresInSeconds: number;
+};
+
+/**
+ * Describes the message portcullis.auth.v1.StartOAuthResponse.
+ * Use `create(StartOAuthResponseSchema)` to create a new message.
+ */
+export const StartOAuthResponseSchema: GenMessage<StartOAuthResponse> = /*@__PURE__*/
+  messageDesc(file_portcullis_auth_v1_auth, 36);
+
+/**
+ * @generated from message portcullis.auth.v1.CompleteOAuthRequest
+ */
+export type CompleteOAuthRequest = Message<"portcullis.auth.v1.CompleteOAuthRequest"> & {
+  /**
+   * @generated from field: portcullis.auth.v1.OAuthProvider provider = 1;
+   */
+  provider: OAuthProvider;
+
+  /**
+   * SHA-256 (base64url) of the binding cookie the browser presented on the callback.
+   *
+   * @generated from field: string browser_binding = 2;
+   */
+  browserBinding: string;
+
+  /**
+   * The callback's query string exactly as received (code, state, error, ...).
+   *
+   * @generated from field: string callback_query = 3;
+   */
+  callbackQuery: string;
+
+  /**
+   * @generated from field: string client_ip = 4;
+   */
+  clientIp: string;
+};
+
+/**
+ * Describes the message portcullis.auth.v1.CompleteOAuthRequest.
+ * Use `create(CompleteOAuthRequestSchema)` to create a new message.
+ */
+export const CompleteOAuthRequestSchema: GenMessage<CompleteOAuthRequest> = /*@__PURE__*/
+  messageDesc(file_portcullis_auth_v1_auth, 37);
+
+/**
+ * @generated from message portcullis.auth.v1.CompleteOAuthResponse
+ */
+export type CompleteOAuthResponse = Message<"portcullis.auth.v1.CompleteOAuthResponse"> & {
+  /**
+   * Same meaning as in LoginResponse.
+   *
+   * @generated from field: string login_ticket = 1;
+   */
+  loginTicket: string;
+
+  /**
+   * @generated from field: string user_id = 2;
+   */
+  userId: string;
+
+  /**
+   * @generated from field: repeated portcullis.auth.v1.TenantChoice tenants = 3;
+   */
+  tenants: TenantChoice[];
+
+  /**
+   * @generated from field: int32 ticket_expires_in_seconds = 4;
+   */
+  ticketExpiresInSeconds: number;
+
+  /**
+   * @generated from field: bool phone_verified = 5;
+   */
+  phoneVerified: boolean;
+
+  /**
+   * True when this sign-in created the account; false when it signed into an existing one.
+   *
+   * @generated from field: bool account_created = 6;
+   */
+  accountCreated: boolean;
+};
+
+/**
+ * Describes the message portcullis.auth.v1.CompleteOAuthResponse.
+ * Use `create(CompleteOAuthResponseSchema)` to create a new message.
+ */
+export const CompleteOAuthResponseSchema: GenMessage<CompleteOAuthResponse> = /*@__PURE__*/
+  messageDesc(file_portcullis_auth_v1_auth, 38);
+
+/**
+ * @generated from message portcullis.auth.v1.Robot
+ */
+export type Robot = Message<"portcullis.auth.v1.Robot"> & {
+  /**
+   * @generated from field: string robot_id = 1;
+   */
+  robotId: string;
+
+  /**
+   * @generated from field: string tenant_id = 2;
+   */
+  tenantId: string;
+
+  /**
+   * @generated from field: string name = 3;
+   */
+  name: string;
+
+  /**
+   * The signed-in user who created the robot; the robot never exceeds their current rights.
+   *
+   * @generated from field: string creator_id = 4;
+   */
+  creatorId: string;
+
+  /**
+   * Teams the robot acts in (a subset of the creator's teams when it was created).
+   *
+   * @generated from field: repeated string team_ids = 5;
+   */
+  teamIds: string[];
+
+  /**
+   * @generated from field: google.protobuf.Timestamp created_at = 6;
+   */
+  createdAt?: Timestamp | undefined;
+
+  /**
+   * Unset: the token does not expire.
+   *
+   * @generated from field: google.protobuf.Timestamp expires_at = 7;
+   */
+  expiresAt?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp revoked_at = 8;
+   */
+  revokedAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message portcullis.auth.v1.Robot.
+ * Use `create(RobotSchema)` to create a new message.
+ */
+export const RobotSchema: GenMessage<Robot> = /*@__PURE__*/
+  messageDesc(file_portcullis_auth_v1_auth, 39);
+
+/**
+ * @generated from message portcullis.auth.v1.CreateRobotRequest
+ */
+export type CreateRobotRequest = Message<"portcullis.auth.v1.CreateRobotRequest"> & {
+  /**
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * The signed-in person creating the robot (kind USER, of tenant_id).
+   *
+   * @generated from field: portcullis.common.v1.Principal actor = 2;
+   */
+  actor?: Principal | undefined;
+
+  /**
+   * @generated from field: string name = 3;
+   */
+  name: string;
+
+  /**
+   * @generated from field: repeated string team_ids = 4;
+   */
+  teamIds: string[];
+
+  /**
+   * @generated from field: google.protobuf.Timestamp expires_at = 5;
+   */
+  expiresAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message portcullis.auth.v1.CreateRobotRequest.
+ * Use `create(CreateRobotRequestSchema)` to create a new message.
+ */
+export const CreateRobotRequestSchema: GenMessage<CreateRobotRequest> = /*@__PURE__*/
+  messageDesc(file_portcullis_auth_v1_auth, 40);
+
+/**
+ * @generated from message portcullis.auth.v1.CreateRobotResponse
+ */
+export type CreateRobotResponse = Message<"portcullis.auth.v1.CreateRobotResponse"> & {
+  /**
+   * @generated from field: portcullis.auth.v1.Robot robot = 1;
+   */
+  robot?: Robot | undefined;
+
+  /**
+   * The robot token (a JWT); shown once.
+   *
+   * @generated from field: string token = 2;
+   */
+  token: string;
+};
+
+/**
+ * Describes the message portcullis.auth.v1.CreateRobotResponse.
+ * Use `create(CreateRobotResponseSchema)` to create a new message.
+ */
+export const CreateRobotResponseSchema: GenMessage<CreateRobotResponse> = /*@__PURE__*/
+  messageDesc(file_portcullis_auth_v1_auth, 41);
+
+/**
+ * @generated from message portcullis.auth.v1.ListRobotsRequest
+ */
+export type ListRobotsRequest = Message<"portcullis.auth.v1.ListRobotsRequest"> & {
+  /**
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * @generated from field: portcullis.common.v1.Principal actor = 2;
+   */
+  actor?: Principal | undefined;
+};
+
+/**
+ * Describes the message portcullis.auth.v1.ListRobotsRequest.
+ * Use `create(ListRobotsRequestSchema)` to create a new message.
+ */
+export const ListRobotsRequestSchema: GenMessage<ListRobotsRequest> = /*@__PURE__*/
+  messageDesc(file_portcullis_auth_v1_auth, 42);
+
+/**
+ * @generated from message portcullis.auth.v1.ListRobotsResponse
+ */
+export type ListRobotsResponse = Message<"portcullis.auth.v1.ListRobotsResponse"> & {
+  /**
+   * @generated from field: repeated portcullis.auth.v1.Robot robots = 1;
+   */
+  robots: Robot[];
+};
+
+/**
+ * Describes the message portcullis.auth.v1.ListRobotsResponse.
+ * Use `create(ListRobotsResponseSchema)` to create a new message.
+ */
+export const ListRobotsResponseSchema: GenMessage<ListRobotsResponse> = /*@__PURE__*/
+  messageDesc(file_portcullis_auth_v1_auth, 43);
+
+/**
+ * @generated from message portcullis.auth.v1.RevokeRobotRequest
+ */
+export type RevokeRobotRequest = Message<"portcullis.auth.v1.RevokeRobotRequest"> & {
+  /**
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * @generated from field: portcullis.common.v1.Principal actor = 2;
+   */
+  actor?: Principal | undefined;
+
+  /**
+   * @generated from field: string robot_id = 3;
+   */
+  robotId: string;
+};
+
+/**
+ * Describes the message portcullis.auth.v1.RevokeRobotRequest.
+ * Use `create(RevokeRobotRequestSchema)` to create a new message.
+ */
+export const RevokeRobotRequestSchema: GenMessage<RevokeRobotRequest> = /*@__PURE__*/
+  messageDesc(file_portcullis_auth_v1_auth, 44);
+
+/**
+ * @generated from message portcullis.auth.v1.RevokeRobotResponse
+ */
+export type RevokeRobotResponse = Message<"portcullis.auth.v1.RevokeRobotResponse"> & {
+};
+
+/**
+ * Describes the message portcullis.auth.v1.RevokeRobotResponse.
+ * Use `create(RevokeRobotResponseSchema)` to create a new message.
+ */
+export const RevokeRobotResponseSchema: GenMessage<RevokeRobotResponse> = /*@__PURE__*/
+  messageDesc(file_portcullis_auth_v1_auth, 45);
+
+/**
+ * @generated from message portcullis.auth.v1.VerifyRobotTokenRequest
+ */
+export type VerifyRobotTokenRequest = Message<"portcullis.auth.v1.VerifyRobotTokenRequest"> & {
+  /**
+   * @generated from field: string token = 1;
+   */
+  token: string;
+};
+
+/**
+ * Describes the message portcullis.auth.v1.VerifyRobotTokenRequest.
+ * Use `create(VerifyRobotTokenRequestSchema)` to create a new message.
+ */
+export const VerifyRobotTokenRequestSchema: GenMessage<VerifyRobotTokenRequest> = /*@__PURE__*/
+  messageDesc(file_portcullis_auth_v1_auth, 46);
+
+/**
+ * @generated from message portcullis.auth.v1.VerifyRobotTokenResponse
+ */
+export type VerifyRobotTokenResponse = Message<"portcullis.auth.v1.VerifyRobotTokenResponse"> & {
+  /**
+   * @generated from field: string robot_id = 1;
+   */
+  robotId: string;
+
+  /**
+   * @generated from field: string tenant_id = 2;
+   */
+  tenantId: string;
+
+  /**
+   * @generated from field: string robot_name = 3;
+   */
+  robotName: string;
+
+  /**
+   * @generated from field: string creator_id = 4;
+   */
+  creatorId: string;
+
+  /**
+   * The robot's teams in which its creator still holds rights now.
+   *
+   * @generated from field: repeated string team_ids = 5;
+   */
+  teamIds: string[];
+};
+
+/**
+ * Describes the message portcullis.auth.v1.VerifyRobotTokenResponse.
+ * Use `create(VerifyRobotTokenResponseSchema)` to create a new message.
+ */
+export const VerifyRobotTokenResponseSchema: GenMessage<VerifyRobotTokenResponse> = /*@__PURE__*/
+  messageDesc(file_portcullis_auth_v1_auth, 47);
+
+/**
  * @generated from enum portcullis.auth.v1.ApiKeyKind
  */
 export enum ApiKeyKind {
@@ -1005,6 +1391,32 @@ export enum ApiKeyKind {
  */
 export const ApiKeyKindSchema: GenEnum<ApiKeyKind> = /*@__PURE__*/
   enumDesc(file_portcullis_auth_v1_auth, 0);
+
+/**
+ * @generated from enum portcullis.auth.v1.OAuthProvider
+ */
+export enum OAuthProvider {
+  /**
+   * @generated from enum value: O_AUTH_PROVIDER_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * @generated from enum value: O_AUTH_PROVIDER_GOOGLE = 1;
+   */
+  GOOGLE = 1,
+
+  /**
+   * @generated from enum value: O_AUTH_PROVIDER_GITHUB = 2;
+   */
+  GITHUB = 2,
+}
+
+/**
+ * Describes the enum portcullis.auth.v1.OAuthProvider.
+ */
+export const OAuthProviderSchema: GenEnum<OAuthProvider> = /*@__PURE__*/
+  enumDesc(file_portcullis_auth_v1_auth, 1);
 
 /**
  * Identity provider: accounts, credentials and token issuance.
@@ -1175,6 +1587,72 @@ export const AuthService: GenService<{
     methodKind: "unary";
     input: typeof VerifyApiKeyRequestSchema;
     output: typeof VerifyApiKeyResponseSchema;
+  },
+  /**
+   * Begins a Google or GitHub sign-in: returns the provider's authorization URL carrying an
+   * HMAC-signed state bound to the browser, a PKCE challenge and (Google) a nonce; the state's
+   * single-use record lives in Redis until the callback consumes it.
+   *
+   * @generated from rpc portcullis.auth.v1.AuthService.StartOAuth
+   */
+  startOAuth: {
+    methodKind: "unary";
+    input: typeof StartOAuthRequestSchema;
+    output: typeof StartOAuthResponseSchema;
+  },
+  /**
+   * Completes the sign-in from the provider's callback: checks the state's signature, browser
+   * binding and single use, redeems the code with the PKCE verifier, and signs the person in
+   * (creating or linking an account by provider-verified email only). Answers like Login.
+   *
+   * @generated from rpc portcullis.auth.v1.AuthService.CompleteOAuth
+   */
+  completeOAuth: {
+    methodKind: "unary";
+    input: typeof CompleteOAuthRequestSchema;
+    output: typeof CompleteOAuthResponseSchema;
+  },
+  /**
+   * Registers a robot ("assign a PC") for the creator and returns its token once. The token
+   * never expires unless expires_at is set, and is capped by the creator's rights in its teams.
+   *
+   * @generated from rpc portcullis.auth.v1.AuthService.CreateRobot
+   */
+  createRobot: {
+    methodKind: "unary";
+    input: typeof CreateRobotRequestSchema;
+    output: typeof CreateRobotResponseSchema;
+  },
+  /**
+   * The tenant's robots an actor may see: owners and admins every robot, users their own.
+   *
+   * @generated from rpc portcullis.auth.v1.AuthService.ListRobots
+   */
+  listRobots: {
+    methodKind: "unary";
+    input: typeof ListRobotsRequestSchema;
+    output: typeof ListRobotsResponseSchema;
+  },
+  /**
+   * Revokes a robot at once: its token is refused from the next request on.
+   *
+   * @generated from rpc portcullis.auth.v1.AuthService.RevokeRobot
+   */
+  revokeRobot: {
+    methodKind: "unary";
+    input: typeof RevokeRobotRequestSchema;
+    output: typeof RevokeRobotResponseSchema;
+  },
+  /**
+   * Checks a robot token: signature, robot not revoked or expired, creator still a member of
+   * the tenant; answers the teams it may act in now (its teams the creator still holds).
+   *
+   * @generated from rpc portcullis.auth.v1.AuthService.VerifyRobotToken
+   */
+  verifyRobotToken: {
+    methodKind: "unary";
+    input: typeof VerifyRobotTokenRequestSchema;
+    output: typeof VerifyRobotTokenResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_portcullis_auth_v1_auth, 0);

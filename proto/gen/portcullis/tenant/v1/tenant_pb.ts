@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file portcullis/tenant/v1/tenant.proto.
  */
 export const file_portcullis_tenant_v1_tenant: GenFile = /*@__PURE__*/
-  fileDesc("CiFwb3J0Y3VsbGlzL3RlbmFudC92MS90ZW5hbnQucHJvdG8SFHBvcnRjdWxsaXMudGVuYW50LnYxIlYKBlRlbmFudBIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEjIKBnN0YXR1cxgDIAEoDjIiLnBvcnRjdWxsaXMuY29tbW9uLnYxLlRlbmFudFN0YXR1cyI4CglBc3Npc3RhbnQSCgoCaWQYASABKAkSEQoJdGVuYW50X2lkGAIgASgJEgwKBG5hbWUYAyABKAkiSwoGRG9tYWluEgoKAmlkGAEgASgJEhEKCXRlbmFudF9pZBgCIAEoCRIUCgxhc3Npc3RhbnRfaWQYAyABKAkSDAoEaG9zdBgEIAEoCSIzCgRUZWFtEgoKAmlkGAEgASgJEhEKCXRlbmFudF9pZBgCIAEoCRIMCgRuYW1lGAMgASgJIm8KCk1lbWJlcnNoaXASEQoJdGVuYW50X2lkGAEgASgJEhMKC3RlbmFudF9uYW1lGAIgASgJEg8KB3VzZXJfaWQYAyABKAkSKAoEcm9sZRgEIAEoDjIaLnBvcnRjdWxsaXMuY29tbW9uLnYxLlJvbGUiOgoTQ3JlYXRlVGVuYW50UmVxdWVzdBIMCgRuYW1lGAEgASgJEhUKDW93bmVyX3VzZXJfaWQYAiABKAkiRAoUQ3JlYXRlVGVuYW50UmVzcG9uc2USLAoGdGVuYW50GAEgASgLMhwucG9ydGN1bGxpcy50ZW5hbnQudjEuVGVuYW50IjkKFkNyZWF0ZUFzc2lzdGFudFJlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJEgwKBG5hbWUYAiABKAkiTQoXQ3JlYXRlQXNzaXN0YW50UmVzcG9uc2USMgoJYXNzaXN0YW50GAEgASgLMh8ucG9ydGN1bGxpcy50ZW5hbnQudjEuQXNzaXN0YW50IkkKEEFkZERvbWFpblJlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJEhQKDGFzc2lzdGFudF9pZBgCIAEoCRIMCgRob3N0GAMgASgJIkEKEUFkZERvbWFpblJlc3BvbnNlEiwKBmRvbWFpbhgBIAEoCzIcLnBvcnRjdWxsaXMudGVuYW50LnYxLkRvbWFpbiI0ChFDcmVhdGVUZWFtUmVxdWVzdBIRCgl0ZW5hbnRfaWQYASABKAkSDAoEbmFtZRgCIAEoCSI+ChJDcmVhdGVUZWFtUmVzcG9uc2USKAoEdGVhbRgBIAEoCzIaLnBvcnRjdWxsaXMudGVuYW50LnYxLlRlYW0ikAEKEEFkZE1lbWJlclJlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJEg8KB3VzZXJfaWQYAiABKAkSKAoEcm9sZRgDIAEoDjIaLnBvcnRjdWxsaXMuY29tbW9uLnYxLlJvbGUSLgoFYWN0b3IYBCABKAsyHy5wb3J0Y3VsbGlzLmNvbW1vbi52MS5QcmluY2lwYWwiSQoRQWRkTWVtYmVyUmVzcG9uc2USNAoKbWVtYmVyc2hpcBgBIAEoCzIgLnBvcnRjdWxsaXMudGVuYW50LnYxLk1lbWJlcnNoaXAiOgoUR2V0TWVtYmVyc2hpcFJlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJEg8KB3VzZXJfaWQYAiABKAkiTQoVR2V0TWVtYmVyc2hpcFJlc3BvbnNlEjQKCm1lbWJlcnNoaXAYASABKAsyIC5wb3J0Y3VsbGlzLnRlbmFudC52MS5NZW1iZXJzaGlwIikKFkxpc3RVc2VyVGVuYW50c1JlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCSJQChdMaXN0VXNlclRlbmFudHNSZXNwb25zZRI1CgttZW1iZXJzaGlwcxgBIAMoCzIgLnBvcnRjdWxsaXMudGVuYW50LnYxLk1lbWJlcnNoaXAiTgoVUmVzb2x2ZUNvbnRleHRSZXF1ZXN0EgwKBGhvc3QYASABKAkSFAoMYXNzaXN0YW50X2lkGAIgASgJEhEKCXRlbmFudF9pZBgDIAEoCSJOChZSZXNvbHZlQ29udGV4dFJlc3BvbnNlEjQKB2NvbnRleHQYASABKAsyIy5wb3J0Y3VsbGlzLmNvbW1vbi52MS5UZW5hbnRDb250ZXh0MtIGChVUZW5hbnRSZWdpc3RyeVNlcnZpY2USZQoMQ3JlYXRlVGVuYW50EikucG9ydGN1bGxpcy50ZW5hbnQudjEuQ3JlYXRlVGVuYW50UmVxdWVzdBoqLnBvcnRjdWxsaXMudGVuYW50LnYxLkNyZWF0ZVRlbmFudFJlc3BvbnNlEm4KD0NyZWF0ZUFzc2lzdGFudBIsLnBvcnRjdWxsaXMudGVuYW50LnYxLkNyZWF0ZUFzc2lzdGFudFJlcXVlc3QaLS5wb3J0Y3VsbGlzLnRlbmFudC52MS5DcmVhdGVBc3Npc3RhbnRSZXNwb25zZRJcCglBZGREb21haW4SJi5wb3J0Y3VsbGlzLnRlbmFudC52MS5BZGREb21haW5SZXF1ZXN0GicucG9ydGN1bGxpcy50ZW5hbnQudjEuQWRkRG9tYWluUmVzcG9uc2USXwoKQ3JlYXRlVGVhbRInLnBvcnRjdWxsaXMudGVuYW50LnYxLkNyZWF0ZVRlYW1SZXF1ZXN0GigucG9ydGN1bGxpcy50ZW5hbnQudjEuQ3JlYXRlVGVhbVJlc3BvbnNlElwKCUFkZE1lbWJlchImLnBvcnRjdWxsaXMudGVuYW50LnYxLkFkZE1lbWJlclJlcXVlc3QaJy5wb3J0Y3VsbGlzLnRlbmFudC52MS5BZGRNZW1iZXJSZXNwb25zZRJoCg1HZXRNZW1iZXJzaGlwEioucG9ydGN1bGxpcy50ZW5hbnQudjEuR2V0TWVtYmVyc2hpcFJlcXVlc3QaKy5wb3J0Y3VsbGlzLnRlbmFudC52MS5HZXRNZW1iZXJzaGlwUmVzcG9uc2USbgoPTGlzdFVzZXJUZW5hbnRzEiwucG9ydGN1bGxpcy50ZW5hbnQudjEuTGlzdFVzZXJUZW5hbnRzUmVxdWVzdBotLnBvcnRjdWxsaXMudGVuYW50LnYxLkxpc3RVc2VyVGVuYW50c1Jlc3BvbnNlEmsKDlJlc29sdmVDb250ZXh0EisucG9ydGN1bGxpcy50ZW5hbnQudjEuUmVzb2x2ZUNvbnRleHRSZXF1ZXN0GiwucG9ydGN1bGxpcy50ZW5hbnQudjEuUmVzb2x2ZUNvbnRleHRSZXNwb25zZWIGcHJvdG8z", [file_portcullis_common_v1_common]);
+  fileDesc("CiFwb3J0Y3VsbGlzL3RlbmFudC92MS90ZW5hbnQucHJvdG8SFHBvcnRjdWxsaXMudGVuYW50LnYxIlYKBlRlbmFudBIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEjIKBnN0YXR1cxgDIAEoDjIiLnBvcnRjdWxsaXMuY29tbW9uLnYxLlRlbmFudFN0YXR1cyI4CglBc3Npc3RhbnQSCgoCaWQYASABKAkSEQoJdGVuYW50X2lkGAIgASgJEgwKBG5hbWUYAyABKAkiSwoGRG9tYWluEgoKAmlkGAEgASgJEhEKCXRlbmFudF9pZBgCIAEoCRIUCgxhc3Npc3RhbnRfaWQYAyABKAkSDAoEaG9zdBgEIAEoCSIzCgRUZWFtEgoKAmlkGAEgASgJEhEKCXRlbmFudF9pZBgCIAEoCRIMCgRuYW1lGAMgASgJIm8KCk1lbWJlcnNoaXASEQoJdGVuYW50X2lkGAEgASgJEhMKC3RlbmFudF9uYW1lGAIgASgJEg8KB3VzZXJfaWQYAyABKAkSKAoEcm9sZRgEIAEoDjIaLnBvcnRjdWxsaXMuY29tbW9uLnYxLlJvbGUiOgoTQ3JlYXRlVGVuYW50UmVxdWVzdBIMCgRuYW1lGAEgASgJEhUKDW93bmVyX3VzZXJfaWQYAiABKAkiRAoUQ3JlYXRlVGVuYW50UmVzcG9uc2USLAoGdGVuYW50GAEgASgLMhwucG9ydGN1bGxpcy50ZW5hbnQudjEuVGVuYW50IjkKFkNyZWF0ZUFzc2lzdGFudFJlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJEgwKBG5hbWUYAiABKAkiTQoXQ3JlYXRlQXNzaXN0YW50UmVzcG9uc2USMgoJYXNzaXN0YW50GAEgASgLMh8ucG9ydGN1bGxpcy50ZW5hbnQudjEuQXNzaXN0YW50IkkKEEFkZERvbWFpblJlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJEhQKDGFzc2lzdGFudF9pZBgCIAEoCRIMCgRob3N0GAMgASgJIkEKEUFkZERvbWFpblJlc3BvbnNlEiwKBmRvbWFpbhgBIAEoCzIcLnBvcnRjdWxsaXMudGVuYW50LnYxLkRvbWFpbiI0ChFDcmVhdGVUZWFtUmVxdWVzdBIRCgl0ZW5hbnRfaWQYASABKAkSDAoEbmFtZRgCIAEoCSI+ChJDcmVhdGVUZWFtUmVzcG9uc2USKAoEdGVhbRgBIAEoCzIaLnBvcnRjdWxsaXMudGVuYW50LnYxLlRlYW0ikAEKEEFkZE1lbWJlclJlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJEg8KB3VzZXJfaWQYAiABKAkSKAoEcm9sZRgDIAEoDjIaLnBvcnRjdWxsaXMuY29tbW9uLnYxLlJvbGUSLgoFYWN0b3IYBCABKAsyHy5wb3J0Y3VsbGlzLmNvbW1vbi52MS5QcmluY2lwYWwiSQoRQWRkTWVtYmVyUmVzcG9uc2USNAoKbWVtYmVyc2hpcBgBIAEoCzIgLnBvcnRjdWxsaXMudGVuYW50LnYxLk1lbWJlcnNoaXAiOgoUR2V0TWVtYmVyc2hpcFJlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJEg8KB3VzZXJfaWQYAiABKAkiTQoVR2V0TWVtYmVyc2hpcFJlc3BvbnNlEjQKCm1lbWJlcnNoaXAYASABKAsyIC5wb3J0Y3VsbGlzLnRlbmFudC52MS5NZW1iZXJzaGlwIikKFkxpc3RVc2VyVGVuYW50c1JlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCSJQChdMaXN0VXNlclRlbmFudHNSZXNwb25zZRI1CgttZW1iZXJzaGlwcxgBIAMoCzIgLnBvcnRjdWxsaXMudGVuYW50LnYxLk1lbWJlcnNoaXAiTgoVUmVzb2x2ZUNvbnRleHRSZXF1ZXN0EgwKBGhvc3QYASABKAkSFAoMYXNzaXN0YW50X2lkGAIgASgJEhEKCXRlbmFudF9pZBgDIAEoCSJOChZSZXNvbHZlQ29udGV4dFJlc3BvbnNlEjQKB2NvbnRleHQYASABKAsyIy5wb3J0Y3VsbGlzLmNvbW1vbi52MS5UZW5hbnRDb250ZXh0ImkKE1JlbW92ZU1lbWJlclJlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJEg8KB3VzZXJfaWQYAiABKAkSLgoFYWN0b3IYAyABKAsyHy5wb3J0Y3VsbGlzLmNvbW1vbi52MS5QcmluY2lwYWwiFgoUUmVtb3ZlTWVtYmVyUmVzcG9uc2UiSwoUQWRkVGVhbU1lbWJlclJlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJEg8KB3RlYW1faWQYAiABKAkSDwoHdXNlcl9pZBgDIAEoCSIXChVBZGRUZWFtTWVtYmVyUmVzcG9uc2UiTgoXUmVtb3ZlVGVhbU1lbWJlclJlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJEg8KB3RlYW1faWQYAiABKAkSDwoHdXNlcl9pZBgDIAEoCSIaChhSZW1vdmVUZWFtTWVtYmVyUmVzcG9uc2UiJQoQTGlzdFRlYW1zUmVxdWVzdBIRCgl0ZW5hbnRfaWQYASABKAkiPgoRTGlzdFRlYW1zUmVzcG9uc2USKQoFdGVhbXMYASADKAsyGi5wb3J0Y3VsbGlzLnRlbmFudC52MS5UZWFtIjoKFExpc3RVc2VyVGVhbXNSZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCRIPCgd1c2VyX2lkGAIgASgJIkIKFUxpc3RVc2VyVGVhbXNSZXNwb25zZRIpCgV0ZWFtcxgBIAMoCzIaLnBvcnRjdWxsaXMudGVuYW50LnYxLlRlYW0y3goKFVRlbmFudFJlZ2lzdHJ5U2VydmljZRJlCgxDcmVhdGVUZW5hbnQSKS5wb3J0Y3VsbGlzLnRlbmFudC52MS5DcmVhdGVUZW5hbnRSZXF1ZXN0GioucG9ydGN1bGxpcy50ZW5hbnQudjEuQ3JlYXRlVGVuYW50UmVzcG9uc2USbgoPQ3JlYXRlQXNzaXN0YW50EiwucG9ydGN1bGxpcy50ZW5hbnQudjEuQ3JlYXRlQXNzaXN0YW50UmVxdWVzdBotLnBvcnRjdWxsaXMudGVuYW50LnYxLkNyZWF0ZUFzc2lzdGFudFJlc3BvbnNlElwKCUFkZERvbWFpbhImLnBvcnRjdWxsaXMudGVuYW50LnYxLkFkZERvbWFpblJlcXVlc3QaJy5wb3J0Y3VsbGlzLnRlbmFudC52MS5BZGREb21haW5SZXNwb25zZRJfCgpDcmVhdGVUZWFtEicucG9ydGN1bGxpcy50ZW5hbnQudjEuQ3JlYXRlVGVhbVJlcXVlc3QaKC5wb3J0Y3VsbGlzLnRlbmFudC52MS5DcmVhdGVUZWFtUmVzcG9uc2USXAoJQWRkTWVtYmVyEiYucG9ydGN1bGxpcy50ZW5hbnQudjEuQWRkTWVtYmVyUmVxdWVzdBonLnBvcnRjdWxsaXMudGVuYW50LnYxLkFkZE1lbWJlclJlc3BvbnNlEmUKDFJlbW92ZU1lbWJlchIpLnBvcnRjdWxsaXMudGVuYW50LnYxLlJlbW92ZU1lbWJlclJlcXVlc3QaKi5wb3J0Y3VsbGlzLnRlbmFudC52MS5SZW1vdmVNZW1iZXJSZXNwb25zZRJoCg1BZGRUZWFtTWVtYmVyEioucG9ydGN1bGxpcy50ZW5hbnQudjEuQWRkVGVhbU1lbWJlclJlcXVlc3QaKy5wb3J0Y3VsbGlzLnRlbmFudC52MS5BZGRUZWFtTWVtYmVyUmVzcG9uc2UScQoQUmVtb3ZlVGVhbU1lbWJlchItLnBvcnRjdWxsaXMudGVuYW50LnYxLlJlbW92ZVRlYW1NZW1iZXJSZXF1ZXN0Gi4ucG9ydGN1bGxpcy50ZW5hbnQudjEuUmVtb3ZlVGVhbU1lbWJlclJlc3BvbnNlElwKCUxpc3RUZWFtcxImLnBvcnRjdWxsaXMudGVuYW50LnYxLkxpc3RUZWFtc1JlcXVlc3QaJy5wb3J0Y3VsbGlzLnRlbmFudC52MS5MaXN0VGVhbXNSZXNwb25zZRJoCg1MaXN0VXNlclRlYW1zEioucG9ydGN1bGxpcy50ZW5hbnQudjEuTGlzdFVzZXJUZWFtc1JlcXVlc3QaKy5wb3J0Y3VsbGlzLnRlbmFudC52MS5MaXN0VXNlclRlYW1zUmVzcG9uc2USaAoNR2V0TWVtYmVyc2hpcBIqLnBvcnRjdWxsaXMudGVuYW50LnYxLkdldE1lbWJlcnNoaXBSZXF1ZXN0GisucG9ydGN1bGxpcy50ZW5hbnQudjEuR2V0TWVtYmVyc2hpcFJlc3BvbnNlEm4KD0xpc3RVc2VyVGVuYW50cxIsLnBvcnRjdWxsaXMudGVuYW50LnYxLkxpc3RVc2VyVGVuYW50c1JlcXVlc3QaLS5wb3J0Y3VsbGlzLnRlbmFudC52MS5MaXN0VXNlclRlbmFudHNSZXNwb25zZRJrCg5SZXNvbHZlQ29udGV4dBIrLnBvcnRjdWxsaXMudGVuYW50LnYxLlJlc29sdmVDb250ZXh0UmVxdWVzdBosLnBvcnRjdWxsaXMudGVuYW50LnYxLlJlc29sdmVDb250ZXh0UmVzcG9uc2ViBnByb3RvMw", [file_portcullis_common_v1_common]);
 
 /**
  * @generated from message portcullis.tenant.v1.Tenant
@@ -494,6 +494,203 @@ export const ResolveContextResponseSchema: GenMessage<ResolveContextResponse> = 
   messageDesc(file_portcullis_tenant_v1_tenant, 20);
 
 /**
+ * @generated from message portcullis.tenant.v1.RemoveMemberRequest
+ */
+export type RemoveMemberRequest = Message<"portcullis.tenant.v1.RemoveMemberRequest"> & {
+  /**
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * @generated from field: string user_id = 2;
+   */
+  userId: string;
+
+  /**
+   * The verified principal making the change: owners remove admins and users, admins only users.
+   *
+   * @generated from field: portcullis.common.v1.Principal actor = 3;
+   */
+  actor?: Principal | undefined;
+};
+
+/**
+ * Describes the message portcullis.tenant.v1.RemoveMemberRequest.
+ * Use `create(RemoveMemberRequestSchema)` to create a new message.
+ */
+export const RemoveMemberRequestSchema: GenMessage<RemoveMemberRequest> = /*@__PURE__*/
+  messageDesc(file_portcullis_tenant_v1_tenant, 21);
+
+/**
+ * @generated from message portcullis.tenant.v1.RemoveMemberResponse
+ */
+export type RemoveMemberResponse = Message<"portcullis.tenant.v1.RemoveMemberResponse"> & {
+};
+
+/**
+ * Describes the message portcullis.tenant.v1.RemoveMemberResponse.
+ * Use `create(RemoveMemberResponseSchema)` to create a new message.
+ */
+export const RemoveMemberResponseSchema: GenMessage<RemoveMemberResponse> = /*@__PURE__*/
+  messageDesc(file_portcullis_tenant_v1_tenant, 22);
+
+/**
+ * @generated from message portcullis.tenant.v1.AddTeamMemberRequest
+ */
+export type AddTeamMemberRequest = Message<"portcullis.tenant.v1.AddTeamMemberRequest"> & {
+  /**
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * @generated from field: string team_id = 2;
+   */
+  teamId: string;
+
+  /**
+   * Must already be a member of the tenant.
+   *
+   * @generated from field: string user_id = 3;
+   */
+  userId: string;
+};
+
+/**
+ * Describes the message portcullis.tenant.v1.AddTeamMemberRequest.
+ * Use `create(AddTeamMemberRequestSchema)` to create a new message.
+ */
+export const AddTeamMemberRequestSchema: GenMessage<AddTeamMemberRequest> = /*@__PURE__*/
+  messageDesc(file_portcullis_tenant_v1_tenant, 23);
+
+/**
+ * @generated from message portcullis.tenant.v1.AddTeamMemberResponse
+ */
+export type AddTeamMemberResponse = Message<"portcullis.tenant.v1.AddTeamMemberResponse"> & {
+};
+
+/**
+ * Describes the message portcullis.tenant.v1.AddTeamMemberResponse.
+ * Use `create(AddTeamMemberResponseSchema)` to create a new message.
+ */
+export const AddTeamMemberResponseSchema: GenMessage<AddTeamMemberResponse> = /*@__PURE__*/
+  messageDesc(file_portcullis_tenant_v1_tenant, 24);
+
+/**
+ * @generated from message portcullis.tenant.v1.RemoveTeamMemberRequest
+ */
+export type RemoveTeamMemberRequest = Message<"portcullis.tenant.v1.RemoveTeamMemberRequest"> & {
+  /**
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * @generated from field: string team_id = 2;
+   */
+  teamId: string;
+
+  /**
+   * @generated from field: string user_id = 3;
+   */
+  userId: string;
+};
+
+/**
+ * Describes the message portcullis.tenant.v1.RemoveTeamMemberRequest.
+ * Use `create(RemoveTeamMemberRequestSchema)` to create a new message.
+ */
+export const RemoveTeamMemberRequestSchema: GenMessage<RemoveTeamMemberRequest> = /*@__PURE__*/
+  messageDesc(file_portcullis_tenant_v1_tenant, 25);
+
+/**
+ * @generated from message portcullis.tenant.v1.RemoveTeamMemberResponse
+ */
+export type RemoveTeamMemberResponse = Message<"portcullis.tenant.v1.RemoveTeamMemberResponse"> & {
+};
+
+/**
+ * Describes the message portcullis.tenant.v1.RemoveTeamMemberResponse.
+ * Use `create(RemoveTeamMemberResponseSchema)` to create a new message.
+ */
+export const RemoveTeamMemberResponseSchema: GenMessage<RemoveTeamMemberResponse> = /*@__PURE__*/
+  messageDesc(file_portcullis_tenant_v1_tenant, 26);
+
+/**
+ * @generated from message portcullis.tenant.v1.ListTeamsRequest
+ */
+export type ListTeamsRequest = Message<"portcullis.tenant.v1.ListTeamsRequest"> & {
+  /**
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+};
+
+/**
+ * Describes the message portcullis.tenant.v1.ListTeamsRequest.
+ * Use `create(ListTeamsRequestSchema)` to create a new message.
+ */
+export const ListTeamsRequestSchema: GenMessage<ListTeamsRequest> = /*@__PURE__*/
+  messageDesc(file_portcullis_tenant_v1_tenant, 27);
+
+/**
+ * @generated from message portcullis.tenant.v1.ListTeamsResponse
+ */
+export type ListTeamsResponse = Message<"portcullis.tenant.v1.ListTeamsResponse"> & {
+  /**
+   * @generated from field: repeated portcullis.tenant.v1.Team teams = 1;
+   */
+  teams: Team[];
+};
+
+/**
+ * Describes the message portcullis.tenant.v1.ListTeamsResponse.
+ * Use `create(ListTeamsResponseSchema)` to create a new message.
+ */
+export const ListTeamsResponseSchema: GenMessage<ListTeamsResponse> = /*@__PURE__*/
+  messageDesc(file_portcullis_tenant_v1_tenant, 28);
+
+/**
+ * @generated from message portcullis.tenant.v1.ListUserTeamsRequest
+ */
+export type ListUserTeamsRequest = Message<"portcullis.tenant.v1.ListUserTeamsRequest"> & {
+  /**
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * @generated from field: string user_id = 2;
+   */
+  userId: string;
+};
+
+/**
+ * Describes the message portcullis.tenant.v1.ListUserTeamsRequest.
+ * Use `create(ListUserTeamsRequestSchema)` to create a new message.
+ */
+export const ListUserTeamsRequestSchema: GenMessage<ListUserTeamsRequest> = /*@__PURE__*/
+  messageDesc(file_portcullis_tenant_v1_tenant, 29);
+
+/**
+ * @generated from message portcullis.tenant.v1.ListUserTeamsResponse
+ */
+export type ListUserTeamsResponse = Message<"portcullis.tenant.v1.ListUserTeamsResponse"> & {
+  /**
+   * @generated from field: repeated portcullis.tenant.v1.Team teams = 1;
+   */
+  teams: Team[];
+};
+
+/**
+ * Describes the message portcullis.tenant.v1.ListUserTeamsResponse.
+ * Use `create(ListUserTeamsResponseSchema)` to create a new message.
+ */
+export const ListUserTeamsResponseSchema: GenMessage<ListUserTeamsResponse> = /*@__PURE__*/
+  messageDesc(file_portcullis_tenant_v1_tenant, 30);
+
+/**
  * Tenants, their assistants, domains, teams and memberships.
  *
  * @generated from service portcullis.tenant.v1.TenantRegistryService
@@ -540,6 +737,51 @@ export const TenantRegistryService: GenService<{
     methodKind: "unary";
     input: typeof AddMemberRequestSchema;
     output: typeof AddMemberResponseSchema;
+  },
+  /**
+   * Removes a person from the tenant: their role, their team memberships, and with them the
+   * rights of every robot and key that acts as them. Owners cannot be removed this way.
+   *
+   * @generated from rpc portcullis.tenant.v1.TenantRegistryService.RemoveMember
+   */
+  removeMember: {
+    methodKind: "unary";
+    input: typeof RemoveMemberRequestSchema;
+    output: typeof RemoveMemberResponseSchema;
+  },
+  /**
+   * @generated from rpc portcullis.tenant.v1.TenantRegistryService.AddTeamMember
+   */
+  addTeamMember: {
+    methodKind: "unary";
+    input: typeof AddTeamMemberRequestSchema;
+    output: typeof AddTeamMemberResponseSchema;
+  },
+  /**
+   * @generated from rpc portcullis.tenant.v1.TenantRegistryService.RemoveTeamMember
+   */
+  removeTeamMember: {
+    methodKind: "unary";
+    input: typeof RemoveTeamMemberRequestSchema;
+    output: typeof RemoveTeamMemberResponseSchema;
+  },
+  /**
+   * @generated from rpc portcullis.tenant.v1.TenantRegistryService.ListTeams
+   */
+  listTeams: {
+    methodKind: "unary";
+    input: typeof ListTeamsRequestSchema;
+    output: typeof ListTeamsResponseSchema;
+  },
+  /**
+   * The teams of the tenant a member belongs to.
+   *
+   * @generated from rpc portcullis.tenant.v1.TenantRegistryService.ListUserTeams
+   */
+  listUserTeams: {
+    methodKind: "unary";
+    input: typeof ListUserTeamsRequestSchema;
+    output: typeof ListUserTeamsResponseSchema;
   },
   /**
    * @generated from rpc portcullis.tenant.v1.TenantRegistryService.GetMembership
