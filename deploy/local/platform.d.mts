@@ -17,6 +17,17 @@ export declare const serviceNames: readonly ServiceName[];
 
 export type PlatformEnv = Record<ServiceName, Record<string, string>>;
 
+/** Google/GitHub sign-in for the auth service; a provider is enabled when it is given. */
+export interface PlatformOAuth {
+  /** The gateway's public base URL (callbacks are `<base>/api/auth/oauth/<provider>/callback`). */
+  redirectBaseUrl: string;
+  /** Lets provider endpoints be plain http:// on loopback (local providers in tests). */
+  allowInsecureLoopback?: boolean;
+  stateTtlSeconds?: number;
+  google?: { clientId: string; clientSecret: string; issuer?: string };
+  github?: { clientId: string; clientSecret: string; authorizeUrl?: string; tokenUrl?: string; apiUrl?: string };
+}
+
 export declare function platformEnv(options: {
   ports: Ports;
   pgAdminUrl: string;
@@ -35,6 +46,8 @@ export declare function platformEnv(options: {
   otlpEndpoint?: string;
   logLevel?: string;
   extra?: Partial<Record<ServiceName, Record<string, string>>>;
+  /** Google/GitHub sign-in; also makes the gateway's cookies non-Secure (the platform is plain HTTP). */
+  oauth?: PlatformOAuth;
 }): PlatformEnv;
 
 export interface RunningService {

@@ -39,10 +39,13 @@ function databaseUrl(pgAdminUrl, database, role) {
  * Environment of every service. `allowedToolTargets` are the only loopback/private `host:port`
  * endpoints the tool gateway may call (the demo tool); `activationCodeSecret` keys the hashes
  * of activation codes (base64 of 32 random bytes); `smsOutboxFile` is where the auth service's
- * development SMS provider writes phone verification codes.
+ * development SMS provider writes phone verification codes. `oauth` (optional) configures Google/GitHub
+ * sign-in in the auth service (see platform.d.mts) and, since the platform is plain HTTP on loopback,
+ * makes the gateway's binding cookie non-Secure.
  * @param {{ ports: typeof defaultPorts, pgAdminUrl: string, dbPrefix: string, redisUrl: string, redisKeyPrefix: string,
  *   natsUrl: string, natsSubjectPrefix: string, signingKeySecret: string, activationCodeSecret: string, smsOutboxFile: string,
- *   allowedToolTargets: string[], otlpEndpoint?: string, logLevel?: string, extra?: Record<string, Record<string, string>> }} options
+ *   allowedToolTargets: string[], otlpEndpoint?: string, logLevel?: string, extra?: Record<string, Record<string, string>>,
+ *   oauth?: import('./platform.d.mts').PlatformOAuth }} options
  */
 export function platformEnv(options) {
   const { ports, pgAdminUrl, dbPrefix, redisUrl, redisKeyPrefix, natsUrl, natsSubjectPrefix, signingKeySecret } = options;
@@ -105,8 +108,37 @@ export function platformEnv(options) {
       AUDIT_ADDRESS: address('audit'),
     },
   };
+  if (options.oauth) {
+    Object.assign(env.auth, oauthEnv(options.oauth));
+    env['api-gateway'].COOKIE_SECURE = 'false';
+  }
   for (const [name, extra] of Object.entries(options.extra ?? {})) Object.assign(env[name], extra);
   return env;
+}
+
+/** The auth service's OAuth settings (services/auth/README.md, "Google and GitHub sign-in"). */
+function oauthEnv({ redirectBaseUrl, allowInsecureLoopback = false, stateTtlSeconds, google, github }) {
+  return {
+    OAUTH_REDIRECT_BASE_URL: redirectBaseUrl,
+    OAUTH_ALLOW_INSECURE_LOOPBACK: String(allowInsecureLoopback),
+    ...(stateTtlSeconds === undefined ? {} : { OAUTH_STATE_TTL_SECONDS: String(stateTtlSeconds) }),
+    ...(google
+      ? {
+          GOOGLE_CLIENT_ID: google.clientId,
+          GOOGLE_CLIENT_SECRET: google.clientSecret,
+          ...(google.issuer ? { GOOGLE_ISSUER: google.issuer } : {}),
+        }
+      : {}),
+    ...(github
+      ? {
+          GITHUB_CLIENT_ID: github.clientId,
+          GITHUB_CLIENT_SECRET: github.clientSecret,
+          ...(github.authorizeUrl ? { GITHUB_AUTHORIZE_URL: github.authorizeUrl } : {}),
+          ...(github.tokenUrl ? { GITHUB_TOKEN_URL: github.tokenUrl } : {}),
+          ...(github.apiUrl ? { GITHUB_API_URL: github.apiUrl } : {}),
+        }
+      : {}),
+  };
 }
 
 async function waitReady(name, adminPort, child, logFile, timeoutMs) {

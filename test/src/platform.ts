@@ -5,7 +5,14 @@ import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startDemoTool } from '../../deploy/local/demo-tool.mjs';
-import { platformEnv, startPlatform, startService, type Platform, type ServiceName } from '../../deploy/local/platform.mjs';
+import {
+  platformEnv,
+  startPlatform,
+  startService,
+  type Platform,
+  type PlatformOAuth,
+  type ServiceName,
+} from '../../deploy/local/platform.mjs';
 import { seedDemo } from '../../deploy/local/seed.mjs';
 import { infra, testRunId } from './infra.js';
 import { startOtlpReceiver } from './otlp-receiver.js';
@@ -13,10 +20,19 @@ import { deleteAuditStream, deleteRedisKeysWithPrefix, dropDatabasesWithPrefix, 
 
 const root = new URL('../..', import.meta.url).pathname;
 
-export async function startTestPlatform() {
+export interface TestPlatformOptions {
+  /**
+   * Google/GitHub sign-in: called with the gateway URL (known only once ports are chosen) before
+   * anything starts, so the test can start its providers with the right callback URLs.
+   */
+  oauth?: (gatewayUrl: string) => Promise<PlatformOAuth>;
+}
+
+export async function startTestPlatform(options: TestPlatformOptions = {}) {
   const otlp = await startOtlpReceiver();
   const tool = await startDemoTool({ port: 0 });
   const ports = await freePlatformPorts();
+  const oauth = options.oauth ? await options.oauth(`http://127.0.0.1:${ports['api-gateway'].http}`) : undefined;
   const dbPrefix = `pc_${testRunId}`;
   const smsOutboxFile = join(tmpdir(), `portcullis-sms-${testRunId}.jsonl`);
   const env = platformEnv({
@@ -34,6 +50,7 @@ export async function startTestPlatform() {
     allowedToolTargets: [`127.0.0.1:${new URL(tool.url).port || '80'}`],
     otlpEndpoint: otlp.endpoint,
     logLevel: 'info',
+    ...(oauth ? { oauth } : {}),
   });
   const logDir = join(tmpdir(), `portcullis-e2e-${testRunId}`);
   const platform: Platform = await startPlatform({ root, env, ports, logDir });

@@ -34,6 +34,11 @@ export const configSchema = natsConfigSchema.extend(redisConfigSchema.shape).ext
         .filter(Boolean),
     ),
   BODY_LIMIT_BYTES: z.coerce.number().int().positive().default(65536),
+  /**
+   * Cookies the gateway sets (the Google/GitHub sign-in binding) are Secure, with the `__Host-`
+   * prefix. Set to false only when the gateway is served over plain HTTP in local development.
+   */
+  COOKIE_SECURE: z.stringbool().default(true),
 });
 
 export type Config = z.infer<typeof configSchema>;

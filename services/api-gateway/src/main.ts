@@ -12,10 +12,12 @@ import { createApp } from './app.js';
 import { configSchema } from './config.js';
 import { createAccessTokenVerifier } from './libraries/access-tokens.js';
 import { createApiKeyVerifier } from './libraries/api-keys.js';
+import { createRobotTokenVerifier } from './libraries/robot-tokens.js';
 import { createSessionCheck } from './libraries/sessions.js';
 import { createDecisionAuditor } from './pipeline/audit-decision.js';
 import { createPipeline } from './pipeline/index.js';
 import { createApiKeyRoutes } from './routes/api-key-routes.js';
+import { createRobotRoutes } from './routes/robot-routes.js';
 import { createAuditRoutes } from './routes/audit-routes.js';
 import { createDeviceRoutes } from './routes/device-routes.js';
 import { createPublicRoutes } from './routes/public-routes.js';
@@ -66,6 +68,7 @@ await runService({
         audience: config.AUTH_AUDIENCE,
       }),
       verifyApiKey: createApiKeyVerifier({ auth }),
+      verifyRobotToken: createRobotTokenVerifier({ auth }),
       isSessionActive: createSessionCheck({ store: redis, keyPrefix: config.REDIS_KEY_PREFIX }),
       auditDecision: createDecisionAuditor(auditPublisher),
       policy,
@@ -83,10 +86,11 @@ await runService({
       logger,
       pipeline,
       bodyLimitBytes: config.BODY_LIMIT_BYTES,
-      publicRoutes: createPublicRoutes({ auth, tenants, devices, fetchJwks }),
+      publicRoutes: createPublicRoutes({ auth, tenants, devices, fetchJwks, secureCookies: config.COOKIE_SECURE }),
       protectedRoutes: [
         ...createSessionRoutes({ auth }),
         ...createApiKeyRoutes({ auth, policy }),
+        ...createRobotRoutes({ auth }),
         ...createTenantRoutes({ tenants }),
         ...createToolRoutes({ tools }),
         ...createDeviceRoutes({ devices }),

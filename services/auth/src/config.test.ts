@@ -89,3 +89,66 @@ describe('auth config', () => {
     );
   });
 });
+
+describe('auth config: Google and GitHub sign-in', () => {
+  const withSecret = { ...required, AUTH_SIGNING_KEY_SECRET: randomBytes(32).toString('base64') };
+  const google = { GOOGLE_CLIENT_ID: 'google-client', GOOGLE_CLIENT_SECRET: 'google-very-secret' };
+  const base = { OAUTH_REDIRECT_BASE_URL: 'https://console.example.com' };
+  const refusal = (env: Record<string, string>) => {
+    try {
+      loadConfig(configSchema, { ...withSecret, ...env });
+    } catch (error) {
+      return error as Error;
+    }
+    throw new Error('expected the configuration to be refused');
+  };
+
+  it('leaves both providers off by default, with the documented endpoints', () => {
+    expect(loadConfig(configSchema, withSecret)).toMatchObject({
+      OAUTH_STATE_TTL_SECONDS: 600,
+      OAUTH_ALLOW_INSECURE_LOOPBACK: false,
+      GOOGLE_ISSUER: 'https://accounts.google.com',
+      GITHUB_AUTHORIZE_URL: 'https://github.com/login/oauth/authorize',
+      GITHUB_TOKEN_URL: 'https://github.com/login/oauth/access_token',
+      GITHUB_API_URL: 'https://api.github.com',
+    });
+    const config = loadConfig(configSchema, withSecret);
+    expect(config.GOOGLE_CLIENT_ID).toBeUndefined();
+    expect(config.OAUTH_REDIRECT_BASE_URL).toBeUndefined();
+  });
+
+  it('accepts a provider with its id, secret and the public base URL', () => {
+    expect(loadConfig(configSchema, { ...withSecret, ...google, ...base })).toMatchObject({ ...google, ...base });
+  });
+
+  it('needs the client id and secret together, without echoing the secret', () => {
+    const error = refusal({ GOOGLE_CLIENT_SECRET: 'google-very-secret', ...base });
+    expect(error.message).toContain('GOOGLE_CLIENT_ID');
+    expect(error.message).not.toContain('google-very-secret');
+    expect(refusal({ GITHUB_CLIENT_ID: 'gh', ...base }).message).toContain('GITHUB_CLIENT_SECRET');
+  });
+
+  it('needs the public base URL once a provider is configured', () => {
+    expect(refusal(google).message).toContain('OAUTH_REDIRECT_BASE_URL');
+  });
+
+  it('allows a plain-http base URL only on loopback, and never with a query', () => {
+    expect(refusal({ ...google, OAUTH_REDIRECT_BASE_URL: 'http://console.example.com' }).message).toContain('OAUTH_REDIRECT_BASE_URL');
+    expect(refusal({ ...google, OAUTH_REDIRECT_BASE_URL: 'https://console.example.com/?next=x' }).message).toContain('query');
+    expect(loadConfig(configSchema, { ...withSecret, ...google, OAUTH_REDIRECT_BASE_URL: 'http://localhost:8080' })).toMatchObject({
+      OAUTH_REDIRECT_BASE_URL: 'http://localhost:8080',
+    });
+  });
+
+  it('allows plain-http provider endpoints only on loopback and only when insecure loopback is on', () => {
+    const local = { GOOGLE_ISSUER: 'http://127.0.0.1:4000', GITHUB_API_URL: 'http://[::1]:4001' };
+    expect(refusal(local).message).toMatch(/GOOGLE_ISSUER[\s\S]*GITHUB_API_URL/);
+    expect(loadConfig(configSchema, { ...withSecret, ...local, OAUTH_ALLOW_INSECURE_LOOPBACK: 'true' })).toMatchObject({
+      ...local,
+      OAUTH_ALLOW_INSECURE_LOOPBACK: true,
+    });
+    expect(refusal({ GITHUB_TOKEN_URL: 'http://github.example/token', OAUTH_ALLOW_INSECURE_LOOPBACK: 'true' }).message).toContain(
+      'GITHUB_TOKEN_URL',
+    );
+  });
+});

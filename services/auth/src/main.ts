@@ -1,5 +1,5 @@
 import { PrismaPg } from '@prisma/adapter-pg';
-import { createGrpcClient, loadConfig, runService } from '@portcullis/kit';
+import { createGrpcClient, loadConfig, runService, startPeriodicTask, type Logger } from '@portcullis/kit';
 import { TenantRegistryService } from '@portcullis/proto/tenant';
 import { Redis } from 'ioredis';
 import { configSchema } from './config.js';
@@ -13,8 +13,14 @@ import { createAliyunSmsSender } from './libraries/aliyun-sms.js';
 import { createKeyEncryption } from './libraries/key-encryption.js';
 import { createLoginThrottle, createRedisFailureCounters } from './libraries/login-throttle.js';
 import { createLoginTickets } from './libraries/login-tickets.js';
+import { callbackUrl, createGithubProvider, createGoogleProvider, type OAuthProviderClient } from './libraries/oauth-providers.js';
+import { createOAuthSignIn } from './libraries/oauth-sign-in.js';
+import { createStateSigner, deriveStateKey, type OAuthProviderName } from './libraries/oauth-state.js';
 import { createPasswordHasher } from './libraries/passwords.js';
 import { createPhoneVerification, deriveCodeKey } from './libraries/phone-verification.js';
+import { createRobotTokens } from './libraries/robot-tokens.js';
+import { createRobots } from './libraries/robots.js';
+import { purgeExpiredRefreshTokens } from './libraries/refresh-tokens.js';
 import { createSessions } from './libraries/sessions.js';
 import { createSignIn } from './libraries/sign-in.js';
 import { createSigningKeys } from './libraries/signing-keys.js';
@@ -23,9 +29,15 @@ import { createTokenRefresh } from './libraries/token-refresh.js';
 import { createApiKeyQueries } from './queries/api-keys.js';
 import { createPhoneCodeQueries } from './queries/phone-codes.js';
 import { createRefreshTokenQueries } from './queries/refresh-tokens.js';
+import { createRobotQueries, createVerificationKeyQueries } from './queries/robots.js';
 import { createSessionQueries } from './queries/sessions.js';
 import { createSigningKeyQueries } from './queries/signing-keys.js';
+import { createTicketIndexQueries } from './queries/login-tickets.js';
+import { createOAuthAccountQueries } from './queries/oauth-identities.js';
 import { createUserQueries } from './queries/users.js';
+
+/** How often expired refresh tokens are purged. */
+const REFRESH_TOKEN_PURGE_EVERY_MS = 3_600_000;
 
 /** How long a replica trusts its copy of the active signing keys (matches the JWKS max-age). */
 const SIGNING_KEY_REFRESH_MS = 60_000;
@@ -46,6 +58,39 @@ function smsSender(): SmsSender {
     templateCode: ALIYUN_SMS_TEMPLATE_CODE,
     endpoint: config.ALIYUN_SMS_ENDPOINT,
   });
+}
+
+/** Timeout of each request to Google or GitHub. */
+const OAUTH_PROVIDER_TIMEOUT_SECONDS = 10;
+
+/** The configured sign-in providers (a provider is enabled when its client id and secret are set). */
+function oauthProviders(logger: Logger): Partial<Record<OAuthProviderName, OAuthProviderClient>> {
+  const base = config.OAUTH_REDIRECT_BASE_URL;
+  // The config schema requires the base URL once a provider is configured.
+  if (base === undefined) return {};
+  const common = { allowInsecureLoopback: config.OAUTH_ALLOW_INSECURE_LOOPBACK, timeoutSeconds: OAUTH_PROVIDER_TIMEOUT_SECONDS, logger };
+  const providers: Partial<Record<OAuthProviderName, OAuthProviderClient>> = {};
+  if (config.GOOGLE_CLIENT_ID !== undefined && config.GOOGLE_CLIENT_SECRET !== undefined) {
+    providers.google = createGoogleProvider({
+      ...common,
+      clientId: config.GOOGLE_CLIENT_ID,
+      clientSecret: config.GOOGLE_CLIENT_SECRET,
+      redirectUri: callbackUrl(base, 'google'),
+      issuer: config.GOOGLE_ISSUER,
+    });
+  }
+  if (config.GITHUB_CLIENT_ID !== undefined && config.GITHUB_CLIENT_SECRET !== undefined) {
+    providers.github = createGithubProvider({
+      ...common,
+      clientId: config.GITHUB_CLIENT_ID,
+      clientSecret: config.GITHUB_CLIENT_SECRET,
+      redirectUri: callbackUrl(base, 'github'),
+      authorizeUrl: config.GITHUB_AUTHORIZE_URL,
+      tokenUrl: config.GITHUB_TOKEN_URL,
+      apiUrl: config.GITHUB_API_URL,
+    });
+  }
+  return providers;
 }
 
 await runService({
@@ -87,13 +132,29 @@ await runService({
       ttlSeconds: config.ACCESS_TOKEN_TTL_SECONDS,
     });
     const refreshTokens = createRefreshTokenQueries(prisma);
+    startPeriodicTask({
+      name: 'refresh-token purge',
+      everyMs: REFRESH_TOKEN_PURGE_EVERY_MS,
+      firstRunMs: 60_000,
+      logger,
+      lifecycle,
+      async run() {
+        const purged = await purgeExpiredRefreshTokens(refreshTokens, { retainSeconds: config.REFRESH_TOKEN_RETENTION_SECONDS });
+        if (purged > 0) logger.info({ purged }, 'expired refresh tokens purged');
+      },
+    });
     const sessions = createSessions({
       store: createSessionQueries(redis, config.REDIS_KEY_PREFIX),
       refreshTokens,
       ttlSeconds: config.REFRESH_TOKEN_TTL_SECONDS,
       logger,
     });
-    const tickets = createLoginTickets({ store: redis, keyPrefix: config.REDIS_KEY_PREFIX, ttlSeconds: config.LOGIN_TICKET_TTL_SECONDS });
+    const tickets = createLoginTickets({
+      store: redis,
+      index: createTicketIndexQueries(redis, config.REDIS_KEY_PREFIX),
+      keyPrefix: config.REDIS_KEY_PREFIX,
+      ttlSeconds: config.LOGIN_TICKET_TTL_SECONDS,
+    });
     const phone = createPhoneVerification({
       tickets,
       users,
@@ -103,6 +164,8 @@ await runService({
       ttlSeconds: config.PHONE_CODE_TTL_SECONDS,
       resendSeconds: config.PHONE_CODE_RESEND_SECONDS,
       maxAttempts: config.PHONE_CODE_MAX_ATTEMPTS,
+      maxSendsPerDay: config.PHONE_CODE_MAX_SENDS_PER_DAY,
+      maxFailuresPerDay: config.PHONE_CODE_MAX_FAILURES_PER_DAY,
       logger,
     });
     logger.info({ smsProvider: config.SMS_PROVIDER }, 'SMS provider selected');
@@ -132,6 +195,20 @@ await runService({
       ttlSeconds: config.REFRESH_TOKEN_TTL_SECONDS,
       logger,
     });
+    const providers = oauthProviders(logger);
+    logger.info({ oauthProviders: Object.keys(providers) }, 'OAuth sign-in providers configured');
+    const oauth = createOAuthSignIn({
+      providers,
+      signer: createStateSigner({ key: deriveStateKey(config.AUTH_SIGNING_KEY_SECRET) }),
+      states: redis,
+      keyPrefix: config.REDIS_KEY_PREFIX,
+      stateTtlSeconds: config.OAUTH_STATE_TTL_SECONDS,
+      accounts: createOAuthAccountQueries(prisma),
+      sessions,
+      tickets,
+      signIn,
+      logger,
+    });
 
     return {
       services: [
@@ -143,6 +220,19 @@ await runService({
           signingKeys,
           phone,
           apiKeys: createApiKeys({ store: createApiKeyQueries(prisma), tenants: tenantRegistry, logger }),
+          robots: createRobots({
+            store: createRobotQueries(prisma),
+            tokens: createRobotTokens({
+              signer: signingKeys,
+              verificationKeys: createVerificationKeyQueries(prisma),
+              issuer: config.AUTH_ISSUER,
+              audience: config.AUTH_AUDIENCE,
+              keyRefreshMs: SIGNING_KEY_REFRESH_MS,
+            }),
+            tenants: tenantRegistry,
+            logger,
+          }),
+          oauth,
         }),
       ],
       isReady: () => redis.status === 'ready',

@@ -42,13 +42,16 @@ import { accountThrottleKey, createLoginThrottle, createRedisFailureCounters } f
 import { createLoginTickets, hashTicket } from '../src/libraries/login-tickets.js';
 import { createPasswordHasher } from '../src/libraries/passwords.js';
 import { createPhoneVerification, deriveCodeKey, hashCode } from '../src/libraries/phone-verification.js';
-import { hashRefreshToken } from '../src/libraries/refresh-tokens.js';
+import { hashRefreshToken, purgeExpiredRefreshTokens } from '../src/libraries/refresh-tokens.js';
 import { createSessions, type Sessions } from '../src/libraries/sessions.js';
 import { createSignIn } from '../src/libraries/sign-in.js';
 import { createSigningKeys } from '../src/libraries/signing-keys.js';
 import { createTokenRefresh, REUSE_MESSAGE } from '../src/libraries/token-refresh.js';
 import type { SmsSender } from '../src/libraries/sms-senders.js';
 import { createApiKeyQueries } from '../src/queries/api-keys.js';
+import { createRobotTokens } from '../src/libraries/robot-tokens.js';
+import { createRobots } from '../src/libraries/robots.js';
+import { createRobotQueries, createVerificationKeyQueries } from '../src/queries/robots.js';
 import { createPhoneCodeQueries, phoneCodeKey, phoneResendKey } from '../src/queries/phone-codes.js';
 import { createRefreshTokenQueries } from '../src/queries/refresh-tokens.js';
 import { createSessionQueries, sessionKey, userSessionsKey } from '../src/queries/sessions.js';
@@ -102,6 +105,11 @@ function fakeTenantRegistry(memberships: Omit<Membership, '$typeName'>[]) {
     createTeam: absent,
     addMember: absent,
     resolveContext: absent,
+    removeMember: absent,
+    addTeamMember: absent,
+    removeTeamMember: absent,
+    listTeams: absent,
+    listUserTeams: absent,
     async listUserTenants({ userId }) {
       return { memberships: memberships.filter((m) => m.userId === userId) };
     },
@@ -231,6 +239,8 @@ describe('auth service against Postgres, Redis and a fake tenant-registry', () =
       ttlSeconds: phoneCodeTtlSeconds,
       resendSeconds: phoneResendSeconds,
       maxAttempts: phoneMaxAttempts,
+      maxSendsPerDay: 10,
+      maxFailuresPerDay: 20,
       logger,
     });
     const signIn = createSignIn({
@@ -263,6 +273,19 @@ describe('auth service against Postgres, Redis and a fake tenant-registry', () =
           signingKeys,
           phone: phoneVerification,
           apiKeys: createApiKeys({ store: createApiKeyQueries(prisma), tenants: registryClient, logger }),
+          // Robots have their own integration test (robots.int.test.ts); here they are only wired.
+          robots: createRobots({
+            store: createRobotQueries(prisma),
+            tokens: createRobotTokens({
+              signer: signingKeys,
+              verificationKeys: createVerificationKeyQueries(prisma),
+              issuer,
+              audience,
+              keyRefreshMs: 60_000,
+            }),
+            tenants: registryClient,
+            logger,
+          }),
         }),
       ],
     });
@@ -568,6 +591,21 @@ describe('auth service against Postgres, Redis and a fake tenant-registry', () =
       ]);
       const dump = await withPg(db.ownerUrl, async (c) => JSON.stringify((await c.query('SELECT * FROM refresh_tokens')).rows));
       expect(dump).not.toContain(session.refreshToken);
+    });
+
+    it('purges refresh tokens only once they have been expired for longer than the retention', async () => {
+      const old = await openSession(tenantAlpha);
+      const recent = await openSession(tenantAlpha);
+      const live = await openSession(tenantAlpha);
+      await withPg(db.ownerUrl, async (c) => {
+        await c.query(`UPDATE refresh_tokens SET expires_at = now() - interval '8 days' WHERE session_id = $1`, [old.sessionId]);
+        await c.query(`UPDATE refresh_tokens SET expires_at = now() - interval '1 day' WHERE session_id = $1`, [recent.sessionId]);
+      });
+      const purged = await purgeExpiredRefreshTokens(createRefreshTokenQueries(prisma), { retainSeconds: 7 * 86_400, batchSize: 1 });
+      expect(purged).toBeGreaterThanOrEqual(1);
+      expect(await refreshRows(old.sessionId)).toEqual([]);
+      expect(await refreshRows(recent.sessionId)).toHaveLength(1);
+      expect(await refreshRows(live.sessionId)).toHaveLength(1);
     });
 
     it('rotates the refresh token on every use, keeping the sid and restarting the session TTL', async () => {
@@ -952,6 +990,26 @@ describe('auth service against Postgres, Redis and a fake tenant-registry', () =
       await expect(client.verifyPhone({ loginTicket: user.loginTicket, code: fresh.code })).resolves.toMatchObject({ phoneVerified: true });
     });
 
+    it('counts daily sends atomically on Redis: all counters or none, with the time until the cap frees', async () => {
+      const store = createPhoneCodeQueries(redis, keyPrefix);
+      const counters = [`user:daily-${randomBytes(4).toString('hex')}`, `phone:daily-${randomBytes(4).toString('hex')}`];
+      const other = [counters[0] ?? '', `phone:other-${randomBytes(4).toString('hex')}`];
+      await expect(store.takeDailySend(counters, 2, 86_400)).resolves.toEqual({ taken: true });
+      await expect(store.takeDailySend(other, 2, 86_400)).resolves.toEqual({ taken: true });
+      // The user counter is full: nothing is counted, not even on the fresh phone counter.
+      const refused = await store.takeDailySend([counters[0] ?? '', `phone:fresh-${randomBytes(4).toString('hex')}`], 2, 86_400);
+      expect(refused).toEqual({ taken: false, retryAfterMs: expect.any(Number) });
+      expect(refused.taken ? 0 : refused.retryAfterMs).toBeGreaterThan(86_000_000);
+      expect(await redis.get(`${keyPrefix}phone-sends:${counters[1] ?? ''}`)).toBe('1');
+      expect(await redis.pttl(`${keyPrefix}phone-sends:${counters[0] ?? ''}`)).toBeGreaterThan(0);
+
+      const userId = `failures-${randomBytes(4).toString('hex')}`;
+      await expect(store.failures(userId)).resolves.toMatchObject({ count: 0 });
+      await expect(store.countFailure(userId, 86_400)).resolves.toBe(1);
+      await expect(store.countFailure(userId, 86_400)).resolves.toBe(2);
+      await expect(store.failures(userId)).resolves.toEqual({ count: 2, retryAfterMs: expect.any(Number) });
+    });
+
     it('refuses an expired code', async () => {
       const user = await accountWithTicket('phone-expired');
       const { code } = await start(user.loginTicket);
@@ -1147,6 +1205,8 @@ describe('auth service against Postgres, Redis and a fake tenant-registry', () =
       id,
       tenantId,
       role: Role.UNSPECIFIED,
+      actingUserId: '',
+      teamIds: [],
     });
     const keyRow = (id: string) =>
       withPg(

@@ -40,6 +40,34 @@ function principalKindName(kind: PrincipalKind): string {
   }
 }
 
+/** What a sign-in (password login, Google or GitHub) answers: a login ticket and the account's tenants. */
+export interface SignInAnswer {
+  loginTicket: string;
+  userId: string;
+  ticketExpiresInSeconds: number;
+  phoneVerified: boolean;
+  tenants: readonly { tenantId: string; tenantName: string; role: Role }[];
+}
+
+/** The body of every sign-in answer (POST /api/auth/login, the OAuth callbacks). */
+export function presentSignIn(result: SignInAnswer) {
+  const tenants = result.tenants.map((t) => ({ tenantId: t.tenantId, tenantName: t.tenantName, role: roleName(t.role) }));
+  return {
+    loginTicket: result.loginTicket,
+    userId: result.userId,
+    ticketExpiresIn: result.ticketExpiresInSeconds,
+    phoneVerified: result.phoneVerified,
+    tenants,
+    ...(tenants.length === 0
+      ? {
+          next: result.phoneVerified
+            ? 'You belong to no tenant yet: POST /api/tenants with {loginTicket, name} to create one.'
+            : 'You belong to no tenant yet: verify your phone (POST /api/auth/phone/start, then /api/auth/phone/verify), then POST /api/tenants with {loginTicket, name}.',
+        }
+      : {}),
+  };
+}
+
 export function isoTime(timestamp: Timestamp | undefined): string | null {
   return timestamp ? timestampDate(timestamp).toISOString() : null;
 }

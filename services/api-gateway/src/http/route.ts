@@ -5,11 +5,19 @@ export interface RouteInput {
   body: unknown;
   params: Record<string, string>;
   query: Record<string, unknown>;
+  /** The query string exactly as received, without the `?`, for routes that pass it on verbatim. */
+  rawQuery?: string;
+  /** The request's cookies (the first value of each name). */
+  cookies?: Readonly<Record<string, string>>;
+  /** Adds a Set-Cookie header at once, so it is sent even when the handler then throws. */
+  setCookie?: (cookie: string) => void;
 }
 
 export interface RouteResult {
   status?: number;
   body: unknown;
+  /** Answers 302 with this Location instead of a JSON body. */
+  redirectTo?: string;
 }
 
 type Method = 'get' | 'post' | 'delete';
@@ -22,7 +30,7 @@ export interface ProtectedRoute {
   capability: Capability;
   /** The route acts on one assistant, so the context must name one. */
   needsAssistant?: boolean;
-  /** Only a signed-in person (access token) may call it; an API key is refused with 403. */
+  /** Only a signed-in person (access token) may call it; an API key or a robot token is refused with 403. */
   humansOnly?: boolean;
   summary: string;
   handle(context: AuthorizedContext, input: RouteInput): Promise<RouteResult>;

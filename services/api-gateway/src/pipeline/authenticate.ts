@@ -3,6 +3,7 @@ import { PrincipalKind, Role, type Principal } from '@portcullis/proto/common';
 import type { TenantRegistryService } from '@portcullis/proto/tenant';
 import type { AccessTokenVerifier } from '../libraries/access-tokens.js';
 import type { ApiKeyVerifier } from '../libraries/api-keys.js';
+import { isRobotToken, type RobotTokenVerifier } from '../libraries/robot-tokens.js';
 import type { SessionCheck } from '../libraries/sessions.js';
 import type { DecisionAuditor } from './audit-decision.js';
 import type { AuthenticatedContext, Credential, RequestInfo, ResolvedContext, TenantTarget } from './types.js';
@@ -10,6 +11,7 @@ import type { AuthenticatedContext, Credential, RequestInfo, ResolvedContext, Te
 export interface AuthenticateDeps {
   verifyAccessToken: AccessTokenVerifier;
   verifyApiKey: ApiKeyVerifier;
+  verifyRobotToken: RobotTokenVerifier;
   isSessionActive: SessionCheck;
   tenants: Pick<GrpcClient<typeof TenantRegistryService>, 'resolveContext'>;
   auditDecision: DecisionAuditor;
@@ -18,37 +20,63 @@ export interface AuthenticateDeps {
 /** The single bearer credential of a request; anything else is UNAUTHENTICATED. */
 export function bearerTokenOf(authorization: string | undefined): string {
   if (authorization === undefined || authorization.length === 0) {
-    throw new AppError('UNAUTHENTICATED', 'a credential is required: send Authorization: Bearer <access token> or X-API-Key: <API key>');
+    throw new AppError(
+      'UNAUTHENTICATED',
+      'a credential is required: send Authorization: Bearer <access or robot token> or X-API-Key: <API key>',
+    );
   }
   const match = /^Bearer ([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+)$/.exec(authorization);
   if (!match?.[1]) throw new AppError('UNAUTHENTICATED', 'invalid or expired credential');
   return match[1];
 }
 
-/** Which credential the request carries: exactly one of an access token or an API key. */
-export function credentialOf(request: Pick<RequestInfo, 'authorization' | 'apiKey'>): { kind: 'access_token' | 'api_key'; value: string } {
+/**
+ * Which credential the request carries: exactly one of an access token, a robot token (both
+ * bearer JWTs, told apart by the header's `typ` — routing only, see isRobotToken) or an API key.
+ */
+export function credentialOf(request: Pick<RequestInfo, 'authorization' | 'apiKey'>): {
+  kind: 'access_token' | 'robot_token' | 'api_key';
+  value: string;
+} {
   const hasToken = request.authorization !== undefined && request.authorization.length > 0;
   const hasKey = request.apiKey !== undefined && request.apiKey.length > 0;
   if (hasToken && hasKey) throw new AppError('UNAUTHENTICATED', 'send exactly one credential');
   if (hasKey) return { kind: 'api_key', value: request.apiKey ?? '' };
-  return { kind: 'access_token', value: bearerTokenOf(request.authorization) };
+  const token = bearerTokenOf(request.authorization);
+  return { kind: isRobotToken(token) ? 'robot_token' : 'access_token', value: token };
 }
 
-const principalOf = (kind: PrincipalKind, id: string, tenantId: string, role: Role): Principal => ({
+const principalOf = (
+  kind: PrincipalKind,
+  id: string,
+  tenantId: string,
+  role: Role,
+  actingAs: { actingUserId: string; teamIds: readonly string[] } = { actingUserId: '', teamIds: [] },
+): Principal => ({
   $typeName: 'portcullis.common.v1.Principal',
   kind,
   id,
   tenantId,
   role,
+  actingUserId: actingAs.actingUserId,
+  teamIds: [...actingAs.teamIds],
 });
 
 /**
  * Step 2 — authenticate: exactly one credential — an access JWT (verified locally against the
- * auth service's published keys, whose session has not been revoked) or an API key (verified
- * by the auth service). Its tenant must be the resolved tenant; on a platform host the
+ * auth service's published keys, whose session has not been revoked), a robot token or an API
+ * key (both verified by the auth service at every request, so revocation and the creator's
+ * removal act at once). Its tenant must be the resolved tenant; on a platform host the
  * credential's tenant becomes the target once the registry confirms it is active.
  */
-export function createAuthenticate({ verifyAccessToken, verifyApiKey, isSessionActive, tenants, auditDecision }: AuthenticateDeps) {
+export function createAuthenticate({
+  verifyAccessToken,
+  verifyApiKey,
+  verifyRobotToken,
+  isSessionActive,
+  tenants,
+  auditDecision,
+}: AuthenticateDeps) {
   async function identify(request: RequestInfo): Promise<{ principal: Principal; credential: Credential }> {
     const presented = credentialOf(request);
     if (presented.kind === 'api_key') {
@@ -63,6 +91,18 @@ export function createAuthenticate({ verifyAccessToken, verifyApiKey, isSessionA
           createdBy: key.createdBy,
           scopes: key.scopes,
         },
+      };
+    }
+    if (presented.kind === 'robot_token') {
+      const robot = await verifyRobotToken(presented.value, request.requestId);
+      // No role of its own: the policy allows a robot only what the robot template grants AND
+      // its creator (actingUserId) holds now.
+      return {
+        principal: principalOf(PrincipalKind.ROBOT, robot.robotId, robot.tenantId, Role.UNSPECIFIED, {
+          actingUserId: robot.creatorId,
+          teamIds: robot.teamIds,
+        }),
+        credential: { kind: 'robot', robotId: robot.robotId, creatorId: robot.creatorId, teamIds: robot.teamIds },
       };
     }
     const claims = await verifyAccessToken(presented.value);

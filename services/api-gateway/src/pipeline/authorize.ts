@@ -17,6 +17,10 @@ export interface AuthorizeDeps {
  * API keys: the key's scopes must include the capability, else 403 without asking the policy.
  * The policy service then decides as the key's user (a `user` key) or as its creator (a
  * `tenant` key), so no key ever exceeds a person's current rights.
+ *
+ * Robot tokens: the ROBOT principal (with its creator as `actingUserId` and its current teams)
+ * goes to the policy service as it is; the policy allows only what the `role:robot` template
+ * grants AND the creator holds now.
  */
 export function createAuthorize({ policy, auditDecision }: AuthorizeDeps) {
   return async function authorize(authenticated: AuthenticatedContext, capability: Capability): Promise<AuthorizedContext> {
@@ -26,6 +30,7 @@ export function createAuthorize({ policy, auditDecision }: AuthorizeDeps) {
     const allow = () => ({ request, target, principal, credential, capability }) as AuthorizedContext;
     const deny = () => new AppError('PERMISSION_DENIED', `missing capability ${name}`);
 
+    // Access tokens and robot tokens are decided as the principal that authenticated.
     let subject: Principal = principal;
     if (credential.kind === 'api_key') {
       if (!credential.scopes.includes(name)) {

@@ -7,6 +7,7 @@ import { PrincipalKind, Role } from '@portcullis/proto/common';
 import type { CheckRequest } from '@portcullis/proto/policy';
 import type { AccessClaims } from '../libraries/access-tokens.js';
 import { apiKeyOf, createApiKeyVerifier } from '../libraries/api-keys.js';
+import { createRobotTokenVerifier, isRobotToken } from '../libraries/robot-tokens.js';
 import { createDecisionAuditor } from './audit-decision.js';
 import { bearerTokenOf } from './authenticate.js';
 import { createPipeline } from './index.js';
@@ -43,6 +44,25 @@ const keys = new Map([
   ],
 ]);
 const claimsOf = (tenantId: string, role: Role, sessionId = liveSession): AccessClaims => ({ userId: alice, tenantId, role, sessionId });
+const robotA = '00000000-0000-4000-8000-0000000000c1';
+const robotB = '00000000-0000-4000-8000-0000000000c2';
+const team1 = '00000000-0000-4000-8000-0000000000e1';
+const team2 = '00000000-0000-4000-8000-0000000000e2';
+const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
+/** A bearer JWT whose header says robot+jwt; the fake auth service knows it by its payload's name. */
+const robotToken = (name: string, typ = 'robot+jwt') => `${b64({ alg: 'ES256', kid: 'k1', typ })}.${b64({ name })}.c2ln`;
+/** What the fake auth service answers for each robot token (an answer, or the error it throws). */
+const robots = new Map<string, object | AppError>([
+  [robotToken('alpha'), { robotId: robotA, tenantId: tenantA, robotName: 'builder', creatorId: alice, teamIds: [team1, team2] }],
+  [robotToken('beta'), { robotId: robotB, tenantId: tenantB, robotName: 'other', creatorId: bob, teamIds: [team1] }],
+  [robotToken('revoked'), new AppError('UNAUTHENTICATED', 'invalid, expired or revoked robot token')],
+  [robotToken('creator-removed'), new AppError('UNAUTHENTICATED', "the robot's creator no longer belongs to this tenant")],
+  [robotToken('no-teams'), new AppError('PERMISSION_DENIED', "the robot's creator no longer holds any of the robot's teams")],
+  [robotToken('registry-down'), new AppError('DEPENDENCY_UNAVAILABLE', 'a required service is unavailable')],
+  [robotToken('auth-broken'), new AppError('INTERNAL', 'Internal error')],
+  [robotToken('no-team-answer'), { robotId: robotA, tenantId: tenantA, robotName: 'builder', creatorId: alice, teamIds: [] }],
+  [robotToken('bad-creator'), { robotId: robotA, tenantId: tenantA, robotName: 'builder', creatorId: '', teamIds: [team1] }],
+]);
 
 function fakes({
   claims,
@@ -56,6 +76,9 @@ function fakes({
   const audited: { allowed: boolean; reason: string; tenantId: string; outcome: Outcome }[] = [];
   const policyCalls: CheckRequest[] = [];
   const authCalls: string[] = [];
+  const robotCalls: string[] = [];
+  const accessCalls: string[] = [];
+  const auditedPrincipals: unknown[] = [];
   const pipeline = createPipeline({
     platformHosts: ['localhost'],
     tenants: {
@@ -69,6 +92,7 @@ function fakes({
     },
     isSessionActive: async (sessionId) => sessionId === liveSession,
     verifyAccessToken: async (presented) => {
+      accessCalls.push(presented);
       if (presented !== token) throw new AppError('UNAUTHENTICATED', 'invalid or expired credential');
       return claims;
     },
@@ -90,8 +114,19 @@ function fakes({
         },
       },
     }),
+    verifyRobotToken: createRobotTokenVerifier({
+      auth: {
+        async verifyRobotToken({ token: presented = '' }) {
+          robotCalls.push(presented);
+          const found = robots.get(presented) ?? new AppError('UNAUTHENTICATED', 'invalid, expired or revoked robot token');
+          if (found instanceof AppError) throw found;
+          return found as never;
+        },
+      },
+    }),
     auditDecision: createDecisionAuditor({
       async publish(event) {
+        auditedPrincipals.push(event.principal);
         audited.push({
           allowed: event.outcome === Outcome.ALLOW,
           reason: event.reason ?? '',
@@ -102,7 +137,7 @@ function fakes({
       },
     }),
   });
-  return { pipeline, audited, policyCalls, authCalls };
+  return { pipeline, audited, policyCalls, authCalls, robotCalls, accessCalls, auditedPrincipals };
 }
 
 const request = (overrides: Partial<RequestInfo> = {}): RequestInfo => ({
@@ -262,6 +297,83 @@ describe('API keys in the pipeline', () => {
         },
       ),
     );
+    expect(authCalls).toHaveLength(0);
+  });
+});
+
+describe('robot tokens in the pipeline', () => {
+  const withRobot = (name: string, overrides: Partial<RequestInfo> = {}) =>
+    request({ authorization: `Bearer ${robotToken(name)}`, ...overrides });
+
+  it('authenticates a robot token with auth as a ROBOT principal acting for its creator, and asks the policy with it unchanged', async () => {
+    const { pipeline, policyCalls, audited, auditedPrincipals, robotCalls, accessCalls } = fakes({ claims: claimsOf(tenantA, Role.OWNER) });
+    const context = await pipeline.run(withRobot('alpha'), capability);
+    expect(context.principal).toMatchObject({
+      kind: PrincipalKind.ROBOT,
+      id: robotA,
+      tenantId: tenantA,
+      role: Role.UNSPECIFIED,
+      actingUserId: alice,
+      teamIds: [team1, team2],
+    });
+    expect(context.credential).toEqual({ kind: 'robot', robotId: robotA, creatorId: alice, teamIds: [team1, team2] });
+    expect(policyCalls[0]?.principal).toEqual(context.principal);
+    expect(audited[0]).toMatchObject({ allowed: true, outcome: Outcome.ALLOW });
+    expect(auditedPrincipals[0]).toMatchObject({ kind: PrincipalKind.ROBOT, id: robotA });
+    expect(robotCalls).toEqual([robotToken('alpha')]);
+    expect(accessCalls).toHaveLength(0);
+  });
+
+  it('sends an access token to the local verifier only, never to auth as a robot token', async () => {
+    const { pipeline, robotCalls, accessCalls } = fakes({ claims: claimsOf(tenantA, Role.OWNER) });
+    await pipeline.run(request(), capability);
+    await expect(pipeline.run(withRobot('alpha', {}), capability)).resolves.toBeDefined();
+    // A robot token relabelled at+jwt goes to the access-token verifier, which refuses it.
+    await expect(pipeline.run(request({ authorization: `Bearer ${robotToken('alpha', 'at+jwt')}` }), capability)).rejects.toMatchObject({
+      code: 'UNAUTHENTICATED',
+    });
+    expect(accessCalls).toEqual([token, robotToken('alpha', 'at+jwt')]);
+    expect(robotCalls).toEqual([robotToken('alpha')]);
+    expect(isRobotToken(robotToken('x', 'application/ROBOT+JWT'))).toBe(true);
+    expect(isRobotToken(robotToken('x', 'at+jwt'))).toBe(false);
+    expect(isRobotToken('not.a.jwt')).toBe(false);
+  });
+
+  it('denies and audits a robot whose creator does not hold the capability (the policy decides)', async () => {
+    const { pipeline, audited } = fakes({ claims: claimsOf(tenantA, Role.OWNER), allowed: false });
+    await expect(pipeline.run(withRobot('alpha'), capability)).rejects.toMatchObject({ code: 'PERMISSION_DENIED' });
+    expect(audited[0]).toMatchObject({ allowed: false, outcome: Outcome.DENY });
+  });
+
+  it("rejects and audits a robot of another tenant on this tenant's domain, before asking the policy", async () => {
+    const { pipeline, audited, policyCalls } = fakes({ claims: claimsOf(tenantA, Role.OWNER) });
+    await expect(pipeline.run(withRobot('beta'), capability)).rejects.toMatchObject({ code: 'CROSS_TENANT' });
+    expect(policyCalls).toHaveLength(0);
+    expect(audited).toEqual([{ allowed: false, reason: 'credential belongs to another tenant', tenantId: tenantA, outcome: Outcome.DENY }]);
+  });
+
+  it.each([
+    ['a revoked robot', 'revoked', 'UNAUTHENTICATED'],
+    ['a robot whose creator left the tenant', 'creator-removed', 'UNAUTHENTICATED'],
+    ['a robot whose creator holds none of its teams', 'no-teams', 'PERMISSION_DENIED'],
+    ['an unknown robot token', 'unknown', 'UNAUTHENTICATED'],
+    ['an answer without teams', 'no-team-answer', 'UNAUTHENTICATED'],
+    ['an answer without a creator', 'bad-creator', 'UNAUTHENTICATED'],
+    ['tenant-registry down behind auth', 'registry-down', 'DEPENDENCY_UNAVAILABLE'],
+    ['auth failing unexpectedly', 'auth-broken', 'DEPENDENCY_UNAVAILABLE'],
+  ])('refuses %s before asking the policy', async (_label, name, code) => {
+    const { pipeline, policyCalls } = fakes({ claims: claimsOf(tenantA, Role.OWNER) });
+    await expect(pipeline.run(withRobot(name), capability)).rejects.toMatchObject({ code });
+    expect(policyCalls).toHaveLength(0);
+  });
+
+  it('rejects a robot token together with an API key before verifying either', async () => {
+    const { pipeline, robotCalls, authCalls } = fakes({ claims: claimsOf(tenantA, Role.OWNER) });
+    await expect(pipeline.run(withRobot('alpha', { apiKey: keyOf('tenanta') }), capability)).rejects.toMatchObject({
+      code: 'UNAUTHENTICATED',
+      message: 'send exactly one credential',
+    });
+    expect(robotCalls).toHaveLength(0);
     expect(authCalls).toHaveLength(0);
   });
 });

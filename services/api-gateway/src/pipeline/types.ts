@@ -16,7 +16,10 @@ export interface RequestInfo {
   userAgent: string;
 }
 
-/** How the principal proved itself, for routes that act on the credential itself (logout). */
+/**
+ * How the principal proved itself, for routes that act on the credential itself (logout) and
+ * for routes only a signed-in person may use (`humansOnly`: anything but an access token is refused).
+ */
 export type Credential =
   | { kind: 'access_token'; sessionId: string }
   | {
@@ -32,6 +35,14 @@ export type Credential =
       /** Who created (or last rotated) the key. */
       createdBy: string;
       scopes: readonly string[];
+    }
+  | {
+      kind: 'robot';
+      robotId: string;
+      /** The person whose current rights cap the robot (the policy checks them at every request). */
+      creatorId: string;
+      /** The robot's teams its creator still holds, as the auth service answered for this request. */
+      teamIds: readonly string[];
     };
 
 /** A capability the caller must hold: a policy object and action, e.g. tools:invoke. */

@@ -3,14 +3,18 @@ import type { AuthService } from '@portcullis/proto/auth';
 import type { Role } from '@portcullis/proto/common';
 import type { DeviceEnrollmentService } from '@portcullis/proto/devices';
 import type { TenantRegistryService } from '@portcullis/proto/tenant';
-import { isoTime, roleName } from '../http/presenters.js';
+import { isoTime, presentSignIn, roleName } from '../http/presenters.js';
 import { parseInput, type PublicRoute } from '../http/route.js';
+import { createOAuthRoutes, type OAuthRouteDeps } from './oauth-routes.js';
 
 export interface PublicRouteDeps {
   auth: Pick<
     GrpcClient<typeof AuthService>,
     'signUp' | 'login' | 'selectTenant' | 'inspectLoginTicket' | 'refreshTokens' | 'startPhoneVerification' | 'verifyPhone'
-  >;
+  > &
+    OAuthRouteDeps['auth'];
+  /** Mark cookies Secure (`__Host-` names); false only for plain-HTTP local development. */
+  secureCookies: boolean;
   tenants: Pick<GrpcClient<typeof TenantRegistryService>, 'createTenant'>;
   devices: Pick<GrpcClient<typeof DeviceEnrollmentService>, 'startActivation'>;
   /** Fetches the auth service's JWKS document. */
@@ -49,7 +53,7 @@ const ticket = z.string().min(1).max(128);
  * The complete allow-list of routes that do not pass the whole pipeline. Each one says why.
  * Anything not listed here is a ProtectedRoute.
  */
-export function createPublicRoutes({ auth, tenants, devices, fetchJwks }: PublicRouteDeps): PublicRoute[] {
+export function createPublicRoutes({ auth, tenants, devices, fetchJwks, secureCookies }: PublicRouteDeps): PublicRoute[] {
   return [
     {
       // Anyone may create an account; it holds no tenant rights until a tenant is created or joined.
@@ -75,23 +79,7 @@ export function createPublicRoutes({ auth, tenants, devices, fetchJwks }: Public
       async handle({ request }, { body }) {
         const input = parseInput(z.object({ email, password }), body);
         const result = await auth.login({ ...input, clientIp: request.clientIp }, { requestId: request.requestId });
-        const tenantsOf = result.tenants.map((t) => ({ tenantId: t.tenantId, tenantName: t.tenantName, role: roleName(t.role) }));
-        return {
-          body: {
-            loginTicket: result.loginTicket,
-            userId: result.userId,
-            ticketExpiresIn: result.ticketExpiresInSeconds,
-            phoneVerified: result.phoneVerified,
-            tenants: tenantsOf,
-            ...(tenantsOf.length === 0
-              ? {
-                  next: result.phoneVerified
-                    ? 'You belong to no tenant yet: POST /api/tenants with {loginTicket, name} to create one.'
-                    : 'You belong to no tenant yet: verify your phone (POST /api/auth/phone/start, then /api/auth/phone/verify), then POST /api/tenants with {loginTicket, name}.',
-                }
-              : {}),
-          },
-        };
+        return { body: presentSignIn(result) };
       },
     },
     {
@@ -183,6 +171,9 @@ export function createPublicRoutes({ auth, tenants, devices, fetchJwks }: Public
         return { status: 201, body: { sessionId: started.sessionId, code: started.code, expiresAt: isoTime(started.expiresAt) } };
       },
     },
+    // Google/GitHub sign-in: start (sets the browser-binding cookie, redirects to the provider) and callback
+    // (authenticated by the provider's code, the signed state and that cookie; the auth service does every check).
+    ...createOAuthRoutes({ auth, secureCookies }),
     {
       // Public keys only.
       kind: 'public',

@@ -1,14 +1,17 @@
 import { create } from '@bufbuild/protobuf';
 import { timestampDate, timestampFromDate } from '@bufbuild/protobuf/wkt';
-import { AppError, implement, roleOf } from '@portcullis/kit';
-import { ApiKeyKind, ApiKeySchema, AuthService, type ApiKey } from '@portcullis/proto/auth';
+import { AppError, implement, roleOf, type ServiceHandlers } from '@portcullis/kit';
+import { ApiKeyKind, ApiKeySchema, AuthService, OAuthProvider, type ApiKey } from '@portcullis/proto/auth';
 import type { ApiKeyKind as KindName, ApiKeyRecord, ApiKeys } from '../libraries/api-keys.js';
 import type { Accounts } from '../libraries/accounts.js';
+import type { OAuthSignIn } from '../libraries/oauth-sign-in.js';
+import type { OAuthProviderName } from '../libraries/oauth-state.js';
 import type { PhoneVerification } from '../libraries/phone-verification.js';
 import type { Sessions } from '../libraries/sessions.js';
 import type { SignIn } from '../libraries/sign-in.js';
 import type { SigningKeys } from '../libraries/signing-keys.js';
 import type { TokenRefresh } from '../libraries/token-refresh.js';
+import type { RobotRecord, Robots } from '../libraries/robots.js';
 
 export interface AuthServiceDeps {
   accounts: Pick<Accounts, 'signUp'>;
@@ -18,6 +21,9 @@ export interface AuthServiceDeps {
   signingKeys: Pick<SigningKeys, 'rotate'>;
   phone: PhoneVerification;
   apiKeys: ApiKeys;
+  robots: Robots;
+  /** Google/GitHub sign-in; without it both OAuth RPCs answer FAILED_PRECONDITION. */
+  oauth?: OAuthSignIn | undefined;
 }
 
 function kindName(kind: ApiKeyKind): KindName {
@@ -52,7 +58,94 @@ function apiKeyOf(key: ApiKeyRecord): ApiKey {
   });
 }
 
-export function createAuthService({ accounts, signIn, refresh, sessions, signingKeys, phone, apiKeys }: AuthServiceDeps) {
+function robotOf(robot: RobotRecord) {
+  return {
+    robotId: robot.id,
+    tenantId: robot.tenantId,
+    name: robot.name,
+    creatorId: robot.creatorId,
+    teamIds: robot.teamIds,
+    createdAt: timestampFromDate(robot.createdAt),
+    expiresAt: optionalTime(robot.expiresAt),
+    revokedAt: optionalTime(robot.revokedAt),
+  };
+}
+
+/** The robot RPCs (see libraries/robots.ts). */
+export function robotHandlers(
+  robots: Robots,
+): Pick<ServiceHandlers<typeof AuthService>, 'createRobot' | 'listRobots' | 'revokeRobot' | 'verifyRobotToken'> {
+  return {
+    async createRobot(request) {
+      const { robot, token } = await robots.create({
+        tenantId: request.tenantId,
+        actor: request.actor,
+        name: request.name,
+        teamIds: request.teamIds,
+        expiresAt: request.expiresAt ? timestampDate(request.expiresAt) : undefined,
+      });
+      return { robot: robotOf(robot), token };
+    },
+    async listRobots(request) {
+      return { robots: (await robots.list(request.tenantId, request.actor)).map(robotOf) };
+    },
+    async revokeRobot(request) {
+      await robots.revoke(request.tenantId, request.actor, request.robotId);
+      return {};
+    },
+    async verifyRobotToken(request) {
+      return robots.verify(request.token);
+    },
+  };
+}
+
+function providerName(provider: OAuthProvider): OAuthProviderName {
+  switch (provider) {
+    case OAuthProvider.GOOGLE:
+      return 'google';
+    case OAuthProvider.GITHUB:
+      return 'github';
+    case OAuthProvider.UNSPECIFIED:
+      throw new AppError('INVALID_ARGUMENT', 'provider must be GOOGLE or GITHUB', { details: { field: 'provider' } });
+  }
+}
+
+/** The Google/GitHub sign-in RPCs (see libraries/oauth-sign-in.ts). */
+export function oauthHandlers(
+  oauth: OAuthSignIn | undefined,
+  phone: Pick<PhoneVerification, 'isVerified'>,
+): Pick<ServiceHandlers<typeof AuthService>, 'startOAuth' | 'completeOAuth'> {
+  const configured = (provider: OAuthProvider): { oauth: OAuthSignIn; name: OAuthProviderName } => {
+    const name = providerName(provider);
+    if (!oauth) throw new AppError('FAILED_PRECONDITION', `${name} sign-in is not configured`);
+    return { oauth, name };
+  };
+  return {
+    async startOAuth(request) {
+      const { oauth: library, name } = configured(request.provider);
+      return library.start(name, request.browserBinding);
+    },
+    async completeOAuth(request) {
+      const { oauth: library, name } = configured(request.provider);
+      const result = await library.complete({
+        provider: name,
+        binding: request.browserBinding,
+        callbackQuery: request.callbackQuery,
+        clientIp: request.clientIp,
+      });
+      return {
+        loginTicket: result.ticket,
+        userId: result.userId,
+        ticketExpiresInSeconds: result.ticketExpiresInSeconds,
+        phoneVerified: await phone.isVerified(result.userId),
+        tenants: result.tenants.map(({ tenantId, tenantName, role }) => ({ tenantId, tenantName, role: roleOf(role) })),
+        accountCreated: result.accountCreated,
+      };
+    },
+  };
+}
+
+export function createAuthService({ accounts, signIn, refresh, sessions, signingKeys, phone, apiKeys, robots, oauth }: AuthServiceDeps) {
   return implement(AuthService, {
     async signUp(request) {
       const userId = await accounts.signUp({
@@ -172,5 +265,7 @@ export function createAuthService({ accounts, signIn, refresh, sessions, signing
         createdByUserId: verified.createdBy,
       };
     },
+    ...robotHandlers(robots),
+    ...oauthHandlers(oauth, phone),
   });
 }

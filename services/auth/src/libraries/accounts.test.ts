@@ -102,6 +102,18 @@ describe('accounts', () => {
     expect(fake.calls).toEqual(['verify', 'verifyDummy']);
   });
 
+  it('refuses an account without a password (Google/GitHub only) like a wrong password, after a dummy verification', async () => {
+    const fake = fakePasswords();
+    const users: UserStore = {
+      insert: () => Promise.resolve(undefined),
+      findByEmail: (email) => Promise.resolve(email === 'oauth@example.com' ? { id: 'user-oauth', passwordHash: null } : undefined),
+    };
+    const accounts = createAccounts({ users, passwords: fake.passwords, logger });
+    const error = await accounts.authenticate('oauth@example.com', 'a long enough pw').catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: 'UNAUTHENTICATED', message: 'invalid email or password' });
+    expect(fake.calls).toEqual(['verifyDummy']);
+  });
+
   it('refuses inputs no account can have with the same error', async () => {
     const { users } = fakeUsers();
     const accounts = createAccounts({ users, passwords: fakePasswords().passwords, logger });

@@ -13,7 +13,8 @@ import type { PasswordHasher } from './passwords.js';
 export interface UserStore {
   /** Inserts a user; `undefined` when the email is already taken. */
   insert(user: { email: string; passwordHash: string; displayName: string; phone: string }): Promise<{ id: string } | undefined>;
-  findByEmail(email: string): Promise<{ id: string; passwordHash: string } | undefined>;
+  /** `passwordHash` is null for an account without a password (Google/GitHub sign-in only). */
+  findByEmail(email: string): Promise<{ id: string; passwordHash: string | null } | undefined>;
 }
 
 export interface AccountsDeps {
@@ -49,15 +50,17 @@ export function createAccounts({ users, passwords, logger }: AccountsDeps) {
 
     /**
      * The user id for a correct email + password. Every failure is the same UNAUTHENTICATED
-     * error, and an unknown email still costs one argon2 verification.
+     * error, and an unknown email or an account without a password still costs one argon2
+     * verification, so neither can be told from a wrong password.
      */
     async authenticate(emailInput: string, password: string): Promise<string> {
       const email = canonicalEmail(emailInput);
       // Inputs no account can have are refused before any work, which reveals nothing.
       if (email === undefined || !hasAcceptedPasswordLength(password)) throw invalidCredentials();
       const user = await users.findByEmail(email);
-      const verified = user ? await passwords.verify(user.passwordHash, password) : await passwords.verifyDummy(password);
-      if (!user || !verified) {
+      const hash = user?.passwordHash ?? null;
+      const verified = hash !== null ? await passwords.verify(hash, password) : await passwords.verifyDummy(password);
+      if (!user || hash === null || !verified) {
         logger.info('password login refused');
         throw invalidCredentials();
       }

@@ -20,6 +20,8 @@ const actor = (id: string): Principal => ({
   id,
   tenantId: tenant,
   role: Role.UNSPECIFIED,
+  actingUserId: '',
+  teamIds: [],
 });
 
 function memoryStore(): ApiKeyStore & { rows: Map<string, ApiKeyRecord & { secretHash: string }> } {

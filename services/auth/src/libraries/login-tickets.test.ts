@@ -1,7 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import { AppError } from '@portcullis/kit';
 import fc from 'fast-check';
-import { createLoginTickets, hashTicket, type TicketStore } from './login-tickets.js';
+import { createLoginTickets, hashTicket, type TicketIndex, type TicketStore } from './login-tickets.js';
 
 function fakeStore() {
   const entries = new Map<string, { value: string; ttl: number }>();
@@ -88,5 +88,35 @@ describe('login tickets', () => {
         },
       ),
     );
+  });
+
+  it("ends every outstanding ticket of one user through the per-user index, and no one else's", async () => {
+    const { store, entries } = fakeStore();
+    const indexed = new Map<string, Set<string>>();
+    const index: TicketIndex = {
+      async add(user, key) {
+        indexed.set(user, (indexed.get(user) ?? new Set()).add(key));
+      },
+      async revokeAll(user) {
+        const keys = [...(indexed.get(user) ?? [])];
+        indexed.delete(user);
+        return keys.filter((key) => entries.delete(key)).length;
+      },
+    };
+    const tickets = createLoginTickets({ store, index, keyPrefix: 'p:', ttlSeconds: 300 });
+    const other = '00000000-0000-4000-8000-000000000002';
+    const first = await tickets.issue(userId);
+    const second = await tickets.issue(userId);
+    const spent = await tickets.issue(userId);
+    await tickets.consume(spent.ticket);
+    const theirs = await tickets.issue(other);
+    await expect(tickets.revokeAll(userId)).resolves.toBe(2);
+    for (const { ticket } of [first, second]) await expect(tickets.consume(ticket)).rejects.toMatchObject({ code: 'UNAUTHENTICATED' });
+    await expect(tickets.consume(theirs.ticket)).resolves.toBe(other);
+  });
+
+  it('cannot end tickets without an index', async () => {
+    const tickets = createLoginTickets({ store: fakeStore().store, keyPrefix: 'p:', ttlSeconds: 300 });
+    await expect(tickets.revokeAll(userId)).rejects.toThrow('per-user index');
   });
 });

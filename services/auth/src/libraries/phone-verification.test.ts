@@ -8,16 +8,23 @@ const TICKET = 'ticket-of-ada';
 const USER = 'user-ada';
 const PHONE = '+8613800138000';
 
-function setup({ maxAttempts = 3, failSend = false } = {}) {
-  const clock = fakeClock();
+function setup({
+  maxAttempts = 3,
+  failSend = false,
+  maxSendsPerDay = 10,
+  maxFailuresPerDay = 20,
+  user = USER,
+  clock = fakeClock(),
+  codes = memoryPhoneCodeStore(clock),
+  codeKey = randomBytes(32),
+} = {}) {
   const lines: string[] = [];
   const logger = createLogger({ name: 'phone-test', level: 'debug', destination: { write: (line: string) => void lines.push(line) } });
-  const codes = memoryPhoneCodeStore(clock);
   const account = { phone: PHONE as string | null, verified: false };
   const users: PhoneStore = {
-    findPhone: (userId) => Promise.resolve(userId === USER ? { ...account } : undefined),
+    findPhone: (userId) => Promise.resolve(userId === user ? { ...account } : undefined),
     markPhoneVerified(userId, phone) {
-      const matches = userId === USER && account.phone === phone;
+      const matches = userId === user && account.phone === phone;
       if (matches) account.verified = true;
       return Promise.resolve(matches);
     },
@@ -25,11 +32,10 @@ function setup({ maxAttempts = 3, failSend = false } = {}) {
   const sent: { phone: string; code: string }[] = [];
   let next = 0;
   const fixedCodes = ['111111', '222222', '333333', '444444'];
-  const codeKey = randomBytes(32);
   const phone = createPhoneVerification({
     tickets: {
       inspect: (ticket) =>
-        ticket === TICKET ? Promise.resolve(USER) : Promise.reject(new AppError('UNAUTHENTICATED', 'invalid or expired login ticket')),
+        ticket === TICKET ? Promise.resolve(user) : Promise.reject(new AppError('UNAUTHENTICATED', 'invalid or expired login ticket')),
     },
     users,
     codes: codes.store,
@@ -44,6 +50,8 @@ function setup({ maxAttempts = 3, failSend = false } = {}) {
     ttlSeconds: 300,
     resendSeconds: 60,
     maxAttempts,
+    maxSendsPerDay,
+    maxFailuresPerDay,
     logger,
     generateCode: () => fixedCodes[next++ % fixedCodes.length] ?? '000000',
   });
@@ -144,6 +152,51 @@ describe('phone verification', () => {
     expect(log).toContain('phone verification code sent');
     expect(log).not.toContain('111111');
     expect(log).not.toContain(PHONE);
+  });
+
+  it('caps the codes sent to one account per day, then frees the cap after the day', async () => {
+    const { phone, clock, sent } = setup({ maxSendsPerDay: 2 });
+    await phone.start(TICKET);
+    clock.advance(60_000);
+    await phone.start(TICKET);
+    clock.advance(60_000);
+    const refused = await phone.start(TICKET).catch((error: unknown) => error);
+    expect(refused).toMatchObject({ code: 'RATE_LIMITED', message: 'the daily limit of verification codes is reached; try again later' });
+    expect((refused as AppError).details).toEqual({ retryAfterSeconds: 86_400 - 120 });
+    expect(sent).toHaveLength(2);
+    // The refused request did not take the resend slot: once the day is over a code goes out at once.
+    clock.advance(86_400_000);
+    await phone.start(TICKET);
+    expect(sent).toHaveLength(3);
+  });
+
+  it('caps the codes sent to one phone number across accounts', async () => {
+    const clock = fakeClock();
+    const codes = memoryPhoneCodeStore(clock);
+    const codeKey = randomBytes(32);
+    const first = setup({ maxSendsPerDay: 2, clock, codes, codeKey, user: 'user-one' });
+    const second = setup({ maxSendsPerDay: 2, clock, codes, codeKey, user: 'user-two' });
+    const third = setup({ maxSendsPerDay: 2, clock, codes, codeKey, user: 'user-three' });
+    await first.phone.start(TICKET);
+    await second.phone.start(TICKET);
+    await expect(third.phone.start(TICKET)).rejects.toMatchObject({ code: 'RATE_LIMITED' });
+    expect(third.sent).toHaveLength(0);
+  });
+
+  it('caps wrong codes per account per day across fresh codes', async () => {
+    const { phone, clock, account } = setup({ maxAttempts: 3, maxFailuresPerDay: 4 });
+    await phone.start(TICKET);
+    for (const wrong of ['900001', '900002', '900003']) await phone.verify(TICKET, wrong).catch(() => undefined);
+    clock.advance(60_000);
+    await phone.start(TICKET);
+    await expect(phone.verify(TICKET, '900004')).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    // Four wrong codes today: even the right code of the live code is refused until the day ends.
+    await expect(phone.verify(TICKET, '222222')).rejects.toMatchObject({ code: 'RATE_LIMITED' });
+    expect(account.verified).toBe(false);
+    clock.advance(86_400_000);
+    await phone.start(TICKET);
+    await expect(phone.verify(TICKET, '333333')).resolves.toBeUndefined();
+    expect(account.verified).toBe(true);
   });
 
   it('draws six-digit codes', () => {

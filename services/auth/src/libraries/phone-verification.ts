@@ -31,6 +31,20 @@ export interface PhoneCodeStore {
   /** Deletes the pending code if it is still the one with `hash`; true for the one caller that did. */
   consume(userId: string, hash: string): Promise<boolean>;
   discard(userId: string): Promise<void>;
+  /**
+   * Counts one SMS against every counter in `counters` (each capped at `limit` per window that
+   * starts with its first count), atomically: either all are counted or, when one is at its cap,
+   * none is and the answer says how long until that cap frees.
+   */
+  takeDailySend(
+    counters: readonly string[],
+    limit: number,
+    windowSeconds: number,
+  ): Promise<{ taken: true } | { taken: false; retryAfterMs: number }>;
+  /** Counts one wrong code of the user in the window; returns the count including this one. */
+  countFailure(userId: string, windowSeconds: number): Promise<number>;
+  /** Wrong codes of the user in the current window, and how long until the window ends. */
+  failures(userId: string): Promise<{ count: number; retryAfterMs: number }>;
 }
 
 export interface PhoneVerificationDeps {
@@ -43,6 +57,10 @@ export interface PhoneVerificationDeps {
   ttlSeconds: number;
   resendSeconds: number;
   maxAttempts: number;
+  /** Most codes sent per account, and per phone number across accounts, in one day. */
+  maxSendsPerDay: number;
+  /** Most wrong codes per account in one day, across all its codes. */
+  maxFailuresPerDay: number;
   logger: Logger;
   /** Six digits; crypto.randomInt unless a test fixes it. */
   generateCode?: () => string;
@@ -66,6 +84,10 @@ function sameHash(a: string, b: string): boolean {
 }
 
 const noPendingCode = () => new AppError('FAILED_PRECONDITION', 'no verification code is pending; request a new one');
+const DAY_SECONDS = 86_400;
+
+const retryAfter = (ms: number) => Math.max(1, Math.ceil(ms / 1000));
+
 const alreadyVerified = () => new AppError('FAILED_PRECONDITION', 'the phone number is already verified');
 
 /**
@@ -74,9 +96,17 @@ const alreadyVerified = () => new AppError('FAILED_PRECONDITION', 'the phone num
  * may be requested every `resendSeconds` and replaces the previous one. Every attempt counts
  * before the comparison (constant-time); after `maxAttempts` wrong ones the code is dead. The
  * right code is spent once and marks the phone verified.
+ *
+ * Daily caps bound what one account, or many accounts sharing a number, can cost and try
+ * (SMS pumping, code guessing across fresh codes): `maxSendsPerDay` codes per account and per
+ * phone number, `maxFailuresPerDay` wrong codes per account. A send the provider then fails
+ * still counts.
  */
 export function createPhoneVerification(deps: PhoneVerificationDeps) {
-  const { tickets, users, codes, sender, codeKey, ttlSeconds, resendSeconds, maxAttempts, logger } = deps;
+  const { tickets, users, codes, sender, codeKey, ttlSeconds, resendSeconds, maxAttempts, maxSendsPerDay, maxFailuresPerDay, logger } =
+    deps;
+  /** The per-number counter is keyed by an HMAC of the number, so Redis holds no phone numbers. */
+  const phoneCounter = (phone: string) => `phone:${createHmac('sha256', codeKey).update(`daily sends\n${phone}`).digest('hex')}`;
   const generateCode = deps.generateCode ?? randomCode;
 
   const accountOf = async (ticket: string) => {
@@ -103,6 +133,14 @@ export function createPhoneVerification(deps: PhoneVerificationDeps) {
           details: { retryAfterSeconds: seconds },
         });
       }
+      const daily = await codes.takeDailySend([`user:${userId}`, phoneCounter(phone)], maxSendsPerDay, DAY_SECONDS);
+      if (!daily.taken) {
+        await codes.releaseSend(userId).catch(() => undefined);
+        logger.warn({ userId, phone: maskPhone(phone) }, 'daily verification SMS limit reached');
+        throw new AppError('RATE_LIMITED', 'the daily limit of verification codes is reached; try again later', {
+          details: { retryAfterSeconds: retryAfter(daily.retryAfterMs) },
+        });
+      }
       const code = generateCode();
       await codes.save(userId, { hash: hashCode(codeKey, userId, phone, code), phone }, ttlSeconds);
       try {
@@ -124,6 +162,12 @@ export function createPhoneVerification(deps: PhoneVerificationDeps) {
       if (!CODE_SHAPE.test(code)) throw new AppError('INVALID_ARGUMENT', 'code must be 6 digits', { details: { field: 'code' } });
       const { userId, phone, verified } = await accountOf(ticket);
       if (verified) throw alreadyVerified();
+      const failed = await codes.failures(userId);
+      if (failed.count >= maxFailuresPerDay) {
+        throw new AppError('RATE_LIMITED', 'too many wrong codes today; try again later', {
+          details: { retryAfterSeconds: retryAfter(failed.retryAfterMs) },
+        });
+      }
       const pending = await codes.countAttempt(userId);
       if (!pending) throw noPendingCode();
       if (pending.attempts > maxAttempts || pending.phone !== phone) {
@@ -131,6 +175,7 @@ export function createPhoneVerification(deps: PhoneVerificationDeps) {
         throw noPendingCode();
       }
       if (!sameHash(hashCode(codeKey, userId, pending.phone, code), pending.hash)) {
+        await codes.countFailure(userId, DAY_SECONDS);
         const left = maxAttempts - pending.attempts;
         logger.info({ userId, attemptsLeft: left }, 'wrong phone verification code');
         if (left <= 0) {

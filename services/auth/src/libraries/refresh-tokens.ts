@@ -40,6 +40,11 @@ export interface RefreshTokenStore {
   ): Promise<T | undefined>;
   /** Revokes every not yet revoked token of these families of the user; returns how many. */
   revokeFamilies(userId: string, familyIds: readonly string[]): Promise<number>;
+  /**
+   * Deletes up to `limit` tokens that expired more than `retainSeconds` ago (spent, revoked or
+   * not: an expired token is refused either way); returns how many.
+   */
+  purgeExpired(retainSeconds: number, limit: number): Promise<number>;
 }
 
 /** 32 random bytes in unpadded base64url. */
@@ -61,4 +66,22 @@ export function generateRefreshToken(): { token: string; tokenHash: string } {
 export function parseRefreshToken(presented: string): string {
   if (!REFRESH_TOKEN_SHAPE.test(presented)) throw invalidRefreshToken();
   return hashRefreshToken(presented);
+}
+
+/**
+ * Deletes refresh tokens that expired more than `retainSeconds` ago, in batches of
+ * `batchSize` (at most `maxBatches` per call, so one run never holds the table for long).
+ * Until then a spent token still triggers reuse detection; after its expiry it is refused anyway.
+ */
+export async function purgeExpiredRefreshTokens(
+  store: Pick<RefreshTokenStore, 'purgeExpired'>,
+  { retainSeconds, batchSize = 5_000, maxBatches = 100 }: { retainSeconds: number; batchSize?: number; maxBatches?: number },
+): Promise<number> {
+  let total = 0;
+  for (let batch = 0; batch < maxBatches; batch += 1) {
+    const purged = await store.purgeExpired(retainSeconds, batchSize);
+    total += purged;
+    if (purged < batchSize) break;
+  }
+  return total;
 }

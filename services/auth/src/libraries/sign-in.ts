@@ -62,20 +62,29 @@ export interface TenantSession {
  * token bound to the tenant and the session, plus the session's first refresh token.
  */
 export function createSignIn({ accounts, throttle, tickets, tenants, sessions, tokens, logger }: SignInDeps) {
+  /** A login ticket and the tenant list, for a user whose identity was just proven. */
+  const ticketFor = async (userId: string): Promise<LoginResult> => {
+    const { memberships } = await tenants.listUserTenants({ userId });
+    const options = memberships.flatMap((membership): TenantOption[] => {
+      const role = roleNameOf(membership.role);
+      if (role === undefined) return [];
+      return [{ tenantId: membership.tenantId, tenantName: membership.tenantName, role }];
+    });
+    const { ticket, expiresInSeconds } = await tickets.issue(userId);
+    return { ticket, userId, ticketExpiresInSeconds: expiresInSeconds, tenants: options };
+  };
+
   return {
     async login({ email, password, clientIp }: LoginInput): Promise<LoginResult> {
       const client = parseClientIp(clientIp);
       const userId = await throttle.attempt(email, client, () => accounts.authenticate(email, password));
-      const { memberships } = await tenants.listUserTenants({ userId });
-      const options = memberships.flatMap((membership): TenantOption[] => {
-        const role = roleNameOf(membership.role);
-        if (role === undefined) return [];
-        return [{ tenantId: membership.tenantId, tenantName: membership.tenantName, role }];
-      });
-      const { ticket, expiresInSeconds } = await tickets.issue(userId);
-      logger.info({ userId, tenantCount: options.length }, 'password login succeeded');
-      return { ticket, userId, ticketExpiresInSeconds: expiresInSeconds, tenants: options };
+      const result = await ticketFor(userId);
+      logger.info({ userId, tenantCount: result.tenants.length }, 'password login succeeded');
+      return result;
     },
+
+    /** The answer of a sign-in proven some other way (Google, GitHub): exactly what login returns. */
+    ticketFor,
 
     inspectTicket(ticket: string): Promise<string> {
       return tickets.inspect(ticket);

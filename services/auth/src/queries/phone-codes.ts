@@ -5,6 +5,8 @@ import type { PendingCode, PhoneCodeStore } from '../libraries/phone-verificatio
  * Pending phone codes in Redis:
  *   `<prefix>phone-code:<userId>`         hash {hash (HMAC of the code), phone, attempts}, TTL = PHONE_CODE_TTL_SECONDS
  *   `<prefix>phone-code-resend:<userId>`  "1" while another code may not be sent, TTL = PHONE_CODE_RESEND_SECONDS
+ *   `<prefix>phone-sends:<counter>`       codes sent today, per `user:<id>` and per `phone:<HMAC of the number>`, TTL one day
+ *   `<prefix>phone-failures:<userId>`     wrong codes today, TTL one day
  */
 export function phoneCodeKey(keyPrefix: string, userId: string): string {
   return `${keyPrefix}phone-code:${userId}`;
@@ -24,6 +26,23 @@ return {redis.call('HGET', KEYS[1], 'hash'), redis.call('HGET', KEYS[1], 'phone'
 const CONSUME = `
 if redis.call('HGET', KEYS[1], 'hash') ~= ARGV[1] then return 0 end
 return redis.call('DEL', KEYS[1])`;
+
+// KEYS counters; ARGV[1] limit, ARGV[2] window seconds. Returns -1 when every counter was
+// counted, else the milliseconds until the first full counter frees (nothing counted then).
+const TAKE_DAILY = `
+for _, key in ipairs(KEYS) do
+  if tonumber(redis.call('GET', key) or '0') >= tonumber(ARGV[1]) then return math.max(redis.call('PTTL', key), 1) end
+end
+for _, key in ipairs(KEYS) do
+  if redis.call('INCR', key) == 1 then redis.call('EXPIRE', key, ARGV[2]) end
+end
+return -1`;
+
+// KEYS[1] counter; ARGV[1] window seconds. Counts one and returns the count.
+const COUNT_IN_WINDOW = `
+local count = redis.call('INCR', KEYS[1])
+if count == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+return count`;
 
 export function createPhoneCodeQueries(redis: Redis, keyPrefix: string): PhoneCodeStore {
   const codeKey = (userId: string) => phoneCodeKey(keyPrefix, userId);
@@ -55,6 +74,19 @@ export function createPhoneCodeQueries(redis: Redis, keyPrefix: string): PhoneCo
     },
     async discard(userId) {
       await redis.del(codeKey(userId));
+    },
+    async takeDailySend(counters, limit, windowSeconds) {
+      const keys = counters.map((counter) => `${keyPrefix}phone-sends:${counter}`);
+      const reply = Number(await redis.eval(TAKE_DAILY, keys.length, ...keys, limit, windowSeconds));
+      return reply < 0 ? { taken: true } : { taken: false, retryAfterMs: reply };
+    },
+    async countFailure(userId, windowSeconds) {
+      return Number(await redis.eval(COUNT_IN_WINDOW, 1, `${keyPrefix}phone-failures:${userId}`, windowSeconds));
+    },
+    async failures(userId) {
+      const key = `${keyPrefix}phone-failures:${userId}`;
+      const [count, ttl] = await Promise.all([redis.get(key), redis.pttl(key)]);
+      return { count: Number(count ?? 0), retryAfterMs: Math.max(ttl, 1) };
     },
   };
 }

@@ -44,6 +44,11 @@ export function createRefreshTokenQueries(prisma: PrismaClient): RefreshTokenSto
         return result;
       }, SPEND_TRANSACTION);
     },
+    async purgeExpired(retainSeconds, limit) {
+      return prisma.$executeRaw`
+        DELETE FROM refresh_tokens WHERE id IN (
+          SELECT id FROM refresh_tokens WHERE expires_at < now() - make_interval(secs => ${retainSeconds}) LIMIT ${limit})`;
+    },
     async revokeFamilies(userId, familyIds) {
       if (familyIds.length === 0) return 0;
       const { count } = await prisma.refreshToken.updateMany({

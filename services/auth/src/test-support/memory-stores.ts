@@ -115,6 +115,17 @@ export function memoryRefreshTokenStore(clock: Clock) {
       }
       return count;
     },
+    async purgeExpired(retainSeconds, limit) {
+      const cutoff = clock.now() - retainSeconds * 1000;
+      let purged = 0;
+      for (let i = rows.length - 1; i >= 0 && purged < limit; i -= 1) {
+        if ((rows[i]?.expiresAt.getTime() ?? Infinity) < cutoff) {
+          rows.splice(i, 1);
+          purged += 1;
+        }
+      }
+      return purged;
+    },
   };
   return { store, rows };
 }
@@ -162,6 +173,18 @@ export function memoryFailureCounter(max: number, windowMs: number, clock: Clock
 export function memoryPhoneCodeStore(clock: Clock) {
   const codes = new Map<string, { hash: string; phone: string; attempts: number; expiresAt: number }>();
   const resend = new Map<string, number>();
+  const windows = new Map<string, { count: number; endsAt: number }>();
+  const liveWindow = (key: string) => {
+    const entry = windows.get(key);
+    if (entry && entry.endsAt <= clock.now()) windows.delete(key);
+    return windows.get(key);
+  };
+  const countIn = (key: string, windowSeconds: number) => {
+    const entry = liveWindow(key) ?? { count: 0, endsAt: clock.now() + windowSeconds * 1000 };
+    entry.count += 1;
+    windows.set(key, entry);
+    return entry.count;
+  };
   const liveCode = (userId: string) => {
     const entry = codes.get(userId);
     if (entry && entry.expiresAt <= clock.now()) codes.delete(userId);
@@ -193,6 +216,21 @@ export function memoryPhoneCodeStore(clock: Clock) {
     },
     async discard(userId) {
       codes.delete(userId);
+    },
+    async takeDailySend(counters, limit, windowSeconds) {
+      for (const counter of counters) {
+        const entry = liveWindow(`sends:${counter}`);
+        if (entry && entry.count >= limit) return { taken: false, retryAfterMs: entry.endsAt - clock.now() };
+      }
+      for (const counter of counters) countIn(`sends:${counter}`, windowSeconds);
+      return { taken: true };
+    },
+    async countFailure(userId, windowSeconds) {
+      return countIn(`failures:${userId}`, windowSeconds);
+    },
+    async failures(userId) {
+      const entry = liveWindow(`failures:${userId}`);
+      return { count: entry?.count ?? 0, retryAfterMs: entry ? entry.endsAt - clock.now() : 1 };
     },
   };
   return { store, pending: liveCode };
