@@ -1,7 +1,7 @@
 // Google and GitHub sign-in through the gateway, every process spawned: a scripted browser with
 // a cookie jar runs start → provider → callback, then selects a tenant and calls the API.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { demo, httpJson, signIn } from '../../deploy/local/seed.mjs';
+import { demo, httpJson, newestSmsCode, signIn } from '../../deploy/local/seed.mjs';
 import { startGithubOAuthServer, type TestGithubServer } from '../src/github-oauth.js';
 import { createTestBrowser, type TestBrowser } from '../src/oauth-browser.js';
 import { startOidcProvider, type TestOidcProvider } from '../src/oidc-provider.js';
@@ -163,6 +163,34 @@ describe('Google and GitHub sign-in through the gateway', () => {
     expect(second.body.tenants.map((t) => t.tenantId)).toEqual([tenantId]);
     const context = await selectAndReadContext(second.body.loginTicket, tenantId);
     expect(context.principal).toEqual({ id: first.body.userId, role: 'user' });
+  });
+
+  it('lets a new Google account add and verify a phone number, then create its own tenant', async () => {
+    google.setAccount({ sub: 'google-founder-1', email: 'founder@oauth.example', emailVerified: true, name: 'Founder' });
+    const { browser, callback } = await authorize('google');
+    const signedIn = await deliver(browser, callback);
+    expect(signedIn.body).toMatchObject({ accountCreated: true, phoneVerified: false, tenants: [] });
+    const { loginTicket } = signedIn.body;
+    const post = (path: string, body: Record<string, unknown>) => httpJson(platform.gatewayUrl, 'POST', path, { body });
+
+    // No number on the account yet: a code needs one.
+    const withoutNumber = await post('/api/auth/phone/start', { loginTicket });
+    expect(withoutNumber.status).toBe(400);
+    expect((withoutNumber.body as ErrorBody).error.code).toBe('FAILED_PRECONDITION');
+    const phone = '+15550109876';
+    const started = await post('/api/auth/phone/start', { loginTicket, phone: '+1 555 010 9876' });
+    expect(started.status).toBe(200);
+    const code = await newestSmsCode(platform.smsOutboxFile, phone);
+    expect((await post('/api/auth/phone/verify', { loginTicket, code })).body).toEqual({ phoneVerified: true });
+    // A verified number is not replaced this way.
+    const replace = await post('/api/auth/phone/start', { loginTicket, phone: '+15550100000' });
+    expect((replace.body as ErrorBody).error.code).toBe('FAILED_PRECONDITION');
+
+    const created = await post('/api/tenants', { loginTicket, name: 'Founders Inc' });
+    expect(created.status).toBe(201);
+    const { tenantId } = created.body as { tenantId: string };
+    const context = await selectAndReadContext(loginTicket, tenantId);
+    expect(context.principal).toEqual({ id: signedIn.body.userId, role: 'owner' });
   });
 
   it('refuses a GitHub account without a verified primary email', async () => {

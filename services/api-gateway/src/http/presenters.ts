@@ -62,7 +62,7 @@ export function presentSignIn(result: SignInAnswer) {
       ? {
           next: result.phoneVerified
             ? 'You belong to no tenant yet: POST /api/tenants with {loginTicket, name} to create one.'
-            : 'You belong to no tenant yet: verify your phone (POST /api/auth/phone/start, then /api/auth/phone/verify), then POST /api/tenants with {loginTicket, name}.',
+            : 'You belong to no tenant yet: verify your phone (POST /api/auth/phone/start with {loginTicket} — add "phone" if the account has none — then /api/auth/phone/verify), then POST /api/tenants with {loginTicket, name}.',
         }
       : {}),
   };

@@ -98,13 +98,14 @@ export function createPublicRoutes({ auth, tenants, devices, fetchJwks, secureCo
       },
     },
     {
-      // Authenticated by the login ticket (not consumed); the code goes only to the account's own phone, at most once per resend window.
+      // Authenticated by the login ticket (not consumed); the code goes only to the account's own phone, at most once per resend
+      // window. `phone` sets the number first, for an account without one (Google/GitHub) or with an unverified one.
       kind: 'public',
       method: 'post',
       path: '/api/auth/phone/start',
-      summary: "Send a 6-digit verification code by SMS to the signed-in account's phone number",
+      summary: "Send a 6-digit verification code by SMS to the signed-in account's phone number (optionally setting it first)",
       async handle({ request }, { body }) {
-        const input = parseInput(z.object({ loginTicket: ticket }), body);
+        const input = parseInput(z.object({ loginTicket: ticket, phone: z.string().max(32).default('') }), body);
         const started = await auth.startPhoneVerification(input, { requestId: request.requestId });
         return {
           body: { phone: started.phoneMasked, codeExpiresIn: started.codeExpiresInSeconds, resendAfter: started.resendAfterSeconds },

@@ -226,7 +226,7 @@ export function createAuthService({ accounts, signIn, refresh, sessions, signing
       return { kid, signingFrom: timestampFromDate(signingFrom) };
     },
     async startPhoneVerification(request) {
-      return phone.start(request.loginTicket);
+      return phone.start(request.loginTicket, request.phone);
     },
     async verifyPhone(request) {
       await phone.verify(request.loginTicket, request.code);

@@ -23,6 +23,11 @@ function setup({
   const account = { phone: PHONE as string | null, verified: false };
   const users: PhoneStore = {
     findPhone: (userId) => Promise.resolve(userId === user ? { ...account } : undefined),
+    setUnverifiedPhone(userId, phone) {
+      const allowed = userId === user && !account.verified;
+      if (allowed) account.phone = phone;
+      return Promise.resolve(allowed);
+    },
     markPhoneVerified(userId, phone) {
       const matches = userId === user && account.phone === phone;
       if (matches) account.verified = true;
@@ -197,6 +202,37 @@ describe('phone verification', () => {
     await phone.start(TICKET);
     await expect(phone.verify(TICKET, '333333')).resolves.toBeUndefined();
     expect(account.verified).toBe(true);
+  });
+
+  it('sets a number for an account without one (Google/GitHub sign-in), then verifies it', async () => {
+    const { phone, account, sent } = setup();
+    account.phone = null;
+    await expect(phone.start(TICKET, '+44 20 7946 0958')).resolves.toMatchObject({ phoneMasked: '+44******0958' });
+    expect(account.phone).toBe('+442079460958');
+    expect(sent).toEqual([{ phone: '+442079460958', code: '111111' }]);
+    await phone.verify(TICKET, '111111');
+    expect(account.verified).toBe(true);
+    // Once verified, the number cannot be replaced this way.
+    await expect(phone.start(TICKET, '+8613800138000')).rejects.toMatchObject({ code: 'FAILED_PRECONDITION' });
+    expect(account.phone).toBe('+442079460958');
+  });
+
+  it('replacing an unverified number kills the code sent to the old one', async () => {
+    const { phone, account, clock, codes } = setup();
+    await phone.start(TICKET);
+    clock.advance(60_000);
+    await phone.start(TICKET, '+442079460958');
+    expect(codes.pending(USER)?.phone).toBe('+442079460958');
+    await expect(phone.verify(TICKET, '111111')).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    await phone.verify(TICKET, '222222');
+    expect(account).toEqual({ phone: '+442079460958', verified: true });
+  });
+
+  it('refuses a malformed new number before touching the account', async () => {
+    const { phone, account, sent } = setup();
+    await expect(phone.start(TICKET, '12345')).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', details: { field: 'phone' } });
+    expect(account.phone).toBe(PHONE);
+    expect(sent).toHaveLength(0);
   });
 
   it('draws six-digit codes', () => {

@@ -1,6 +1,6 @@
 import { createHmac, hkdfSync, randomInt, timingSafeEqual } from 'node:crypto';
 import { AppError, type Logger } from '@portcullis/kit';
-import { maskPhone } from './credentials.js';
+import { maskPhone, requirePhone } from './credentials.js';
 import type { LoginTickets } from './login-tickets.js';
 import type { SmsSender } from './sms-senders.js';
 
@@ -8,6 +8,8 @@ import type { SmsSender } from './sms-senders.js';
 export interface PhoneStore {
   /** The account's phone number and whether it is verified; undefined when there is no such user. */
   findPhone(userId: string): Promise<{ phone: string | null; verified: boolean } | undefined>;
+  /** Sets the number of an account whose number is not verified; false when it is (or the user is gone). */
+  setUnverifiedPhone(userId: string, phone: string): Promise<boolean>;
   /** Marks the phone verified if it is still `phone`; false when the row no longer matches. */
   markPhoneVerified(userId: string, phone: string): Promise<boolean>;
 }
@@ -122,9 +124,22 @@ export function createPhoneVerification(deps: PhoneVerificationDeps) {
       return (await users.findPhone(userId))?.verified ?? false;
     },
 
-    async start(ticket: string): Promise<{ phoneMasked: string; codeExpiresInSeconds: number; resendAfterSeconds: number }> {
-      const { userId, phone, verified } = await accountOf(ticket);
+    /**
+     * Sends a code to the account's number; `newPhone` (E.164) first sets that number, for an
+     * account that has none (Google/GitHub sign-in) or whose number is not verified yet.
+     */
+    async start(ticket: string, newPhone = ''): Promise<{ phoneMasked: string; codeExpiresInSeconds: number; resendAfterSeconds: number }> {
+      const requested = newPhone.length > 0 ? requirePhone(newPhone) : undefined;
+      const account = await accountOf(ticket);
+      const { userId, verified } = account;
       if (verified) throw alreadyVerified();
+      let { phone } = account;
+      if (requested !== undefined && requested !== phone) {
+        if (!(await users.setUnverifiedPhone(userId, requested))) throw alreadyVerified();
+        // A code sent to the previous number must not verify the new one.
+        await codes.discard(userId);
+        phone = requested;
+      }
       if (phone === null) throw new AppError('FAILED_PRECONDITION', 'the account has no phone number');
       const slot = await codes.claimSend(userId, resendSeconds);
       if (!slot.claimed) {

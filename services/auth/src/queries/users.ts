@@ -20,6 +20,10 @@ export function createUserQueries(prisma: PrismaClient): UserStore & PhoneStore 
       const row = await prisma.user.findUnique({ where: { id: userId }, select: { phone: true, phoneVerifiedAt: true } });
       return row ? { phone: row.phone, verified: row.phoneVerifiedAt !== null } : undefined;
     },
+    async setUnverifiedPhone(userId, phone) {
+      const { count } = await prisma.user.updateMany({ where: { id: userId, phoneVerifiedAt: null }, data: { phone } });
+      return count === 1;
+    },
     async markPhoneVerified(userId, phone) {
       const { count } = await prisma.user.updateMany({ where: { id: userId, phone }, data: { phoneVerifiedAt: new Date() } });
       return count === 1;
