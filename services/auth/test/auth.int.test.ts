@@ -57,6 +57,7 @@ import { createRefreshTokenQueries } from '../src/queries/refresh-tokens.js';
 import { createSessionQueries, sessionKey, userSessionsKey } from '../src/queries/sessions.js';
 import { createSigningKeyQueries } from '../src/queries/signing-keys.js';
 import { createUserQueries } from '../src/queries/users.js';
+import { rejectionOf } from '../src/test-support/rejections.js';
 
 const migrationsDir = new URL('../prisma/migrations', import.meta.url).pathname;
 const issuer = 'portcullis-auth-test';
@@ -120,15 +121,6 @@ function fakeTenantRegistry(memberships: Omit<Membership, '$typeName'>[]) {
     },
   };
   return createGrpcServer({ logger, services: [implement(TenantRegistryService, handlers)] });
-}
-
-async function expectRejection(call: Promise<unknown>): Promise<AppError> {
-  const error = await call.then(
-    () => undefined,
-    (thrown: unknown) => thrown,
-  );
-  expect(error).toBeInstanceOf(AppError);
-  return error as AppError;
 }
 
 describe('auth service against Postgres, Redis and a fake tenant-registry', () => {
@@ -344,13 +336,13 @@ describe('auth service against Postgres, Redis and a fake tenant-registry', () =
       ],
       ['a missing phone number', { email: `nophone.${testRunId}@example.com`, password: 'long enough password', phone: '' }, 'phone'],
     ])('refuses %s with INVALID_ARGUMENT', async (_label, request, field) => {
-      const error = await expectRejection(client.signUp({ phone, ...request, displayName: 'X' }));
+      const error = await rejectionOf(client.signUp({ phone, ...request, displayName: 'X' }));
       expect(error.code).toBe('INVALID_ARGUMENT');
       expect(error.message).toContain(field);
     });
 
     it('refuses a second account for the same email in any case', async () => {
-      const error = await expectRejection(
+      const error = await rejectionOf(
         client.signUp({ email: email.toUpperCase(), password: 'another long password', displayName: '', phone }),
       );
       expect(error.code).toBe('ALREADY_EXISTS');
@@ -382,8 +374,8 @@ describe('auth service against Postgres, Redis and a fake tenant-registry', () =
     });
 
     it('gives an unknown email and a wrong password the same UNAUTHENTICATED error', async () => {
-      const wrongPassword = await expectRejection(client.login({ email, password: `${password}x` }));
-      const unknownEmail = await expectRejection(client.login({ email: `nobody.${testRunId}@example.com`, password }));
+      const wrongPassword = await rejectionOf(client.login({ email, password: `${password}x` }));
+      const unknownEmail = await rejectionOf(client.login({ email: `nobody.${testRunId}@example.com`, password }));
       for (const error of [wrongPassword, unknownEmail]) {
         expect({ code: error.code, message: error.message }).toEqual({ code: 'UNAUTHENTICATED', message: 'invalid email or password' });
       }
@@ -400,7 +392,7 @@ describe('auth service against Postgres, Redis and a fake tenant-registry', () =
       await expect(client.inspectLoginTicket({ loginTicket })).resolves.toMatchObject({ userId });
       await expect(client.inspectLoginTicket({ loginTicket })).resolves.toMatchObject({ userId });
       await expect(client.selectTenant({ loginTicket, tenantId: tenantBeta })).resolves.toMatchObject({ tenantId: tenantBeta });
-      expect((await expectRejection(client.inspectLoginTicket({ loginTicket }))).code).toBe('UNAUTHENTICATED');
+      expect((await rejectionOf(client.inspectLoginTicket({ loginTicket }))).code).toBe('UNAUTHENTICATED');
     });
 
     it('lets a ticket be used once only', async () => {
@@ -408,20 +400,20 @@ describe('auth service against Postgres, Redis and a fake tenant-registry', () =
       const first = await client.selectTenant({ loginTicket, tenantId: tenantAlpha });
       secretsSeen.push(first.accessToken);
       expect(first).toMatchObject({ tokenType: 'Bearer', expiresInSeconds: 900, tenantId: tenantAlpha, role: Role.ADMIN });
-      const second = await expectRejection(client.selectTenant({ loginTicket, tenantId: tenantAlpha }));
+      const second = await rejectionOf(client.selectTenant({ loginTicket, tenantId: tenantAlpha }));
       expect(second.code).toBe('UNAUTHENTICATED');
     });
 
     it('refuses unknown and malformed tickets', async () => {
       for (const loginTicket of [randomBytes(32).toString('base64url'), 'garbage', '']) {
-        expect((await expectRejection(client.selectTenant({ loginTicket, tenantId: tenantAlpha }))).code).toBe('UNAUTHENTICATED');
-        expect((await expectRejection(client.inspectLoginTicket({ loginTicket }))).code).toBe('UNAUTHENTICATED');
+        expect((await rejectionOf(client.selectTenant({ loginTicket, tenantId: tenantAlpha }))).code).toBe('UNAUTHENTICATED');
+        expect((await rejectionOf(client.inspectLoginTicket({ loginTicket }))).code).toBe('UNAUTHENTICATED');
       }
     });
 
     it('denies a tenant the user is not a member of', async () => {
       const { loginTicket } = await login();
-      const error = await expectRejection(client.selectTenant({ loginTicket, tenantId: randomUUID() }));
+      const error = await rejectionOf(client.selectTenant({ loginTicket, tenantId: randomUUID() }));
       expect({ code: error.code, message: error.message }).toEqual({ code: 'PERMISSION_DENIED', message: 'not a member of this tenant' });
     });
   });
@@ -639,13 +631,13 @@ describe('auth service against Postgres, Redis and a fake tenant-registry', () =
     it('detects reuse: an already used token ends the session and revokes the whole family', async () => {
       const session = await openSession();
       const next = await refreshWith(session.refreshToken);
-      const reuse = await expectRejection(client.refreshTokens({ refreshToken: session.refreshToken }));
+      const reuse = await rejectionOf(client.refreshTokens({ refreshToken: session.refreshToken }));
       expect({ code: reuse.code, message: reuse.message }).toEqual({ code: 'UNAUTHENTICATED', message: REUSE_MESSAGE });
       expect(await redis.exists(`${keyPrefix}session:${session.sessionId}`)).toBe(0);
       expect(await redis.sismember(`${keyPrefix}user-sessions:${userId}`, session.sessionId)).toBe(0);
       expect((await refreshRows(session.sessionId)).every((row) => row.revoked_at !== null)).toBe(true);
       // The successor, whoever holds it, no longer works either.
-      expect((await expectRejection(client.refreshTokens({ refreshToken: next.refreshToken }))).code).toBe('UNAUTHENTICATED');
+      expect((await rejectionOf(client.refreshTokens({ refreshToken: next.refreshToken }))).code).toBe('UNAUTHENTICATED');
     });
 
     it('lets exactly one of several simultaneous refreshes with the same token succeed', async () => {
@@ -722,7 +714,7 @@ describe('auth service against Postgres, Redis and a fake tenant-registry', () =
 
     it('refuses unknown, malformed and expired refresh tokens', async () => {
       for (const refreshToken of [randomBytes(32).toString('base64url'), 'garbage', '']) {
-        const error = await expectRejection(client.refreshTokens({ refreshToken }));
+        const error = await rejectionOf(client.refreshTokens({ refreshToken }));
         expect({ code: error.code, message: error.message }).toEqual({
           code: 'UNAUTHENTICATED',
           message: 'invalid or expired refresh token',
@@ -734,7 +726,7 @@ describe('auth service against Postgres, Redis and a fake tenant-registry', () =
           hashRefreshToken(session.refreshToken),
         ]),
       );
-      const expired = await expectRejection(client.refreshTokens({ refreshToken: session.refreshToken }));
+      const expired = await rejectionOf(client.refreshTokens({ refreshToken: session.refreshToken }));
       expect({ code: expired.code, message: expired.message }).toEqual({
         code: 'UNAUTHENTICATED',
         message: 'invalid or expired refresh token',
@@ -757,7 +749,7 @@ describe('auth service against Postgres, Redis and a fake tenant-registry', () =
       expect(decodeJwt(demoted.accessToken)).toMatchObject({ role: 'user', sid: session.sessionId });
 
       memberships.splice(memberships.indexOf(membership), 1);
-      const denied = await expectRejection(client.refreshTokens({ refreshToken: demoted.refreshToken }));
+      const denied = await rejectionOf(client.refreshTokens({ refreshToken: demoted.refreshToken }));
       expect({ code: denied.code, message: denied.message }).toEqual({ code: 'PERMISSION_DENIED', message: 'not a member of this tenant' });
       expect(await redis.exists(`${keyPrefix}session:${session.sessionId}`)).toBe(0);
       expect((await refreshRows(session.sessionId)).every((row) => row.revoked_at !== null)).toBe(true);
@@ -782,7 +774,7 @@ describe('auth service against Postgres, Redis and a fake tenant-registry', () =
       expect(timestampDate(sessions[0]!.createdAt!).getTime()).toBeGreaterThan(Date.now() - 60_000);
       expect(timestampDate(sessions[0]!.lastUsedAt!).getTime()).toBeGreaterThan(Date.now() - 60_000);
       expect(await redis.smembers(`${keyPrefix}user-sessions:${dave.userId}`)).toEqual([second.sessionId]);
-      expect((await expectRejection(client.listSessions({ userId: 'not-a-uuid' }))).code).toBe('INVALID_ARGUMENT');
+      expect((await rejectionOf(client.listSessions({ userId: 'not-a-uuid' }))).code).toBe('INVALID_ARGUMENT');
     });
 
     it("revokes one session of the user's own — never another user's — at once and for good", async () => {
@@ -792,7 +784,7 @@ describe('auth service against Postgres, Redis and a fake tenant-registry', () =
       secretsSeen.push(erinSession.accessToken, erinSession.refreshToken);
       const mine = await openSession();
 
-      const notYours = await expectRejection(client.revokeSession({ userId, sessionId: erinSession.sessionId }));
+      const notYours = await rejectionOf(client.revokeSession({ userId, sessionId: erinSession.sessionId }));
       expect({ code: notYours.code, message: notYours.message }).toEqual({ code: 'NOT_FOUND', message: 'session not found' });
       expect(await redis.exists(`${keyPrefix}session:${erinSession.sessionId}`)).toBe(1);
       expect((await refreshRows(erinSession.sessionId))[0]?.revoked_at).toBeNull();
@@ -800,9 +792,9 @@ describe('auth service against Postgres, Redis and a fake tenant-registry', () =
       await client.revokeSession({ userId, sessionId: mine.sessionId });
       expect(await redis.exists(`${keyPrefix}session:${mine.sessionId}`)).toBe(0);
       expect((await refreshRows(mine.sessionId))[0]?.revoked_at).toEqual(expect.any(Date));
-      expect((await expectRejection(client.refreshTokens({ refreshToken: mine.refreshToken }))).code).toBe('UNAUTHENTICATED');
-      expect((await expectRejection(client.revokeSession({ userId, sessionId: mine.sessionId }))).code).toBe('NOT_FOUND');
-      expect((await expectRejection(client.revokeSession({ userId, sessionId: 'x' }))).code).toBe('INVALID_ARGUMENT');
+      expect((await rejectionOf(client.refreshTokens({ refreshToken: mine.refreshToken }))).code).toBe('UNAUTHENTICATED');
+      expect((await rejectionOf(client.revokeSession({ userId, sessionId: mine.sessionId }))).code).toBe('NOT_FOUND');
+      expect((await rejectionOf(client.revokeSession({ userId, sessionId: 'x' }))).code).toBe('INVALID_ARGUMENT');
       // Erin's session still refreshes.
       await expect(refreshWith(erinSession.refreshToken)).resolves.toMatchObject({ sessionId: erinSession.sessionId });
     });
@@ -824,7 +816,7 @@ describe('auth service against Postgres, Redis and a fake tenant-registry', () =
       for (const session of opened) {
         expect(await redis.exists(`${keyPrefix}session:${session.sessionId}`)).toBe(0);
         expect((await refreshRows(session.sessionId)).every((row) => row.revoked_at !== null)).toBe(true);
-        expect((await expectRejection(client.refreshTokens({ refreshToken: session.refreshToken }))).code).toBe('UNAUTHENTICATED');
+        expect((await rejectionOf(client.refreshTokens({ refreshToken: session.refreshToken }))).code).toBe('UNAUTHENTICATED');
       }
       await expect(client.listSessions({ userId: frank.userId })).resolves.toMatchObject({ sessions: [] });
       await expect(client.revokeAllSessions({ userId: frank.userId })).resolves.toMatchObject({ revoked: 0 });
@@ -842,9 +834,9 @@ describe('auth service against Postgres, Redis and a fake tenant-registry', () =
       const attempt = (who: { email: string }, pw: string, ip = clientIp) => client.login({ email: who.email, password: pw, clientIp: ip });
 
       for (let failure = 0; failure < maxFailuresPerAccount; failure += 1) {
-        expect((await expectRejection(attempt(grace, 'wrong password!!'))).code).toBe('UNAUTHENTICATED');
+        expect((await rejectionOf(attempt(grace, 'wrong password!!'))).code).toBe('UNAUTHENTICATED');
       }
-      const refused = await expectRejection(attempt(grace, grace.password));
+      const refused = await rejectionOf(attempt(grace, grace.password));
       expect(refused.code).toBe('RATE_LIMITED');
       expect(refused.message).toMatch(/^too many failed sign-ins; try again in \d+ seconds$/);
       const accountKey = `${keyPrefix}login-failures:account:${accountThrottleKey(grace.email)}`;
@@ -859,20 +851,20 @@ describe('auth service against Postgres, Redis and a fake tenant-registry', () =
       expect(await redis.get(`${keyPrefix}login-failures:ip:${clientIp}`)).toBe(String(maxFailuresPerAccount));
       // Up to the address cap (8 failures from this address), then heidi is refused too.
       for (let failure = maxFailuresPerAccount; failure < maxFailuresPerIp; failure += 1) {
-        expect((await expectRejection(attempt(heidi, 'wrong password!!'))).code).toBe('UNAUTHENTICATED');
+        expect((await rejectionOf(attempt(heidi, 'wrong password!!'))).code).toBe('UNAUTHENTICATED');
       }
-      expect((await expectRejection(attempt(heidi, heidi.password))).code).toBe('RATE_LIMITED');
+      expect((await rejectionOf(attempt(heidi, heidi.password))).code).toBe('RATE_LIMITED');
       // From another address heidi (3 failures, below her own cap) gets in.
       await expect(attempt(heidi, heidi.password, '198.51.100.20')).resolves.toMatchObject({ userId: heidi.userId });
       // Grace stays locked out from anywhere.
-      expect((await expectRejection(attempt(grace, grace.password, '198.51.100.21'))).code).toBe('RATE_LIMITED');
+      expect((await rejectionOf(attempt(grace, grace.password, '198.51.100.21'))).code).toBe('RATE_LIMITED');
     });
 
     it('resets the account count after a successful sign-in', async () => {
       const ivan = await newUser('ivan');
       for (let round = 0; round < 2; round += 1) {
         for (let failure = 0; failure < maxFailuresPerAccount - 1; failure += 1) {
-          expect((await expectRejection(client.login({ email: ivan.email, password: 'wrong password!!' }))).code).toBe('UNAUTHENTICATED');
+          expect((await rejectionOf(client.login({ email: ivan.email, password: 'wrong password!!' }))).code).toBe('UNAUTHENTICATED');
         }
         await expect(client.login({ email: ivan.email, password: ivan.password })).resolves.toMatchObject({ userId: ivan.userId });
         expect(await redis.exists(`${keyPrefix}login-failures:account:${accountThrottleKey(ivan.email)}`)).toBe(0);
@@ -880,7 +872,7 @@ describe('auth service against Postgres, Redis and a fake tenant-registry', () =
     });
 
     it('refuses a malformed client address', async () => {
-      expect((await expectRejection(client.login({ email, password, clientIp: 'somewhere' }))).code).toBe('INVALID_ARGUMENT');
+      expect((await rejectionOf(client.login({ email, password, clientIp: 'somewhere' }))).code).toBe('INVALID_ARGUMENT');
     });
 
     it('fails closed with DEPENDENCY_UNAVAILABLE when Redis is unreachable', async () => {
@@ -898,7 +890,7 @@ describe('auth service against Postgres, Redis and a fake tenant-registry', () =
           tokens: { issue: () => Promise.reject(new Error('unused')) },
           logger,
         });
-        const error = await expectRejection(isolated.login({ email, password, clientIp: '192.0.2.99' }));
+        const error = await rejectionOf(isolated.login({ email, password, clientIp: '192.0.2.99' }));
         expect({ code: error.code, message: error.message }).toEqual({
           code: 'DEPENDENCY_UNAVAILABLE',
           message: 'sign-in is unavailable right now',
@@ -966,22 +958,22 @@ describe('auth service against Postgres, Redis and a fake tenant-registry', () =
       expect((await client.login({ email: user.email, password: user.password })).phoneVerified).toBe(true);
 
       // Single use, and nothing more to verify.
-      expect((await expectRejection(client.verifyPhone({ loginTicket: user.loginTicket, code }))).code).toBe('FAILED_PRECONDITION');
-      expect((await expectRejection(client.startPhoneVerification({ loginTicket: user.loginTicket }))).code).toBe('FAILED_PRECONDITION');
+      expect((await rejectionOf(client.verifyPhone({ loginTicket: user.loginTicket, code }))).code).toBe('FAILED_PRECONDITION');
+      expect((await rejectionOf(client.startPhoneVerification({ loginTicket: user.loginTicket }))).code).toBe('FAILED_PRECONDITION');
     });
 
     it('counts wrong codes and kills the code at the attempt cap, even for the right code afterwards', async () => {
       const user = await accountWithTicket('phone-cap');
       const { code } = await start(user.loginTicket);
       for (let attempt = 1; attempt < phoneMaxAttempts; attempt += 1) {
-        const error = await expectRejection(client.verifyPhone({ loginTicket: user.loginTicket, code: wrongCodeFor(code) }));
+        const error = await rejectionOf(client.verifyPhone({ loginTicket: user.loginTicket, code: wrongCodeFor(code) }));
         expect(error.code).toBe('INVALID_ARGUMENT');
         expect(await redis.hget(phoneCodeKey(keyPrefix, user.userId), 'attempts')).toBe(String(attempt));
       }
-      const last = await expectRejection(client.verifyPhone({ loginTicket: user.loginTicket, code: wrongCodeFor(code) }));
+      const last = await rejectionOf(client.verifyPhone({ loginTicket: user.loginTicket, code: wrongCodeFor(code) }));
       expect(last).toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringContaining('no longer valid') });
       expect(await redis.exists(phoneCodeKey(keyPrefix, user.userId))).toBe(0);
-      expect((await expectRejection(client.verifyPhone({ loginTicket: user.loginTicket, code }))).code).toBe('FAILED_PRECONDITION');
+      expect((await rejectionOf(client.verifyPhone({ loginTicket: user.loginTicket, code }))).code).toBe('FAILED_PRECONDITION');
       expect(await verifiedAt(user.userId)).toBeNull();
 
       // A new code (once the resend window is over) works.
@@ -1014,7 +1006,7 @@ describe('auth service against Postgres, Redis and a fake tenant-registry', () =
       const user = await accountWithTicket('phone-expired');
       const { code } = await start(user.loginTicket);
       await expire(phoneCodeKey(keyPrefix, user.userId));
-      const error = await expectRejection(client.verifyPhone({ loginTicket: user.loginTicket, code }));
+      const error = await rejectionOf(client.verifyPhone({ loginTicket: user.loginTicket, code }));
       expect(error).toMatchObject({ code: 'FAILED_PRECONDITION', message: expect.stringContaining('request a new one') });
       expect(await verifiedAt(user.userId)).toBeNull();
     });
@@ -1023,7 +1015,7 @@ describe('auth service against Postgres, Redis and a fake tenant-registry', () =
       const user = await accountWithTicket('phone-resend');
       const first = await start(user.loginTicket);
       const sentBefore = smsOutbox.length;
-      const throttled = await expectRejection(client.startPhoneVerification({ loginTicket: user.loginTicket }));
+      const throttled = await rejectionOf(client.startPhoneVerification({ loginTicket: user.loginTicket }));
       expect(throttled.code).toBe('RATE_LIMITED');
       expect(throttled.message).toMatch(/in \d+ seconds/);
       expect(smsOutbox).toHaveLength(sentBefore);
@@ -1031,9 +1023,7 @@ describe('auth service against Postgres, Redis and a fake tenant-registry', () =
       await expire(phoneResendKey(keyPrefix, user.userId));
       const second = await start(user.loginTicket);
       if (second.code !== first.code) {
-        expect((await expectRejection(client.verifyPhone({ loginTicket: user.loginTicket, code: first.code }))).code).toBe(
-          'INVALID_ARGUMENT',
-        );
+        expect((await rejectionOf(client.verifyPhone({ loginTicket: user.loginTicket, code: first.code }))).code).toBe('INVALID_ARGUMENT');
       }
       await expect(client.verifyPhone({ loginTicket: user.loginTicket, code: second.code })).resolves.toMatchObject({
         phoneVerified: true,
@@ -1054,7 +1044,7 @@ describe('auth service against Postgres, Redis and a fake tenant-registry', () =
       const user = await accountWithTicket('phone-down');
       smsFailure = new AppError('UPSTREAM_FAILED', 'the SMS provider refused the message');
       try {
-        expect((await expectRejection(client.startPhoneVerification({ loginTicket: user.loginTicket }))).code).toBe('UPSTREAM_FAILED');
+        expect((await rejectionOf(client.startPhoneVerification({ loginTicket: user.loginTicket }))).code).toBe('UPSTREAM_FAILED');
       } finally {
         smsFailure = undefined;
       }
@@ -1065,10 +1055,10 @@ describe('auth service against Postgres, Redis and a fake tenant-registry', () =
 
     it('needs a valid login ticket and a 6-digit code', async () => {
       const bogus = randomBytes(32).toString('base64url');
-      expect((await expectRejection(client.startPhoneVerification({ loginTicket: bogus }))).code).toBe('UNAUTHENTICATED');
-      expect((await expectRejection(client.verifyPhone({ loginTicket: bogus, code: '123456' }))).code).toBe('UNAUTHENTICATED');
+      expect((await rejectionOf(client.startPhoneVerification({ loginTicket: bogus }))).code).toBe('UNAUTHENTICATED');
+      expect((await rejectionOf(client.verifyPhone({ loginTicket: bogus, code: '123456' }))).code).toBe('UNAUTHENTICATED');
       const user = await accountWithTicket('phone-shape');
-      expect((await expectRejection(client.verifyPhone({ loginTicket: user.loginTicket, code: '12345' }))).code).toBe('INVALID_ARGUMENT');
+      expect((await rejectionOf(client.verifyPhone({ loginTicket: user.loginTicket, code: '12345' }))).code).toBe('INVALID_ARGUMENT');
     });
 
     it('never writes a code to the log', () => {
@@ -1266,7 +1256,7 @@ describe('auth service against Postgres, Redis and a fake tenant-registry', () =
 
     it('refuses tenant keys to plain users, lets them create user keys, and hides other keys from them', async () => {
       const plain = await newUser('apikey-user', [{ tenantId: tenantAlpha, role: Role.USER }]);
-      const refused = await expectRejection(createKey(plain.userId, ApiKeyKind.TENANT));
+      const refused = await rejectionOf(createKey(plain.userId, ApiKeyKind.TENANT));
       expect(refused.code).toBe('PERMISSION_DENIED');
       const own = await createKey(plain.userId, ApiKeyKind.USER);
       expect(own.apiKey).toMatchObject({ kind: ApiKeyKind.USER, userId: plain.userId });
@@ -1274,14 +1264,14 @@ describe('auth service against Postgres, Redis and a fake tenant-registry', () =
       expect(listed.apiKeys.map((k) => k.keyId)).toEqual([own.apiKey.keyId]);
       const adminKey = await createKey(userId, ApiKeyKind.TENANT);
       expect(
-        (await expectRejection(client.revokeApiKey({ tenantId: tenantAlpha, actor: actorOf(plain.userId), keyId: adminKey.apiKey.keyId })))
+        (await rejectionOf(client.revokeApiKey({ tenantId: tenantAlpha, actor: actorOf(plain.userId), keyId: adminKey.apiKey.keyId })))
           .code,
       ).toBe('NOT_FOUND');
       const outsider = await newUser('apikey-outsider');
-      expect((await expectRejection(createKey(outsider.userId, ApiKeyKind.USER))).code).toBe('PERMISSION_DENIED');
+      expect((await rejectionOf(createKey(outsider.userId, ApiKeyKind.USER))).code).toBe('PERMISSION_DENIED');
       expect(
         (
-          await expectRejection(
+          await rejectionOf(
             client.createApiKey({
               tenantId: tenantAlpha,
               actor: actorOf(userId, tenantBeta),
@@ -1297,13 +1287,13 @@ describe('auth service against Postgres, Redis and a fake tenant-registry', () =
     it('rejects revoked, expired and rotated-out keys with UNAUTHENTICATED', async () => {
       const revoked = await createKey(userId, ApiKeyKind.TENANT);
       await client.revokeApiKey({ tenantId: tenantAlpha, actor: actorOf(userId), keyId: revoked.apiKey.keyId });
-      expect((await expectRejection(client.verifyApiKey({ key: revoked.key }))).code).toBe('UNAUTHENTICATED');
+      expect((await rejectionOf(client.verifyApiKey({ key: revoked.key }))).code).toBe('UNAUTHENTICATED');
 
       const expired = await createKey(userId, ApiKeyKind.TENANT);
       await withPg(db.ownerUrl, (c) =>
         c.query("UPDATE api_keys SET expires_at = now() - interval '1 second' WHERE id = $1", [expired.apiKey.keyId]),
       );
-      expect((await expectRejection(client.verifyApiKey({ key: expired.key }))).code).toBe('UNAUTHENTICATED');
+      expect((await rejectionOf(client.verifyApiKey({ key: expired.key }))).code).toBe('UNAUTHENTICATED');
 
       const old = await createKey(userId, ApiKeyKind.TENANT);
       const rotated = await client.rotateApiKey({
@@ -1319,7 +1309,7 @@ describe('auth service against Postgres, Redis and a fake tenant-registry', () =
       expect((await client.verifyApiKey({ key: rotated.key })).keyId).toBe(rotated.apiKey?.keyId);
       expect(
         (
-          await expectRejection(
+          await rejectionOf(
             client.rotateApiKey({ tenantId: tenantAlpha, actor: actorOf(userId), keyId: old.apiKey.keyId, graceSeconds: 0 }),
           )
         ).code,
@@ -1327,12 +1317,12 @@ describe('auth service against Postgres, Redis and a fake tenant-registry', () =
       await withPg(db.ownerUrl, (c) =>
         c.query("UPDATE api_keys SET grace_until = now() - interval '1 second' WHERE id = $1", [old.apiKey.keyId]),
       );
-      expect((await expectRejection(client.verifyApiKey({ key: old.key }))).code).toBe('UNAUTHENTICATED');
+      expect((await rejectionOf(client.verifyApiKey({ key: old.key }))).code).toBe('UNAUTHENTICATED');
       expect((await client.verifyApiKey({ key: rotated.key })).keyId).toBe(rotated.apiKey?.keyId);
 
       const tampered = `${rotated.key.slice(0, -1)}${rotated.key.endsWith('A') ? 'B' : 'A'}`;
-      expect((await expectRejection(client.verifyApiKey({ key: tampered }))).code).toBe('UNAUTHENTICATED');
-      expect((await expectRejection(client.verifyApiKey({ key: 'pck_nope' }))).code).toBe('UNAUTHENTICATED');
+      expect((await rejectionOf(client.verifyApiKey({ key: tampered }))).code).toBe('UNAUTHENTICATED');
+      expect((await rejectionOf(client.verifyApiKey({ key: 'pck_nope' }))).code).toBe('UNAUTHENTICATED');
     });
 
     it('revoking a rotated key also ends the grace of the key it replaced', async () => {
@@ -1345,7 +1335,7 @@ describe('auth service against Postgres, Redis and a fake tenant-registry', () =
       });
       secretsSeen.push(rotated.key);
       await client.revokeApiKey({ tenantId: tenantAlpha, actor: actorOf(userId), keyId: rotated.apiKey?.keyId ?? '' });
-      expect((await expectRejection(client.verifyApiKey({ key: old.key }))).code).toBe('UNAUTHENTICATED');
+      expect((await rejectionOf(client.verifyApiKey({ key: old.key }))).code).toBe('UNAUTHENTICATED');
       expect((await keyRow(old.apiKey.keyId))?.revoked_at).toBeInstanceOf(Date);
     });
 
@@ -1358,7 +1348,7 @@ describe('auth service against Postgres, Redis and a fake tenant-registry', () =
         graceSeconds: 0,
       });
       secretsSeen.push(rotated.key);
-      expect((await expectRejection(client.verifyApiKey({ key: old.key }))).code).toBe('UNAUTHENTICATED');
+      expect((await rejectionOf(client.verifyApiKey({ key: old.key }))).code).toBe('UNAUTHENTICATED');
       expect((await client.verifyApiKey({ key: rotated.key })).userId).toBe(userId);
     });
   });

@@ -59,6 +59,7 @@ import { createRobotQueries, createVerificationKeyQueries } from '../src/queries
 import { createSessionQueries, sessionKey } from '../src/queries/sessions.js';
 import { createSigningKeyQueries } from '../src/queries/signing-keys.js';
 import { createUserQueries } from '../src/queries/users.js';
+import { rejectionOf } from '../src/test-support/rejections.js';
 
 const migrationsDir = new URL('../prisma/migrations', import.meta.url).pathname;
 const keyPrefix = `${testRunId}:auth-oauth:`;
@@ -97,15 +98,6 @@ function fakeTenantRegistry(memberships: Omit<Membership, '$typeName'>[]) {
     { get: (target, name) => (name in target ? target[name as keyof typeof target] : absent) },
   ) as unknown as ServiceHandlers<typeof TenantRegistryService>;
   return createGrpcServer({ logger, services: [implement(TenantRegistryService, handlers)] });
-}
-
-async function rejection(call: Promise<unknown>): Promise<AppError> {
-  const error = await call.then(
-    () => undefined,
-    (thrown: unknown) => thrown,
-  );
-  expect(error).toBeInstanceOf(AppError);
-  return error as AppError;
 }
 
 const sha256 = (value: string) => createHash('sha256').update(value).digest('base64url');
@@ -362,7 +354,7 @@ describe('Google and GitHub sign-in against real providers, Postgres and Redis',
       google.setAccount({ sub: `g-${randomUUID()}`, email: `replay.${testRunId}@example.com`, emailVerified: true });
       const flow = await startAndAuthorize('google');
       await flow.complete();
-      const error = await rejection(flow.complete());
+      const error = await rejectionOf(flow.complete());
       expect(error).toMatchObject({ code: 'UNAUTHENTICATED', message: expect.stringContaining('already completed') });
     });
 
@@ -385,7 +377,7 @@ describe('Google and GitHub sign-in against real providers, Postgres and Redis',
       for (const bad of attempts) {
         const query = new URLSearchParams(flow.callbackQuery);
         query.set('state', bad);
-        expect(await rejection(flow.complete(flow.binding, query.toString()))).toMatchObject({ code: 'UNAUTHENTICATED' });
+        expect(await rejectionOf(flow.complete(flow.binding, query.toString()))).toMatchObject({ code: 'UNAUTHENTICATED' });
       }
       await expect(flow.complete()).resolves.toMatchObject({ accountCreated: true });
     });
@@ -394,7 +386,7 @@ describe('Google and GitHub sign-in against real providers, Postgres and Redis',
       google.setAccount({ sub: `g-${randomUUID()}`, email: `binding.${testRunId}@example.com`, emailVerified: true });
       const flow = await startAndAuthorize('google');
       const attacker = newBrowser();
-      expect(await rejection(flow.complete(attacker.binding))).toMatchObject({ code: 'UNAUTHENTICATED' });
+      expect(await rejectionOf(flow.complete(attacker.binding))).toMatchObject({ code: 'UNAUTHENTICATED' });
       await expect(flow.complete()).resolves.toMatchObject({ accountCreated: true });
     });
 
@@ -407,7 +399,7 @@ describe('Google and GitHub sign-in against real providers, Postgres and Redis',
       const record = JSON.parse((await redis.get(key)) ?? '{}') as Record<string, string>;
       // The provider echoes the nonce it was sent; the service now expects another one.
       await redis.set(key, JSON.stringify({ ...record, nonce: 'a-different-nonce-value' }), 'KEEPTTL');
-      const error = await rejection(flow.complete());
+      const error = await rejectionOf(flow.complete());
       expect(error).toMatchObject({ code: 'UNAUTHENTICATED', message: expect.stringContaining('could not be verified') });
       expect(await userRow(email)).toBeUndefined();
       expect(google.errors).toEqual([]);
@@ -420,7 +412,7 @@ describe('Google and GitHub sign-in against real providers, Postgres and Redis',
       const key = (await stateKeys()).find((candidate) => !before.has(candidate)) ?? '';
       const record = JSON.parse((await redis.get(key)) ?? '{}') as Record<string, string>;
       await redis.set(key, JSON.stringify({ ...record, codeVerifier: randomBytes(32).toString('base64url') }), 'KEEPTTL');
-      expect(await rejection(flow.complete())).toMatchObject({ code: 'UNAUTHENTICATED' });
+      expect(await rejectionOf(flow.complete())).toMatchObject({ code: 'UNAUTHENTICATED' });
     });
 
     it.each([
@@ -429,7 +421,7 @@ describe('Google and GitHub sign-in against real providers, Postgres and Redis',
     ])('refuses an %s email_verified claim and creates nothing', async (_label, change) => {
       const email = `unverified.${randomBytes(3).toString('hex')}.${testRunId}@example.com`;
       google.setAccount({ sub: `g-${randomUUID()}`, email, ...change });
-      const error = await rejection((await startAndAuthorize('google')).complete());
+      const error = await rejectionOf((await startAndAuthorize('google')).complete());
       expect(error).toMatchObject({ code: 'PERMISSION_DENIED', message: expect.stringContaining('verified email') });
       expect(await userRow(email)).toBeUndefined();
     });
@@ -469,14 +461,14 @@ describe('Google and GitHub sign-in against real providers, Postgres and Redis',
       const flow = await startAndAuthorize('github');
       const exchanges = github.tokenOutcomes.length;
       await flow.complete();
-      expect(await rejection(flow.complete())).toMatchObject({ code: 'UNAUTHENTICATED' });
+      expect(await rejectionOf(flow.complete())).toMatchObject({ code: 'UNAUTHENTICATED' });
       expect(github.tokenOutcomes.slice(exchanges)).toEqual(['issued']);
     });
 
     it('refuses an unverified primary email, even with another verified address', async () => {
       const email = `octo-unverified.${testRunId}@example.com`;
       github.setAccount(githubAccount(email, false));
-      const error = await rejection((await startAndAuthorize('github')).complete());
+      const error = await rejectionOf((await startAndAuthorize('github')).complete());
       expect(error).toMatchObject({ code: 'PERMISSION_DENIED' });
       expect(await userRow(email)).toBeUndefined();
     });
@@ -486,7 +478,7 @@ describe('Google and GitHub sign-in against real providers, Postgres and Redis',
       const before = (await stateKeys()).length;
       const flow = await startAndAuthorize('github');
       expect((await stateKeys()).length).toBe(before + 1);
-      const error = await rejection(flow.complete());
+      const error = await rejectionOf(flow.complete());
       expect(error).toMatchObject({ code: 'UNAUTHENTICATED', message: 'github sign-in was not completed (access_denied); start it again' });
       expect((await stateKeys()).length).toBe(before);
     });
@@ -494,7 +486,7 @@ describe('Google and GitHub sign-in against real providers, Postgres and Redis',
     it('refuses a GitHub state at the Google callback', async () => {
       github.setAccount(githubAccount(`octo-swap.${testRunId}@example.com`));
       const flow = await startAndAuthorize('github');
-      const error = await rejection(
+      const error = await rejectionOf(
         client.completeOAuth({
           provider: OAuthProvider.GOOGLE,
           browserBinding: flow.binding,
@@ -529,13 +521,13 @@ describe('Google and GitHub sign-in against real providers, Postgres and Redis',
       expect(row).toMatchObject({ password_hash: null, display_name: 'Squatter?' });
       expect(row?.email_verified_at).toBeInstanceOf(Date);
       expect(await redis.exists(sessionKey(keyPrefix, session.sessionId))).toBe(0);
-      expect(await rejection(client.refreshTokens({ refreshToken: session.refreshToken }))).toMatchObject({ code: 'UNAUTHENTICATED' });
-      expect(await rejection(client.selectTenant({ loginTicket: pending.loginTicket, tenantId }))).toMatchObject({
+      expect(await rejectionOf(client.refreshTokens({ refreshToken: session.refreshToken }))).toMatchObject({ code: 'UNAUTHENTICATED' });
+      expect(await rejectionOf(client.selectTenant({ loginTicket: pending.loginTicket, tenantId }))).toMatchObject({
         code: 'UNAUTHENTICATED',
       });
       expect(await redis.exists(userTicketsKey(keyPrefix, userId))).toBe(1);
       // The password is gone: the same answer as a wrong one.
-      expect(await rejection(client.login({ email, password }))).toMatchObject({
+      expect(await rejectionOf(client.login({ email, password }))).toMatchObject({
         code: 'UNAUTHENTICATED',
         message: 'invalid email or password',
       });
@@ -562,7 +554,7 @@ describe('Google and GitHub sign-in against real providers, Postgres and Redis',
       const email = `nopassword.${testRunId}@example.com`;
       google.setAccount({ sub: `g-${randomUUID()}`, email, emailVerified: true });
       await (await startAndAuthorize('google')).complete();
-      expect(await rejection(client.login({ email, password: 'any long enough password' }))).toMatchObject({
+      expect(await rejectionOf(client.login({ email, password: 'any long enough password' }))).toMatchObject({
         code: 'UNAUTHENTICATED',
         message: 'invalid email or password',
       });
@@ -571,14 +563,14 @@ describe('Google and GitHub sign-in against real providers, Postgres and Redis',
 
   describe('requests', () => {
     it('refuses an unspecified provider and a malformed binding', async () => {
-      expect(await rejection(client.startOAuth({ provider: OAuthProvider.UNSPECIFIED, browserBinding: sha256('x') }))).toMatchObject({
+      expect(await rejectionOf(client.startOAuth({ provider: OAuthProvider.UNSPECIFIED, browserBinding: sha256('x') }))).toMatchObject({
         code: 'INVALID_ARGUMENT',
       });
-      expect(await rejection(client.startOAuth({ provider: OAuthProvider.GOOGLE, browserBinding: 'short' }))).toMatchObject({
+      expect(await rejectionOf(client.startOAuth({ provider: OAuthProvider.GOOGLE, browserBinding: 'short' }))).toMatchObject({
         code: 'INVALID_ARGUMENT',
       });
       expect(
-        await rejection(
+        await rejectionOf(
           client.completeOAuth({ provider: OAuthProvider.GOOGLE, browserBinding: '', callbackQuery: 'code=x&state=y', clientIp: '' }),
         ),
       ).toMatchObject({ code: 'UNAUTHENTICATED' });

@@ -25,6 +25,7 @@ import { createRobots, type TeamDirectory } from '../src/libraries/robots.js';
 import { createSigningKeys, type SigningKeys } from '../src/libraries/signing-keys.js';
 import { createRobotQueries, createVerificationKeyQueries } from '../src/queries/robots.js';
 import { createSigningKeyQueries } from '../src/queries/signing-keys.js';
+import { rejectionOf } from '../src/test-support/rejections.js';
 
 const migrationsDir = new URL('../prisma/migrations', import.meta.url).pathname;
 const issuer = 'portcullis-auth-test';
@@ -101,15 +102,6 @@ function robotServer(tenants: TeamDirectory, prisma: PrismaClient, signingKeys: 
     ...robotHandlers(robots),
   } as ServiceHandlers<typeof AuthService>;
   return createGrpcServer({ logger, services: [implement(AuthService, handlers)] });
-}
-
-async function rejection(call: Promise<unknown>): Promise<AppError> {
-  const error = await call.then(
-    () => undefined,
-    (thrown: unknown) => thrown,
-  );
-  expect(error).toBeInstanceOf(AppError);
-  return error as AppError;
 }
 
 describe('robots against Postgres, through gRPC, with a fake tenant-registry', () => {
@@ -262,9 +254,9 @@ describe('robots against Postgres, through gRPC, with a fake tenant-registry', (
 
   it('lets users assign only their own teams and see only their own robots; owners and admins see all', async () => {
     const mine = await createRobot(user, [red, green]);
-    const refused = await rejection(createRobot(user, [blue]));
+    const refused = await rejectionOf(createRobot(user, [blue]));
     expect(refused.code).toBe('PERMISSION_DENIED');
-    const outside = await rejection(createRobot(owner, [foreign]));
+    const outside = await rejectionOf(createRobot(owner, [foreign]));
     expect(outside.code).toBe('INVALID_ARGUMENT');
     const ofB = await createRobot(ownerB, [foreign], { tenantId: tenantB });
 
@@ -273,7 +265,7 @@ describe('robots against Postgres, through gRPC, with a fake tenant-registry', (
     expect(await listed(admin)).toContain(mine.robot.robotId);
     expect(await listed(owner)).toContain(mine.robot.robotId);
     expect(await listed(owner)).not.toContain(ofB.robot.robotId);
-    const cross = await rejection(client.listRobots({ tenantId: tenantA, actor: actor(ownerB, tenantB) }));
+    const cross = await rejectionOf(client.listRobots({ tenantId: tenantA, actor: actor(ownerB, tenantB) }));
     expect(cross.code).toBe('CROSS_TENANT');
   });
 
@@ -282,16 +274,16 @@ describe('robots against Postgres, through gRPC, with a fake tenant-registry', (
     const ofB = await createRobot(ownerB, [foreign], { tenantId: tenantB });
     const ownersRobot = await createRobot(owner, [red]);
 
-    expect((await rejection(client.revokeRobot({ tenantId: tenantA, actor: actor(owner), robotId: ofB.robot.robotId }))).code).toBe(
+    expect((await rejectionOf(client.revokeRobot({ tenantId: tenantA, actor: actor(owner), robotId: ofB.robot.robotId }))).code).toBe(
       'NOT_FOUND',
     );
-    expect((await rejection(client.revokeRobot({ tenantId: tenantA, actor: actor(user), robotId: ownersRobot.robot.robotId }))).code).toBe(
-      'NOT_FOUND',
-    );
+    expect(
+      (await rejectionOf(client.revokeRobot({ tenantId: tenantA, actor: actor(user), robotId: ownersRobot.robot.robotId }))).code,
+    ).toBe('NOT_FOUND');
     await expect(client.verifyRobotToken({ token: ofB.token })).resolves.toMatchObject({ robotId: ofB.robot.robotId });
 
     await client.revokeRobot({ tenantId: tenantA, actor: actor(user), robotId: robot.robotId });
-    const revoked = await rejection(client.verifyRobotToken({ token }));
+    const revoked = await rejectionOf(client.verifyRobotToken({ token }));
     expect(revoked).toMatchObject({ code: 'UNAUTHENTICATED', message: 'invalid, expired or revoked robot token' });
     const first = await robotRow(robot.robotId);
     expect(first).toMatchObject({ revoked_by: user, revoked_at: expect.any(Date) });
@@ -328,13 +320,13 @@ describe('robots against Postgres, through gRPC, with a fake tenant-registry', (
     registry.members.get(red)?.delete(creator);
     await expect(client.verifyRobotToken({ token })).resolves.toMatchObject({ teamIds: [green] });
     registry.members.get(green)?.delete(creator);
-    expect(await rejection(client.verifyRobotToken({ token }))).toMatchObject({
+    expect(await rejectionOf(client.verifyRobotToken({ token }))).toMatchObject({
       code: 'PERMISSION_DENIED',
       message: "the robot's creator no longer holds any of the robot's teams",
     });
     registry.members.get(green)?.add(creator);
     registry.roles.delete(`${tenantA}/${creator}`);
-    expect(await rejection(client.verifyRobotToken({ token }))).toMatchObject({
+    expect(await rejectionOf(client.verifyRobotToken({ token }))).toMatchObject({
       code: 'UNAUTHENTICATED',
       message: "the robot's creator no longer belongs to this tenant",
     });
@@ -359,7 +351,7 @@ describe('robots against Postgres, through gRPC, with a fake tenant-registry', (
     await withPg(db.ownerUrl, (c) =>
       c.query('UPDATE robots SET revoked_at = now(), revoked_by = creator_id WHERE signing_kid = $1 AND revoked_at IS NULL', [oldKid]),
     );
-    expect((await rejection(client.verifyRobotToken({ token: before.token }))).code).toBe('UNAUTHENTICATED');
+    expect((await rejectionOf(client.verifyRobotToken({ token: before.token }))).code).toBe('UNAUTHENTICATED');
     await expect(client.verifyRobotToken({ token: after.token })).resolves.toMatchObject({ robotId: after.robot.robotId });
   });
 
@@ -371,7 +363,7 @@ describe('robots against Postgres, through gRPC, with a fake tenant-registry', (
     cut.setServing(true);
     const cutClient = createGrpcClient(AuthService, { address: `127.0.0.1:${port}`, deadlineMs: 5_000 });
     try {
-      expect((await rejection(cutClient.verifyRobotToken({ token }))).code).toBe('DEPENDENCY_UNAVAILABLE');
+      expect((await rejectionOf(cutClient.verifyRobotToken({ token }))).code).toBe('DEPENDENCY_UNAVAILABLE');
     } finally {
       cutClient.close();
       unreachable.close();

@@ -1,7 +1,7 @@
 import { createHash, randomBytes, randomInt, timingSafeEqual } from 'node:crypto';
-import { AppError, capabilityNamePattern, isUuid, requireText, requireUuid, type Logger, type RoleName } from '@portcullis/kit';
-import { PrincipalKind, type Principal } from '@portcullis/proto/common';
-import { currentRole, notAMember, type TenantDirectory } from './memberships.js';
+import { AppError, capabilityNamePattern, requireText, type Logger, type RoleName } from '@portcullis/kit';
+import type { Principal } from '@portcullis/proto/common';
+import { signedInActor, type TenantDirectory } from './memberships.js';
 
 /**
  * API keys: `pck_<id>_<secret>`. The id (16 characters of [a-z0-9]) is public and names the
@@ -141,21 +141,7 @@ export interface CreateApiKeyInput {
 }
 
 export function createApiKeys({ store, tenants, logger, now = Date.now }: ApiKeysDeps) {
-  /** The actor's current role, read from tenant-registry (never from the caller). */
-  async function actorOf(
-    tenantIdInput: string,
-    actor: Principal | undefined,
-  ): Promise<{ tenantId: string; userId: string; role: RoleName }> {
-    const tenantId = requireUuid(tenantIdInput, 'tenant_id');
-    if (actor?.kind !== PrincipalKind.USER || !isUuid(actor.id)) {
-      throw new AppError('PERMISSION_DENIED', 'API keys are managed by signed-in people');
-    }
-    if (actor.tenantId.toLowerCase() !== tenantId) throw new AppError('CROSS_TENANT', 'the actor belongs to another tenant');
-    const userId = actor.id.toLowerCase();
-    const role = await currentRole(tenants, tenantId, userId);
-    if (role === undefined) throw notAMember();
-    return { tenantId, userId, role };
-  }
+  const actorOf = (tenantIdInput: string, actor: Principal | undefined) => signedInActor(tenants, tenantIdInput, actor, 'API keys');
 
   const isManager = (role: RoleName) => role === 'owner' || role === 'admin';
   const visibleTo = (key: ApiKeyRecord, userId: string, role: RoleName) =>

@@ -5,6 +5,7 @@ import { fakeClock, type Clock } from '../test-support/memory-stores.js';
 import type { CallbackRedemption, OAuthProviderClient, ProviderIdentity } from './oauth-providers.js';
 import { createOAuthSignIn, oauthStateKey, type OAuthAccountStore, type OAuthAccountTx, type OAuthStateStore } from './oauth-sign-in.js';
 import { createStateSigner, deriveStateKey, type OAuthProviderName } from './oauth-state.js';
+import { rejectionOf } from '../test-support/rejections.js';
 
 const binding = (label: string) => createHash('sha256').update(label).digest('base64url');
 const browserA = binding('browser-a');
@@ -162,15 +163,6 @@ function setup({ providers = ['google', 'github'] as OAuthProviderName[] } = {})
   return { clock, states, accounts, google, github, revoked, failures, logLines, oauth, begin, complete };
 }
 
-async function rejection(promise: Promise<unknown>): Promise<AppError> {
-  const error = await promise.then(
-    () => undefined,
-    (thrown: unknown) => thrown,
-  );
-  expect(error).toBeInstanceOf(AppError);
-  return error as AppError;
-}
-
 describe('oauth sign-in: start', () => {
   it('keeps the verifier, nonce and binding in a single-use record and signs a state bound to the browser', async () => {
     const { begin, states } = setup();
@@ -229,7 +221,7 @@ describe('oauth sign-in: callback checks', () => {
     const { begin, complete, google } = setup();
     const { query } = await begin();
     await complete(query);
-    const error = await rejection(complete(query));
+    const error = await rejectionOf(complete(query));
     expect(error).toMatchObject({ code: 'UNAUTHENTICATED', message: expect.stringContaining('already completed') });
     expect(google.redemptions).toHaveLength(1);
   });
@@ -237,7 +229,7 @@ describe('oauth sign-in: callback checks', () => {
   it('refuses the callback in another browser, and leaves the sign-in usable in the right one', async () => {
     const { begin, complete, google } = setup();
     const { query } = await begin('google', browserA);
-    expect(await rejection(complete(query, 'google', browserB))).toMatchObject({ code: 'UNAUTHENTICATED' });
+    expect(await rejectionOf(complete(query, 'google', browserB))).toMatchObject({ code: 'UNAUTHENTICATED' });
     expect(google.redemptions).toHaveLength(0);
     await expect(complete(query, 'google', browserA)).resolves.toMatchObject({ accountCreated: true });
   });
@@ -252,7 +244,7 @@ describe('oauth sign-in: callback checks', () => {
       browserA,
     );
     for (const bad of [tampered, forged, 'garbage']) {
-      expect(await rejection(complete(new URLSearchParams({ code: 'c', state: bad }).toString()))).toMatchObject({
+      expect(await rejectionOf(complete(new URLSearchParams({ code: 'c', state: bad }).toString()))).toMatchObject({
         code: 'UNAUTHENTICATED',
       });
     }
@@ -262,14 +254,14 @@ describe('oauth sign-in: callback checks', () => {
   it('refuses a Google state at the GitHub callback', async () => {
     const { begin, complete } = setup();
     const { query } = await begin('google');
-    expect(await rejection(complete(query, 'github'))).toMatchObject({ code: 'UNAUTHENTICATED' });
+    expect(await rejectionOf(complete(query, 'github'))).toMatchObject({ code: 'UNAUTHENTICATED' });
   });
 
   it('refuses an expired sign-in', async () => {
     const { begin, complete, clock } = setup();
     const { query } = await begin();
     clock.advance(600_000);
-    expect(await rejection(complete(query))).toMatchObject({ code: 'UNAUTHENTICATED', message: expect.stringContaining('expired') });
+    expect(await rejectionOf(complete(query))).toMatchObject({ code: 'UNAUTHENTICATED', message: expect.stringContaining('expired') });
   });
 
   it('refuses a record that names another browser, even under a valid state', async () => {
@@ -278,14 +270,14 @@ describe('oauth sign-in: callback checks', () => {
     for (const entry of states.entries.values()) {
       entry.value = JSON.stringify({ ...(JSON.parse(entry.value) as object), binding: browserB });
     }
-    expect(await rejection(complete(query))).toMatchObject({ code: 'UNAUTHENTICATED' });
+    expect(await rejectionOf(complete(query))).toMatchObject({ code: 'UNAUTHENTICATED' });
     expect(google.redemptions).toHaveLength(0);
   });
 
   it('answers a provider error clearly and spends the sign-in', async () => {
     const { begin, complete, states } = setup();
     const { state } = await begin();
-    const error = await rejection(
+    const error = await rejectionOf(
       complete(new URLSearchParams({ error: 'access_denied', error_description: '<script>', state }).toString()),
     );
     expect(error).toMatchObject({ code: 'UNAUTHENTICATED', message: 'google sign-in was not completed (access_denied); start it again' });
@@ -304,9 +296,9 @@ describe('oauth sign-in: callback checks', () => {
     const { begin, complete, google } = setup();
     const { query } = await begin();
     google.behaviour.failure = new AppError('UNAUTHENTICATED', 'google sign-in could not be verified (nonce)');
-    expect(await rejection(complete(query))).toMatchObject({ code: 'UNAUTHENTICATED' });
+    expect(await rejectionOf(complete(query))).toMatchObject({ code: 'UNAUTHENTICATED' });
     google.behaviour.failure = undefined;
-    expect(await rejection(complete(query))).toMatchObject({ message: expect.stringContaining('already completed') });
+    expect(await rejectionOf(complete(query))).toMatchObject({ message: expect.stringContaining('already completed') });
   });
 
   it('logs no code, state, verifier, nonce or ticket', async () => {
@@ -387,7 +379,7 @@ describe('oauth sign-in: account resolution', () => {
     const { begin, complete, google, accounts } = setup();
     accounts.addUser({ id: 'existing', email: 'ada@example.com', displayName: 'Ada', passwordHash: 'h', emailVerified: false });
     google.behaviour.identity = { ...google.behaviour.identity, ...change };
-    const error = await rejection(complete((await begin()).query));
+    const error = await rejectionOf(complete((await begin()).query));
     expect(error).toMatchObject({ code: 'PERMISSION_DENIED', message: expect.stringContaining('verified email') });
     expect(accounts.users().size).toBe(1);
     expect(accounts.users().get('existing')).toMatchObject({ passwordHash: 'h', emailVerified: false });

@@ -5,6 +5,7 @@ import { PrincipalKind, Role, type Principal } from '@portcullis/proto/common';
 import { fakeClock } from '../test-support/memory-stores.js';
 import { createRobotTokens } from './robot-tokens.js';
 import { createRobots, MAX_ROBOT_LIFETIME_SECONDS, type RobotRecord, type RobotStore, type TeamDirectory } from './robots.js';
+import { rejectionOf } from '../test-support/rejections.js';
 
 const tenant = '00000000-0000-4000-8000-00000000000a';
 const otherTenant = '00000000-0000-4000-8000-00000000000b';
@@ -135,15 +136,6 @@ async function setUp() {
   return { clock, store, registry, robots, logs, create, kid };
 }
 
-async function rejection(call: Promise<unknown>): Promise<AppError> {
-  const error = await call.then(
-    () => undefined,
-    (thrown: unknown) => thrown,
-  );
-  expect(error).toBeInstanceOf(AppError);
-  return error as AppError;
-}
-
 describe('robots: creation', () => {
   it('registers a robot for an owner in any team of the tenant and hands out a token that verifies', async () => {
     const { create, robots, store, clock, kid } = await setUp();
@@ -182,12 +174,12 @@ describe('robots: creation', () => {
   it('lets a user pick only teams they belong to; owners and admins only teams of the tenant', async () => {
     const { create } = await setUp();
     await expect(create(user, [teamRed, teamGreen])).resolves.toMatchObject({ robot: { creatorId: user } });
-    const notTheirs = await rejection(create(user, [teamRed, teamBlue]));
+    const notTheirs = await rejectionOf(create(user, [teamRed, teamBlue]));
     expect(notTheirs).toMatchObject({ code: 'PERMISSION_DENIED', message: expect.stringContaining('teams you belong to') });
     // An admin is not in the green team, and may still assign it.
     await expect(create(admin, [teamGreen])).resolves.toMatchObject({ robot: { teamIds: [teamGreen] } });
     for (const by of [owner, admin, user]) {
-      const foreign = await rejection(create(by, [foreignTeam]));
+      const foreign = await rejectionOf(create(by, [foreignTeam]));
       expect(foreign.code).toBe(by === user ? 'PERMISSION_DENIED' : 'INVALID_ARGUMENT');
     }
   });
@@ -202,7 +194,7 @@ describe('robots: creation', () => {
     ['the same team twice', {}, [teamRed, teamRed.toUpperCase()], 'team_ids'],
   ])('refuses %s with INVALID_ARGUMENT', async (_label, extra, teamIds, field) => {
     const { create, store } = await setUp();
-    const error = await rejection(create(owner, teamIds, extra));
+    const error = await rejectionOf(create(owner, teamIds, extra));
     expect(error).toMatchObject({ code: 'INVALID_ARGUMENT', details: { field } });
     expect(store.rows.size).toBe(0);
   });

@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import { AppError, isUuid, requireText, requireUuid, type GrpcClient, type Logger, type RoleName } from '@portcullis/kit';
-import { PrincipalKind, type Principal } from '@portcullis/proto/common';
+import { AppError, isUuid, requireText, type GrpcClient, type Logger, type RoleName } from '@portcullis/kit';
+import type { Principal } from '@portcullis/proto/common';
 import type { TenantRegistryService } from '@portcullis/proto/tenant';
-import { currentRole, notAMember } from './memberships.js';
+import { currentRole, notAMember, signedInActor } from './memberships.js';
 import { invalidRobotToken, MAX_ROBOT_NAME_LENGTH, MAX_ROBOT_TEAMS, type RobotTokenClaims, type RobotTokens } from './robot-tokens.js';
 
 /** The longest expiry a robot may be given; beyond that, choose "never" knowingly (see the README). */
@@ -125,21 +125,7 @@ function matchesRegistration(robot: RobotRecord, claims: RobotTokenClaims): bool
  * creator's membership and teams every time, so it loses them the moment the creator does.
  */
 export function createRobots({ store, tokens, tenants, logger, now = Date.now }: RobotsDeps) {
-  /** The actor's current role, read from tenant-registry (never from the caller). */
-  async function actorOf(
-    tenantIdInput: string,
-    actor: Principal | undefined,
-  ): Promise<{ tenantId: string; userId: string; role: RoleName }> {
-    const tenantId = requireUuid(tenantIdInput, 'tenant_id');
-    if (actor?.kind !== PrincipalKind.USER || !isUuid(actor.id)) {
-      throw new AppError('PERMISSION_DENIED', 'robots are managed by signed-in people');
-    }
-    if (actor.tenantId.toLowerCase() !== tenantId) throw new AppError('CROSS_TENANT', 'the actor belongs to another tenant');
-    const userId = actor.id.toLowerCase();
-    const role = await currentRole(tenants, tenantId, userId);
-    if (role === undefined) throw notAMember();
-    return { tenantId, userId, role };
-  }
+  const actorOf = (tenantIdInput: string, actor: Principal | undefined) => signedInActor(tenants, tenantIdInput, actor, 'robots');
 
   /**
    * The teams a person holds in the tenant: every team for owners and admins, their own teams
