@@ -34,8 +34,10 @@ export const configSchema = baseConfigSchema
     PHONE_CODE_RESEND_SECONDS: z.coerce.number().int().min(1).max(3_600).default(60),
     /** Wrong attempts after which a code is dead. */
     PHONE_CODE_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(20).default(5),
-    /** Most codes sent per day to one account, and to one phone number across accounts. */
+    /** Most codes sent per day to one account. */
     PHONE_CODE_MAX_SENDS_PER_DAY: z.coerce.number().int().min(1).max(1_000).default(10),
+    /** Most codes sent per day to one phone number, across accounts (kept above the account cap). */
+    PHONE_CODE_MAX_SENDS_PER_NUMBER_PER_DAY: z.coerce.number().int().min(1).max(10_000).default(30),
     /** Most wrong codes per account per day, across all its codes. */
     PHONE_CODE_MAX_FAILURES_PER_DAY: z.coerce.number().int().min(1).max(1_000).default(20),
     /** `file` (development: codes go to SMS_OUTBOX_FILE) or `aliyun` (Alibaba Cloud SMS). */

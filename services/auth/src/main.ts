@@ -165,6 +165,7 @@ await runService({
       resendSeconds: config.PHONE_CODE_RESEND_SECONDS,
       maxAttempts: config.PHONE_CODE_MAX_ATTEMPTS,
       maxSendsPerDay: config.PHONE_CODE_MAX_SENDS_PER_DAY,
+      maxSendsPerNumberPerDay: config.PHONE_CODE_MAX_SENDS_PER_NUMBER_PER_DAY,
       maxFailuresPerDay: config.PHONE_CODE_MAX_FAILURES_PER_DAY,
       logger,
     });

@@ -2,7 +2,7 @@ import { randomBytes, randomInt, randomUUID } from 'node:crypto';
 import { cp, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { timestampDate } from '@bufbuild/protobuf/wkt';
+import { timestampDate, timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { PrismaPg } from '@prisma/adapter-pg';
 import {
@@ -94,6 +94,9 @@ const logger = createLogger({
   },
 });
 
+/** member_since of fixture memberships that do not set their own. */
+const joinedLongAgo = new Date(Date.now() - 86_400_000);
+
 /** Fake tenant-registry: only the two calls auth makes answer; memberships are test fixtures. */
 function fakeTenantRegistry(memberships: Omit<Membership, '$typeName'>[]) {
   const absent = async (): Promise<never> => {
@@ -117,7 +120,9 @@ function fakeTenantRegistry(memberships: Omit<Membership, '$typeName'>[]) {
     async getMembership({ tenantId, userId }) {
       const membership = memberships.find((m) => m.tenantId === tenantId && m.userId === userId);
       if (!membership) throw new AppError('NOT_FOUND', 'membership not found');
-      return { membership };
+      // A fixture that does not say when it began began before anything of the run; one with
+      // memberSince: undefined stands for a tenant-registry that leaves member_since unset.
+      return { membership: 'memberSince' in membership ? membership : { ...membership, memberSince: timestampFromDate(joinedLongAgo) } };
     },
   };
   return createGrpcServer({ logger, services: [implement(TenantRegistryService, handlers)] });
@@ -232,6 +237,7 @@ describe('auth service against Postgres, Redis and a fake tenant-registry', () =
       resendSeconds: phoneResendSeconds,
       maxAttempts: phoneMaxAttempts,
       maxSendsPerDay: 10,
+      maxSendsPerNumberPerDay: 30,
       maxFailuresPerDay: 20,
       logger,
     });
@@ -985,14 +991,23 @@ describe('auth service against Postgres, Redis and a fake tenant-registry', () =
     it('counts daily sends atomically on Redis: all counters or none, with the time until the cap frees', async () => {
       const store = createPhoneCodeQueries(redis, keyPrefix);
       const counters = [`user:daily-${randomBytes(4).toString('hex')}`, `phone:daily-${randomBytes(4).toString('hex')}`];
+      const limited = (keys: string[], limits: number[]) => keys.map((key, i) => ({ key, limit: limits[i] ?? 0 }));
       const other = [counters[0] ?? '', `phone:other-${randomBytes(4).toString('hex')}`];
-      await expect(store.takeDailySend(counters, 2, 86_400)).resolves.toEqual({ taken: true });
-      await expect(store.takeDailySend(other, 2, 86_400)).resolves.toEqual({ taken: true });
+      await expect(store.takeDailySend(limited(counters, [2, 5]), 86_400)).resolves.toEqual({ taken: true });
+      await expect(store.takeDailySend(limited(other, [2, 5]), 86_400)).resolves.toEqual({ taken: true });
       // The user counter is full: nothing is counted, not even on the fresh phone counter.
-      const refused = await store.takeDailySend([counters[0] ?? '', `phone:fresh-${randomBytes(4).toString('hex')}`], 2, 86_400);
+      const fresh = `phone:fresh-${randomBytes(4).toString('hex')}`;
+      const refused = await store.takeDailySend(limited([counters[0] ?? '', fresh], [2, 5]), 86_400);
       expect(refused).toEqual({ taken: false, retryAfterMs: expect.any(Number) });
       expect(refused.taken ? 0 : refused.retryAfterMs).toBeGreaterThan(86_000_000);
+      expect(await redis.exists(`${keyPrefix}phone-sends:${fresh}`)).toBe(0);
       expect(await redis.get(`${keyPrefix}phone-sends:${counters[1] ?? ''}`)).toBe('1');
+      // Each counter has its own limit: the phone counter (limit 1 here) refuses on its own.
+      await expect(
+        store.takeDailySend(limited([`user:${randomBytes(4).toString('hex')}`, counters[1] ?? ''], [2, 1]), 86_400),
+      ).resolves.toMatchObject({
+        taken: false,
+      });
       expect(await redis.pttl(`${keyPrefix}phone-sends:${counters[0] ?? ''}`)).toBeGreaterThan(0);
 
       const userId = `failures-${randomBytes(4).toString('hex')}`;
@@ -1350,6 +1365,62 @@ describe('auth service against Postgres, Redis and a fake tenant-registry', () =
       secretsSeen.push(rotated.key);
       expect((await rejectionOf(client.verifyApiKey({ key: old.key }))).code).toBe('UNAUTHENTICATED');
       expect((await client.verifyApiKey({ key: rotated.key })).userId).toBe(userId);
+    });
+
+    it('ends the keys of a person who leaves the tenant, for good: adding them again does not revive them', async () => {
+      const leaver = await newUser('apikey-leaver', [{ tenantId: tenantAlpha, role: Role.ADMIN }]);
+      const userKey = await createKey(leaver.userId, ApiKeyKind.USER);
+      const tenantKey = await createKey(leaver.userId, ApiKeyKind.TENANT);
+      // Made an hour ago, as far as the stored rows say.
+      await withPg(db.ownerUrl, (c) =>
+        c.query("UPDATE api_keys SET created_at = created_at - interval '1 hour' WHERE id = ANY($1)", [
+          [userKey.apiKey.keyId, tenantKey.apiKey.keyId],
+        ]),
+      );
+      for (const { key } of [userKey, tenantKey]) {
+        await expect(client.verifyApiKey({ key })).resolves.toMatchObject({ createdByUserId: leaver.userId });
+      }
+      const lastUsed = (await keyRow(userKey.apiKey.keyId))?.last_used_at;
+      expect(lastUsed).toBeInstanceOf(Date);
+
+      const membership = memberships.find((m) => m.userId === leaver.userId && m.tenantId === tenantAlpha)!;
+      memberships.splice(memberships.indexOf(membership), 1);
+      const gone = { code: 'UNAUTHENTICATED', message: 'the person behind this API key no longer belongs to this tenant' };
+      for (const { key } of [userKey, tenantKey]) expect(await rejectionOf(client.verifyApiKey({ key }))).toMatchObject(gone);
+
+      // Added again now, with the same role: a new membership.
+      memberships.push({ ...membership, memberSince: timestampFromDate(new Date()) });
+      for (const { key } of [userKey, tenantKey]) expect(await rejectionOf(client.verifyApiKey({ key }))).toMatchObject(gone);
+      // Refused uses are not recorded.
+      expect((await keyRow(userKey.apiKey.keyId))?.last_used_at).toEqual(lastUsed);
+
+      const fresh = await createKey(leaver.userId, ApiKeyKind.USER);
+      await expect(client.verifyApiKey({ key: fresh.key })).resolves.toMatchObject({ keyId: fresh.apiKey.keyId, userId: leaver.userId });
+      // A key rotated in the new membership counts from its rotation, though its predecessor is older.
+      const rotated = await client.rotateApiKey({
+        tenantId: tenantAlpha,
+        actor: actorOf(leaver.userId),
+        keyId: fresh.apiKey.keyId,
+        graceSeconds: 60,
+      });
+      secretsSeen.push(rotated.key);
+      await expect(client.verifyApiKey({ key: rotated.key })).resolves.toMatchObject({ userId: leaver.userId });
+    });
+
+    it('denies with DEPENDENCY_UNAVAILABLE, recording nothing, when tenant-registry is unreachable or leaves member_since unset', async () => {
+      const person = await newUser('apikey-unset', [{ tenantId: tenantAlpha, role: Role.USER }]);
+      const { key, apiKey } = await createKey(person.userId, ApiKeyKind.USER);
+      const unreachable = createGrpcClient(TenantRegistryService, { address: '127.0.0.1:1', deadlineMs: 2_000 });
+      try {
+        const cut = createApiKeys({ store: createApiKeyQueries(prisma), tenants: unreachable, logger });
+        expect((await rejectionOf(cut.verify(key))).code).toBe('DEPENDENCY_UNAVAILABLE');
+      } finally {
+        unreachable.close();
+      }
+      const membership = memberships.find((m) => m.userId === person.userId && m.tenantId === tenantAlpha)!;
+      membership.memberSince = undefined;
+      expect((await rejectionOf(client.verifyApiKey({ key }))).code).toBe('DEPENDENCY_UNAVAILABLE');
+      expect((await keyRow(apiKey.keyId))?.last_used_at).toBeNull();
     });
   });
 

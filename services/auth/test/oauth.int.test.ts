@@ -2,6 +2,7 @@
 // a real OpenID provider (oidc-provider, standing in for Google) and a GitHub-style OAuth server,
 // with a scripted browser following the redirects.
 import { createHash, randomBytes, randomInt, randomUUID } from 'node:crypto';
+import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { PrismaPg } from '@prisma/adapter-pg';
 import {
@@ -14,8 +15,8 @@ import {
   type GrpcServer,
   type ServiceHandlers,
 } from '@portcullis/kit';
-import { AuthService, OAuthProvider } from '@portcullis/proto/auth';
-import { Role } from '@portcullis/proto/common';
+import { ApiKeyKind, AuthService, OAuthProvider } from '@portcullis/proto/auth';
+import { PrincipalKind, Role, type Principal } from '@portcullis/proto/common';
 import { TenantRegistryService, type Membership } from '@portcullis/proto/tenant';
 import {
   createTestBrowser,
@@ -80,7 +81,14 @@ const logger = createLogger({
   },
 });
 
-function fakeTenantRegistry(memberships: Omit<Membership, '$typeName'>[]) {
+/** A team of the fake tenant-registry and its members. */
+interface TeamFixture {
+  id: string;
+  tenantId: string;
+  members: string[];
+}
+
+function fakeTenantRegistry(memberships: Omit<Membership, '$typeName'>[], teams: TeamFixture[]) {
   const absent = async (): Promise<never> => {
     throw new AppError('FAILED_PRECONDITION', 'not served by the fake tenant-registry');
   };
@@ -92,7 +100,21 @@ function fakeTenantRegistry(memberships: Omit<Membership, '$typeName'>[]) {
       async getMembership({ tenantId, userId }: { tenantId: string; userId: string }) {
         const membership = memberships.find((m) => m.tenantId === tenantId && m.userId === userId);
         if (!membership) throw new AppError('NOT_FOUND', 'membership not found');
-        return { membership };
+        // Every fixture membership began before this test run, so before any credential made in it.
+        return { membership: { memberSince: timestampFromDate(runStarted), ...membership } };
+      },
+      async listTeams({ tenantId }: { tenantId: string }) {
+        return { teams: teams.filter((t) => t.tenantId === tenantId).map(({ id }) => ({ id, tenantId, name: `team ${id.slice(0, 4)}` })) };
+      },
+      async listUserTeams({ tenantId, userId }: { tenantId: string; userId: string }) {
+        if (!memberships.some((m) => m.tenantId === tenantId && m.userId === userId)) {
+          throw new AppError('NOT_FOUND', 'membership not found');
+        }
+        return {
+          teams: teams
+            .filter((t) => t.tenantId === tenantId && t.members.includes(userId))
+            .map(({ id }) => ({ id, tenantId, name: `team ${id.slice(0, 4)}` })),
+        };
       },
     },
     { get: (target, name) => (name in target ? target[name as keyof typeof target] : absent) },
@@ -100,11 +122,14 @@ function fakeTenantRegistry(memberships: Omit<Membership, '$typeName'>[]) {
   return createGrpcServer({ logger, services: [implement(TenantRegistryService, handlers)] });
 }
 
+const runStarted = new Date(Date.now() - 60_000);
+
 const sha256 = (value: string) => createHash('sha256').update(value).digest('base64url');
 
 describe('Google and GitHub sign-in against real providers, Postgres and Redis', () => {
   const secret = randomBytes(32);
   const memberships: Omit<Membership, '$typeName'>[] = [];
+  const teams: TeamFixture[] = [];
   const secretsSeen: string[] = [];
 
   let db: TestDatabase;
@@ -181,7 +206,7 @@ describe('Google and GitHub sign-in against real providers, Postgres and Redis',
     google = await startOidcProvider({ redirectUri: googleCallback });
     github = await startGithubOAuthServer({ redirectUri: githubCallback });
 
-    registry = fakeTenantRegistry(memberships);
+    registry = fakeTenantRegistry(memberships, teams);
     const registryPort = await registry.listen('127.0.0.1', 0);
     registry.setServing(true);
     registryClient = createGrpcClient(TenantRegistryService, { address: `127.0.0.1:${registryPort}`, deadlineMs: 3_000 });
@@ -210,6 +235,7 @@ describe('Google and GitHub sign-in against real providers, Postgres and Redis',
       resendSeconds: 60,
       maxAttempts: 5,
       maxSendsPerDay: 10,
+      maxSendsPerNumberPerDay: 20,
       maxFailuresPerDay: 20,
       logger,
     });
@@ -267,7 +293,7 @@ describe('Google and GitHub sign-in against real providers, Postgres and Redis',
           signingKeys,
           phone,
           apiKeys: createApiKeys({ store: createApiKeyQueries(prisma), tenants: registryClient, logger }),
-          // Wired only because the service needs it; robots have their own tests.
+          // Robots have their own tests; here they are what a reclaim must revoke.
           robots: createRobots({
             store: createRobotQueries(prisma),
             tokens: createRobotTokens({
@@ -533,6 +559,165 @@ describe('Google and GitHub sign-in against real providers, Postgres and Redis',
       });
       // The ticket of this sign-in works.
       await expect(client.selectTenant({ loginTicket: result.loginTicket, tenantId })).resolves.toMatchObject({ tenantId });
+    });
+
+    it("revokes the reclaimed account's API keys and robots in every tenant and clears its phone; others' stay", async () => {
+      const email = `squatter.${testRunId}@example.com`;
+      const password = `pw-${randomBytes(12).toString('hex')}`;
+      secretsSeen.push(password);
+      const newPhone = () => `+86139${String(randomInt(0, 100_000_000)).padStart(8, '0')}`;
+      const { userId: squatter } = await client.signUp({ email, password, displayName: 'Squatter', phone: newPhone() });
+      // The squatter's own number, verified (as an SMS code to that number would have done).
+      await withPg(db.ownerUrl, (c) => c.query('UPDATE users SET phone_verified_at = now() WHERE id = $1', [squatter]));
+      const bystander = randomUUID();
+      const [tenantA, tenantB, teamA, teamB] = [randomUUID(), randomUUID(), randomUUID(), randomUUID()];
+      memberships.push(
+        { tenantId: tenantA, tenantName: 'Squat Co', userId: squatter, role: Role.OWNER },
+        { tenantId: tenantA, tenantName: 'Squat Co', userId: bystander, role: Role.ADMIN },
+        { tenantId: tenantB, tenantName: 'Other Co', userId: squatter, role: Role.USER },
+      );
+      teams.push({ id: teamA, tenantId: tenantA, members: [squatter, bystander] }, { id: teamB, tenantId: tenantB, members: [squatter] });
+
+      const actor = (id: string, tenantId: string): Principal => ({
+        $typeName: 'portcullis.common.v1.Principal',
+        kind: PrincipalKind.USER,
+        id,
+        tenantId,
+        role: Role.UNSPECIFIED,
+        actingUserId: '',
+        teamIds: [],
+      });
+      const createKey = async (by: string, tenantId: string, kind: ApiKeyKind) => {
+        const created = await client.createApiKey({ tenantId, actor: actor(by, tenantId), kind, name: 'ci', scopes: ['tools:invoke'] });
+        secretsSeen.push(created.key);
+        return { key: created.key, keyId: created.apiKey?.keyId ?? '' };
+      };
+      const createRobot = async (by: string, tenantId: string, teamId: string) => {
+        const created = await client.createRobot({ tenantId, actor: actor(by, tenantId), name: 'pc', teamIds: [teamId] });
+        secretsSeen.push(created.token);
+        return { token: created.token, robotId: created.robot?.robotId ?? '' };
+      };
+
+      const squatterKeys = {
+        tenantKey: await createKey(squatter, tenantA, ApiKeyKind.TENANT),
+        userKeyInB: await createKey(squatter, tenantB, ApiKeyKind.USER),
+        inGrace: await createKey(squatter, tenantA, ApiKeyKind.USER),
+      };
+      // Rotated with a grace period: the old key still works until grace_until, and must stop too.
+      const rotated = await client.rotateApiKey({
+        tenantId: tenantA,
+        actor: actor(squatter, tenantA),
+        keyId: squatterKeys.inGrace.keyId,
+        graceSeconds: 3_600,
+      });
+      secretsSeen.push(rotated.key);
+      const allSquatterKeys = [...Object.values(squatterKeys), { key: rotated.key, keyId: rotated.apiKey?.keyId ?? '' }];
+      const squatterRobots = [await createRobot(squatter, tenantA, teamA), await createRobot(squatter, tenantB, teamB)];
+      const bystanderKeys = [await createKey(bystander, tenantA, ApiKeyKind.TENANT), await createKey(bystander, tenantA, ApiKeyKind.USER)];
+      const bystanderRobot = await createRobot(bystander, tenantA, teamA);
+
+      for (const { key, keyId } of [...allSquatterKeys, ...bystanderKeys]) {
+        await expect(client.verifyApiKey({ key })).resolves.toMatchObject({ keyId });
+      }
+      for (const { token, robotId } of [...squatterRobots, bystanderRobot]) {
+        await expect(client.verifyRobotToken({ token })).resolves.toMatchObject({ robotId });
+      }
+      // A verified number cannot be replaced.
+      const before = await client.login({ email, password });
+      expect(await rejectionOf(client.startPhoneVerification({ loginTicket: before.loginTicket, phone: newPhone() }))).toMatchObject({
+        code: 'FAILED_PRECONDITION',
+        message: 'the phone number is already verified',
+      });
+
+      google.setAccount({ sub: `g-${randomUUID()}`, email, emailVerified: true, name: 'Real Owner' });
+      const result = await (await startAndAuthorize('google')).complete();
+      expect(result).toMatchObject({ userId: squatter, accountCreated: false, phoneVerified: false });
+
+      for (const { key } of allSquatterKeys) {
+        expect(await rejectionOf(client.verifyApiKey({ key }))).toMatchObject({
+          code: 'UNAUTHENTICATED',
+          message: 'invalid, expired or revoked API key',
+        });
+      }
+      for (const { token } of squatterRobots) {
+        expect(await rejectionOf(client.verifyRobotToken({ token }))).toMatchObject({
+          code: 'UNAUTHENTICATED',
+          message: 'invalid, expired or revoked robot token',
+        });
+      }
+      for (const { key, keyId } of bystanderKeys) await expect(client.verifyApiKey({ key })).resolves.toMatchObject({ keyId });
+      await expect(client.verifyRobotToken({ token: bystanderRobot.token })).resolves.toMatchObject({ robotId: bystanderRobot.robotId });
+
+      const rows = await withPg(db.ownerUrl, async (c) => ({
+        keys: (
+          await c.query<{ id: string; revoked_at: Date | null }>('SELECT id, revoked_at FROM api_keys WHERE tenant_id = ANY($1::uuid[])', [
+            [tenantA, tenantB],
+          ])
+        ).rows,
+        robots: (
+          await c.query<{ id: string; revoked_at: Date | null; revoked_by: string | null }>(
+            'SELECT id::text AS id, revoked_at, revoked_by FROM robots WHERE tenant_id = ANY($1::uuid[]) ORDER BY id::text COLLATE "C"',
+            [[tenantA, tenantB]],
+          )
+        ).rows,
+      }));
+      const revokedKeys = rows.keys.filter((k) => k.revoked_at !== null).map((k) => k.id);
+      expect(revokedKeys.sort()).toEqual(allSquatterKeys.map((k) => k.keyId).sort());
+      expect(rows.robots.filter((r) => r.revoked_at !== null)).toEqual(
+        squatterRobots
+          .map((r) => ({ id: r.robotId, revoked_at: expect.any(Date), revoked_by: squatter }))
+          .sort((a, b) => (a.id < b.id ? -1 : 1)),
+      );
+
+      // The squatter's number is gone, and the owner can set and verify their own.
+      const row = await withPg(
+        db.ownerUrl,
+        async (c) =>
+          (
+            await c.query<{ phone: string | null; phone_verified_at: Date | null }>(
+              'SELECT phone, phone_verified_at FROM users WHERE id = $1',
+              [squatter],
+            )
+          ).rows[0],
+      );
+      expect(row).toEqual({ phone: null, phone_verified_at: null });
+      const ownersPhone = newPhone();
+      await expect(client.startPhoneVerification({ loginTicket: result.loginTicket, phone: ownersPhone })).resolves.toMatchObject({
+        phoneMasked: expect.stringMatching(new RegExp(`${ownersPhone.slice(-4)}$`)),
+      });
+      expect((await userRow(email))?.phone).toBe(ownersPhone);
+
+      // Ids and counts in the log, never a key or token (the log test below checks the secrets).
+      const revokedLine = logLines
+        .map((line) => JSON.parse(line) as Record<string, unknown>)
+        .find((line) => line['msg'] === 'reclaimed account: API keys and robots revoked' && line['userId'] === squatter);
+      expect(revokedLine).toMatchObject({ apiKeysRevoked: allSquatterKeys.length, robotsRevoked: squatterRobots.length });
+      expect(revokedLine?.['apiKeys']).toEqual(
+        expect.arrayContaining(allSquatterKeys.map(({ keyId }) => ({ id: keyId, tenantId: expect.any(String) }))),
+      );
+    });
+
+    it('lets only the application role execute revoke_credentials_of_user, as its owner with a fixed search_path', async () => {
+      const fn = await withPg(
+        db.ownerUrl,
+        async (c) =>
+          (
+            await c.query<{ prosecdef: boolean; proconfig: string[] | null; public_can: boolean; app_can: boolean }>(
+              `SELECT p.prosecdef, p.proconfig,
+                      has_function_privilege('public', p.oid, 'EXECUTE') AS public_can,
+                      has_function_privilege($1, p.oid, 'EXECUTE') AS app_can
+                 FROM pg_proc p WHERE p.proname = 'revoke_credentials_of_user'`,
+              [decodeURIComponent(new URL(db.appUrl).username)],
+            )
+          ).rows,
+      );
+      expect(fn).toEqual([{ prosecdef: true, proconfig: ['search_path=public, pg_temp'], public_can: false, app_can: true }]);
+      // The app role still sees no key or robot outside a tenant scope.
+      const seen = await withPg(db.appUrl, async (c) => ({
+        keys: (await c.query('SELECT id FROM api_keys')).rowCount,
+        robots: (await c.query('SELECT id FROM robots')).rowCount,
+      }));
+      expect(seen).toEqual({ keys: 0, robots: 0 });
     });
 
     it('links a second provider to an account whose email is verified, without ending its sessions', async () => {

@@ -41,9 +41,16 @@ const logger = createLogger({
   },
 });
 
-/** tenant-registry as far as robots use it; roles, teams and team members are fixtures. */
+/** When a fixture membership began unless a test says otherwise: before any robot of the run. */
+const joinedLongAgo = new Date(Date.now() - 86_400_000);
+
+/**
+ * tenant-registry as far as robots use it; roles, when memberships began (default
+ * joinedLongAgo; undefined: an answer without member_since), teams and team members are fixtures.
+ */
 function fakeTenantRegistry() {
   const roles = new Map<string, Role>(); // `${tenantId}/${userId}` → role
+  const since = new Map<string, Date | undefined>(); // `${tenantId}/${userId}` → member_since
   const teams = new Map<string, string>(); // teamId → tenantId
   const members = new Map<string, Set<string>>(); // teamId → user ids
   const absent = async (): Promise<never> => {
@@ -64,7 +71,9 @@ function fakeTenantRegistry() {
     async getMembership({ tenantId, userId }) {
       const role = roles.get(`${tenantId}/${userId}`);
       if (role === undefined) throw new AppError('NOT_FOUND', 'membership not found');
-      return { membership: { tenantId, tenantName: 'T', userId, role } };
+      const key = `${tenantId}/${userId}`;
+      const memberSince = since.has(key) ? since.get(key) : joinedLongAgo;
+      return { membership: { tenantId, tenantName: 'T', userId, role, memberSince: memberSince && timestampFromDate(memberSince) } };
     },
     async listTeams({ tenantId }) {
       return { teams: [...teams].filter(([, t]) => t === tenantId).map(([id]) => teamOf(id)) };
@@ -76,7 +85,7 @@ function fakeTenantRegistry() {
       };
     },
   };
-  return { server: createGrpcServer({ logger, services: [implement(TenantRegistryService, handlers)] }), roles, teams, members };
+  return { server: createGrpcServer({ logger, services: [implement(TenantRegistryService, handlers)] }), roles, since, teams, members };
 }
 
 /** An AuthService serving the robot RPCs only (every other RPC has its own integration test). */
@@ -330,6 +339,40 @@ describe('robots against Postgres, through gRPC, with a fake tenant-registry', (
       code: 'UNAUTHENTICATED',
       message: "the robot's creator no longer belongs to this tenant",
     });
+  });
+
+  it('keeps a robot dead when its creator is removed and added again; a robot made since works', async () => {
+    const creator = randomUUID();
+    const key = `${tenantA}/${creator}`;
+    registry.roles.set(key, Role.USER);
+    registry.members.get(red)?.add(creator);
+    const old = await createRobot(creator, [red]);
+    // Made an hour ago, as far as the stored registration says.
+    await withPg(db.ownerUrl, (c) =>
+      c.query("UPDATE robots SET created_at = created_at - interval '1 hour' WHERE id = $1", [old.robot.robotId]),
+    );
+    await expect(client.verifyRobotToken({ token: old.token })).resolves.toMatchObject({ creatorId: creator });
+    const gone = { code: 'UNAUTHENTICATED', message: "the robot's creator no longer belongs to this tenant" };
+    registry.roles.delete(key);
+    expect(await rejectionOf(client.verifyRobotToken({ token: old.token }))).toMatchObject(gone);
+
+    // Added again now, with the same role and teams: a new membership.
+    registry.roles.set(key, Role.USER);
+    registry.since.set(key, new Date());
+    expect(await rejectionOf(client.verifyRobotToken({ token: old.token }))).toMatchObject(gone);
+    const fresh = await createRobot(creator, [red]);
+    await expect(client.verifyRobotToken({ token: fresh.token })).resolves.toMatchObject({ robotId: fresh.robot.robotId, teamIds: [red] });
+    expect(await rejectionOf(client.verifyRobotToken({ token: old.token }))).toMatchObject(gone);
+  });
+
+  it('denies with DEPENDENCY_UNAVAILABLE when tenant-registry answers without member_since', async () => {
+    const creator = randomUUID();
+    const key = `${tenantA}/${creator}`;
+    registry.roles.set(key, Role.USER);
+    registry.members.get(red)?.add(creator);
+    const { token } = await createRobot(creator, [red]);
+    registry.since.set(key, undefined);
+    expect((await rejectionOf(client.verifyRobotToken({ token }))).code).toBe('DEPENDENCY_UNAVAILABLE');
   });
 
   it('keeps verifying a robot signed by a key that was rotated out of the JWKS; new robots use the new key', async () => {

@@ -32,8 +32,9 @@ await runService({
     const lookups = createLookupQueries({ db: prisma, scope });
     const changes = createTenantChangePublisher({ nc, subjectPrefix: config.NATS_SUBJECT_PREFIX, logger });
     const tenants = createTenantLibrary({ store: createTenantQueries(scope), policy, announce: changes.publish });
-    const memberships = createMembershipLibrary({ store: createMembershipQueries(scope), lookups, policy, announce: changes.publish });
-    const teams = createTeamLibrary({ store: createTeamQueries(scope), announce: changes.publish });
+    const membershipStore = createMembershipQueries(scope);
+    const memberships = createMembershipLibrary({ store: membershipStore, lookups, policy, announce: changes.publish });
+    const teams = createTeamLibrary({ store: createTeamQueries(scope), members: membershipStore, announce: changes.publish });
     const contexts = createContextResolver({ lookups });
 
     return {

@@ -107,7 +107,7 @@ export async function startRegistry(db: TestDatabase, policyAddress: string): Pr
   const changes = createTenantChangePublisher({ nc, subjectPrefix: testRunId, logger });
   const tenants = createTenantLibrary({ store: createTenantQueries(scope), policy, announce: changes.publish });
   const memberships = createMembershipLibrary({ store: createMembershipQueries(scope), lookups, policy, announce: changes.publish });
-  const teams = createTeamLibrary({ store: createTeamQueries(scope), announce: changes.publish });
+  const teams = createTeamLibrary({ store: createTeamQueries(scope), members: createMembershipQueries(scope), announce: changes.publish });
   const contexts = createContextResolver({ lookups });
   const server: GrpcServer = createGrpcServer({
     logger,

@@ -15,6 +15,7 @@ interface Seeded {
   assistantId: string;
   teamId: string;
   memberId: string;
+  ownerUserId: string;
 }
 
 describe('row-level security of the tenant registry', () => {
@@ -23,6 +24,8 @@ describe('row-level security of the tenant registry', () => {
   let registry: Registry;
   let a: Seeded;
   let b: Seeded;
+
+  const actorOf = ({ tenantId, ownerUserId }: Seeded) => ({ kind: PrincipalKind.USER, id: ownerUserId, tenantId });
 
   async function seed(label: string): Promise<Seeded> {
     const ownerUserId = randomUUID();
@@ -38,8 +41,13 @@ describe('row-level security of the tenant registry', () => {
       role: Role.ADMIN,
       actor: { kind: PrincipalKind.USER, id: ownerUserId, tenantId },
     });
-    await registry.client.addTeamMember({ tenantId, teamId: team!.id, userId: memberId });
-    return { tenantId, assistantId: assistant!.id, teamId: team!.id, memberId };
+    await registry.client.addTeamMember({
+      tenantId,
+      teamId: team!.id,
+      userId: memberId,
+      actor: { kind: PrincipalKind.USER, id: ownerUserId, tenantId },
+    });
+    return { tenantId, assistantId: assistant!.id, teamId: team!.id, memberId, ownerUserId };
   }
 
   beforeAll(async () => {
@@ -145,10 +153,14 @@ describe('row-level security of the tenant registry', () => {
     // Through the service: tenant B's id never reaches tenant A's team.
     expect((await registry.client.listUserTeams({ tenantId: b.tenantId, userId: a.memberId })).teams).toEqual([]);
     expect((await registry.client.listTeams({ tenantId: b.tenantId })).teams.map((t) => t.id)).toEqual([b.teamId]);
-    await expect(registry.client.addTeamMember({ tenantId: b.tenantId, teamId: a.teamId, userId: b.memberId })).rejects.toMatchObject({
+    await expect(
+      registry.client.addTeamMember({ tenantId: b.tenantId, teamId: a.teamId, userId: b.memberId, actor: actorOf(b) }),
+    ).rejects.toMatchObject({
       code: 'NOT_FOUND',
     });
-    await expect(registry.client.removeTeamMember({ tenantId: b.tenantId, teamId: a.teamId, userId: a.memberId })).rejects.toMatchObject({
+    await expect(
+      registry.client.removeTeamMember({ tenantId: b.tenantId, teamId: a.teamId, userId: a.memberId, actor: actorOf(b) }),
+    ).rejects.toMatchObject({
       code: 'NOT_FOUND',
     });
     const stillThere = await withPg(

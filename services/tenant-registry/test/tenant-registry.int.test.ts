@@ -1,3 +1,4 @@
+import { timestampDate } from '@bufbuild/protobuf/wkt';
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { PrincipalKind, Role, TenantStatus } from '@portcullis/proto/common';
@@ -259,9 +260,9 @@ describe('tenant registry over gRPC against Postgres and NATS', () => {
 
       const userId = randomUUID();
       await registry.client.addMember({ tenantId, userId, role: Role.USER, actor: owner(created) });
-      await registry.client.addTeamMember({ tenantId, teamId: zeta!.id, userId });
-      await registry.client.addTeamMember({ tenantId, teamId: zeta!.id, userId });
-      await registry.client.addTeamMember({ tenantId, teamId: alpha!.id, userId });
+      await registry.client.addTeamMember({ tenantId, teamId: zeta!.id, userId, actor: owner(created) });
+      await registry.client.addTeamMember({ tenantId, teamId: zeta!.id, userId, actor: owner(created) });
+      await registry.client.addTeamMember({ tenantId, teamId: alpha!.id, userId, actor: owner(created) });
       const { teams } = await registry.client.listUserTeams({ tenantId, userId });
       expect(teams.map((t) => ({ id: t.id, tenantId: t.tenantId, name: t.name }))).toEqual([
         { id: alpha!.id, tenantId, name: 'Alpha' },
@@ -277,9 +278,27 @@ describe('tenant registry over gRPC against Postgres and NATS', () => {
         what: 'team.members.changed notice',
       });
 
-      await registry.client.removeTeamMember({ tenantId, teamId: zeta!.id, userId });
+      await registry.client.removeTeamMember({ tenantId, teamId: zeta!.id, userId, actor: owner(created) });
       expect((await registry.client.listUserTeams({ tenantId, userId })).teams.map((t) => t.name)).toEqual(['Alpha']);
-      await expect(registry.client.removeTeamMember({ tenantId, teamId: zeta!.id, userId })).rejects.toMatchObject({ code: 'NOT_FOUND' });
+      await expect(registry.client.removeTeamMember({ tenantId, teamId: zeta!.id, userId, actor: owner(created) })).rejects.toMatchObject({
+        code: 'NOT_FOUND',
+      });
+    });
+
+    it('lets only owners and admins change team members, by their stored role', async () => {
+      const created = await newTenant();
+      const tenantId = created.tenant.id;
+      const { team } = await registry.client.createTeam({ tenantId, name: 'Ops' });
+      const userId = randomUUID();
+      await registry.client.addMember({ tenantId, userId, role: Role.USER, actor: owner(created) });
+      const asUser = { kind: PrincipalKind.USER, id: userId, tenantId, role: Role.OWNER };
+      await expect(registry.client.addTeamMember({ tenantId, teamId: team!.id, userId, actor: asUser })).rejects.toMatchObject({
+        code: 'PERMISSION_DENIED',
+      });
+      await expect(registry.client.addTeamMember({ tenantId, teamId: team!.id, userId })).rejects.toMatchObject({
+        code: 'PERMISSION_DENIED',
+      });
+      expect((await registry.client.listUserTeams({ tenantId, userId })).teams).toEqual([]);
     });
 
     it('refuses a non-member, an unknown team, another tenant’s team and malformed ids', async () => {
@@ -290,20 +309,28 @@ describe('tenant registry over gRPC against Postgres and NATS', () => {
       const { team: foreign } = await registry.client.createTeam({ tenantId: other.tenant.id, name: 'Theirs' });
       const teamId = team!.id;
 
-      await expect(registry.client.addTeamMember({ tenantId, teamId, userId: randomUUID() })).rejects.toMatchObject({
+      await expect(registry.client.addTeamMember({ tenantId, teamId, userId: randomUUID(), actor: owner(created) })).rejects.toMatchObject({
         code: 'FAILED_PRECONDITION',
       });
       // A member of the other tenant is not a member of this one.
-      await expect(registry.client.addTeamMember({ tenantId, teamId, userId: other.ownerId })).rejects.toMatchObject({
-        code: 'FAILED_PRECONDITION',
-      });
-      await expect(registry.client.addTeamMember({ tenantId, teamId: randomUUID(), userId: created.ownerId })).rejects.toMatchObject({
+      await expect(registry.client.addTeamMember({ tenantId, teamId, userId: other.ownerId, actor: owner(created) })).rejects.toMatchObject(
+        {
+          code: 'FAILED_PRECONDITION',
+        },
+      );
+      await expect(
+        registry.client.addTeamMember({ tenantId, teamId: randomUUID(), userId: created.ownerId, actor: owner(created) }),
+      ).rejects.toMatchObject({
         code: 'NOT_FOUND',
       });
-      await expect(registry.client.addTeamMember({ tenantId, teamId: foreign!.id, userId: created.ownerId })).rejects.toMatchObject({
+      await expect(
+        registry.client.addTeamMember({ tenantId, teamId: foreign!.id, userId: created.ownerId, actor: owner(created) }),
+      ).rejects.toMatchObject({
         code: 'NOT_FOUND',
       });
-      await expect(registry.client.addTeamMember({ tenantId, teamId: 'ops', userId: created.ownerId })).rejects.toMatchObject({
+      await expect(
+        registry.client.addTeamMember({ tenantId, teamId: 'ops', userId: created.ownerId, actor: owner(created) }),
+      ).rejects.toMatchObject({
         code: 'INVALID_ARGUMENT',
       });
       await expect(registry.client.listTeams({ tenantId: '' })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
@@ -321,8 +348,8 @@ describe('tenant registry over gRPC against Postgres and NATS', () => {
       await registry.client.addMember({ tenantId, userId: adminId, role: Role.ADMIN, actor: owner(created) });
       await registry.client.addMember({ tenantId, userId, role: Role.USER, actor: owner(created) });
       const { team } = await registry.client.createTeam({ tenantId, name: 'Ops' });
-      await registry.client.addTeamMember({ tenantId, teamId: team!.id, userId });
-      await registry.client.addTeamMember({ tenantId, teamId: team!.id, userId: adminId });
+      await registry.client.addTeamMember({ tenantId, teamId: team!.id, userId, actor: owner(created) });
+      await registry.client.addTeamMember({ tenantId, teamId: team!.id, userId: adminId, actor: owner(created) });
       const as = (id: string) => ({ kind: PrincipalKind.USER, id, tenantId });
       return { ...created, tenantId, adminId, userId, teamId: team!.id, as };
     }
@@ -333,11 +360,31 @@ describe('tenant registry over gRPC against Postgres and NATS', () => {
         async (c) => (await c.query('SELECT 1 FROM team_members WHERE team_id = $1 AND user_id = $2', [teamId, userId])).rowCount,
       );
 
+    it('answers when a membership began; someone removed and added again gets a new start, a role change keeps it', async () => {
+      const t = await staffedTenant();
+      const sinceOf = async () => {
+        const { membership } = await registry.client.getMembership({ tenantId: t.tenantId, userId: t.userId });
+        expect(membership?.memberSince).toBeDefined();
+        return timestampDate(membership!.memberSince!).getTime();
+      };
+      const first = await sinceOf();
+      const listed = (await registry.client.listUserTenants({ userId: t.userId })).memberships;
+      expect(listed.map((m) => timestampDate(m.memberSince!).getTime())).toEqual([first]);
+      await registry.client.addMember({ tenantId: t.tenantId, userId: t.userId, role: Role.ADMIN, actor: t.as(t.ownerId) });
+      expect(await sinceOf()).toBe(first);
+
+      await registry.client.removeMember({ tenantId: t.tenantId, userId: t.userId, actor: t.as(t.ownerId) });
+      await registry.client.addMember({ tenantId: t.tenantId, userId: t.userId, role: Role.USER, actor: t.as(t.ownerId) });
+      expect(await sinceOf()).toBeGreaterThan(first);
+    });
+
     it('lets an admin remove a user: role revoked in policy, membership and team memberships gone, change announced', async () => {
       const t = await staffedTenant();
       const calls = policy.calls.length;
       await registry.client.removeMember({ tenantId: t.tenantId, userId: t.userId, actor: t.as(t.adminId) });
-      expect(policy.calls.slice(calls)).toEqual([{ call: 'revoke', tenantId: t.tenantId, userId: t.userId, role: Role.USER }]);
+      // Revoked before the delete, and once more after it (a concurrent add may have granted it in between).
+      const revoke = { call: 'revoke', tenantId: t.tenantId, userId: t.userId, role: Role.USER };
+      expect(policy.calls.slice(calls)).toEqual([revoke, revoke]);
       await expect(registry.client.getMembership({ tenantId: t.tenantId, userId: t.userId })).rejects.toMatchObject({ code: 'NOT_FOUND' });
       expect(await teamRows(t.teamId, t.userId)).toBe(0);
       expect(await teamRows(t.teamId, t.adminId)).toBe(1);
@@ -353,7 +400,8 @@ describe('tenant registry over gRPC against Postgres and NATS', () => {
       await expect(registry.client.removeMember({ tenantId: t.tenantId, userId: t.userId, actor: t.as(t.adminId) })).rejects.toMatchObject({
         code: 'NOT_FOUND',
       });
-      expect(policy.calls.slice(calls)).toHaveLength(1);
+      // A second removal finds nothing to remove and changes nothing in policy.
+      expect(policy.calls.slice(calls)).toHaveLength(2);
     });
 
     it('lets an owner remove an admin, but an admin neither an admin nor an owner, and nobody an owner', async () => {

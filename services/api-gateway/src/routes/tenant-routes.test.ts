@@ -88,8 +88,8 @@ describe('team and member routes', () => {
       body: null,
     });
     expect(calls).toEqual([
-      ['addTeamMember', { tenantId, teamId, userId }],
-      ['removeTeamMember', { tenantId, teamId, userId }],
+      ['addTeamMember', { tenantId, teamId, userId, actor: principal }],
+      ['removeTeamMember', { tenantId, teamId, userId, actor: principal }],
     ]);
   });
 

@@ -125,10 +125,10 @@ export function createTenantRoutes({ tenants }: TenantRouteDeps): ProtectedRoute
       path: '/api/teams/:teamId/members',
       capability: { object: 'teams', action: 'manage' },
       summary: 'Put a member of the tenant into a team (idempotent)',
-      async handle({ request, target }, { body, params }) {
+      async handle({ request, target, principal }, { body, params }) {
         const { teamId } = parseInput(teamIdParam, params);
         const { userId } = parseInput(userIdParam, body);
-        await tenants.addTeamMember({ tenantId: target.tenantId, teamId, userId }, { requestId: request.requestId });
+        await tenants.addTeamMember({ tenantId: target.tenantId, teamId, userId, actor: principal }, { requestId: request.requestId });
         return { status: 204, body: null };
       },
     },
@@ -138,9 +138,9 @@ export function createTenantRoutes({ tenants }: TenantRouteDeps): ProtectedRoute
       path: '/api/teams/:teamId/members/:userId',
       capability: { object: 'teams', action: 'manage' },
       summary: 'Take a member out of a team',
-      async handle({ request, target }, { params }) {
+      async handle({ request, target, principal }, { params }) {
         const { teamId, userId } = parseInput(teamIdParam.extend(userIdParam.shape), params);
-        await tenants.removeTeamMember({ tenantId: target.tenantId, teamId, userId }, { requestId: request.requestId });
+        await tenants.removeTeamMember({ tenantId: target.tenantId, teamId, userId, actor: principal }, { requestId: request.requestId });
         return { status: 204, body: null };
       },
     },

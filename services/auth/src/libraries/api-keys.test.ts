@@ -1,3 +1,4 @@
+import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
 import { AppError } from '@portcullis/kit';
@@ -9,11 +10,6 @@ const tenant = '00000000-0000-4000-8000-00000000000a';
 const owner = '00000000-0000-4000-8000-0000000000f1';
 const user = '00000000-0000-4000-8000-0000000000f2';
 const admin = '00000000-0000-4000-8000-0000000000f3';
-const roles = new Map([
-  [owner, Role.OWNER],
-  [user, Role.USER],
-  [admin, Role.ADMIN],
-]);
 const actor = (id: string): Principal => ({
   $typeName: 'portcullis.common.v1.Principal',
   kind: PrincipalKind.USER,
@@ -62,25 +58,54 @@ function memoryStore(): ApiKeyStore & { rows: Map<string, ApiKeyRecord & { secre
   };
 }
 
+/**
+ * tenant-registry as API keys use it: each member's role and when their membership began
+ * (since undefined: an answer without member_since); a test may change them or take it down.
+ */
+function fakeRegistry(clock: { now: () => number }) {
+  const joinedAt = new Date(clock.now() - 86_400_000);
+  const members = new Map<string, { role: Role; since: Date | undefined }>([
+    [owner, { role: Role.OWNER, since: joinedAt }],
+    [user, { role: Role.USER, since: joinedAt }],
+    [admin, { role: Role.ADMIN, since: joinedAt }],
+  ]);
+  const state = { down: false, calls: 0 };
+  return {
+    members,
+    state,
+    /** The person leaves the tenant and is added again, with the same role, now. */
+    removeAndAddAgain(userId: string) {
+      const member = members.get(userId);
+      if (!member) throw new Error(`${userId} is not a member`);
+      members.set(userId, { role: member.role, since: new Date(clock.now()) });
+    },
+    directory: {
+      async getMembership({ tenantId, userId }: { tenantId?: string; userId?: string }) {
+        state.calls += 1;
+        if (state.down) throw new AppError('DEPENDENCY_UNAVAILABLE', 'a required service is unavailable');
+        const member = members.get(userId ?? '');
+        if (member === undefined || tenantId !== tenant) throw new AppError('NOT_FOUND', 'membership not found');
+        const memberSince = member.since && timestampFromDate(member.since);
+        return { membership: { tenantId, userId, role: member.role, memberSince } } as never;
+      },
+    },
+  };
+}
+
 function setUp() {
   const clock = fakeClock();
   const store = memoryStore();
+  const registry = fakeRegistry(clock);
   const logs: unknown[] = [];
   const apiKeys = createApiKeys({
     store,
-    tenants: {
-      async getMembership({ tenantId, userId }) {
-        const role = roles.get(userId ?? '');
-        if (role === undefined || tenantId !== tenant) throw new AppError('NOT_FOUND', 'membership not found');
-        return { membership: { tenantId, userId, role } } as never;
-      },
-    },
+    tenants: registry.directory,
     logger: { info: (...args: unknown[]) => logs.push(args), warn: (...args: unknown[]) => logs.push(args) },
     now: clock.now,
   });
   const create = (by: string, kind: 'tenant' | 'user', expiresAt?: Date) =>
     apiKeys.create({ tenantId: tenant, actor: actor(by), kind, name: 'ci', scopes: ['tools:invoke'], expiresAt });
-  return { clock, store, apiKeys, logs, create };
+  return { clock, store, registry, apiKeys, logs, create };
 }
 
 describe('API keys', () => {
@@ -137,6 +162,91 @@ describe('API keys', () => {
     const usersKey = await create(user, 'user');
     await expect(apiKeys.rotate(tenant, actor(owner), usersKey.apiKey.id, 60)).rejects.toMatchObject({ code: 'PERMISSION_DENIED' });
     await expect(apiKeys.rotate(tenant, actor(user), usersKey.apiKey.id, 60)).resolves.toMatchObject({ apiKey: { userId: user } });
+  });
+
+  it('refuses a user key once its user left the tenant, and for good after they are added again; records no refused use', async () => {
+    const { apiKeys, store, clock, registry, create } = setUp();
+    const old = await create(user, 'user');
+    await expect(apiKeys.verify(old.key)).resolves.toMatchObject({ keyId: old.apiKey.id, userId: user });
+    const lastUsed = store.rows.get(old.apiKey.id)?.lastUsedAt;
+    clock.advance(3_600_000);
+    registry.members.delete(user);
+    const gone = { code: 'UNAUTHENTICATED', message: 'the person behind this API key no longer belongs to this tenant' };
+    await expect(apiKeys.verify(old.key)).rejects.toMatchObject(gone);
+    clock.advance(60_000);
+    registry.members.set(user, { role: Role.USER, since: new Date(clock.now()) });
+    await expect(apiKeys.verify(old.key)).rejects.toMatchObject(gone);
+    clock.advance(86_400_000);
+    await expect(apiKeys.verify(old.key)).rejects.toMatchObject(gone);
+    // A refused key's use is not recorded: last_used_at still says when it last worked.
+    expect(store.rows.get(old.apiKey.id)?.lastUsedAt).toEqual(lastUsed);
+
+    const fresh = await create(user, 'user');
+    await expect(apiKeys.verify(fresh.key)).resolves.toMatchObject({ keyId: fresh.apiKey.id, userId: user });
+  });
+
+  it("refuses a tenant key once its creator left and came back; other people's keys are untouched", async () => {
+    const { apiKeys, clock, registry, create } = setUp();
+    const admins = await create(admin, 'tenant');
+    const owners = await create(owner, 'tenant');
+    clock.advance(60_000);
+    registry.removeAndAddAgain(admin);
+    await expect(apiKeys.verify(admins.key)).rejects.toMatchObject({ code: 'UNAUTHENTICATED' });
+    await expect(apiKeys.verify(owners.key)).resolves.toMatchObject({ keyId: owners.apiKey.id, createdBy: owner });
+    // A role change is not a new membership.
+    registry.members.set(owner, { role: Role.ADMIN, since: registry.members.get(owner)?.since });
+    await expect(apiKeys.verify(owners.key)).resolves.toMatchObject({ keyId: owners.apiKey.id });
+  });
+
+  it('judges a rotated key by its rotator and the time of rotation, the key it replaced by its own', async () => {
+    const { apiKeys, clock, registry, create } = setUp();
+    const original = await create(admin, 'tenant');
+    clock.advance(60_000);
+    // The owner left and came back after the key was made, and then rotated it.
+    registry.removeAndAddAgain(owner);
+    clock.advance(60_000);
+    const rotated = await apiKeys.rotate(tenant, actor(owner), original.apiKey.id, 3_600);
+    await expect(apiKeys.verify(rotated.key)).resolves.toMatchObject({ keyId: rotated.apiKey.id, createdBy: owner });
+    await expect(apiKeys.verify(original.key)).resolves.toMatchObject({ keyId: original.apiKey.id, createdBy: admin });
+    // The admin who made the original leaves and comes back: the original (in its grace) dies, the rotated key does not.
+    clock.advance(60_000);
+    registry.removeAndAddAgain(admin);
+    await expect(apiKeys.verify(original.key)).rejects.toMatchObject({ code: 'UNAUTHENTICATED' });
+    await expect(apiKeys.verify(rotated.key)).resolves.toMatchObject({ keyId: rotated.apiKey.id });
+  });
+
+  it('allows one second of clock difference between auth and tenant-registry, not more', async () => {
+    const { apiKeys, clock, registry, create } = setUp();
+    const { key } = await create(user, 'user');
+    registry.members.set(user, { role: Role.USER, since: new Date(clock.now() + 1_000) });
+    await expect(apiKeys.verify(key)).resolves.toMatchObject({ userId: user });
+    registry.members.set(user, { role: Role.USER, since: new Date(clock.now() + 1_001) });
+    await expect(apiKeys.verify(key)).rejects.toMatchObject({ code: 'UNAUTHENTICATED' });
+  });
+
+  it('denies with DEPENDENCY_UNAVAILABLE, recording nothing, while tenant-registry is down or answers without member_since', async () => {
+    const { apiKeys, store, registry, logs, create } = setUp();
+    const { key, apiKey } = await create(owner, 'tenant');
+    registry.state.down = true;
+    await expect(apiKeys.verify(key)).rejects.toMatchObject({ code: 'DEPENDENCY_UNAVAILABLE' });
+    expect(store.rows.get(apiKey.id)?.lastUsedAt).toBeNull();
+    registry.state.down = false;
+    registry.members.set(owner, { role: Role.OWNER, since: undefined });
+    await expect(apiKeys.verify(key)).rejects.toMatchObject({ code: 'DEPENDENCY_UNAVAILABLE' });
+    expect(store.rows.get(apiKey.id)?.lastUsedAt).toBeNull();
+    expect(JSON.stringify(logs)).toContain('without member_since');
+  });
+
+  it('asks tenant-registry only about keys whose secret matched', async () => {
+    const { apiKeys, registry, create } = setUp();
+    const { key } = await create(owner, 'tenant');
+    const callsBefore = registry.state.calls;
+    const tampered = `${key.slice(0, -1)}${key.endsWith('A') ? 'B' : 'A'}`;
+    await expect(apiKeys.verify(tampered)).rejects.toMatchObject({ code: 'UNAUTHENTICATED' });
+    await expect(apiKeys.verify(`pck_${'a'.repeat(16)}_${'A'.repeat(43)}`)).rejects.toMatchObject({ code: 'UNAUTHENTICATED' });
+    expect(registry.state.calls).toBe(callsBefore);
+    await apiKeys.verify(key);
+    expect(registry.state.calls).toBe(callsBefore + 1);
   });
 
   it('never logs a key', async () => {

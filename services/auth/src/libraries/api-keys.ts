@@ -1,7 +1,7 @@
 import { createHash, randomBytes, randomInt, timingSafeEqual } from 'node:crypto';
 import { AppError, capabilityNamePattern, requireText, type Logger, type RoleName } from '@portcullis/kit';
 import type { Principal } from '@portcullis/proto/common';
-import { signedInActor, type TenantDirectory } from './memberships.js';
+import { madeInMembership, membershipSince, signedInActor, type TenantDirectory } from './memberships.js';
 
 /**
  * API keys: `pck_<id>_<secret>`. The id (16 characters of [a-z0-9]) is public and names the
@@ -91,6 +91,7 @@ export interface VerifiedApiKey {
 
 const invalidKey = () => new AppError('UNAUTHENTICATED', 'invalid, expired or revoked API key');
 const noSuchKey = () => new AppError('NOT_FOUND', 'no such API key');
+const personGone = () => new AppError('UNAUTHENTICATED', 'the person behind this API key no longer belongs to this tenant');
 
 export const hashSecret = (secret: string): string => createHash('sha256').update(secret).digest('hex');
 
@@ -251,7 +252,15 @@ export function createApiKeys({ store, tenants, logger, now = Date.now }: ApiKey
       return { apiKey, key: material.key };
     },
 
-    /** UNAUTHENTICATED for every failure: unknown, wrong secret, revoked, expired, rotated out, malformed. */
+    /**
+     * UNAUTHENTICATED for every failure: unknown, wrong secret, revoked, expired, rotated out,
+     * malformed — and when the key's person (a user key's user, a tenant key's creator or last
+     * rotator) is no longer a member of the tenant, or is a member again since after the key
+     * was made (its created_at; a rotated key's is the rotation): a key dies for good with the
+     * membership it was made in. tenant-registry is asked only once the secret matched; its
+     * failures pass through (an outage, or an answer without member_since, is
+     * DEPENDENCY_UNAVAILABLE). Only an accepted key's use is recorded as last_used_at.
+     */
     async verify(key: string): Promise<VerifiedApiKey> {
       const { id, secret } = parseApiKey(key);
       const found = await store.findForVerification(id);
@@ -269,6 +278,13 @@ export function createApiKeys({ store, tenants, logger, now = Date.now }: ApiKey
       ) {
         throw invalidKey();
       }
+      // created_at is not part of the pre-tenant lookup; it is read in the key's own tenant scope.
+      const record = await store.get(found.tenantId, found.id);
+      if (!record) throw invalidKey();
+      const personId = found.kind === 'user' ? found.userId : found.createdBy;
+      if (personId === null) throw invalidKey();
+      const membership = await membershipSince(tenants, found.tenantId, personId, logger);
+      if (!membership || !madeInMembership(record.createdAt, membership)) throw personGone();
       await store.touch(found.tenantId, found.id, new Date(at), LAST_USED_INTERVAL_MS).catch((error: unknown) => {
         logger.warn({ err: error, keyId: found.id }, 'could not record API key use');
       });

@@ -3,7 +3,14 @@ import { describe, expect, it } from '@jest/globals';
 import { AppError, createLogger } from '@portcullis/kit';
 import { fakeClock, type Clock } from '../test-support/memory-stores.js';
 import type { CallbackRedemption, OAuthProviderClient, ProviderIdentity } from './oauth-providers.js';
-import { createOAuthSignIn, oauthStateKey, type OAuthAccountStore, type OAuthAccountTx, type OAuthStateStore } from './oauth-sign-in.js';
+import {
+  createOAuthSignIn,
+  oauthStateKey,
+  type OAuthAccountStore,
+  type OAuthAccountTx,
+  type OAuthStateStore,
+  type RevokedCredentials,
+} from './oauth-sign-in.js';
 import { createStateSigner, deriveStateKey, type OAuthProviderName } from './oauth-state.js';
 import { rejectionOf } from '../test-support/rejections.js';
 
@@ -33,16 +40,46 @@ interface UserRow {
   displayName: string;
   passwordHash: string | null;
   emailVerified: boolean;
+  phone: string | null;
+  phoneVerified: boolean;
 }
 
-/** Users and identities with all-or-nothing transactions (work runs on copies, committed on success). */
+/**
+ * An API key or robot in some tenant. `holder` is the user it belongs to: the user of a user
+ * key, the creator (or last rotator) of a tenant key, the creator of a robot.
+ */
+interface CredentialRow {
+  kind: 'apiKey' | 'robot';
+  id: string;
+  tenantId: string;
+  holder: string;
+  revoked: boolean;
+}
+
+/**
+ * Users, identities and credentials with all-or-nothing transactions (work runs on copies,
+ * committed on success). Credentials are shared with other (concurrent) writers: a transaction
+ * records which rows it revoked and marks them on commit, so a row another writer adds while it
+ * runs is neither seen nor lost.
+ */
 function memoryAccounts() {
   let users = new Map<string, UserRow>();
   let identities = new Map<string, { userId: string; email: string }>();
+  const credentials = new Map<string, CredentialRow>();
+  const failures: { revokeCredentials?: Error | undefined } = {};
+  const calls = { revokeCredentials: 0 };
+  /** The live, unrevoked credentials of `userId`, except those in `skip`. */
+  const liveOf = (userId: string, skip: ReadonlySet<string> = new Set()) =>
+    [...credentials.values()].filter((row) => row.holder === userId && !row.revoked && !skip.has(row.id));
+  const revokedOf = (rows: CredentialRow[]): RevokedCredentials => ({
+    apiKeys: rows.filter((row) => row.kind === 'apiKey').map(({ id, tenantId }) => ({ id, tenantId })),
+    robots: rows.filter((row) => row.kind === 'robot').map(({ id, tenantId }) => ({ id, tenantId })),
+  });
   const store: OAuthAccountStore = {
     async transaction(work) {
       const draftUsers = new Map([...users].map(([id, row]) => [id, { ...row }]));
       const draftIdentities = new Map(identities);
+      const draftRevoked = new Set<string>();
       const tx: OAuthAccountTx = {
         async findIdentity(provider, subject) {
           return draftIdentities.get(`${provider}:${subject}`)?.userId;
@@ -53,7 +90,7 @@ function memoryAccounts() {
         },
         async createUser({ email, displayName }) {
           const id = `user-${draftUsers.size + 1}`;
-          draftUsers.set(id, { id, email, displayName, passwordHash: null, emailVerified: true });
+          draftUsers.set(id, { id, email, displayName, passwordHash: null, emailVerified: true, phone: null, phoneVerified: false });
           return id;
         },
         async reclaimUser(userId) {
@@ -61,6 +98,11 @@ function memoryAccounts() {
           if (!row) throw new Error('no such user');
           row.passwordHash = null;
           row.emailVerified = true;
+          row.phone = null;
+          row.phoneVerified = false;
+          const rows = liveOf(userId, draftRevoked);
+          for (const credential of rows) draftRevoked.add(credential.id);
+          return revokedOf(rows);
         },
         async insertIdentity({ provider, subject, userId, email }) {
           if (draftIdentities.has(`${provider}:${subject}`)) throw new Error('duplicate identity');
@@ -70,16 +112,40 @@ function memoryAccounts() {
       const result = await work(tx);
       users = draftUsers;
       identities = draftIdentities;
+      for (const id of draftRevoked) {
+        const row = credentials.get(id);
+        if (row) row.revoked = true;
+      }
       return result;
+    },
+    async revokeCredentials(userId) {
+      calls.revokeCredentials += 1;
+      if (failures.revokeCredentials) throw failures.revokeCredentials;
+      const rows = liveOf(userId);
+      for (const row of rows) row.revoked = true;
+      return revokedOf(rows);
     },
   };
   return {
     store,
+    failures,
+    calls,
     users: () => users,
     identities: () => identities,
-    addUser(row: UserRow) {
-      users.set(row.id, row);
+    credentials,
+    addUser(row: Omit<UserRow, 'phone' | 'phoneVerified'> & Partial<Pick<UserRow, 'phone' | 'phoneVerified'>>) {
+      users.set(row.id, { phone: null, phoneVerified: false, ...row });
     },
+    /** A committed credential (as another transaction would add it). */
+    addCredential(row: Omit<CredentialRow, 'revoked'>) {
+      credentials.set(row.id, { ...row, revoked: false });
+    },
+    /** Ids of the revoked credentials, sorted. */
+    revokedIds: () =>
+      [...credentials.values()]
+        .filter((row) => row.revoked)
+        .map((row) => row.id)
+        .sort(),
   };
 }
 
@@ -116,6 +182,8 @@ function setup({ providers = ['google', 'github'] as OAuthProviderName[] } = {})
   const github = fakeProvider('github', false);
   const revoked: { sessions: string[]; tickets: string[] } = { sessions: [], tickets: [] };
   const failures: { revokeSessions?: Error | undefined } = {};
+  /** Runs while sessions are being ended (inside the reclaim's transaction, the first time). */
+  const hooks: { duringRevokeSessions?: (() => void) | undefined } = {};
   const logLines: string[] = [];
   const logger = createLogger({ name: 'oauth-test', level: 'debug', destination: { write: (line: string) => logLines.push(line) } });
   const oauth = createOAuthSignIn({
@@ -131,6 +199,7 @@ function setup({ providers = ['google', 'github'] as OAuthProviderName[] } = {})
     sessions: {
       async revokeAll(userId) {
         if (failures.revokeSessions) throw failures.revokeSessions;
+        hooks.duringRevokeSessions?.();
         revoked.sessions.push(userId);
         return 2;
       },
@@ -160,7 +229,7 @@ function setup({ providers = ['google', 'github'] as OAuthProviderName[] } = {})
   const complete = (callbackQuery: string, provider: OAuthProviderName = 'google', browser = browserA) =>
     oauth.complete({ provider, binding: browser, callbackQuery, clientIp: '203.0.113.9' });
 
-  return { clock, states, accounts, google, github, revoked, failures, logLines, oauth, begin, complete };
+  return { clock, states, accounts, google, github, revoked, failures, hooks, logLines, oauth, begin, complete };
 }
 
 describe('oauth sign-in: start', () => {
@@ -326,6 +395,8 @@ describe('oauth sign-in: account resolution', () => {
       displayName: 'Ada Lovelace',
       passwordHash: null,
       emailVerified: true,
+      phone: null,
+      phoneVerified: false,
     });
     expect(accounts.identities().get('google:subject-1')).toEqual({ userId: result.userId, email: 'ada@example.com' });
   });
@@ -339,36 +410,129 @@ describe('oauth sign-in: account resolution', () => {
     expect(accounts.users().size).toBe(1);
   });
 
-  it('links to an account whose email was verified, without ending anything', async () => {
+  /** The squatter's credentials in two tenants, and another member's in the first. */
+  const squatterWithCredentials = (accounts: ReturnType<typeof memoryAccounts>) => {
+    accounts.addUser({
+      id: 'squatted',
+      email: 'ada@example.com',
+      displayName: 'X',
+      passwordHash: '$argon2id$...',
+      emailVerified: false,
+      phone: '+8613900000000',
+      phoneVerified: true,
+    });
+    accounts.addCredential({ kind: 'apiKey', id: 'userkeyoftenanta', tenantId: 'tenant-a', holder: 'squatted' });
+    accounts.addCredential({ kind: 'apiKey', id: 'tenantkeycreated', tenantId: 'tenant-b', holder: 'squatted' });
+    accounts.addCredential({ kind: 'robot', id: 'robot-of-squatter', tenantId: 'tenant-a', holder: 'squatted' });
+    accounts.addCredential({ kind: 'apiKey', id: 'keyofanotheruser', tenantId: 'tenant-a', holder: 'someone-else' });
+    accounts.addCredential({ kind: 'robot', id: 'robot-of-another', tenantId: 'tenant-a', holder: 'someone-else' });
+  };
+
+  it('links to an account whose email was verified, without ending or revoking anything', async () => {
     const { begin, complete, accounts, revoked } = setup();
-    accounts.addUser({ id: 'verified', email: 'ada@example.com', displayName: 'Ada', passwordHash: null, emailVerified: true });
+    accounts.addUser({
+      id: 'verified',
+      email: 'ada@example.com',
+      displayName: 'Ada',
+      passwordHash: null,
+      emailVerified: true,
+      phone: '+8613900000001',
+      phoneVerified: true,
+    });
+    accounts.addCredential({ kind: 'apiKey', id: 'keyofverifieduse', tenantId: 'tenant-a', holder: 'verified' });
     const result = await complete((await begin()).query);
     expect(result).toMatchObject({ userId: 'verified', outcome: 'linked', accountCreated: false });
     expect(revoked).toEqual({ sessions: [], tickets: [] });
     expect(accounts.identities().get('google:subject-1')?.userId).toBe('verified');
+    expect(accounts.users().get('verified')).toMatchObject({ phone: '+8613900000001', phoneVerified: true });
+    expect(accounts.revokedIds()).toEqual([]);
+    expect(accounts.calls.revokeCredentials).toBe(0);
   });
 
-  it('reclaims a password account nobody verified: email verified, password removed, sessions and tickets ended', async () => {
+  it('reclaims a password account nobody verified: email verified, password and phone removed, sessions and tickets ended', async () => {
     const { begin, complete, accounts, revoked } = setup();
-    accounts.addUser({ id: 'squatted', email: 'ada@example.com', displayName: 'X', passwordHash: '$argon2id$...', emailVerified: false });
+    squatterWithCredentials(accounts);
     const result = await complete((await begin()).query);
     expect(result).toMatchObject({ userId: 'squatted', outcome: 'reclaimed', accountCreated: false });
-    expect(accounts.users().get('squatted')).toMatchObject({ passwordHash: null, emailVerified: true });
+    expect(accounts.users().get('squatted')).toMatchObject({
+      passwordHash: null,
+      emailVerified: true,
+      phone: null,
+      phoneVerified: false,
+    });
     // Once inside the transaction and once after the commit.
     expect(revoked).toEqual({ sessions: ['squatted', 'squatted'], tickets: ['squatted', 'squatted'] });
   });
 
+  it("revokes every API key and robot the reclaimed account holds or created, in every tenant, and nobody else's", async () => {
+    const { begin, complete, accounts, logLines } = setup();
+    squatterWithCredentials(accounts);
+    await complete((await begin()).query);
+    expect(accounts.revokedIds()).toEqual(['robot-of-squatter', 'tenantkeycreated', 'userkeyoftenanta']);
+    expect(accounts.credentials.get('keyofanotheruser')?.revoked).toBe(false);
+    expect(accounts.credentials.get('robot-of-another')?.revoked).toBe(false);
+    // Ids and tenants in the log, counted.
+    const line = logLines
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .find((l) => l['msg'] === 'reclaimed account: API keys and robots revoked');
+    expect(line).toMatchObject({
+      userId: 'squatted',
+      apiKeysRevoked: 2,
+      robotsRevoked: 1,
+      apiKeys: expect.arrayContaining([
+        { id: 'userkeyoftenanta', tenantId: 'tenant-a' },
+        { id: 'tenantkeycreated', tenantId: 'tenant-b' },
+      ]),
+      robots: [{ id: 'robot-of-squatter', tenantId: 'tenant-a' }],
+    });
+    // The second pass after the commit found nothing more, and said nothing.
+    expect(accounts.calls.revokeCredentials).toBe(1);
+    expect(logLines.join('\n')).not.toContain('late API keys');
+  });
+
+  it('revokes after the commit a credential made while the reclaim ran', async () => {
+    const { begin, complete, accounts, hooks, logLines } = setup();
+    squatterWithCredentials(accounts);
+    hooks.duringRevokeSessions = () => {
+      hooks.duringRevokeSessions = undefined;
+      // Another transaction commits a key the reclaim's revocation did not see.
+      accounts.addCredential({ kind: 'apiKey', id: 'keymadeduringrec', tenantId: 'tenant-a', holder: 'squatted' });
+    };
+    await complete((await begin()).query);
+    expect(accounts.credentials.get('keymadeduringrec')?.revoked).toBe(true);
+    const late = logLines
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .find((l) => l['msg'] === 'reclaimed account: late API keys and robots revoked');
+    expect(late).toMatchObject({ apiKeysRevoked: 1, robotsRevoked: 0, apiKeys: [{ id: 'keymadeduringrec', tenantId: 'tenant-a' }] });
+  });
+
+  it('keeps a committed reclaim when the second revocation pass fails, and says so in the log', async () => {
+    const { begin, complete, accounts, logLines } = setup();
+    squatterWithCredentials(accounts);
+    accounts.failures.revokeCredentials = new Error('database is down');
+    await expect(complete((await begin()).query)).resolves.toMatchObject({ outcome: 'reclaimed' });
+    expect(accounts.revokedIds()).toEqual(['robot-of-squatter', 'tenantkeycreated', 'userkeyoftenanta']);
+    expect(logLines.join('\n')).toContain('revoking the credentials of a reclaimed account again failed');
+  });
+
   it('commits nothing when the sessions of a reclaimed account cannot be ended', async () => {
     const { begin, complete, accounts, failures, revoked } = setup();
-    accounts.addUser({ id: 'squatted', email: 'ada@example.com', displayName: 'X', passwordHash: '$argon2id$...', emailVerified: false });
+    squatterWithCredentials(accounts);
     failures.revokeSessions = new Error('redis is down');
     await expect(complete((await begin()).query)).rejects.toThrow('redis is down');
-    expect(accounts.users().get('squatted')).toMatchObject({ passwordHash: '$argon2id$...', emailVerified: false });
+    expect(accounts.users().get('squatted')).toMatchObject({
+      passwordHash: '$argon2id$...',
+      emailVerified: false,
+      phone: '+8613900000000',
+      phoneVerified: true,
+    });
     expect(accounts.identities().size).toBe(0);
+    expect(accounts.revokedIds()).toEqual([]);
     // A retry after the outage does the whole reclaim.
     failures.revokeSessions = undefined;
     await expect(complete((await begin()).query)).resolves.toMatchObject({ outcome: 'reclaimed' });
     expect(revoked.sessions).toEqual(['squatted', 'squatted']);
+    expect(accounts.revokedIds()).toEqual(['robot-of-squatter', 'tenantkeycreated', 'userkeyoftenanta']);
   });
 
   it.each([

@@ -27,6 +27,18 @@ export interface OAuthStateRecord {
   binding: string;
 }
 
+/** One credential a reclaim revoked: an API key id or robot id and its tenant (never a secret). */
+export interface RevokedCredential {
+  id: string;
+  tenantId: string;
+}
+
+/** What a reclaim revoked, in every tenant. */
+export interface RevokedCredentials {
+  apiKeys: RevokedCredential[];
+  robots: RevokedCredential[];
+}
+
 /** The database operations of account resolution, all inside one transaction. */
 export interface OAuthAccountTx {
   /** The user an identity is linked to. */
@@ -35,21 +47,29 @@ export interface OAuthAccountTx {
   lockUserByEmail(email: string): Promise<{ id: string; emailVerified: boolean } | undefined>;
   /** A new user: email verified now, no password, no phone. Returns its id. */
   createUser(user: { email: string; displayName: string }): Promise<string>;
-  /** Marks the user's email verified and removes its password. */
-  reclaimUser(userId: string): Promise<void>;
+  /**
+   * Marks the user's email verified, removes its password and its phone number (verified or
+   * not), and revokes, in every tenant, every API key and robot the account could hold: its
+   * user keys, the tenant keys it created or last rotated (also one still in its rotation grace
+   * period) and the robots it created. Returns what it revoked.
+   */
+  reclaimUser(userId: string): Promise<RevokedCredentials>;
   insertIdentity(identity: { provider: OAuthProviderName; subject: string; userId: string; email: string }): Promise<void>;
 }
 
 export interface OAuthAccountStore {
   /** Runs `work` in one transaction; it commits only if `work` resolves. */
   transaction<T>(work: (tx: OAuthAccountTx) => Promise<T>): Promise<T>;
+  /** Revokes, in every tenant, the API keys and robots of the user as reclaimUser does, in a transaction of its own. */
+  revokeCredentials(userId: string): Promise<RevokedCredentials>;
 }
 
 /**
  * - `existing`: the identity was already linked.
  * - `linked`: linked to the account with that email, whose email was already verified.
  * - `reclaimed`: linked to the account with that email, which nobody had verified: the email is
- *   now verified, its password removed and every session and login ticket ended.
+ *   now verified, its password and phone number removed, every API key and robot it holds or
+ *   created revoked (in every tenant) and every session and login ticket ended.
  * - `created`: a new account.
  */
 export type AccountOutcome = 'existing' | 'linked' | 'reclaimed' | 'created';
@@ -151,19 +171,34 @@ export function createOAuthSignIn(deps: OAuthSignInDeps) {
     logger.info({ userId, sessionsEnded, ticketsEnded }, 'reclaimed account: sessions and login tickets ended');
   };
 
+  /** Logs what a reclaim revoked: ids and tenants only. */
+  const logRevoked = (userId: string, revoked: RevokedCredentials, message: string): void => {
+    logger.info(
+      {
+        userId,
+        apiKeysRevoked: revoked.apiKeys.length,
+        robotsRevoked: revoked.robots.length,
+        apiKeys: revoked.apiKeys,
+        robots: revoked.robots,
+      },
+      message,
+    );
+  };
+
   /**
    * Identity already linked → its user. Otherwise the account with the same email gets the
    * identity linked; if nobody had verified that account's email (a password sign-up), the
-   * provider's verification now counts, the password is removed and every session and login
-   * ticket is ended before the transaction commits: whoever controls the mailbox owns the
-   * account, and someone who registered the address first (pre-account takeover) is locked
-   * out. Otherwise a new account.
+   * provider's verification now counts: in one transaction the password and phone number are
+   * removed, every API key and robot the account holds or created is revoked in every tenant,
+   * and every session and login ticket is ended before it commits. Whoever controls the mailbox
+   * owns the account, and someone who registered the address first (pre-account takeover) is
+   * locked out with nothing left that still works. Otherwise a new account.
    */
   const resolveAccount = async (
     provider: OAuthProviderName,
     identity: ProviderIdentity & { email: string },
   ): Promise<{ userId: string; outcome: AccountOutcome }> => {
-    const resolved = await accounts.transaction(async (tx) => {
+    const resolved = await accounts.transaction<{ userId: string; outcome: AccountOutcome; revoked?: RevokedCredentials }>(async (tx) => {
       const linked = await tx.findIdentity(provider, identity.subject);
       if (linked !== undefined) return { userId: linked, outcome: 'existing' as const };
       const link = (userId: string) => tx.insertIdentity({ provider, subject: identity.subject, userId, email: identity.email });
@@ -171,22 +206,34 @@ export function createOAuthSignIn(deps: OAuthSignInDeps) {
       if (user) {
         await link(user.id);
         if (user.emailVerified) return { userId: user.id, outcome: 'linked' as const };
-        await tx.reclaimUser(user.id);
+        const revoked = await tx.reclaimUser(user.id);
         // Inside the transaction: if this fails, nothing is committed and the next attempt redoes it all.
         await endEverything(user.id);
-        return { userId: user.id, outcome: 'reclaimed' as const };
+        return { userId: user.id, outcome: 'reclaimed' as const, revoked };
       }
       const userId = await tx.createUser({ email: identity.email, displayName: displayNameOf(identity) });
       await link(userId);
       return { userId, outcome: 'created' as const };
     });
     if (resolved.outcome === 'reclaimed') {
-      // Again after the commit, for a session or ticket a password login opened in between.
-      await endEverything(resolved.userId).catch((error: unknown) => {
-        logger.warn({ userId: resolved.userId, err: error }, 'ending the sessions of a reclaimed account again failed');
+      const { userId } = resolved;
+      if (resolved.revoked) logRevoked(userId, resolved.revoked, 'reclaimed account: API keys and robots revoked');
+      // Again after the commit, for a session or ticket a password login opened in between, and
+      // for a key or robot made concurrently with a credential that was still live (an insert
+      // the transaction's update could not see).
+      await endEverything(userId).catch((error: unknown) => {
+        logger.warn({ userId, err: error }, 'ending the sessions of a reclaimed account again failed');
       });
+      await accounts.revokeCredentials(userId).then(
+        (late) => {
+          if (late.apiKeys.length + late.robots.length > 0) logRevoked(userId, late, 'reclaimed account: late API keys and robots revoked');
+        },
+        (error: unknown) => {
+          logger.warn({ userId, err: error }, 'revoking the credentials of a reclaimed account again failed');
+        },
+      );
     }
-    return resolved;
+    return { userId: resolved.userId, outcome: resolved.outcome };
   };
 
   /** Verifies the state and takes its record; every failure is UNAUTHENTICATED. */

@@ -12,6 +12,7 @@ function setup({
   maxAttempts = 3,
   failSend = false,
   maxSendsPerDay = 10,
+  maxSendsPerNumberPerDay = 30,
   maxFailuresPerDay = 20,
   user = USER,
   clock = fakeClock(),
@@ -56,6 +57,7 @@ function setup({
     resendSeconds: 60,
     maxAttempts,
     maxSendsPerDay,
+    maxSendsPerNumberPerDay,
     maxFailuresPerDay,
     logger,
     generateCode: () => fixedCodes[next++ % fixedCodes.length] ?? '000000',
@@ -175,17 +177,23 @@ describe('phone verification', () => {
     expect(sent).toHaveLength(3);
   });
 
-  it('caps the codes sent to one phone number across accounts', async () => {
+  it('caps the codes sent to one phone number across accounts, above what one account may send', async () => {
     const clock = fakeClock();
     const codes = memoryPhoneCodeStore(clock);
     const codeKey = randomBytes(32);
-    const first = setup({ maxSendsPerDay: 2, clock, codes, codeKey, user: 'user-one' });
-    const second = setup({ maxSendsPerDay: 2, clock, codes, codeKey, user: 'user-two' });
-    const third = setup({ maxSendsPerDay: 2, clock, codes, codeKey, user: 'user-three' });
+    const limits = { maxSendsPerDay: 2, maxSendsPerNumberPerDay: 3, clock, codes, codeKey };
+    const first = setup({ ...limits, user: 'user-one' });
+    const second = setup({ ...limits, user: 'user-two' });
     await first.phone.start(TICKET);
+    clock.advance(60_000);
+    await first.phone.start(TICKET);
+    clock.advance(60_000);
+    // One account alone is stopped by its own cap and leaves the number usable for others.
+    await expect(first.phone.start(TICKET)).rejects.toMatchObject({ code: 'RATE_LIMITED' });
     await second.phone.start(TICKET);
-    await expect(third.phone.start(TICKET)).rejects.toMatchObject({ code: 'RATE_LIMITED' });
-    expect(third.sent).toHaveLength(0);
+    clock.advance(60_000);
+    await expect(second.phone.start(TICKET)).rejects.toMatchObject({ code: 'RATE_LIMITED' });
+    expect([first.sent.length, second.sent.length]).toEqual([2, 1]);
   });
 
   it('caps wrong codes per account per day across fresh codes', async () => {

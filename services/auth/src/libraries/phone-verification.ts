@@ -34,13 +34,12 @@ export interface PhoneCodeStore {
   consume(userId: string, hash: string): Promise<boolean>;
   discard(userId: string): Promise<void>;
   /**
-   * Counts one SMS against every counter in `counters` (each capped at `limit` per window that
-   * starts with its first count), atomically: either all are counted or, when one is at its cap,
-   * none is and the answer says how long until that cap frees.
+   * Counts one SMS against every counter (each capped at its `limit` per window that starts
+   * with its first count), atomically: either all are counted or, when one is at its cap, none
+   * is and the answer says how long until that cap frees.
    */
   takeDailySend(
-    counters: readonly string[],
-    limit: number,
+    counters: readonly { key: string; limit: number }[],
     windowSeconds: number,
   ): Promise<{ taken: true } | { taken: false; retryAfterMs: number }>;
   /** Counts one wrong code of the user in the window; returns the count including this one. */
@@ -59,8 +58,13 @@ export interface PhoneVerificationDeps {
   ttlSeconds: number;
   resendSeconds: number;
   maxAttempts: number;
-  /** Most codes sent per account, and per phone number across accounts, in one day. */
+  /** Most codes sent to one account in one day. */
   maxSendsPerDay: number;
+  /**
+   * Most codes sent to one phone number in one day, across accounts. Larger than the account
+   * cap, so that one account alone cannot use up someone else's number for the day.
+   */
+  maxSendsPerNumberPerDay: number;
   /** Most wrong codes per account in one day, across all its codes. */
   maxFailuresPerDay: number;
   logger: Logger;
@@ -100,13 +104,25 @@ const alreadyVerified = () => new AppError('FAILED_PRECONDITION', 'the phone num
  * right code is spent once and marks the phone verified.
  *
  * Daily caps bound what one account, or many accounts sharing a number, can cost and try
- * (SMS pumping, code guessing across fresh codes): `maxSendsPerDay` codes per account and per
- * phone number, `maxFailuresPerDay` wrong codes per account. A send the provider then fails
+ * (SMS pumping, code guessing across fresh codes): `maxSendsPerDay` codes per account,
+ * `maxSendsPerNumberPerDay` per phone number, `maxFailuresPerDay` wrong codes per account. A send the provider then fails
  * still counts.
  */
 export function createPhoneVerification(deps: PhoneVerificationDeps) {
-  const { tickets, users, codes, sender, codeKey, ttlSeconds, resendSeconds, maxAttempts, maxSendsPerDay, maxFailuresPerDay, logger } =
-    deps;
+  const {
+    tickets,
+    users,
+    codes,
+    sender,
+    codeKey,
+    ttlSeconds,
+    resendSeconds,
+    maxAttempts,
+    maxSendsPerDay,
+    maxSendsPerNumberPerDay,
+    maxFailuresPerDay,
+    logger,
+  } = deps;
   /** The per-number counter is keyed by an HMAC of the number, so Redis holds no phone numbers. */
   const phoneCounter = (phone: string) => `phone:${createHmac('sha256', codeKey).update(`daily sends\n${phone}`).digest('hex')}`;
   const generateCode = deps.generateCode ?? randomCode;
@@ -148,7 +164,13 @@ export function createPhoneVerification(deps: PhoneVerificationDeps) {
           details: { retryAfterSeconds: seconds },
         });
       }
-      const daily = await codes.takeDailySend([`user:${userId}`, phoneCounter(phone)], maxSendsPerDay, DAY_SECONDS);
+      const daily = await codes.takeDailySend(
+        [
+          { key: `user:${userId}`, limit: maxSendsPerDay },
+          { key: phoneCounter(phone), limit: maxSendsPerNumberPerDay },
+        ],
+        DAY_SECONDS,
+      );
       if (!daily.taken) {
         await codes.releaseSend(userId).catch(() => undefined);
         logger.warn({ userId, phone: maskPhone(phone) }, 'daily verification SMS limit reached');

@@ -7,6 +7,8 @@ export interface RefreshTokenRecord {
   sessionId: string;
   userId: string;
   tenantId: string;
+  /** When this token was issued (at sign-in or by the refresh that made it). */
+  createdAt: Date;
   expiresAt: Date;
   usedAt: Date | null;
   revokedAt: Date | null;
@@ -20,7 +22,7 @@ export interface NewRefreshToken {
   tenantId: string;
 }
 
-export type SpentRefreshToken = Omit<RefreshTokenRecord, 'usedAt' | 'revokedAt' | 'expiresAt'>;
+export type SpentRefreshToken = Omit<RefreshTokenRecord, 'usedAt' | 'revokedAt' | 'expiresAt' | 'createdAt'>;
 
 /** What refresh tokens need from the database. */
 export interface RefreshTokenStore {

@@ -1,3 +1,4 @@
+import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { describe, expect, it } from '@jest/globals';
 import { calculateJwkThumbprint, decodeJwt, exportJWK, generateKeyPair, type JWK } from 'jose';
 import { AppError } from '@portcullis/kit';
@@ -54,12 +55,23 @@ function memoryStore(): RobotStore & { rows: Map<string, RobotRecord> } {
   };
 }
 
-/** tenant-registry as robots use it: roles, teams and team members are fixtures a test may change. */
+/** When the fixtures' memberships began: a day before the fake clock starts. */
+const joinedAt = new Date(fakeClock().now() - 86_400_000);
+
+/**
+ * tenant-registry as robots use it: roles, when each membership began (undefined: an answer
+ * without member_since), teams and team members are fixtures a test may change.
+ */
 function fakeRegistry() {
   const roles = new Map<string, Role>([
     [owner, Role.OWNER],
     [admin, Role.ADMIN],
     [user, Role.USER],
+  ]);
+  const since = new Map<string, Date | undefined>([
+    [owner, joinedAt],
+    [admin, joinedAt],
+    [user, joinedAt],
   ]);
   const teams = new Map<string, string>([
     [teamRed, tenant],
@@ -82,7 +94,8 @@ function fakeRegistry() {
       guard();
       const role = roles.get(userId);
       if (role === undefined || tenantId !== tenant) throw new AppError('NOT_FOUND', 'membership not found');
-      return { membership: { tenantId, userId, role } } as never;
+      const memberSince = since.get(userId);
+      return { membership: { tenantId, userId, role, memberSince: memberSince && timestampFromDate(memberSince) } } as never;
     },
     async listTeams({ tenantId = '' }) {
       guard();
@@ -96,7 +109,15 @@ function fakeRegistry() {
       } as never;
     },
   };
-  return { directory, roles, teams, members, state };
+  /** Removes the person from the tenant and adds them again now: a new membership. */
+  const removeAndAddAgain = (userId: string, at: Date) => {
+    const role = roles.get(userId);
+    if (role === undefined) throw new Error(`${userId} is not a member`);
+    roles.delete(userId);
+    roles.set(userId, role);
+    since.set(userId, at);
+  };
+  return { directory, roles, since, teams, members, state, removeAndAddAgain };
 }
 
 async function setUp() {
@@ -304,6 +325,51 @@ describe('robots: verification follows the creator', () => {
       code: 'UNAUTHENTICATED',
       message: "the robot's creator no longer belongs to this tenant",
     });
+  });
+
+  it('refuses for good a robot made before its creator was removed and added again; a robot made since works', async () => {
+    const { create, robots, registry, clock } = await setUp();
+    const old = await create(user, [teamRed]);
+    clock.advance(3_600_000);
+    registry.roles.delete(user);
+    await expect(robots.verify(old.token)).rejects.toMatchObject({ code: 'UNAUTHENTICATED' });
+    clock.advance(60_000);
+    registry.roles.set(user, Role.USER);
+    registry.since.set(user, new Date(clock.now()));
+    // Back in the tenant, with the same teams: the old robot still belongs to the old membership.
+    await expect(robots.verify(old.token)).rejects.toMatchObject({
+      code: 'UNAUTHENTICATED',
+      message: "the robot's creator no longer belongs to this tenant",
+    });
+    const fresh = await create(user, [teamRed]);
+    await expect(robots.verify(fresh.token)).resolves.toMatchObject({ robotId: fresh.robot.id, teamIds: [teamRed] });
+    clock.advance(86_400_000);
+    await expect(robots.verify(old.token)).rejects.toMatchObject({ code: 'UNAUTHENTICATED' });
+    // Nobody else's robots are touched by it.
+    const owners = await create(owner, [teamRed]);
+    registry.removeAndAddAgain(user, new Date(clock.now() + 60_000));
+    await expect(robots.verify(owners.token)).resolves.toMatchObject({ creatorId: owner });
+  });
+
+  it('allows one second of clock difference between auth and tenant-registry, not more', async () => {
+    const { create, robots, registry, clock } = await setUp();
+    const { token } = await create(user, [teamRed]);
+    // tenant-registry's clock a little ahead: the membership seems to begin just after the robot.
+    registry.since.set(user, new Date(clock.now() + 1_000));
+    await expect(robots.verify(token)).resolves.toMatchObject({ creatorId: user });
+    registry.since.set(user, new Date(clock.now() + 1_001));
+    await expect(robots.verify(token)).rejects.toMatchObject({
+      code: 'UNAUTHENTICATED',
+      message: "the robot's creator no longer belongs to this tenant",
+    });
+  });
+
+  it('denies with DEPENDENCY_UNAVAILABLE when tenant-registry answers without member_since, and says so in the log', async () => {
+    const { create, robots, registry, logs } = await setUp();
+    const { token } = await create(user, [teamRed]);
+    registry.since.set(user, undefined);
+    await expect(robots.verify(token)).rejects.toMatchObject({ code: 'DEPENDENCY_UNAVAILABLE' });
+    expect(JSON.stringify(logs)).toContain('without member_since');
   });
 
   it("narrows the robot's teams to those its creator still holds, and refuses it when none is left", async () => {

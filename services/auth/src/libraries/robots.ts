@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { AppError, isUuid, requireText, type GrpcClient, type Logger, type RoleName } from '@portcullis/kit';
 import type { Principal } from '@portcullis/proto/common';
 import type { TenantRegistryService } from '@portcullis/proto/tenant';
-import { currentRole, notAMember, signedInActor } from './memberships.js';
+import { madeInMembership, membershipSince, notAMember, signedInActor } from './memberships.js';
 import { invalidRobotToken, MAX_ROBOT_NAME_LENGTH, MAX_ROBOT_TEAMS, type RobotTokenClaims, type RobotTokens } from './robot-tokens.js';
 
 /** The longest expiry a robot may be given; beyond that, choose "never" knowingly (see the README). */
@@ -196,9 +196,11 @@ export function createRobots({ store, tokens, tenants, logger, now = Date.now }:
     /**
      * A robot token is good when its signature and claims verify, its registration exists in
      * the claimed tenant and says the same, it is neither revoked nor expired, its creator is
-     * still a member, and the creator still holds at least one of its teams. Every problem with
-     * the token itself is the same UNAUTHENTICATED; tenant-registry's failures pass through
-     * (an outage is DEPENDENCY_UNAVAILABLE: nothing is ever allowed without an answer).
+     * still a member — in the same membership: a robot made before its creator was removed
+     * and added again stays dead — and the creator still holds at least one of its teams.
+     * Every problem with the token itself is the same UNAUTHENTICATED; tenant-registry's
+     * failures pass through (an outage, or an answer without member_since, is
+     * DEPENDENCY_UNAVAILABLE: nothing is ever allowed without a full answer).
      */
     async verify(token: string): Promise<VerifiedRobot> {
       const claims = await tokens.verify(token);
@@ -215,9 +217,9 @@ export function createRobots({ store, tokens, tenants, logger, now = Date.now }:
       }
       if (robot.revokedAt !== null || (robot.expiresAt !== null && robot.expiresAt.getTime() <= now())) throw invalidRobotToken();
 
-      const role = await currentRole(tenants, robot.tenantId, robot.creatorId);
-      if (role === undefined) throw creatorGone();
-      const held = await teamsHeld(robot.tenantId, robot.creatorId, role);
+      const membership = await membershipSince(tenants, robot.tenantId, robot.creatorId, logger);
+      if (!membership || !madeInMembership(robot.createdAt, membership)) throw creatorGone();
+      const held = await teamsHeld(robot.tenantId, robot.creatorId, membership.role);
       if (!held) throw creatorGone();
       const teamIds = robot.teamIds.filter((id) => held.has(id));
       if (teamIds.length === 0) {

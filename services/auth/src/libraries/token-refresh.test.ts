@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { create } from '@bufbuild/protobuf';
+import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { describe, expect, it } from '@jest/globals';
 import { AppError, createLogger, type RoleName } from '@portcullis/kit';
 import { Role } from '@portcullis/proto/common';
@@ -26,14 +27,19 @@ function setup() {
     logger,
     now: clock.now,
   });
-  const membership: { role: Role | undefined; failure?: AppError } = { role: Role.ADMIN };
+  const membership: { role: Role | undefined; since: Date; failure?: AppError } = {
+    role: Role.ADMIN,
+    since: new Date(clock.now() - 86_400_000),
+  };
   const membershipCalls: string[] = [];
   const tenants: Pick<TenantDirectory, 'getMembership'> = {
     async getMembership(request) {
       membershipCalls.push(`${request.tenantId ?? ''}/${request.userId ?? ''}`);
       if (membership.failure) throw membership.failure;
       if (membership.role === undefined) throw new AppError('NOT_FOUND', 'membership not found');
-      return create(GetMembershipResponseSchema, { membership: { tenantId, userId, tenantName: 'Alpha', role: membership.role } });
+      return create(GetMembershipResponseSchema, {
+        membership: { tenantId, userId, tenantName: 'Alpha', role: membership.role, memberSince: timestampFromDate(membership.since) },
+      });
     },
   };
   const issued: { role: RoleName; sessionId: string }[] = [];
@@ -129,6 +135,20 @@ describe('token refresh', () => {
     expect(sessionStore.exists(sessionId)).toBe(false);
     expect(refreshStore.rows[0]?.revokedAt).toEqual(expect.any(Date));
     expect(issued).toEqual([]);
+  });
+
+  it('ends for good a session from before the person was removed and added again', async () => {
+    const { open, refresh, sessionStore, membership, issued, clock } = setup();
+    const { sessionId, refreshToken } = await open();
+    clock.advance(60_000);
+    // Removed and added again since the token was issued: a new membership.
+    membership.since = new Date(clock.now());
+    await expect(refresh.refresh(refreshToken)).rejects.toMatchObject({ code: 'PERMISSION_DENIED' });
+    expect(sessionStore.exists(sessionId)).toBe(false);
+    expect(issued).toEqual([]);
+    // A session opened in the current membership refreshes.
+    const fresh = await open();
+    await expect(refresh.refresh(fresh.refreshToken)).resolves.toMatchObject({ role: 'admin' });
   });
 
   it('ends the session when the membership has no known role', async () => {

@@ -1,6 +1,6 @@
 import { AppError, type Logger, type RoleName } from '@portcullis/kit';
 import type { AccessTokens } from './access-tokens.js';
-import { currentRole, notAMember, type TenantDirectory } from './memberships.js';
+import { madeInMembership, membershipSince, notAMember, type TenantDirectory } from './memberships.js';
 import {
   generateRefreshToken,
   invalidRefreshToken,
@@ -58,12 +58,15 @@ export function createTokenRefresh({ refreshTokens, sessions, tenants, tokens, t
 
       // Asked before the token is spent, so a tenant-registry outage does not burn it.
       const { sessionId, userId, tenantId } = record;
-      const role = await currentRole(tenants, tenantId, userId);
-      if (role === undefined) {
+      // A token issued before the current membership began belongs to an earlier one the person
+      // was removed from: that session stays dead even if they were added again since.
+      const membership = await membershipSince(tenants, tenantId, userId, logger);
+      if (membership === undefined || !madeInMembership(record.createdAt, membership)) {
         await sessions.end(sessionId, userId);
         logger.info({ userId, tenantId, sessionId }, 'refresh denied: no longer a member; session ended');
         throw notAMember();
       }
+      const { role } = membership;
 
       const successor = generateRefreshToken();
       const access = await refreshTokens.spend(tokenHash, ttlSeconds, async (spent) => {

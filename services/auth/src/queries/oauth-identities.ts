@@ -1,10 +1,24 @@
 import { Prisma, type PrismaClient } from '../generated/prisma/client.js';
-import type { OAuthAccountStore, OAuthAccountTx } from '../libraries/oauth-sign-in.js';
+import type { OAuthAccountStore, OAuthAccountTx, RevokedCredentials } from '../libraries/oauth-sign-in.js';
 
 /** Two first sign-ins racing for one identity or email: the loser retries once and finds the winner's rows. */
 const ATTEMPTS = 2;
 
 const isUniqueViolation = (error: unknown) => error instanceof Prisma.PrismaClientKnownRequestError && error.code === 'P2002';
+
+/**
+ * Revokes every API key and robot of the user in every tenant. api_keys and robots are
+ * tenant-owned (row-level security) and a reclaim knows no tenant, so this goes through the
+ * SECURITY DEFINER function revoke_credentials_of_user (migration 20261231000000_reclaim_revocation),
+ * which only revokes and answers kind, id and tenant of each revoked row.
+ */
+async function revokeCredentialsOf(client: Pick<Prisma.TransactionClient, '$queryRaw'>, userId: string): Promise<RevokedCredentials> {
+  const rows = await client.$queryRaw<{ kind: string; id: string; tenant_id: string }[]>`
+    SELECT kind, id, tenant_id::text AS tenant_id FROM revoke_credentials_of_user(${userId}::uuid)`;
+  const revoked: RevokedCredentials = { apiKeys: [], robots: [] };
+  for (const row of rows) (row.kind === 'robot' ? revoked.robots : revoked.apiKeys).push({ id: row.id, tenantId: row.tenant_id });
+  return revoked;
+}
 
 function txQueries(tx: Prisma.TransactionClient): OAuthAccountTx {
   return {
@@ -24,7 +38,13 @@ function txQueries(tx: Prisma.TransactionClient): OAuthAccountTx {
       return user.id;
     },
     async reclaimUser(userId) {
-      await tx.user.update({ where: { id: userId }, data: { emailVerifiedAt: new Date(), passwordHash: null } });
+      // The phone goes too, verified or not: it is whoever registered first's number, and a
+      // verified number could never be replaced by the owner's (users_phone_verified_needs_phone allows both NULL).
+      await tx.user.update({
+        where: { id: userId },
+        data: { emailVerifiedAt: new Date(), passwordHash: null, phone: null, phoneVerifiedAt: null },
+      });
+      return revokeCredentialsOf(tx, userId);
     },
     async insertIdentity({ provider, subject, userId, email }) {
       await tx.oauthIdentity.create({ data: { provider, subject, userId, email } });
@@ -32,7 +52,11 @@ function txQueries(tx: Prisma.TransactionClient): OAuthAccountTx {
   };
 }
 
-/** Users and oauth_identities are global identity tables (no tenant, no RLS): the client is used directly. */
+/**
+ * Users and oauth_identities are global identity tables (no tenant, no RLS): the client is used
+ * directly. A reclaim's revocation of tenant-owned API keys and robots goes through
+ * revoke_credentials_of_user (see revokeCredentialsOf).
+ */
 export function createOAuthAccountQueries(prisma: PrismaClient): OAuthAccountStore {
   return {
     async transaction(work) {
@@ -43,6 +67,10 @@ export function createOAuthAccountQueries(prisma: PrismaClient): OAuthAccountSto
           if (attempt >= ATTEMPTS || !isUniqueViolation(error)) throw error;
         }
       }
+    },
+    revokeCredentials(userId) {
+      // One statement: its own transaction.
+      return revokeCredentialsOf(prisma, userId);
     },
   };
 }

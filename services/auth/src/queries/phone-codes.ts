@@ -27,14 +27,14 @@ const CONSUME = `
 if redis.call('HGET', KEYS[1], 'hash') ~= ARGV[1] then return 0 end
 return redis.call('DEL', KEYS[1])`;
 
-// KEYS counters; ARGV[1] limit, ARGV[2] window seconds. Returns -1 when every counter was
-// counted, else the milliseconds until the first full counter frees (nothing counted then).
+// KEYS counters; ARGV[1] window seconds, ARGV[1 + i] the limit of KEYS[i]. Returns -1 when every
+// counter was counted, else the milliseconds until the first full counter frees (nothing counted then).
 const TAKE_DAILY = `
-for _, key in ipairs(KEYS) do
-  if tonumber(redis.call('GET', key) or '0') >= tonumber(ARGV[1]) then return math.max(redis.call('PTTL', key), 1) end
+for i, key in ipairs(KEYS) do
+  if tonumber(redis.call('GET', key) or '0') >= tonumber(ARGV[i + 1]) then return math.max(redis.call('PTTL', key), 1) end
 end
 for _, key in ipairs(KEYS) do
-  if redis.call('INCR', key) == 1 then redis.call('EXPIRE', key, ARGV[2]) end
+  if redis.call('INCR', key) == 1 then redis.call('EXPIRE', key, ARGV[1]) end
 end
 return -1`;
 
@@ -75,9 +75,10 @@ export function createPhoneCodeQueries(redis: Redis, keyPrefix: string): PhoneCo
     async discard(userId) {
       await redis.del(codeKey(userId));
     },
-    async takeDailySend(counters, limit, windowSeconds) {
-      const keys = counters.map((counter) => `${keyPrefix}phone-sends:${counter}`);
-      const reply = Number(await redis.eval(TAKE_DAILY, keys.length, ...keys, limit, windowSeconds));
+    async takeDailySend(counters, windowSeconds) {
+      const keys = counters.map(({ key }) => `${keyPrefix}phone-sends:${key}`);
+      const limits = counters.map(({ limit }) => limit);
+      const reply = Number(await redis.eval(TAKE_DAILY, keys.length, ...keys, windowSeconds, ...limits));
       return reply < 0 ? { taken: true } : { taken: false, retryAfterMs: reply };
     },
     async countFailure(userId, windowSeconds) {

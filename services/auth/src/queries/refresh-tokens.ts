@@ -26,7 +26,16 @@ export function createRefreshTokenQueries(prisma: PrismaClient): RefreshTokenSto
       return (
         (await prisma.refreshToken.findUnique({
           where: { tokenHash },
-          select: { familyId: true, sessionId: true, userId: true, tenantId: true, expiresAt: true, usedAt: true, revokedAt: true },
+          select: {
+            familyId: true,
+            sessionId: true,
+            userId: true,
+            tenantId: true,
+            createdAt: true,
+            expiresAt: true,
+            usedAt: true,
+            revokedAt: true,
+          },
         })) ?? undefined
       );
     },

@@ -76,7 +76,13 @@ export function memoryRefreshTokenStore(clock: Clock) {
   const store: RefreshTokenStore = {
     async insert(token, ttlSeconds) {
       if (rows.some((row) => row.tokenHash === token.tokenHash)) throw new Error('duplicate token hash');
-      rows.push({ ...token, expiresAt: new Date(clock.now() + ttlSeconds * 1000), usedAt: null, revokedAt: null });
+      rows.push({
+        ...token,
+        createdAt: new Date(clock.now()),
+        expiresAt: new Date(clock.now() + ttlSeconds * 1000),
+        usedAt: null,
+        revokedAt: null,
+      });
     },
     async findByHash(tokenHash) {
       const row = rows.find((candidate) => candidate.tokenHash === tokenHash);
@@ -217,12 +223,12 @@ export function memoryPhoneCodeStore(clock: Clock) {
     async discard(userId) {
       codes.delete(userId);
     },
-    async takeDailySend(counters, limit, windowSeconds) {
-      for (const counter of counters) {
-        const entry = liveWindow(`sends:${counter}`);
+    async takeDailySend(counters, windowSeconds) {
+      for (const { key, limit } of counters) {
+        const entry = liveWindow(`sends:${key}`);
         if (entry && entry.count >= limit) return { taken: false, retryAfterMs: entry.endsAt - clock.now() };
       }
-      for (const counter of counters) countIn(`sends:${counter}`, windowSeconds);
+      for (const { key } of counters) countIn(`sends:${key}`, windowSeconds);
       return { taken: true };
     },
     async countFailure(userId, windowSeconds) {

@@ -1,5 +1,5 @@
-import { implement } from '@portcullis/kit';
-import { AppError } from '@portcullis/kit';
+import { timestampFromDate } from '@bufbuild/protobuf/wkt';
+import { AppError, implement } from '@portcullis/kit';
 import { PrincipalKind, TenantStatus, type Principal } from '@portcullis/proto/common';
 import { TenantRegistryService } from '@portcullis/proto/tenant';
 import type { ContextResolver } from '../libraries/context-resolution.js';
@@ -39,7 +39,11 @@ function actorOf(actor: Principal | undefined, tenantId: string, { people }: { p
   return actor;
 }
 
-const membershipMessage = (membership: MembershipRecord) => ({ ...membership, role: roleOf(membership.role) });
+const membershipMessage = ({ memberSince, ...membership }: MembershipRecord) => ({
+  ...membership,
+  role: roleOf(membership.role),
+  memberSince: timestampFromDate(memberSince),
+});
 
 /** Translates TenantRegistryService calls to library calls; validation lives in the libraries. */
 export function createTenantRegistryService({ tenants, memberships, teams, contexts }: TenantRegistryServiceDeps) {
@@ -73,11 +77,13 @@ export function createTenantRegistryService({ tenants, memberships, teams, conte
       return {};
     },
     async addTeamMember(request) {
-      await teams.addTeamMember({ tenantId: request.tenantId, teamId: request.teamId, userId: request.userId });
+      const actor = actorOf(request.actor, request.tenantId, { people: false });
+      await teams.addTeamMember({ tenantId: request.tenantId, teamId: request.teamId, userId: request.userId, actorUserId: actor.id });
       return {};
     },
     async removeTeamMember(request) {
-      await teams.removeTeamMember({ tenantId: request.tenantId, teamId: request.teamId, userId: request.userId });
+      const actor = actorOf(request.actor, request.tenantId, { people: false });
+      await teams.removeTeamMember({ tenantId: request.tenantId, teamId: request.teamId, userId: request.userId, actorUserId: actor.id });
       return {};
     },
     async listTeams(request) {

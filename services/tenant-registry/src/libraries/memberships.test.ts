@@ -8,6 +8,7 @@ import type { MemberRole } from './roles.js';
 const tenantId = '22222222-2222-4222-8222-222222222222';
 const user = '44444444-4444-4444-8444-444444444444';
 const actor = '55555555-5555-4555-8555-555555555555';
+const memberSince = new Date('2026-11-01T00:00:00Z');
 
 type Grant = { tenantId: string; userId: string; role: Role };
 
@@ -24,8 +25,11 @@ function setup({
   owners?: number;
   policyDown?: boolean;
   actorRole?: MemberRole | null;
-  /** What the store's delete does: deletes; fails; finds the membership gone; finds its role changed to admin. */
-  removal?: 'deletes' | 'fails' | 'gone' | 'changed';
+  /**
+   * What the store's delete does: deletes; fails; finds the membership gone; finds its role
+   * changed to admin; deletes, and the person is added again (as a user) right after.
+   */
+  removal?: 'deletes' | 'fails' | 'gone' | 'changed' | 'readded';
 } = {}) {
   const steps: string[] = [];
   let target = current;
@@ -36,19 +40,19 @@ function setup({
     },
     async find(tid, uid) {
       const role = uid === actor ? (actorRole ?? undefined) : target;
-      return role ? { tenantId: tid, tenantName: 'Acme', userId: uid, role } : undefined;
+      return role ? { tenantId: tid, tenantName: 'Acme', userId: uid, role, memberSince } : undefined;
     },
     async upsert(tid, uid, role) {
       steps.push(`upsert ${role}`);
-      return { tenantId: tid, tenantName: 'Acme', userId: uid, role };
+      return { tenantId: tid, tenantName: 'Acme', userId: uid, role, memberSince };
     },
     async remove(_tid, uid, role) {
       if (removal === 'fails') throw new AppError('INTERNAL', 'database down');
       if (removal === 'gone') target = undefined;
       if (removal === 'changed') target = 'admin';
-      if (removal !== 'deletes' || uid !== user || role !== target) return false;
+      if ((removal !== 'deletes' && removal !== 'readded') || uid !== user || role !== target) return false;
       steps.push(`remove ${role}`);
-      target = undefined;
+      target = removal === 'readded' ? 'user' : undefined;
       return true;
     },
   };
@@ -62,7 +66,7 @@ function setup({
       steps.push(`revoke ${Role[grant.role]}`);
     },
   };
-  const listed: MembershipRecord[] = [{ tenantId, tenantName: 'Acme', userId: user, role: 'user' }];
+  const listed: MembershipRecord[] = [{ tenantId, tenantName: 'Acme', userId: user, role: 'user', memberSince }];
   const library = createMembershipLibrary({
     store,
     lookups: { tenantsOfUser: async () => listed },
@@ -76,7 +80,7 @@ describe('membership library', () => {
   it('assigns the role in policy before storing the membership', async () => {
     const { library, steps, announced } = setup();
     const membership = await library.addMember({ tenantId, userId: user, role: Role.ADMIN, actorUserId: actor });
-    expect(membership).toEqual({ tenantId, tenantName: 'Acme', userId: user, role: 'admin' });
+    expect(membership).toEqual({ tenantId, tenantName: 'Acme', userId: user, role: 'admin', memberSince });
     expect(steps).toEqual(['assign ADMIN', 'upsert admin']);
     expect(announced).toEqual([[tenantId, 'member.changed']]);
   });
@@ -181,9 +185,19 @@ describe('removing a member', () => {
     ] as const) {
       const { library, steps, announced } = setup({ actorRole, current });
       await expect(remove(library)).resolves.toBeUndefined();
-      expect({ actorRole, steps }).toEqual({ actorRole, steps: [`revoke ${current.toUpperCase()}`, `remove ${current}`] });
+      expect({ actorRole, steps }).toEqual({
+        actorRole,
+        // Revoked again after the delete: a concurrent add may have granted it in between.
+        steps: [`revoke ${current.toUpperCase()}`, `remove ${current}`, `revoke ${current.toUpperCase()}`],
+      });
       expect(announced).toEqual([[tenantId, 'member.changed']]);
     }
+  });
+
+  it('gives the role back when the person was added again right after the delete, never otherwise', async () => {
+    const { library, steps } = setup({ actorRole: 'owner', current: 'admin', removal: 'readded' });
+    await remove(library);
+    expect(steps).toEqual(['revoke ADMIN', 'remove admin', 'revoke ADMIN', 'assign USER']);
   });
 
   it('never lets an admin remove an admin or an owner', async () => {
@@ -221,7 +235,7 @@ describe('removing a member', () => {
     const { library, steps, announced } = setup({ current: 'user' });
     await remove(library);
     await expect(remove(library)).rejects.toMatchObject({ code: 'NOT_FOUND', message: 'membership not found' });
-    expect(steps).toEqual(['revoke USER', 'remove user']);
+    expect(steps).toEqual(['revoke USER', 'remove user', 'revoke USER']);
     expect(announced).toHaveLength(1);
     const missing = setup({ exists: false, current: 'user' });
     await expect(remove(missing.library)).rejects.toMatchObject({ code: 'NOT_FOUND', message: 'tenant not found' });

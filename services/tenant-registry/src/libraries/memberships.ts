@@ -128,6 +128,12 @@ export function createMembershipLibrary({ store, lookups, policy, announce }: Me
         if (now) throw new AppError('FAILED_PRECONDITION', 'the membership changed while it was being removed; try again');
         throw new AppError('NOT_FOUND', 'membership not found');
       }
+      // A concurrent AddMember with the same role may have granted the role again between the
+      // revocation and the delete: revoke once more, then give the role back only to a
+      // membership that exists now (added again after the delete). Never a grant without a member.
+      await policy.revokeRole(grant);
+      const again = await store.find(tenantId, userId);
+      if (again) await policy.assignRole({ tenantId, userId, role: roleOf(again.role) });
       announce(tenantId, 'member.changed');
     },
 

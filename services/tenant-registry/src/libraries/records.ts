@@ -32,6 +32,8 @@ export interface MembershipRecord {
   tenantName: string;
   userId: string;
   role: MemberRole;
+  /** When this membership began; a person removed and added again has a new one. */
+  memberSince: Date;
 }
 
 /** What a host or assistant id resolves to. */

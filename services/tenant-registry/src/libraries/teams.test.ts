@@ -7,6 +7,7 @@ const tenantId = '22222222-2222-4222-8222-222222222222';
 const teamId = '33333333-3333-4333-8333-333333333333';
 const member = '44444444-4444-4444-8444-444444444444';
 const stranger = '55555555-5555-4555-8555-555555555555';
+const admin = '77777777-7777-4777-8777-777777777777';
 
 /** An in-memory store with one team and one tenant member, enforcing what the SQL enforces. */
 function setup() {
@@ -32,15 +33,41 @@ function setup() {
       return teams.filter((team) => team.tenantId === tid && rows.has(`${team.id}/${user}`));
     },
   };
-  const library = createTeamLibrary({ store, announce: (id, change) => announced.push([id, change]) });
+  const roles = new Map<string, 'owner' | 'admin' | 'user'>([
+    [admin, 'admin'],
+    [member, 'user'],
+  ]);
+  const members = {
+    async find(tid: string, user: string) {
+      const role = tid === tenantId ? roles.get(user) : undefined;
+      return role && { tenantId: tid, tenantName: 'Acme', userId: user, role, memberSince: new Date(0) };
+    },
+  };
+  const library = createTeamLibrary({ store, members, announce: (id, change) => announced.push([id, change]) });
   return { library, rows, announced };
 }
 
 describe('team library', () => {
+  it('lets only owners and admins, by their stored role, change team members', async () => {
+    const { library, rows } = setup();
+    await expect(library.addTeamMember({ tenantId, teamId, userId: member, actorUserId: member })).rejects.toMatchObject({
+      code: 'PERMISSION_DENIED',
+    });
+    await expect(library.addTeamMember({ tenantId, teamId, userId: member, actorUserId: stranger })).rejects.toMatchObject({
+      code: 'PERMISSION_DENIED',
+    });
+    expect(rows.size).toBe(0);
+    await library.addTeamMember({ tenantId, teamId, userId: member, actorUserId: admin });
+    await expect(library.removeTeamMember({ tenantId, teamId, userId: member, actorUserId: member })).rejects.toMatchObject({
+      code: 'PERMISSION_DENIED',
+    });
+    expect(rows.size).toBe(1);
+  });
+
   it('adds a tenant member to a team once, announcing only a real change', async () => {
     const { library, rows, announced } = setup();
-    await library.addTeamMember({ tenantId, teamId, userId: member });
-    await library.addTeamMember({ tenantId, teamId: teamId.toUpperCase(), userId: member });
+    await library.addTeamMember({ tenantId, teamId, userId: member, actorUserId: admin });
+    await library.addTeamMember({ tenantId, teamId: teamId.toUpperCase(), userId: member, actorUserId: admin });
     expect([...rows]).toEqual([`${teamId}/${member}`]);
     expect(announced).toEqual([[tenantId, 'team.members.changed']]);
     await expect(library.listUserTeams({ tenantId, userId: member })).resolves.toEqual([{ id: teamId, tenantId, name: 'Ops' }]);
@@ -48,19 +75,21 @@ describe('team library', () => {
 
   it('passes on NOT_FOUND for a team that is not the tenant’s and FAILED_PRECONDITION for a non-member', async () => {
     const { library, announced } = setup();
-    await expect(library.addTeamMember({ tenantId, teamId: '66666666-6666-4666-8666-666666666666', userId: member })).rejects.toMatchObject(
-      { code: 'NOT_FOUND' },
-    );
-    await expect(library.addTeamMember({ tenantId, teamId, userId: stranger })).rejects.toMatchObject({ code: 'FAILED_PRECONDITION' });
+    await expect(
+      library.addTeamMember({ tenantId, teamId: '66666666-6666-4666-8666-666666666666', userId: member, actorUserId: admin }),
+    ).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    await expect(library.addTeamMember({ tenantId, teamId, userId: stranger, actorUserId: admin })).rejects.toMatchObject({
+      code: 'FAILED_PRECONDITION',
+    });
     expect(announced).toEqual([]);
   });
 
   it('removes a team member, and answers NOT_FOUND when they are not in the team', async () => {
     const { library, rows, announced } = setup();
-    await library.addTeamMember({ tenantId, teamId, userId: member });
-    await library.removeTeamMember({ tenantId, teamId, userId: member });
+    await library.addTeamMember({ tenantId, teamId, userId: member, actorUserId: admin });
+    await library.removeTeamMember({ tenantId, teamId, userId: member, actorUserId: admin });
     expect(rows.size).toBe(0);
-    await expect(library.removeTeamMember({ tenantId, teamId, userId: member })).rejects.toMatchObject({
+    await expect(library.removeTeamMember({ tenantId, teamId, userId: member, actorUserId: admin })).rejects.toMatchObject({
       code: 'NOT_FOUND',
       message: 'the user is not a member of this team',
     });

@@ -1,4 +1,5 @@
 import { AppError, requireUuid } from '@portcullis/kit';
+import type { MembershipStore } from './memberships.js';
 import type { AnnounceChange, TeamRecord } from './records.js';
 
 /**
@@ -22,25 +23,42 @@ export interface TeamStore {
 
 export interface TeamLibraryDeps {
   store: TeamStore;
+  /** Where the actor's stored role is read. */
+  members: Pick<MembershipStore, 'find'>;
   announce: AnnounceChange;
 }
 
+interface TeamMemberChange {
+  tenantId: string;
+  teamId: string;
+  userId: string;
+  /** The person making the change; their stored role must be owner or admin. */
+  actorUserId: string;
+}
+
 /** Who is in which team of a tenant. Teams themselves are created by the tenant library. */
-export function createTeamLibrary({ store, announce }: TeamLibraryDeps) {
+export function createTeamLibrary({ store, members, announce }: TeamLibraryDeps) {
+  /** Validated ids of a change whose actor is, by their stored role, an owner or admin of the tenant. */
+  async function authorizedChange(input: TeamMemberChange) {
+    const tenantId = requireUuid(input.tenantId, 'tenant_id');
+    const teamId = requireUuid(input.teamId, 'team_id');
+    const userId = requireUuid(input.userId, 'user_id');
+    const actorUserId = requireUuid(input.actorUserId, 'actor.id');
+    const role = (await members.find(tenantId, actorUserId))?.role;
+    if (role !== 'owner' && role !== 'admin') throw new AppError('PERMISSION_DENIED', 'only owners and admins may change team members');
+    return { tenantId, teamId, userId };
+  }
+
   return {
     /** Idempotent: adding someone already in the team succeeds and changes nothing. */
-    async addTeamMember(input: { tenantId: string; teamId: string; userId: string }): Promise<void> {
-      const tenantId = requireUuid(input.tenantId, 'tenant_id');
-      const teamId = requireUuid(input.teamId, 'team_id');
-      const userId = requireUuid(input.userId, 'user_id');
+    async addTeamMember(input: TeamMemberChange): Promise<void> {
+      const { tenantId, teamId, userId } = await authorizedChange(input);
       const added = await store.insertTeamMember(tenantId, teamId, userId);
       if (added) announce(tenantId, 'team.members.changed');
     },
 
-    async removeTeamMember(input: { tenantId: string; teamId: string; userId: string }): Promise<void> {
-      const tenantId = requireUuid(input.tenantId, 'tenant_id');
-      const teamId = requireUuid(input.teamId, 'team_id');
-      const userId = requireUuid(input.userId, 'user_id');
+    async removeTeamMember(input: TeamMemberChange): Promise<void> {
+      const { tenantId, teamId, userId } = await authorizedChange(input);
       const removed = await store.deleteTeamMember(tenantId, teamId, userId);
       if (!removed) throw new AppError('NOT_FOUND', 'the user is not a member of this team');
       announce(tenantId, 'team.members.changed');

@@ -50,9 +50,15 @@ export function createLookupQueries({ db, scope }: { db: RawQueryable; scope: Te
 
     async tenantsOfUser(userId): Promise<MembershipRecord[]> {
       const rows = await db.$queryRaw<
-        { tenant_id: string; tenant_name: string; role: string }[]
-      >`SELECT tenant_id::text, tenant_name, role FROM list_user_tenants(${userId}::uuid)`;
-      return rows.map((row) => ({ tenantId: row.tenant_id, tenantName: row.tenant_name, userId, role: memberRoleFromRow(row.role) }));
+        { tenant_id: string; tenant_name: string; role: string; member_since: Date }[]
+      >`SELECT tenant_id::text, tenant_name, role, member_since FROM list_user_tenants(${userId}::uuid)`;
+      return rows.map((row) => ({
+        tenantId: row.tenant_id,
+        tenantName: row.tenant_name,
+        userId,
+        role: memberRoleFromRow(row.role),
+        memberSince: row.member_since,
+      }));
     },
   };
 }

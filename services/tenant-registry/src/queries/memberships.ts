@@ -19,11 +19,14 @@ export function createMembershipQueries(scope: TenantScope<Tx>): MembershipStore
 
     find(tenantId, userId) {
       return scope.run(tenantId, async (tx) => {
-        const membership = await tx.membership.findUnique({ where: { tenantId_userId: { tenantId, userId } }, select: { role: true } });
+        const membership = await tx.membership.findUnique({
+          where: { tenantId_userId: { tenantId, userId } },
+          select: { role: true, createdAt: true },
+        });
         if (!membership) return undefined;
         const tenant = await tx.tenant.findUnique({ where: { id: tenantId }, select: { name: true } });
         if (!tenant) return undefined;
-        return { tenantId, tenantName: tenant.name, userId, role: memberRoleFromRow(membership.role) };
+        return { tenantId, tenantName: tenant.name, userId, role: memberRoleFromRow(membership.role), memberSince: membership.createdAt };
       });
     },
 
@@ -33,10 +36,10 @@ export function createMembershipQueries(scope: TenantScope<Tx>): MembershipStore
           where: { tenantId_userId: { tenantId, userId } },
           create: { tenantId, userId, role },
           update: { role, updatedAt: new Date() },
-          select: { role: true },
+          select: { role: true, createdAt: true },
         });
         const tenant = await tx.tenant.findUniqueOrThrow({ where: { id: tenantId }, select: { name: true } });
-        return { tenantId, tenantName: tenant.name, userId, role: memberRoleFromRow(membership.role) };
+        return { tenantId, tenantName: tenant.name, userId, role: memberRoleFromRow(membership.role), memberSince: membership.createdAt };
       });
     },
 
