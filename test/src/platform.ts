@@ -11,11 +11,13 @@ import {
   startService,
   type Platform,
   type PlatformOAuth,
+  type RunningService,
   type ServiceName,
 } from '../../deploy/local/platform.mjs';
 import { seedDemo } from '../../deploy/local/seed.mjs';
-import { infra, testRunId } from './infra.js';
+import { infra, pollUntil, testRunId } from './infra.js';
 import { startOtlpReceiver } from './otlp-receiver.js';
+import { freePort } from './ports.js';
 import { deleteAuditStream, deleteRedisKeysWithPrefix, dropDatabasesWithPrefix, freePlatformPorts } from './run-resources.js';
 
 const root = new URL('../..', import.meta.url).pathname;
@@ -58,6 +60,7 @@ export async function startTestPlatform(options: TestPlatformOptions = {}) {
   const password = () => `${randomBytes(12).toString('base64url')}-Pc1`;
   const passwords = { owner: password(), admin: password(), user: password(), betaOwner: password() };
   const seeded = await seedDemo({ gatewayUrl, toolUrl: tool.url, passwords, smsOutboxFile });
+  const gatewayReplicas: RunningService[] = [];
 
   return {
     gatewayUrl,
@@ -75,7 +78,29 @@ export async function startTestPlatform(options: TestPlatformOptions = {}) {
     restartService(name: ServiceName) {
       platform.services[name] = startService({ root, name, env: env[name], logDir });
     },
+    /**
+     * Starts one more api-gateway process — a second replica with the same configuration (same
+     * Redis, NATS and services) on its own ports — and waits until it is ready. Stopped with the platform.
+     */
+    async startGatewayReplica() {
+      const http = await freePort();
+      const admin = await freePort();
+      const replicaEnv = { ...env['api-gateway'], HTTP_PORT: String(http), ADMIN_PORT: String(admin) };
+      const replica = startService({ root, name: 'api-gateway', env: replicaEnv, logDir: join(logDir, `api-gateway-${http}`) });
+      gatewayReplicas.push(replica);
+      await pollUntil(
+        async () => {
+          const exitCode = replica.child.exitCode;
+          if (exitCode !== null) throw new Error(`gateway replica exited with ${exitCode}; see ${replica.logFile}`);
+          const response = await fetch(`http://127.0.0.1:${admin}/readyz`, { signal: AbortSignal.timeout(1_000) });
+          return response.ok ? true : undefined;
+        },
+        { timeoutMs: 60_000, intervalMs: 150, what: 'the gateway replica to be ready' },
+      );
+      return { url: `http://127.0.0.1:${http}`, stop: () => replica.stop() };
+    },
     async stop() {
+      await Promise.all(gatewayReplicas.map((replica) => replica.stop()));
       await platform.stop();
       await tool.close();
       await otlp.close();

@@ -33,6 +33,15 @@ export const configSchema = natsConfigSchema.extend(redisConfigSchema.shape).ext
         .map((host) => host.trim().toLowerCase())
         .filter(Boolean),
     ),
+  /**
+   * Context resolution cache (src/libraries/context-cache.ts). Change notices drop entries at
+   * once; these TTLs bound staleness only when a notice is missed: in-process, in Redis, and
+   * for refusals (NOT_FOUND, TENANT_SUSPENDED) at either level.
+   */
+  CONTEXT_CACHE_LOCAL_TTL_MS: z.coerce.number().int().positive().default(5000),
+  CONTEXT_CACHE_REDIS_TTL_MS: z.coerce.number().int().positive().default(60000),
+  CONTEXT_CACHE_REFUSAL_TTL_MS: z.coerce.number().int().positive().default(5000),
+  CONTEXT_CACHE_MAX_ENTRIES: z.coerce.number().int().positive().default(10000),
   BODY_LIMIT_BYTES: z.coerce.number().int().positive().default(65536),
   /**
    * Cookies the gateway sets (the Google/GitHub sign-in binding) are Secure, with the `__Host-`

@@ -1,7 +1,15 @@
 import type { Server } from 'node:http';
 import { Redis } from 'ioredis';
 import { createRemoteJWKSet } from 'jose';
-import { AppError, connectNats, createAuditPublisher, createGrpcClient, loadConfig, runService } from '@portcullis/kit';
+import {
+  AppError,
+  connectNats,
+  createAuditPublisher,
+  createGrpcClient,
+  loadConfig,
+  runService,
+  subscribeTenantChanges,
+} from '@portcullis/kit';
 import { AuditService } from '@portcullis/proto/audit';
 import { AuthService } from '@portcullis/proto/auth';
 import { DeviceEnrollmentService } from '@portcullis/proto/devices';
@@ -12,6 +20,7 @@ import { createApp } from './app.js';
 import { configSchema } from './config.js';
 import { createAccessTokenVerifier } from './libraries/access-tokens.js';
 import { createApiKeyVerifier } from './libraries/api-keys.js';
+import { createContextCache, invalidatingContextWrites } from './libraries/context-cache.js';
 import { createRobotTokenVerifier } from './libraries/robot-tokens.js';
 import { createSessionCheck } from './libraries/sessions.js';
 import { createDecisionAuditor } from './pipeline/audit-decision.js';
@@ -58,9 +67,30 @@ await runService({
     redis.on('error', (error: Error) => logger.warn({ err: error }, 'redis connection error'));
     lifecycle.onShutdown('redis', () => redis.quit());
 
+    // Context resolution (steps 1 and 2) goes through the two-level cache; tenant-registry's
+    // change notices drop stale entries on every replica (see src/libraries/context-cache.ts).
+    const contexts = createContextCache({
+      registry: tenants,
+      store: redis,
+      keyPrefix: config.REDIS_KEY_PREFIX,
+      localTtlMs: config.CONTEXT_CACHE_LOCAL_TTL_MS,
+      remoteTtlMs: config.CONTEXT_CACHE_REDIS_TTL_MS,
+      refusalTtlMs: config.CONTEXT_CACHE_REFUSAL_TTL_MS,
+      maxEntries: config.CONTEXT_CACHE_MAX_ENTRIES,
+      logger,
+    });
+    subscribeTenantChanges({
+      nc,
+      subjectPrefix: config.NATS_SUBJECT_PREFIX,
+      logger,
+      onChange: ({ tenantId }) => void contexts.invalidate(tenantId),
+      onReconnect: () => contexts.reset(),
+    });
+    await nc.flush();
+
     const jwksUrl = new URL(config.AUTH_JWKS_URL);
     const pipeline = createPipeline({
-      tenants,
+      tenants: contexts,
       platformHosts: config.PLATFORM_HOSTS,
       verifyAccessToken: createAccessTokenVerifier({
         keys: createRemoteJWKSet(jwksUrl, { timeoutDuration: config.GRPC_DEADLINE_MS, cooldownDuration: 30_000, cacheMaxAge: 600_000 }),
@@ -91,7 +121,7 @@ await runService({
         ...createSessionRoutes({ auth }),
         ...createApiKeyRoutes({ auth, policy }),
         ...createRobotRoutes({ auth }),
-        ...createTenantRoutes({ tenants }),
+        ...createTenantRoutes({ tenants: invalidatingContextWrites(tenants, contexts) }),
         ...createToolRoutes({ tools }),
         ...createDeviceRoutes({ devices }),
         ...createAuditRoutes({ audit }),

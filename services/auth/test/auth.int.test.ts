@@ -112,6 +112,9 @@ function fakeTenantRegistry(memberships: Omit<Membership, '$typeName'>[]) {
     removeMember: absent,
     addTeamMember: absent,
     removeTeamMember: absent,
+    moveDomain: absent,
+    setTenantStatus: absent,
+    setTenantPlan: absent,
     listTeams: absent,
     listUserTeams: absent,
     async listUserTenants({ userId }) {

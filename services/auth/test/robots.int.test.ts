@@ -66,6 +66,9 @@ function fakeTenantRegistry() {
     removeMember: absent,
     addTeamMember: absent,
     removeTeamMember: absent,
+    moveDomain: absent,
+    setTenantStatus: absent,
+    setTenantPlan: absent,
     resolveContext: absent,
     listUserTenants: absent,
     async getMembership({ tenantId, userId }) {

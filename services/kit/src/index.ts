@@ -16,3 +16,4 @@ export * from './validate.js';
 export * from './service-runtime.js';
 export * from './audit/audit-publisher.js';
 export * from './roles.js';
+export * from './nats/tenant-changes.js';

@@ -12,6 +12,8 @@ describe('gRPC helpers built from protobuf-es descriptors', () => {
   let address: string;
   const seenRequestIds: string[] = [];
 
+  const notServed = () => Promise.reject(new AppError('FAILED_PRECONDITION', 'not served here'));
+
   beforeAll(async () => {
     server = createGrpcServer({
       logger: createLogger({ name: 'test', level: 'silent' }),
@@ -30,6 +32,12 @@ describe('gRPC helpers built from protobuf-es descriptors', () => {
             await new Promise((resolve) => setTimeout(resolve, 2_000));
             return {};
           },
+          batchCheck: notServed,
+          explain: notServed,
+          listCapabilities: notServed,
+          grantPermission: notServed,
+          revokePermission: notServed,
+          setTenantPlan: notServed,
         }),
       ],
     });

@@ -1,5 +1,3 @@
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { PrismaPg } from '@prisma/adapter-pg';
 import { connectNats, createTenantScope, loadConfig, runService } from '@portcullis/kit';
 import { configSchema } from './config.js';
@@ -7,8 +5,9 @@ import { createPolicyChangeChannel } from './events/policy-changes.js';
 import { PrismaClient } from './generated/prisma/client.js';
 import { createPolicyService } from './grpc/policy-service.js';
 import { createDecisionLibrary } from './libraries/decisions.js';
-import { parseRoleTemplates } from './libraries/role-templates.js';
-import { createRoleAssignmentQueries } from './queries/role-assignments.js';
+import { createGrantLibrary } from './libraries/grants.js';
+import { readPolicyFiles } from './libraries/policy-files.js';
+import { createTenantRuleQueries } from './queries/tenant-rules.js';
 
 const config = loadConfig(configSchema, process.env);
 
@@ -17,20 +16,19 @@ await runService({
   config,
   migrationsDir: new URL('../../prisma/migrations', import.meta.url).pathname,
   async start({ logger, lifecycle }) {
-    const [modelText, rolesCsv] = await Promise.all([
-      readFile(join(config.POLICY_DIR, 'model.conf'), 'utf8'),
-      readFile(join(config.POLICY_DIR, 'roles.csv'), 'utf8'),
-    ]);
+    // Refuses to start on inconsistent policy files or an unknown default plan.
+    const { modelText, catalogue } = await readPolicyFiles(config.POLICY_DIR);
     const prisma = new PrismaClient({ adapter: new PrismaPg({ connectionString: config.DATABASE_URL }) });
     lifecycle.onShutdown('postgres', () => prisma.$disconnect());
     const nc = await connectNats({ servers: config.NATS_URL, name: 'policy', logger });
     lifecycle.onShutdown('nats', () => nc.drain());
 
-    const assignments = createRoleAssignmentQueries(createTenantScope(prisma));
+    const rules = createTenantRuleQueries(createTenantScope(prisma));
     const decisions = createDecisionLibrary({
       modelText,
-      templates: parseRoleTemplates(rolesCsv),
-      assignments,
+      catalogue,
+      rules,
+      defaultPlan: config.POLICY_DEFAULT_PLAN,
       maxCachedTenants: config.POLICY_MAX_CACHED_TENANTS,
       maxAgeMs: config.POLICY_CACHE_MAX_AGE_MS,
     });
@@ -39,9 +37,18 @@ await runService({
       'policy-change-subscription',
       changes.subscribe((tenantId) => decisions.invalidate(tenantId)),
     );
+    const grants = createGrantLibrary({
+      store: rules,
+      catalogue,
+      announceChange(tenantId) {
+        // This replica at once; every replica (this one again) through NATS.
+        decisions.invalidate(tenantId);
+        changes.publish(tenantId);
+      },
+    });
 
     return {
-      services: [createPolicyService({ decisions, assignments, announceChange: changes.publish })],
+      services: [createPolicyService({ decisions, grants })],
       isReady: () => !nc.isClosed(),
     };
   },

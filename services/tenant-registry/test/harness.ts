@@ -13,7 +13,7 @@ import {
   type MsgHdrs,
   type NatsConnection,
 } from '@portcullis/kit';
-import type { Role } from '@portcullis/proto/common';
+import type { Principal, Role } from '@portcullis/proto/common';
 import { PolicyService } from '@portcullis/proto/policy';
 import { TenantRegistryService } from '@portcullis/proto/tenant';
 import { infra, testRunId, type TestDatabase } from '@portcullis/test';
@@ -37,35 +37,71 @@ export interface RoleCall {
   tenantId: string;
   userId: string;
   role: Role;
+  /** The id of the actor the call carried; empty when it carried none (a tenant's first owner). */
+  actorId: string;
 }
 
-/** A stand-in policy service that records role changes and can be made to fail. */
+export interface PlanCall {
+  tenantId: string;
+  plan: string;
+}
+
+/** Plans the fake policy service knows; any other is INVALID_ARGUMENT, as policies/plans.csv decides in the real one. */
+export const knownPlans = ['free', 'pro', 'enterprise'];
+
+/** A stand-in policy service that records role and plan changes and can be made to fail. */
 export interface FakePolicy {
   address: string;
   calls: RoleCall[];
+  plans: PlanCall[];
   failing: boolean;
   stop(): Promise<void>;
 }
 
 export async function startFakePolicy(): Promise<FakePolicy> {
-  const fake = { calls: [] as RoleCall[], failing: false };
-  const record = (call: RoleCall['call'], request: { tenantId: string; userId: string; role: Role }) => {
+  const fake = { calls: [] as RoleCall[], plans: [] as PlanCall[], failing: false };
+  const available = () => {
     if (fake.failing) throw new AppError('DEPENDENCY_UNAVAILABLE', 'policy store is unavailable');
-    fake.calls.push({ call, tenantId: request.tenantId, userId: request.userId, role: request.role });
+  };
+  const record = (call: RoleCall['call'], request: { tenantId: string; userId: string; role: Role; actor?: Principal | undefined }) => {
+    available();
+    fake.calls.push({ call, tenantId: request.tenantId, userId: request.userId, role: request.role, actorId: request.actor?.id ?? '' });
     return {};
   };
+  const denied = { allowed: false, reason: 'fake policy never allows' };
   const server = createGrpcServer({
     logger,
     services: [
       implement(PolicyService, {
         async check() {
-          return { allowed: false, reason: 'fake policy never allows' };
+          return denied;
+        },
+        async batchCheck(request) {
+          return { decisions: request.queries.map(() => denied) };
+        },
+        async explain() {
+          return { ...denied, held: [], steps: [] };
+        },
+        async listCapabilities() {
+          return { capabilities: [] };
         },
         async assignRole(request) {
           return record('assign', request);
         },
         async revokeRole(request) {
           return record('revoke', request);
+        },
+        async grantPermission() {
+          throw new AppError('PERMISSION_DENIED', 'the fake policy grants no permissions');
+        },
+        async revokePermission() {
+          throw new AppError('PERMISSION_DENIED', 'the fake policy grants no permissions');
+        },
+        async setTenantPlan(request) {
+          available();
+          if (!knownPlans.includes(request.plan)) throw new AppError('INVALID_ARGUMENT', `unknown plan ${request.plan}`);
+          fake.plans.push({ tenantId: request.tenantId, plan: request.plan });
+          return {};
         },
       }),
     ],

@@ -48,7 +48,8 @@ describe('tenant registry over gRPC against Postgres and NATS', () => {
     const { tenant } = await registry.client.createTenant({ name: 'Acme', ownerUserId: ownerId });
     expect(tenant).toMatchObject({ name: 'Acme', status: TenantStatus.ACTIVE });
     const tenantId = tenant!.id;
-    expect(policy.calls).toContainEqual({ call: 'assign', tenantId, userId: ownerId, role: Role.OWNER });
+    // The first owner is the one grant made without an actor.
+    expect(policy.calls).toContainEqual({ call: 'assign', tenantId, userId: ownerId, role: Role.OWNER, actorId: '' });
     const { membership } = await registry.client.getMembership({ tenantId, userId: ownerId });
     expect(membership).toMatchObject({ tenantId, tenantName: 'Acme', userId: ownerId, role: Role.OWNER });
     await pollUntil(() => registry.notices.find((n) => n.tenantId === tenantId && n.change === 'tenant.created'), {
@@ -163,7 +164,7 @@ describe('tenant registry over gRPC against Postgres and NATS', () => {
     const calls = policy.calls.length;
     const { membership } = await registry.client.addMember({ tenantId: b.tenant.id, userId, role: Role.USER, actor: owner(b) });
     expect(membership).toMatchObject({ tenantId: b.tenant.id, tenantName: 'Beta', role: Role.USER });
-    expect(policy.calls.slice(calls)).toEqual([{ call: 'assign', tenantId: b.tenant.id, userId, role: Role.USER }]);
+    expect(policy.calls.slice(calls)).toEqual([{ call: 'assign', tenantId: b.tenant.id, userId, role: Role.USER, actorId: b.ownerId }]);
 
     const { memberships } = await registry.client.listUserTenants({ userId });
     expect(memberships.map((m) => ({ tenantId: m.tenantId, tenantName: m.tenantName, userId: m.userId, role: m.role }))).toEqual([
@@ -183,8 +184,8 @@ describe('tenant registry over gRPC against Postgres and NATS', () => {
     const { membership } = await registry.client.addMember({ tenantId: tenant.id, userId, role: Role.USER, actor });
     expect(membership?.role).toBe(Role.USER);
     expect(policy.calls.slice(calls)).toEqual([
-      { call: 'assign', tenantId: tenant.id, userId, role: Role.USER },
-      { call: 'revoke', tenantId: tenant.id, userId, role: Role.ADMIN },
+      { call: 'assign', tenantId: tenant.id, userId, role: Role.USER, actorId: created.ownerId },
+      { call: 'revoke', tenantId: tenant.id, userId, role: Role.ADMIN, actorId: created.ownerId },
     ]);
 
     policy.failing = true;
@@ -245,6 +246,147 @@ describe('tenant registry over gRPC against Postgres and NATS', () => {
       code: 'PERMISSION_DENIED',
     });
     await expect(registry.client.resolveContext({ host: 'not a host' })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+  });
+
+  describe('platform operations: status, plan, moving a domain', () => {
+    const storedTenant = (tenantId: string) =>
+      withPg(
+        db.ownerUrl,
+        async (c) =>
+          (await c.query<{ status: string; plan: string }>('SELECT status, plan FROM tenants WHERE id = $1', [tenantId])).rows[0],
+      );
+    const refusal = (request: { host?: string; assistantId?: string; tenantId?: string }) =>
+      registry.client.resolveContext(request).then(
+        () => undefined,
+        (thrown: unknown) => thrown,
+      );
+    const noticeOf = (tenantId: string, change: string, count = 1) =>
+      pollUntil(() => registry.notices.filter((n) => n.tenantId === tenantId && n.change === change).length >= count || undefined, {
+        timeoutMs: 5_000,
+        what: `${change} notice`,
+      });
+
+    it('suspends a tenant: host, assistant id and tenant id all refuse with TENANT_SUSPENDED; reactivated, all resolve again', async () => {
+      const { tenant, assistant } = await newTenant('Paused Corp');
+      await registry.client.addDomain({ tenantId: tenant.id, assistantId: assistant.id, host: host('paused') });
+      const lookups = [{ host: host('paused') }, { assistantId: assistant.id }, { tenantId: tenant.id }];
+
+      const { tenant: suspended } = await registry.client.setTenantStatus({ tenantId: tenant.id, status: TenantStatus.SUSPENDED });
+      expect(suspended).toMatchObject({ id: tenant.id, status: TenantStatus.SUSPENDED, plan: 'free' });
+      expect(await storedTenant(tenant.id)).toMatchObject({ status: 'suspended' });
+      await noticeOf(tenant.id, 'tenant.status.changed');
+      for (const request of lookups) {
+        const error = await refusal(request);
+        expect(error).toMatchObject({ code: 'TENANT_SUSPENDED' });
+        expect((error as Error).message).not.toMatch(/Paused Corp|[0-9a-f]{8}-/);
+      }
+
+      await registry.client.setTenantStatus({ tenantId: tenant.id, status: TenantStatus.ACTIVE });
+      await noticeOf(tenant.id, 'tenant.status.changed', 2);
+      for (const request of lookups) {
+        const { context } = await registry.client.resolveContext(request);
+        expect(context).toMatchObject({ tenantId: tenant.id, tenantName: 'Paused Corp', tenantStatus: TenantStatus.ACTIVE });
+      }
+    });
+
+    it('refuses a status change without a status or for an unknown tenant', async () => {
+      const { tenant } = await newTenant();
+      await expect(registry.client.setTenantStatus({ tenantId: tenant.id })).rejects.toMatchObject({
+        code: 'INVALID_ARGUMENT',
+        message: expect.stringMatching(/^status is required/),
+      });
+      await expect(registry.client.setTenantStatus({ tenantId: randomUUID(), status: TenantStatus.SUSPENDED })).rejects.toMatchObject({
+        code: 'NOT_FOUND',
+      });
+      expect(await storedTenant(tenant.id)).toMatchObject({ status: 'active' });
+    });
+
+    it('moves a domain to another assistant of the tenant; the host then resolves to it', async () => {
+      const { tenant, assistant } = await newTenant();
+      const { assistant: second } = await registry.client.createAssistant({ tenantId: tenant.id, name: 'Second' });
+      const { domain } = await registry.client.addDomain({ tenantId: tenant.id, assistantId: assistant.id, host: host('moving') });
+      expect((await registry.client.resolveContext({ host: host('moving') })).context?.assistantId).toBe(assistant.id);
+
+      const { domain: moved } = await registry.client.moveDomain({ tenantId: tenant.id, domainId: domain!.id, assistantId: second!.id });
+      expect(moved).toMatchObject({ id: domain!.id, tenantId: tenant.id, assistantId: second!.id, host: host('moving') });
+      expect((await registry.client.resolveContext({ host: host('moving') })).context?.assistantId).toBe(second!.id);
+      await noticeOf(tenant.id, 'domain.moved');
+    });
+
+    it("never moves a domain to another tenant's assistant, nor another tenant's domain", async () => {
+      const mine = await newTenant();
+      const theirs = await newTenant();
+      const { domain: own } = await registry.client.addDomain({
+        tenantId: mine.tenant.id,
+        assistantId: mine.assistant.id,
+        host: host('mine'),
+      });
+      const { domain: foreign } = await registry.client.addDomain({
+        tenantId: theirs.tenant.id,
+        assistantId: theirs.assistant.id,
+        host: host('theirs'),
+      });
+      await expect(
+        registry.client.moveDomain({ tenantId: mine.tenant.id, domainId: own!.id, assistantId: theirs.assistant.id }),
+      ).rejects.toMatchObject({ code: 'NOT_FOUND' });
+      await expect(
+        registry.client.moveDomain({ tenantId: mine.tenant.id, domainId: foreign!.id, assistantId: mine.assistant.id }),
+      ).rejects.toMatchObject({ code: 'NOT_FOUND' });
+      await expect(
+        registry.client.moveDomain({ tenantId: mine.tenant.id, domainId: randomUUID(), assistantId: mine.assistant.id }),
+      ).rejects.toMatchObject({ code: 'NOT_FOUND' });
+      await expect(registry.client.moveDomain({ tenantId: mine.tenant.id, domainId: own!.id, assistantId: 'x' })).rejects.toMatchObject({
+        code: 'INVALID_ARGUMENT',
+      });
+      expect((await registry.client.resolveContext({ host: host('mine') })).context?.assistantId).toBe(mine.assistant.id);
+      expect((await registry.client.resolveContext({ host: host('theirs') })).context?.assistantId).toBe(theirs.assistant.id);
+    });
+
+    it('starts a tenant on the free plan; a new plan is passed to policy, then stored and announced', async () => {
+      const { tenant } = await newTenant();
+      expect(tenant.plan).toBe('free');
+      expect(await storedTenant(tenant.id)).toMatchObject({ plan: 'free' });
+      // Told explicitly: the policy service's own default plan is configurable.
+      expect(policy.plans.filter((p) => p.tenantId === tenant.id)).toEqual([{ tenantId: tenant.id, plan: 'free' }]);
+
+      await registry.client.setTenantPlan({ tenantId: tenant.id, plan: 'pro' });
+      expect(policy.plans).toContainEqual({ tenantId: tenant.id, plan: 'pro' });
+      expect(await storedTenant(tenant.id)).toMatchObject({ plan: 'pro' });
+      await noticeOf(tenant.id, 'tenant.plan.changed');
+    });
+
+    it('keeps the stored plan when the policy service refuses the plan or fails', async () => {
+      const { tenant } = await newTenant();
+      await expect(registry.client.setTenantPlan({ tenantId: tenant.id, plan: 'platinum' })).rejects.toMatchObject({
+        code: 'INVALID_ARGUMENT',
+      });
+      await expect(registry.client.setTenantPlan({ tenantId: tenant.id, plan: 'Not A Plan' })).rejects.toMatchObject({
+        code: 'INVALID_ARGUMENT',
+        message: expect.stringMatching(/^plan must be a plan name/),
+      });
+      policy.failing = true;
+      try {
+        await expect(registry.client.setTenantPlan({ tenantId: tenant.id, plan: 'pro' })).rejects.toMatchObject({
+          code: 'DEPENDENCY_UNAVAILABLE',
+        });
+      } finally {
+        policy.failing = false;
+      }
+      await expect(registry.client.setTenantPlan({ tenantId: randomUUID(), plan: 'pro' })).rejects.toMatchObject({ code: 'NOT_FOUND' });
+      expect(await storedTenant(tenant.id)).toMatchObject({ plan: 'free' });
+      // Only the plan given at creation reached the policy service.
+      expect(policy.plans.filter((p) => p.tenantId === tenant.id)).toEqual([{ tenantId: tenant.id, plan: 'free' }]);
+    });
+
+    it('keeps policy and the stored plan in step when plan changes race', async () => {
+      const { tenant } = await newTenant();
+      await Promise.all(
+        ['pro', 'enterprise', 'free', 'pro', 'enterprise'].map((plan) => registry.client.setTenantPlan({ tenantId: tenant.id, plan })),
+      );
+      const told = policy.plans.filter((p) => p.tenantId === tenant.id);
+      expect(told).toHaveLength(6); // the creation's free, then the five changes
+      expect(await storedTenant(tenant.id)).toMatchObject({ plan: told.at(-1)?.plan });
+    });
   });
 
   describe('teams and their members', () => {
@@ -383,7 +525,8 @@ describe('tenant registry over gRPC against Postgres and NATS', () => {
       const calls = policy.calls.length;
       await registry.client.removeMember({ tenantId: t.tenantId, userId: t.userId, actor: t.as(t.adminId) });
       // Revoked before the delete, and once more after it (a concurrent add may have granted it in between).
-      const revoke = { call: 'revoke', tenantId: t.tenantId, userId: t.userId, role: Role.USER };
+      // Both carry the admin making the removal as the actor.
+      const revoke = { call: 'revoke', tenantId: t.tenantId, userId: t.userId, role: Role.USER, actorId: t.adminId };
       expect(policy.calls.slice(calls)).toEqual([revoke, revoke]);
       await expect(registry.client.getMembership({ tenantId: t.tenantId, userId: t.userId })).rejects.toMatchObject({ code: 'NOT_FOUND' });
       expect(await teamRows(t.teamId, t.userId)).toBe(0);
@@ -425,10 +568,18 @@ describe('tenant registry over gRPC against Postgres and NATS', () => {
       await expect(registry.client.removeMember({ tenantId: t.tenantId, userId: second, actor: t.as(t.adminId) })).rejects.toMatchObject({
         code: 'PERMISSION_DENIED',
       });
-      expect(policy.calls.slice(calls)).toEqual([{ call: 'assign', tenantId: t.tenantId, userId: second, role: Role.ADMIN }]);
+      expect(policy.calls.slice(calls)).toEqual([
+        { call: 'assign', tenantId: t.tenantId, userId: second, role: Role.ADMIN, actorId: t.ownerId },
+      ]);
 
       await registry.client.removeMember({ tenantId: t.tenantId, userId: t.adminId, actor: t.as(t.ownerId) });
-      expect(policy.calls.at(-1)).toEqual({ call: 'revoke', tenantId: t.tenantId, userId: t.adminId, role: Role.ADMIN });
+      expect(policy.calls.at(-1)).toEqual({
+        call: 'revoke',
+        tenantId: t.tenantId,
+        userId: t.adminId,
+        role: Role.ADMIN,
+        actorId: t.ownerId,
+      });
       expect(await teamRows(t.teamId, t.adminId)).toBe(0);
       expect((await registry.client.getMembership({ tenantId: t.tenantId, userId: t.ownerId })).membership?.role).toBe(Role.OWNER);
     });

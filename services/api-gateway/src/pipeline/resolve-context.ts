@@ -3,13 +3,21 @@ import type { TenantRegistryService } from '@portcullis/proto/tenant';
 import type { RequestInfo, ResolvedContext, TenantTarget } from './types.js';
 
 export interface ResolveContextDeps {
+  /**
+   * tenant-registry's ResolveContext — in the running gateway, the context cache in front of it
+   * (src/libraries/context-cache.ts), which answers exactly like the registry: the context, or
+   * NOT_FOUND / TENANT_SUSPENDED / the registry's failure thrown.
+   */
   tenants: Pick<GrpcClient<typeof TenantRegistryService>, 'resolveContext'>;
   platformHosts: readonly string[];
 }
 
 /**
  * Step 1 — resolve context: the assistant named by X-Assistant-Id, or the tenant domain the
- * request was sent to. A platform host leaves the target open for step 2.
+ * request was sent to. A platform host leaves the target open for step 2. A suspended tenant is
+ * refused with 403 TENANT_SUSPENDED — here for a domain or an assistant id, in step 2 for the
+ * credential's tenant on a platform host — and none of its data reaches a route; a registry that
+ * cannot answer is 503, never a guess.
  */
 export function createResolveContext({ tenants, platformHosts }: ResolveContextDeps) {
   return async function resolveContext(request: RequestInfo): Promise<ResolvedContext> {

@@ -1,131 +1,174 @@
-import { readFileSync } from 'node:fs';
 import { create, type MessageInitShape } from '@bufbuild/protobuf';
 import { Metadata } from '@grpc/grpc-js';
-import { describe, expect, it } from '@jest/globals';
+import { beforeAll, describe, expect, it } from '@jest/globals';
 import type { ServiceHandlers } from '@portcullis/kit';
 import { PrincipalKind, type PrincipalSchema, Role } from '@portcullis/proto/common';
-import { CheckRequestSchema, type PolicyService, RevokeRoleRequestSchema } from '@portcullis/proto/policy';
-import { createDecisionLibrary, type Assignment } from '../libraries/decisions.js';
-import { parseRoleTemplates } from '../libraries/role-templates.js';
+import {
+  AssignRoleRequestSchema,
+  BatchCheckRequestSchema,
+  CheckRequestSchema,
+  ExplainRequestSchema,
+  GrantPermissionRequestSchema,
+  ListCapabilitiesRequestSchema,
+  type PolicyService,
+  RevokeRoleRequestSchema,
+  SetTenantPlanRequestSchema,
+} from '@portcullis/proto/policy';
+import { createDecisionLibrary } from '../libraries/decisions.js';
+import { createGrantLibrary } from '../libraries/grants.js';
+import { readPolicyFiles, type PolicyFiles } from '../libraries/policy-files.js';
+import { createMemoryRuleStore } from '../test-support/memory-rule-store.js';
 import { createPolicyService } from './policy-service.js';
 
-const policies = new URL('../../../../policies/', import.meta.url);
-const modelText = readFileSync(new URL('model.conf', policies), 'utf8');
-const templates = parseRoleTemplates(readFileSync(new URL('roles.csv', policies), 'utf8'));
+let files: PolicyFiles;
+beforeAll(async () => {
+  files = await readPolicyFiles(new URL('../../../../policies/', import.meta.url));
+});
 
 const tenantA = '00000000-0000-4000-8000-00000000000a';
 const tenantB = '00000000-0000-4000-8000-00000000000b';
+const assistant1 = '00000000-0000-4000-8000-0000000000a1';
 const owner = '00000000-0000-4000-8000-0000000000c1';
 const plain = '00000000-0000-4000-8000-0000000000c2';
 const robotId = '00000000-0000-4000-8000-0000000000d1';
 
 type PrincipalInit = MessageInitShape<typeof PrincipalSchema>;
+const person = (id: string, tenantId = tenantA): PrincipalInit => ({ kind: PrincipalKind.USER, id, tenantId });
+const robot = (actingUserId: string): PrincipalInit => ({ kind: PrincipalKind.ROBOT, id: robotId, tenantId: tenantA, actingUserId });
 
-/** The service over the real decision library and an in-memory assignment store. */
-function setup() {
-  const rows = new Map<string, Assignment[]>([
-    [
-      tenantA,
-      [
-        { subject: `user:${owner}`, role: 'role:owner' },
-        { subject: `user:${plain}`, role: 'role:user' },
-      ],
-    ],
-  ]);
-  const rowsOf = (tenantId: string) => rows.get(tenantId) ?? [];
-  const decisions = createDecisionLibrary({
-    modelText,
-    templates,
-    assignments: { listForTenant: async (tenantId) => [...rowsOf(tenantId)] },
-    maxCachedTenants: 10,
-    maxAgeMs: 60_000,
-  });
+/** The service over the real libraries and an in-memory store; owner and plain user set up through the API. */
+async function setup() {
+  const store = createMemoryRuleStore();
+  const decisions = createDecisionLibrary({ ...files, rules: store, defaultPlan: 'free', maxCachedTenants: 10, maxAgeMs: 60_000 });
   const announced: string[] = [];
-  const registration = createPolicyService({
-    decisions,
-    assignments: {
-      async assign(tenantId, subject, role) {
-        rows.set(tenantId, [...rowsOf(tenantId), { subject, role }]);
-      },
-      async revoke(tenantId, subject, role) {
-        rows.set(
-          tenantId,
-          rowsOf(tenantId).filter((row) => row.subject !== subject || row.role !== role),
-        );
-      },
+  const grants = createGrantLibrary({
+    store,
+    catalogue: files.catalogue,
+    announceChange(tenantId) {
+      decisions.invalidate(tenantId);
+      announced.push(tenantId);
     },
-    announceChange: (tenantId) => announced.push(tenantId),
   });
   // The registration is typed for any service; these are PolicyService's handlers.
-  const handlers = registration.handlers as ServiceHandlers<typeof PolicyService>;
+  const handlers = createPolicyService({ decisions, grants }).handlers as ServiceHandlers<typeof PolicyService>;
   const call = { metadata: new Metadata(), requestId: 'test', deadline: undefined };
-  const check = (principal: PrincipalInit, capability: string, tenantId = tenantA) => {
+  await handlers.assignRole(create(AssignRoleRequestSchema, { tenantId: tenantA, userId: owner, role: Role.OWNER }), call);
+  await handlers.assignRole(
+    create(AssignRoleRequestSchema, { tenantId: tenantA, userId: plain, role: Role.USER, actor: person(owner) }),
+    call,
+  );
+  announced.length = 0;
+  const check = (principal: PrincipalInit, capability: string, assistantId = '', tenantId = tenantA) => {
     const [object = '', action = ''] = capability.split(':');
-    return handlers.check(create(CheckRequestSchema, { principal, tenantId, object, action }), call);
+    return handlers.check(create(CheckRequestSchema, { principal, tenantId, assistantId, object, action }), call);
   };
-  const robot = (actingUserId: string, extra: PrincipalInit = {}): PrincipalInit => ({
-    kind: PrincipalKind.ROBOT,
-    id: robotId,
-    tenantId: tenantA,
-    actingUserId,
-    ...extra,
-  });
-  const revoke = (userId: string, role: Role) =>
-    handlers.revokeRole(create(RevokeRoleRequestSchema, { tenantId: tenantA, userId, role }), call);
-  return { check, robot, revoke, announced };
+  return { handlers, call, check, announced };
 }
 
-describe('PolicyService.Check for robots', () => {
-  it('allows a robot when the robot template and its creator both grant the capability', async () => {
-    const { check, robot } = setup();
-    expect(await check(robot(owner), 'tools:invoke')).toEqual({
-      allowed: true,
-      reason: `granted by role:robot and creator user:${owner} via role:owner (tools:invoke)`,
-    });
-    expect(await check(robot(plain), 'tenant:read')).toMatchObject({ allowed: true });
-  });
-
-  it('denies what the robot template lacks even for an owner creator', async () => {
-    const { check, robot } = setup();
+describe('PolicyService', () => {
+  it('Check decides with the decision library, robots included', async () => {
+    const { check } = await setup();
+    expect(await check(person(owner), 'tools:invoke')).toEqual({ allowed: true, reason: 'granted by role:owner (tools:invoke)' });
     expect(await check(robot(owner), 'members:manage')).toEqual({ allowed: false, reason: 'robots may not members:manage' });
-  });
-
-  it('denies what the creator lacks', async () => {
-    const { check, robot } = setup();
     expect(await check(robot(plain), 'tools:invoke')).toEqual({ allowed: false, reason: `creator user:${plain} lacks tools:invoke` });
-  });
-
-  it("denies once the creator's role is revoked", async () => {
-    const { check, robot, revoke, announced } = setup();
-    expect((await check(robot(owner), 'tools:invoke')).allowed).toBe(true);
-    await revoke(owner, Role.OWNER);
-    expect(announced).toEqual([tenantA]);
-    expect(await check(robot(owner), 'tools:invoke')).toEqual({ allowed: false, reason: `creator user:${owner} lacks tools:invoke` });
-  });
-
-  it('rejects a robot without its creator, or with a malformed one, as INVALID_ARGUMENT', async () => {
-    const { check, robot } = setup();
+    expect(await check(person(owner, tenantB), 'tenant:read')).toEqual({ allowed: false, reason: 'principal belongs to another tenant' });
     await expect(check(robot(''), 'tenant:read')).rejects.toMatchObject({
       code: 'INVALID_ARGUMENT',
       details: { field: 'principal.acting_user_id' },
     });
-    await expect(check(robot('user:someone'), 'tenant:read')).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
-    await expect(check(robot(owner, { id: '' }), 'tenant:read')).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
   });
 
-  it("denies a robot of another tenant, and never lets a robot borrow a creator's rights elsewhere", async () => {
-    const { check, robot } = setup();
-    expect(await check(robot(owner, { tenantId: tenantB }), 'tenant:read')).toEqual({
-      allowed: false,
-      reason: 'principal belongs to another tenant',
+  it('BatchCheck answers in order and refuses more than 100 queries', async () => {
+    const { handlers, call } = await setup();
+    const batch = (queries: { object: string; action: string; assistantId?: string }[]) =>
+      handlers.batchCheck(create(BatchCheckRequestSchema, { principal: person(plain), tenantId: tenantA, queries }), call);
+    const { decisions } = await batch([
+      { object: 'tenant', action: 'read' },
+      { object: 'tools', action: 'invoke', assistantId: assistant1 },
+      { object: 'nope', action: 'read' },
+    ]);
+    expect(decisions?.map((decision) => decision.allowed)).toEqual([true, false, false]);
+    await expect(batch(Array.from({ length: 101 }, () => ({ object: 'tenant', action: 'read' })))).rejects.toMatchObject({
+      code: 'INVALID_ARGUMENT',
     });
-    expect(await check(robot(owner, { tenantId: tenantB }), 'tenant:read', tenantB)).toMatchObject({ allowed: false });
   });
 
-  it('keeps deciding people by their own roles: acting_user_id does not change a user decision', async () => {
-    const { check } = setup();
-    const user = { kind: PrincipalKind.USER, id: plain, tenantId: tenantA };
-    expect((await check({ ...user, actingUserId: owner }, 'tools:invoke')).allowed).toBe(false);
-    expect((await check(user, 'tenant:read')).allowed).toBe(true);
+  it('GrantPermission with an actor takes effect at once; Explain names the matched permission and the steps', async () => {
+    const { handlers, call, check, announced } = await setup();
+    expect((await check(person(plain), 'tools:invoke', assistant1)).allowed).toBe(false);
+    await handlers.grantPermission(
+      create(GrantPermissionRequestSchema, {
+        tenantId: tenantA,
+        userId: plain,
+        assistantId: assistant1,
+        object: 'tools',
+        action: 'invoke',
+        actor: person(owner),
+      }),
+      call,
+    );
+    expect(announced).toEqual([tenantA]);
+    const explained = await handlers.explain(
+      create(ExplainRequestSchema, {
+        check: { principal: person(plain), tenantId: tenantA, assistantId: assistant1, object: 'tools', action: 'invoke' },
+      }),
+      call,
+    );
+    expect(explained).toMatchObject({
+      allowed: true,
+      matched: { kind: 'permission', name: 'tools:invoke', assistantId: assistant1 },
+      held: [
+        { kind: 'role', name: 'role:user', assistantId: '' },
+        { kind: 'permission', name: 'tools:invoke', assistantId: assistant1 },
+      ],
+    });
+    expect(explained.steps).toContain('plan free: allows tools:invoke');
+    const { capabilities } = await handlers.listCapabilities(
+      create(ListCapabilitiesRequestSchema, { principal: person(plain), tenantId: tenantA, assistantId: assistant1 }),
+      call,
+    );
+    expect(capabilities).toContain('tools:invoke');
+    expect(capabilities).not.toContain('tools:manage');
+  });
+
+  it("refuses role changes by someone who is not an owner or admin, and the plain user's own promotion", async () => {
+    const { handlers, call, check } = await setup();
+    await expect(
+      handlers.assignRole(
+        create(AssignRoleRequestSchema, { tenantId: tenantA, userId: plain, role: Role.ADMIN, actor: person(plain) }),
+        call,
+      ),
+    ).rejects.toMatchObject({ code: 'PERMISSION_DENIED' });
+    await expect(
+      handlers.assignRole(create(AssignRoleRequestSchema, { tenantId: tenantA, userId: plain, role: Role.ADMIN }), call),
+    ).rejects.toMatchObject({
+      code: 'PERMISSION_DENIED',
+    });
+    expect((await check(person(plain), 'members:manage')).allowed).toBe(false);
+  });
+
+  it("denies a robot once its creator's role is revoked (revoking twice is fine)", async () => {
+    const { handlers, call, check } = await setup();
+    await handlers.assignRole(
+      create(AssignRoleRequestSchema, { tenantId: tenantA, userId: plain, role: Role.ADMIN, actor: person(owner) }),
+      call,
+    );
+    expect((await check(robot(plain), 'tools:invoke')).allowed).toBe(true);
+    const revoke = create(RevokeRoleRequestSchema, { tenantId: tenantA, userId: plain, role: Role.ADMIN, actor: person(owner) });
+    await handlers.revokeRole(revoke, call);
+    await handlers.revokeRole(revoke, call);
+    expect(await check(robot(plain), 'tools:invoke')).toEqual({ allowed: false, reason: `creator user:${plain} lacks tools:invoke` });
+  });
+
+  it('SetTenantPlan changes what the plan allows, and refuses unknown plans', async () => {
+    const { handlers, call, check } = await setup();
+    expect(await check(person(owner), 'mcp:invoke', assistant1)).toEqual({ allowed: false, reason: 'plan free excludes mcp:invoke' });
+    await handlers.setTenantPlan(create(SetTenantPlanRequestSchema, { tenantId: tenantA, plan: 'pro' }), call);
+    expect((await check(person(owner), 'mcp:invoke', assistant1)).allowed).toBe(true);
+    await expect(
+      handlers.setTenantPlan(create(SetTenantPlanRequestSchema, { tenantId: tenantA, plan: 'platinum' }), call),
+    ).rejects.toMatchObject({
+      code: 'INVALID_ARGUMENT',
+    });
   });
 });

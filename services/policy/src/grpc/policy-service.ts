@@ -1,52 +1,51 @@
-import { AppError, implement, requireUuid } from '@portcullis/kit';
-import { PrincipalKind } from '@portcullis/proto/common';
+import { implement } from '@portcullis/kit';
 import { PolicyService } from '@portcullis/proto/policy';
 import type { DecisionLibrary } from '../libraries/decisions.js';
-import { roleSubject } from '../libraries/role-templates.js';
-import { subjectOf } from '../libraries/subjects.js';
-import type { RoleAssignmentQueries } from '../queries/role-assignments.js';
+import type { GrantLibrary } from '../libraries/grants.js';
 
 export interface PolicyServiceDeps {
-  decisions: DecisionLibrary;
-  assignments: Pick<RoleAssignmentQueries, 'assign' | 'revoke'>;
-  /** Announces a tenant's rule change to every replica (including this one). */
-  announceChange(tenantId: string): void;
+  decisions: Pick<DecisionLibrary, 'check' | 'checkMany' | 'explain' | 'listCapabilities'>;
+  grants: GrantLibrary;
 }
 
-export function createPolicyService({ decisions, assignments, announceChange }: PolicyServiceDeps) {
-  const changeRole = async (
-    change: 'assign' | 'revoke',
-    request: { tenantId: string; userId: string; role: Parameters<typeof roleSubject>[0] },
-  ) => {
-    const tenantId = requireUuid(request.tenantId, 'tenant_id');
-    const subject = `user:${requireUuid(request.userId, 'user_id')}`;
-    await assignments[change](tenantId, subject, roleSubject(request.role));
-    decisions.invalidate(tenantId);
-    announceChange(tenantId);
-    return {};
-  };
-
+/** Translates PolicyService calls to the decision and grant libraries; every rule lives there. */
+export function createPolicyService({ decisions, grants }: PolicyServiceDeps) {
   return implement(PolicyService, {
-    async check(request) {
-      const tenantId = requireUuid(request.tenantId, 'tenant_id');
-      const principal = request.principal;
-      if (!principal) return { allowed: false, reason: 'no principal' };
-      if (principal.tenantId !== tenantId) return { allowed: false, reason: 'principal belongs to another tenant' };
-      // Validates kind and id of every principal, robots included.
-      const subject = subjectOf(principal);
-      if (principal.kind === PrincipalKind.ROBOT) {
-        // A robot is decided by the robot template and its creator's rights, never by roles of its own.
-        if (principal.actingUserId.length === 0) {
-          throw new AppError('INVALID_ARGUMENT', 'principal.acting_user_id (the robot creator) is required for a robot', {
-            details: { field: 'principal.acting_user_id' },
-          });
-        }
-        const actingUserId = requireUuid(principal.actingUserId, 'principal.acting_user_id');
-        return decisions.checkRobot({ actingUserId, tenantId, object: request.object, action: request.action });
-      }
-      return decisions.check({ subject, tenantId, object: request.object, action: request.action });
+    check: (request) => decisions.check(request),
+    async batchCheck(request) {
+      return { decisions: await decisions.checkMany(request) };
     },
-    assignRole: (request) => changeRole('assign', request),
-    revokeRole: (request) => changeRole('revoke', request),
+    async explain({ check }) {
+      return decisions.explain({
+        principal: check?.principal,
+        tenantId: check?.tenantId ?? '',
+        assistantId: check?.assistantId ?? '',
+        object: check?.object ?? '',
+        action: check?.action ?? '',
+      });
+    },
+    async listCapabilities(request) {
+      return { capabilities: await decisions.listCapabilities(request) };
+    },
+    async assignRole(request) {
+      await grants.assignRole(request);
+      return {};
+    },
+    async revokeRole(request) {
+      await grants.revokeRole(request);
+      return {};
+    },
+    async grantPermission(request) {
+      await grants.grantPermission(request);
+      return {};
+    },
+    async revokePermission(request) {
+      await grants.revokePermission(request);
+      return {};
+    },
+    async setTenantPlan(request) {
+      await grants.setTenantPlan(request);
+      return {};
+    },
   });
 }

@@ -1,12 +1,9 @@
-import { namespaced, tracedHeaders, type Logger, type NatsConnection } from '@portcullis/kit';
+import { tenantChangeHeader, tenantChangedSubject, tracedHeaders, type Logger, type NatsConnection } from '@portcullis/kit';
 import type { TenantChange } from '../libraries/records.js';
 
-/** Header naming what changed; the payload is the tenant id alone. */
-export const changeHeader = 'portcullis-change';
-
-export function tenantChangedSubject(subjectPrefix: string): string {
-  return namespaced(subjectPrefix, 'tenant.changed');
-}
+/** Header naming what changed; the payload is the tenant id alone. Subject and header live in the kit, shared with subscribers. */
+export const changeHeader = tenantChangeHeader;
+export { tenantChangedSubject };
 
 /**
  * Invalidation notices on core NATS: after every committed change the tenant's id is

@@ -4,7 +4,7 @@ import { PrincipalKind, TenantStatus, type Principal } from '@portcullis/proto/c
 import { TenantRegistryService } from '@portcullis/proto/tenant';
 import type { ContextResolver } from '../libraries/context-resolution.js';
 import type { MembershipLibrary } from '../libraries/memberships.js';
-import type { MembershipRecord, TenantStatusName } from '../libraries/records.js';
+import type { MembershipRecord, TenantRecord, TenantStatusName } from '../libraries/records.js';
 import { roleOf } from '../libraries/roles.js';
 import type { TeamLibrary } from '../libraries/teams.js';
 import type { TenantLibrary } from '../libraries/tenants.js';
@@ -24,6 +24,21 @@ function tenantStatusOf(status: TenantStatusName): TenantStatus {
       return TenantStatus.SUSPENDED;
   }
 }
+
+/** The stored status a request asks for; UNSPECIFIED or an unknown value is INVALID_ARGUMENT. */
+function statusNameOf(status: TenantStatus): TenantStatusName {
+  switch (status) {
+    case TenantStatus.ACTIVE:
+      return 'active';
+    case TenantStatus.SUSPENDED:
+      return 'suspended';
+    case TenantStatus.UNSPECIFIED:
+      break;
+  }
+  throw new AppError('INVALID_ARGUMENT', 'status is required (active or suspended)', { details: { field: 'status' } });
+}
+
+const tenantMessage = (tenant: TenantRecord) => ({ ...tenant, status: tenantStatusOf(tenant.status) });
 
 /**
  * The person making a membership change: a principal of the request's tenant. Their stored
@@ -50,7 +65,7 @@ export function createTenantRegistryService({ tenants, memberships, teams, conte
   return implement(TenantRegistryService, {
     async createTenant(request) {
       const tenant = await tenants.createTenant({ name: request.name, ownerUserId: request.ownerUserId });
-      return { tenant: { ...tenant, status: tenantStatusOf(tenant.status) } };
+      return { tenant: tenantMessage(tenant) };
     },
     async createAssistant(request) {
       return { assistant: await tenants.createAssistant({ tenantId: request.tenantId, name: request.name }) };
@@ -58,22 +73,32 @@ export function createTenantRegistryService({ tenants, memberships, teams, conte
     async addDomain(request) {
       return { domain: await tenants.addDomain({ tenantId: request.tenantId, assistantId: request.assistantId, host: request.host }) };
     },
+    async moveDomain(request) {
+      return {
+        domain: await tenants.moveDomain({ tenantId: request.tenantId, domainId: request.domainId, assistantId: request.assistantId }),
+      };
+    },
+    // Platform operations: no gateway route reaches these two; only operators on the internal
+    // network may (see README, "Platform operations").
+    async setTenantStatus(request) {
+      const tenant = await tenants.setTenantStatus({ tenantId: request.tenantId, status: statusNameOf(request.status) });
+      return { tenant: tenantMessage(tenant) };
+    },
+    async setTenantPlan(request) {
+      await tenants.setTenantPlan({ tenantId: request.tenantId, plan: request.plan });
+      return {};
+    },
     async createTeam(request) {
       return { team: await tenants.createTeam({ tenantId: request.tenantId, name: request.name }) };
     },
     async addMember(request) {
       const actor = actorOf(request.actor, request.tenantId, { people: false });
-      const membership = await memberships.addMember({
-        tenantId: request.tenantId,
-        userId: request.userId,
-        role: request.role,
-        actorUserId: actor.id,
-      });
+      const membership = await memberships.addMember({ tenantId: request.tenantId, userId: request.userId, role: request.role, actor });
       return { membership: membershipMessage(membership) };
     },
     async removeMember(request) {
       const actor = actorOf(request.actor, request.tenantId, { people: true });
-      await memberships.removeMember({ tenantId: request.tenantId, userId: request.userId, actorUserId: actor.id });
+      await memberships.removeMember({ tenantId: request.tenantId, userId: request.userId, actor });
       return {};
     },
     async addTeamMember(request) {

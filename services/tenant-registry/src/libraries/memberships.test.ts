@@ -1,6 +1,7 @@
+import { create } from '@bufbuild/protobuf';
 import { describe, expect, it } from '@jest/globals';
 import { AppError } from '@portcullis/kit';
-import { Role } from '@portcullis/proto/common';
+import { PrincipalKind, PrincipalSchema, Role, type Principal } from '@portcullis/proto/common';
 import { createMembershipLibrary, type MembershipStore } from './memberships.js';
 import type { MembershipRecord, TenantChange } from './records.js';
 import type { MemberRole } from './roles.js';
@@ -9,8 +10,10 @@ const tenantId = '22222222-2222-4222-8222-222222222222';
 const user = '44444444-4444-4444-8444-444444444444';
 const actor = '55555555-5555-4555-8555-555555555555';
 const memberSince = new Date('2026-11-01T00:00:00Z');
+/** The verified principal making the change, as the gRPC layer passes it on. */
+const principal = create(PrincipalSchema, { kind: PrincipalKind.USER, id: actor, tenantId, role: Role.OWNER });
 
-type Grant = { tenantId: string; userId: string; role: Role };
+type Grant = { tenantId: string; userId: string; role: Role; actor?: Principal };
 
 function setup({
   exists = true,
@@ -19,6 +22,7 @@ function setup({
   policyDown = false,
   actorRole = 'owner',
   removal = 'deletes',
+  readdedAs = 'user',
 }: {
   exists?: boolean;
   current?: MemberRole;
@@ -30,13 +34,17 @@ function setup({
    * changed to admin; deletes, and the person is added again (as a user) right after.
    */
   removal?: 'deletes' | 'fails' | 'gone' | 'changed' | 'readded';
+  /** The role the person has when added again (removal 'readded'). */
+  readdedAs?: MemberRole;
 } = {}) {
   const steps: string[] = [];
+  /** The actor of every policy call, in order. */
+  const actors: (Principal | undefined)[] = [];
   let target = current;
   const announced: [string, TenantChange][] = [];
   const store: MembershipStore = {
     async describe() {
-      return { tenant: exists ? { id: tenantId, name: 'Acme', status: 'active' } : undefined, role: target, owners };
+      return { tenant: exists ? { id: tenantId, name: 'Acme', status: 'active', plan: 'free' } : undefined, role: target, owners };
     },
     async find(tid, uid) {
       const role = uid === actor ? (actorRole ?? undefined) : target;
@@ -52,7 +60,7 @@ function setup({
       if (removal === 'changed') target = 'admin';
       if ((removal !== 'deletes' && removal !== 'readded') || uid !== user || role !== target) return false;
       steps.push(`remove ${role}`);
-      target = removal === 'readded' ? 'user' : undefined;
+      target = removal === 'readded' ? readdedAs : undefined;
       return true;
     },
   };
@@ -60,10 +68,12 @@ function setup({
     async assignRole(grant: Grant) {
       if (policyDown) throw new AppError('DEPENDENCY_UNAVAILABLE', 'policy unavailable');
       steps.push(`assign ${Role[grant.role]}`);
+      actors.push(grant.actor);
     },
     async revokeRole(grant: Grant) {
       if (policyDown) throw new AppError('DEPENDENCY_UNAVAILABLE', 'policy unavailable');
       steps.push(`revoke ${Role[grant.role]}`);
+      actors.push(grant.actor);
     },
   };
   const listed: MembershipRecord[] = [{ tenantId, tenantName: 'Acme', userId: user, role: 'user', memberSince }];
@@ -73,27 +83,29 @@ function setup({
     policy,
     announce: (id, change) => announced.push([id, change]),
   });
-  return { library, steps, announced };
+  return { library, steps, announced, actors };
 }
 
 describe('membership library', () => {
-  it('assigns the role in policy before storing the membership', async () => {
-    const { library, steps, announced } = setup();
-    const membership = await library.addMember({ tenantId, userId: user, role: Role.ADMIN, actorUserId: actor });
+  it('assigns the role in policy, as the actor, before storing the membership', async () => {
+    const { library, steps, announced, actors } = setup();
+    const membership = await library.addMember({ tenantId, userId: user, role: Role.ADMIN, actor: principal });
     expect(membership).toEqual({ tenantId, tenantName: 'Acme', userId: user, role: 'admin', memberSince });
     expect(steps).toEqual(['assign ADMIN', 'upsert admin']);
+    expect(actors).toEqual([principal]);
     expect(announced).toEqual([[tenantId, 'member.changed']]);
   });
 
-  it('withdraws a replaced role in policy before storing the new one', async () => {
-    const { library, steps } = setup({ current: 'admin' });
-    await library.addMember({ tenantId, userId: user, role: Role.USER, actorUserId: actor });
+  it('withdraws a replaced role in policy before storing the new one, both calls carrying the actor', async () => {
+    const { library, steps, actors } = setup({ current: 'admin' });
+    await library.addMember({ tenantId, userId: user, role: Role.USER, actor: principal });
     expect(steps).toEqual(['assign USER', 'revoke ADMIN', 'upsert user']);
+    expect(actors).toEqual([principal, principal]);
   });
 
   it('stores nothing when the policy service is down', async () => {
     const { library, steps, announced } = setup({ policyDown: true });
-    await expect(library.addMember({ tenantId, userId: user, role: Role.USER, actorUserId: actor })).rejects.toMatchObject({
+    await expect(library.addMember({ tenantId, userId: user, role: Role.USER, actor: principal })).rejects.toMatchObject({
       code: 'DEPENDENCY_UNAVAILABLE',
     });
     expect(steps).toEqual([]);
@@ -102,13 +114,13 @@ describe('membership library', () => {
 
   it('requires a role', async () => {
     const { library, steps } = setup();
-    await expect(library.addMember({ tenantId, userId: user, role: Role.UNSPECIFIED, actorUserId: actor })).rejects.toMatchObject({
+    await expect(library.addMember({ tenantId, userId: user, role: Role.UNSPECIFIED, actor: principal })).rejects.toMatchObject({
       code: 'INVALID_ARGUMENT',
       details: { field: 'role' },
     });
     // eslint-disable-next-line @typescript-eslint/no-unsafe-enum-assignment -- a peer may send a role number this build does not know
     const unknownRole = 42 as Role;
-    await expect(library.addMember({ tenantId, userId: user, role: unknownRole, actorUserId: actor })).rejects.toMatchObject({
+    await expect(library.addMember({ tenantId, userId: user, role: unknownRole, actor: principal })).rejects.toMatchObject({
       code: 'INVALID_ARGUMENT',
     });
     expect(steps).toEqual([]);
@@ -116,7 +128,7 @@ describe('membership library', () => {
 
   it('refuses a tenant that does not exist without touching policy', async () => {
     const { library, steps } = setup({ exists: false });
-    await expect(library.addMember({ tenantId, userId: user, role: Role.USER, actorUserId: actor })).rejects.toMatchObject({
+    await expect(library.addMember({ tenantId, userId: user, role: Role.USER, actor: principal })).rejects.toMatchObject({
       code: 'NOT_FOUND',
     });
     expect(steps).toEqual([]);
@@ -124,7 +136,7 @@ describe('membership library', () => {
 
   it('lets an admin add users but never grant, change or remove admin and owner roles', async () => {
     const asAdmin = (current?: MemberRole) => setup({ actorRole: 'admin', ...(current ? { current } : {}) });
-    await expect(asAdmin().library.addMember({ tenantId, userId: user, role: Role.USER, actorUserId: actor })).resolves.toMatchObject({
+    await expect(asAdmin().library.addMember({ tenantId, userId: user, role: Role.USER, actor: principal })).resolves.toMatchObject({
       role: 'user',
     });
     for (const [current, role] of [
@@ -135,7 +147,7 @@ describe('membership library', () => {
       ['owner', Role.USER],
     ] as const) {
       const { library, steps } = asAdmin(current);
-      await expect(library.addMember({ tenantId, userId: user, role, actorUserId: actor })).rejects.toMatchObject({
+      await expect(library.addMember({ tenantId, userId: user, role, actor: principal })).rejects.toMatchObject({
         code: 'PERMISSION_DENIED',
       });
       expect(steps).toEqual([]);
@@ -145,7 +157,7 @@ describe('membership library', () => {
   it('refuses membership changes by users and by non-members', async () => {
     for (const actorRole of ['user', null] as const) {
       const { library, steps } = setup({ actorRole });
-      await expect(library.addMember({ tenantId, userId: user, role: Role.USER, actorUserId: actor })).rejects.toMatchObject({
+      await expect(library.addMember({ tenantId, userId: user, role: Role.USER, actor: principal })).rejects.toMatchObject({
         code: 'PERMISSION_DENIED',
       });
       expect(steps).toEqual([]);
@@ -154,12 +166,12 @@ describe('membership library', () => {
 
   it('never demotes the last owner', async () => {
     const { library, steps } = setup({ current: 'owner', owners: 1 });
-    await expect(library.addMember({ tenantId, userId: user, role: Role.ADMIN, actorUserId: actor })).rejects.toMatchObject({
+    await expect(library.addMember({ tenantId, userId: user, role: Role.ADMIN, actor: principal })).rejects.toMatchObject({
       code: 'FAILED_PRECONDITION',
     });
     expect(steps).toEqual([]);
     const other = setup({ current: 'owner', owners: 2 });
-    await expect(other.library.addMember({ tenantId, userId: user, role: Role.ADMIN, actorUserId: actor })).resolves.toMatchObject({
+    await expect(other.library.addMember({ tenantId, userId: user, role: Role.ADMIN, actor: principal })).resolves.toMatchObject({
       role: 'admin',
     });
   });
@@ -175,7 +187,7 @@ describe('membership library', () => {
 
 describe('removing a member', () => {
   const remove = (library: ReturnType<typeof setup>['library'], input: Partial<{ tenantId: string; userId: string }> = {}) =>
-    library.removeMember({ tenantId, userId: user, actorUserId: actor, ...input });
+    library.removeMember({ tenantId, userId: user, actor: principal, ...input });
 
   it('revokes the role in policy before deleting the membership, then announces it', async () => {
     for (const [actorRole, current] of [
@@ -183,8 +195,9 @@ describe('removing a member', () => {
       ['owner', 'user'],
       ['admin', 'user'],
     ] as const) {
-      const { library, steps, announced } = setup({ actorRole, current });
+      const { library, steps, announced, actors } = setup({ actorRole, current });
       await expect(remove(library)).resolves.toBeUndefined();
+      expect(actors).toEqual([principal, principal]);
       expect({ actorRole, steps }).toEqual({
         actorRole,
         // Revoked again after the delete: a concurrent add may have granted it in between.
@@ -194,10 +207,18 @@ describe('removing a member', () => {
     }
   });
 
-  it('gives the role back when the person was added again right after the delete, never otherwise', async () => {
-    const { library, steps } = setup({ actorRole: 'owner', current: 'admin', removal: 'readded' });
+  it('gives the role back, as the actor, when the person was added again with it right after the delete', async () => {
+    const { library, steps, actors } = setup({ actorRole: 'owner', current: 'admin', removal: 'readded', readdedAs: 'admin' });
     await remove(library);
-    expect(steps).toEqual(['revoke ADMIN', 'remove admin', 'revoke ADMIN', 'assign USER']);
+    expect(steps).toEqual(['revoke ADMIN', 'remove admin', 'revoke ADMIN', 'assign ADMIN']);
+    expect(actors).toEqual([principal, principal, principal]);
+  });
+
+  it('leaves alone a different role the concurrent add granted itself', async () => {
+    // An owner re-added the person as an admin meanwhile; the admin removing a user never grants admin.
+    const { library, steps } = setup({ actorRole: 'admin', current: 'user', removal: 'readded', readdedAs: 'admin' });
+    await remove(library);
+    expect(steps).toEqual(['revoke USER', 'remove user', 'revoke USER']);
   });
 
   it('never lets an admin remove an admin or an owner', async () => {
@@ -250,10 +271,11 @@ describe('removing a member', () => {
     await expect(library.getMembership({ tenantId, userId: user })).resolves.toMatchObject({ role: 'user' });
   });
 
-  it('gives the role back when the membership cannot be deleted', async () => {
-    const { library, steps, announced } = setup({ current: 'admin', removal: 'fails' });
+  it('gives the role back, as the actor, when the membership cannot be deleted', async () => {
+    const { library, steps, announced, actors } = setup({ current: 'admin', removal: 'fails' });
     await expect(remove(library)).rejects.toMatchObject({ code: 'INTERNAL' });
     expect(steps).toEqual(['revoke ADMIN', 'assign ADMIN']);
+    expect(actors).toEqual([principal, principal]);
     expect(announced).toEqual([]);
   });
 
@@ -278,7 +300,7 @@ describe('removing a member', () => {
     ] as const) {
       await expect(remove(library, input)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', details: { field } });
     }
-    await expect(library.removeMember({ tenantId, userId: user, actorUserId: '' })).rejects.toMatchObject({
+    await expect(library.removeMember({ tenantId, userId: user, actor: { ...principal, id: '' } })).rejects.toMatchObject({
       code: 'INVALID_ARGUMENT',
       details: { field: 'actor.id' },
     });

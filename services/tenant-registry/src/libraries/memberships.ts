@@ -1,5 +1,5 @@
 import { AppError, requireUuid } from '@portcullis/kit';
-import type { Role } from '@portcullis/proto/common';
+import type { Principal, Role } from '@portcullis/proto/common';
 import type { AnnounceChange, MembershipRecord, TenantRecord } from './records.js';
 import { memberRoleOf, roleOf, type MemberRole, type PolicyRoles } from './roles.js';
 
@@ -70,12 +70,14 @@ export function createMembershipLibrary({ store, lookups, policy, announce }: Me
     /**
      * Gives a user a role in a tenant. The role is granted in the policy service first (and a
      * replaced role withdrawn there) before the membership is stored, so a policy outage
-     * fails the call instead of leaving a membership the policy service does not know.
+     * fails the call instead of leaving a membership the policy service does not know. Every
+     * policy call carries the actor, whose own roles the policy service checks again.
      */
-    async addMember(input: { tenantId: string; userId: string; role: Role; actorUserId: string }): Promise<MembershipRecord> {
+    async addMember(input: { tenantId: string; userId: string; role: Role; actor: Principal }): Promise<MembershipRecord> {
       const tenantId = requireUuid(input.tenantId, 'tenant_id');
       const userId = requireUuid(input.userId, 'user_id');
-      const actorUserId = requireUuid(input.actorUserId, 'actor.id');
+      const { actor } = input;
+      const actorUserId = requireUuid(actor.id, 'actor.id');
       const role = memberRoleOf(input.role);
       const current = await store.describe(tenantId, userId);
       if (!current.tenant) throw new AppError('NOT_FOUND', 'tenant not found');
@@ -85,9 +87,9 @@ export function createMembershipLibrary({ store, lookups, policy, announce }: Me
       if (current.role === 'owner' && role !== 'owner' && current.owners <= 1) {
         throw new AppError('FAILED_PRECONDITION', 'a tenant must keep at least one owner');
       }
-      await policy.assignRole({ tenantId, userId, role: roleOf(role) });
+      await policy.assignRole({ tenantId, userId, role: roleOf(role), actor });
       if (current.role !== undefined && current.role !== role) {
-        await policy.revokeRole({ tenantId, userId, role: roleOf(current.role) });
+        await policy.revokeRole({ tenantId, userId, role: roleOf(current.role), actor });
       }
       const membership = await store.upsert(tenantId, userId, role);
       announce(tenantId, 'member.changed');
@@ -98,12 +100,14 @@ export function createMembershipLibrary({ store, lookups, policy, announce }: Me
      * Removes a user from a tenant: their role, and with the membership their team
      * memberships. The role is revoked in the policy service first, so a policy outage fails
      * the call instead of leaving a role behind for someone who is no longer a member; should
-     * the membership then fail to be deleted, the role is given back.
+     * the membership then fail to be deleted, the role is given back. Every policy call,
+     * compensations included, carries the actor.
      */
-    async removeMember(input: { tenantId: string; userId: string; actorUserId: string }): Promise<void> {
+    async removeMember(input: { tenantId: string; userId: string; actor: Principal }): Promise<void> {
       const tenantId = requireUuid(input.tenantId, 'tenant_id');
       const userId = requireUuid(input.userId, 'user_id');
-      const actorUserId = requireUuid(input.actorUserId, 'actor.id');
+      const { actor } = input;
+      const actorUserId = requireUuid(actor.id, 'actor.id');
       const current = await store.describe(tenantId, userId);
       if (!current.tenant) throw new AppError('NOT_FOUND', 'tenant not found');
       // The actor's role is read from the memberships, not taken from the caller's token.
@@ -112,7 +116,7 @@ export function createMembershipLibrary({ store, lookups, policy, announce }: Me
       if (current.role === undefined) throw new AppError('NOT_FOUND', 'membership not found');
       assertMayRemove(actorRole, current.role);
 
-      const grant = { tenantId, userId, role: roleOf(current.role) };
+      const grant = { tenantId, userId, role: roleOf(current.role), actor };
       await policy.revokeRole(grant);
       let removed: boolean;
       try {
@@ -130,10 +134,13 @@ export function createMembershipLibrary({ store, lookups, policy, announce }: Me
       }
       // A concurrent AddMember with the same role may have granted the role again between the
       // revocation and the delete: revoke once more, then give the role back only to a
-      // membership that exists now (added again after the delete). Never a grant without a member.
+      // membership that exists now (added again after the delete) with that same role — a
+      // different role was granted by the concurrent AddMember itself and was not touched here.
+      // Never a grant without a member, and never one the actor could not make (the role is the
+      // one they were allowed to remove).
       await policy.revokeRole(grant);
       const again = await store.find(tenantId, userId);
-      if (again) await policy.assignRole({ tenantId, userId, role: roleOf(again.role) });
+      if (again?.role === current.role) await policy.assignRole(grant);
       announce(tenantId, 'member.changed');
     },
 

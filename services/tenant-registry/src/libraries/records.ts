@@ -6,6 +6,8 @@ export interface TenantRecord {
   id: string;
   name: string;
   status: TenantStatusName;
+  /** The plan (tier) the policy service enforces, e.g. `free`, `pro`, `enterprise`. */
+  plan: string;
 }
 
 export interface AssistantRecord {
@@ -46,7 +48,15 @@ export interface ContextRecord {
 
 /** Kinds of change announced on `tenant.changed`. */
 export type TenantChange =
-  'tenant.created' | 'assistant.created' | 'domain.added' | 'team.created' | 'team.members.changed' | 'member.changed';
+  | 'tenant.created'
+  | 'tenant.status.changed'
+  | 'tenant.plan.changed'
+  | 'assistant.created'
+  | 'domain.added'
+  | 'domain.moved'
+  | 'team.created'
+  | 'team.members.changed'
+  | 'member.changed';
 
 /** Tells other services that something of a tenant changed, so they can drop cached copies. */
 export type AnnounceChange = (tenantId: string, change: TenantChange) => void;

@@ -1,5 +1,5 @@
 import { AppError, isRoleName, roleNameOf, roleOf, type RoleName } from '@portcullis/kit';
-import type { Role } from '@portcullis/proto/common';
+import type { Principal, Role } from '@portcullis/proto/common';
 
 /** A member's role inside one tenant, as stored. */
 export type MemberRole = RoleName;
@@ -14,10 +14,27 @@ export function memberRoleOf(role: Role, field = 'role'): MemberRole {
 }
 
 /**
+ * A role change in the policy service. `actor` is the verified person making it: the policy
+ * service decides by their stored roles (owners grant anything, admins only the user role).
+ * Only a tenant's very first owner is assigned without one.
+ */
+export interface RoleGrant {
+  tenantId: string;
+  userId: string;
+  role: Role;
+  actor?: Principal;
+}
+
+/**
  * The part of the policy service this service needs: where a member's role is granted.
  * A membership is stored only after its role was assigned here.
  */
 export interface PolicyRoles {
-  assignRole(request: { tenantId: string; userId: string; role: Role }): Promise<unknown>;
-  revokeRole(request: { tenantId: string; userId: string; role: Role }): Promise<unknown>;
+  assignRole(request: RoleGrant): Promise<unknown>;
+  revokeRole(request: RoleGrant): Promise<unknown>;
+}
+
+/** Where a tenant's plan is enforced; INVALID_ARGUMENT for a plan it does not know. */
+export interface PolicyPlans {
+  setTenantPlan(request: { tenantId: string; plan: string }): Promise<unknown>;
 }

@@ -1,25 +1,59 @@
 import { describe, expect, it } from '@jest/globals';
 import { AppError } from '@portcullis/kit';
 import { Role } from '@portcullis/proto/common';
-import type { TenantChange } from './records.js';
+import type { TenantChange, TenantRecord } from './records.js';
 import { createTenantLibrary, type TenantStore } from './tenants.js';
 
 const owner = '11111111-1111-4111-8111-111111111111';
 const tenantId = '22222222-2222-4222-8222-222222222222';
 const assistantId = '33333333-3333-4333-8333-333333333333';
+const domainId = '44444444-4444-4444-8444-444444444444';
 
-type Grant = { tenantId: string; userId: string; role: Role };
+type Grant = { tenantId: string; userId: string; role: Role; actor?: unknown };
 
-function setup({ policyDown = false, storeFails = false } = {}) {
+function setup({
+  policyDown = false,
+  storeFails = false,
+  unknownPlans = [] as string[],
+  assignFails = false,
+}: {
+  policyDown?: boolean;
+  /** Only the owner's role assignment fails (the plan was accepted). */
+  assignFails?: boolean;
+  storeFails?: boolean;
+  /** Plans the fake policy service answers INVALID_ARGUMENT for. */
+  unknownPlans?: string[];
+} = {}) {
   const steps: string[] = [];
   const grants: Grant[] = [];
   const revoked: Grant[] = [];
   const announced: [string, TenantChange][] = [];
+  const stored: TenantRecord = { id: tenantId, name: 'Acme', status: 'active', plan: 'free' };
   const store: TenantStore = {
     async insertTenantWithOwner(tenant, ownerUserId) {
       steps.push(`insert tenant ${tenant.id} owned by ${ownerUserId}`);
       if (storeFails) throw new AppError('INTERNAL', 'database down');
-      return { ...tenant, status: 'active' };
+      return { ...tenant, status: 'active', plan: 'free' };
+    },
+    async moveDomain(tid, did, aid) {
+      steps.push(`move domain ${did} to ${aid}`);
+      if (aid !== assistantId) throw new AppError('NOT_FOUND', 'assistant not found');
+      return { id: did, tenantId: tid, assistantId: aid, host: 'chat.acme.example' };
+    },
+    async setStatus(tid, status) {
+      steps.push(`status ${status}`);
+      if (tid !== tenantId) throw new AppError('NOT_FOUND', 'tenant not found');
+      stored.status = status;
+      return { ...stored };
+    },
+    async setPlan(tid, plan, confirm) {
+      if (tid !== tenantId) throw new AppError('NOT_FOUND', 'tenant not found');
+      steps.push('lock tenant');
+      await confirm({ ...stored });
+      if (storeFails) throw new AppError('INTERNAL', 'database down');
+      steps.push(`store plan ${plan}`);
+      stored.plan = plan;
+      return { ...stored };
     },
     async insertAssistant(tid, name) {
       return { id: assistantId, tenantId: tid, name };
@@ -35,11 +69,16 @@ function setup({ policyDown = false, storeFails = false } = {}) {
   const policy = {
     async assignRole(grant: Grant) {
       steps.push(`assign ${grant.tenantId}`);
-      if (policyDown) throw new AppError('DEPENDENCY_UNAVAILABLE', 'portcullis.policy.v1.PolicyService is unavailable');
+      if (policyDown || assignFails) throw new AppError('DEPENDENCY_UNAVAILABLE', 'portcullis.policy.v1.PolicyService is unavailable');
       grants.push(grant);
     },
     async revokeRole(grant: Grant) {
       revoked.push(grant);
+    },
+    async setTenantPlan({ tenantId: tid, plan }: { tenantId: string; plan: string }) {
+      steps.push(`policy plan ${tid} ${plan}`);
+      if (policyDown) throw new AppError('DEPENDENCY_UNAVAILABLE', 'portcullis.policy.v1.PolicyService is unavailable');
+      if (unknownPlans.includes(plan)) throw new AppError('INVALID_ARGUMENT', `unknown plan ${plan}`);
     },
   };
   const library = createTenantLibrary({
@@ -48,23 +87,32 @@ function setup({ policyDown = false, storeFails = false } = {}) {
     announce: (id, change) => announced.push([id, change]),
     newId: () => tenantId,
   });
-  return { library, steps, grants, revoked, announced };
+  return { library, steps, grants, revoked, announced, stored };
 }
 
 describe('tenant library', () => {
-  it('assigns the owner role in policy before the tenant is stored, then announces it', async () => {
+  it('tells policy the free plan and assigns the owner role before the tenant is stored, then announces it', async () => {
     const { library, steps, grants, announced } = setup();
     const tenant = await library.createTenant({ name: '  Acme  ', ownerUserId: owner });
-    expect(tenant).toEqual({ id: tenantId, name: 'Acme', status: 'active' });
+    expect(tenant).toEqual({ id: tenantId, name: 'Acme', status: 'active', plan: 'free' });
+    // The first owner is the one grant made without an actor.
     expect(grants).toEqual([{ tenantId, userId: owner, role: Role.OWNER }]);
-    expect(steps).toEqual([`assign ${tenantId}`, `insert tenant ${tenantId} owned by ${owner}`]);
+    expect(grants[0]).not.toHaveProperty('actor');
+    expect(steps).toEqual([`policy plan ${tenantId} free`, `assign ${tenantId}`, `insert tenant ${tenantId} owned by ${owner}`]);
     expect(announced).toEqual([[tenantId, 'tenant.created']]);
   });
 
   it('creates nothing when the policy service is down', async () => {
     const { library, steps, announced } = setup({ policyDown: true });
     await expect(library.createTenant({ name: 'Acme', ownerUserId: owner })).rejects.toMatchObject({ code: 'DEPENDENCY_UNAVAILABLE' });
-    expect(steps).toEqual([`assign ${tenantId}`]);
+    expect(steps).toEqual([`policy plan ${tenantId} free`]);
+    expect(announced).toEqual([]);
+  });
+
+  it('stores nothing when the owner cannot be assigned after the plan was accepted', async () => {
+    const { library, steps, announced } = setup({ assignFails: true });
+    await expect(library.createTenant({ name: 'Acme', ownerUserId: owner })).rejects.toMatchObject({ code: 'DEPENDENCY_UNAVAILABLE' });
+    expect(steps).toEqual([`policy plan ${tenantId} free`, `assign ${tenantId}`]);
     expect(announced).toEqual([]);
   });
 
@@ -107,6 +155,88 @@ describe('tenant library', () => {
     });
     await expect(library.createAssistant({ tenantId: 'nope', name: 'Bot' })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
     await expect(library.createTeam({ tenantId, name: ' ' })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    expect(announced).toEqual([]);
+  });
+});
+
+describe('platform operations on a tenant', () => {
+  it('suspends and reactivates a tenant, announcing each change', async () => {
+    const { library, announced } = setup();
+    await expect(library.setTenantStatus({ tenantId, status: 'suspended' })).resolves.toMatchObject({ status: 'suspended' });
+    await expect(library.setTenantStatus({ tenantId, status: 'active' })).resolves.toMatchObject({ status: 'active' });
+    expect(announced).toEqual([
+      [tenantId, 'tenant.status.changed'],
+      [tenantId, 'tenant.status.changed'],
+    ]);
+  });
+
+  it('announces nothing for a status change of a missing or malformed tenant', async () => {
+    const { library, announced } = setup();
+    await expect(library.setTenantStatus({ tenantId: owner, status: 'suspended' })).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    await expect(library.setTenantStatus({ tenantId: 'acme', status: 'suspended' })).rejects.toMatchObject({
+      code: 'INVALID_ARGUMENT',
+      details: { field: 'tenant_id' },
+    });
+    expect(announced).toEqual([]);
+  });
+
+  it('tells the policy service the plan inside the lock, stores it only after, then announces it', async () => {
+    const { library, steps, announced, stored } = setup();
+    await expect(library.setTenantPlan({ tenantId, plan: ' pro ' })).resolves.toMatchObject({ plan: 'pro' });
+    expect(steps).toEqual(['lock tenant', `policy plan ${tenantId} pro`, 'store plan pro']);
+    expect(stored.plan).toBe('pro');
+    expect(announced).toEqual([[tenantId, 'tenant.plan.changed']]);
+  });
+
+  it('stores nothing when the policy service refuses the plan or is down', async () => {
+    for (const options of [{ unknownPlans: ['platinum'] }, { policyDown: true }]) {
+      const { library, steps, announced, stored } = setup(options);
+      await expect(library.setTenantPlan({ tenantId, plan: 'platinum' })).rejects.toMatchObject({
+        code: options.policyDown ? 'DEPENDENCY_UNAVAILABLE' : 'INVALID_ARGUMENT',
+      });
+      expect(stored.plan).toBe('free');
+      // No compensation either: the policy service never accepted anything.
+      expect(steps).toEqual(['lock tenant', `policy plan ${tenantId} platinum`]);
+      expect(announced).toEqual([]);
+    }
+  });
+
+  it('gives the policy service the previous plan back when storing fails after it accepted', async () => {
+    const { library, steps, announced } = setup({ storeFails: true });
+    await expect(library.setTenantPlan({ tenantId, plan: 'pro' })).rejects.toMatchObject({ code: 'INTERNAL' });
+    expect(steps).toEqual(['lock tenant', `policy plan ${tenantId} pro`, `policy plan ${tenantId} free`]);
+    expect(announced).toEqual([]);
+  });
+
+  it.each(['', '   ', 'Pro', 'pro plan', '1pro', 'p'.repeat(33), 'pro;drop'])(
+    'rejects the plan name %j before calling anything',
+    async (plan) => {
+      const { library, steps } = setup();
+      await expect(library.setTenantPlan({ tenantId, plan })).rejects.toMatchObject({
+        code: 'INVALID_ARGUMENT',
+        details: { field: 'plan' },
+      });
+      expect(steps).toEqual([]);
+    },
+  );
+
+  it('moves a domain to another assistant of the tenant and announces it', async () => {
+    const { library, steps, announced } = setup();
+    await expect(library.moveDomain({ tenantId, domainId, assistantId })).resolves.toMatchObject({ id: domainId, assistantId });
+    expect(steps).toEqual([`move domain ${domainId} to ${assistantId}`]);
+    expect(announced).toEqual([[tenantId, 'domain.moved']]);
+  });
+
+  it('announces no move the store refused, and validates every id', async () => {
+    const { library, announced } = setup();
+    await expect(library.moveDomain({ tenantId, domainId, assistantId: owner })).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    for (const [input, field] of [
+      [{ tenantId: 'x', domainId, assistantId }, 'tenant_id'],
+      [{ tenantId, domainId: 'chat.acme.example', assistantId }, 'domain_id'],
+      [{ tenantId, domainId, assistantId: '' }, 'assistant_id'],
+    ] as const) {
+      await expect(library.moveDomain(input)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', details: { field } });
+    }
     expect(announced).toEqual([]);
   });
 });

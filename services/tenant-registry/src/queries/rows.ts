@@ -10,8 +10,8 @@ export function statusOf(value: string): TenantStatusName {
   return value === 'active' ? 'active' : 'suspended';
 }
 
-export function tenantRecordOf(row: { id: string; name: string; status: string }): TenantRecord {
-  return { id: row.id, name: row.name, status: statusOf(row.status) };
+export function tenantRecordOf(row: { id: string; name: string; status: string; plan: string }): TenantRecord {
+  return { id: row.id, name: row.name, status: statusOf(row.status), plan: row.plan };
 }
 
 export function memberRoleFromRow(value: string): MemberRole {

@@ -2,17 +2,20 @@ import { AppError, type TenantScope } from '@portcullis/kit';
 import type { TenantStore } from '../libraries/tenants.js';
 import { isUniqueViolation, tenantRecordOf, type Tx } from './rows.js';
 
+const domainColumns = { id: true, tenantId: true, assistantId: true, host: true } as const;
+const tenantNotFound = () => new AppError('NOT_FOUND', 'tenant not found');
+
 /** Writes of a tenant and what it owns, each inside that tenant's RLS scope. */
 export function createTenantQueries(scope: TenantScope<Tx>): TenantStore {
   const requireTenant = async (tx: Tx, tenantId: string) => {
     const tenant = await tx.tenant.findUnique({ where: { id: tenantId }, select: { id: true } });
-    if (!tenant) throw new AppError('NOT_FOUND', 'tenant not found');
+    if (!tenant) throw tenantNotFound();
   };
 
   return {
-    insertTenantWithOwner({ id, name }, ownerUserId) {
+    insertTenantWithOwner({ id, name, plan }, ownerUserId) {
       return scope.run(id, async (tx) => {
-        const tenant = await tx.tenant.create({ data: { id, name, status: 'active' } });
+        const tenant = await tx.tenant.create({ data: { id, name, status: 'active', plan } });
         await tx.membership.create({ data: { tenantId: id, userId: ownerUserId, role: 'owner' } });
         return tenantRecordOf(tenant);
       });
@@ -31,15 +34,43 @@ export function createTenantQueries(scope: TenantScope<Tx>): TenantStore {
           // RLS hides other tenants' assistants, so "not ours" and "does not exist" look the same.
           const assistant = await tx.assistant.findUnique({ where: { id: assistantId }, select: { id: true } });
           if (!assistant) throw new AppError('NOT_FOUND', 'assistant not found');
-          return await tx.domain.create({
-            data: { tenantId, assistantId, host },
-            select: { id: true, tenantId: true, assistantId: true, host: true },
-          });
+          return await tx.domain.create({ data: { tenantId, assistantId, host }, select: domainColumns });
         });
       } catch (error) {
         if (isUniqueViolation(error)) throw new AppError('ALREADY_EXISTS', 'host is already configured', { details: { field: 'host' } });
         throw error;
       }
+    },
+
+    moveDomain(tenantId, domainId, assistantId) {
+      return scope.run(tenantId, async (tx) => {
+        // RLS hides other tenants' assistants and domains, so "not ours" and "does not exist" look the same.
+        const assistant = await tx.assistant.findUnique({ where: { id: assistantId }, select: { id: true } });
+        if (!assistant) throw new AppError('NOT_FOUND', 'assistant not found');
+        const { count } = await tx.domain.updateMany({ where: { id: domainId, tenantId }, data: { assistantId } });
+        if (count === 0) throw new AppError('NOT_FOUND', 'domain not found');
+        return tx.domain.findUniqueOrThrow({ where: { id: domainId }, select: domainColumns });
+      });
+    },
+
+    setStatus(tenantId, status) {
+      return scope.run(tenantId, async (tx) => {
+        const { count } = await tx.tenant.updateMany({ where: { id: tenantId }, data: { status } });
+        if (count === 0) throw tenantNotFound();
+        return tenantRecordOf(await tx.tenant.findUniqueOrThrow({ where: { id: tenantId } }));
+      });
+    },
+
+    setPlan(tenantId, plan, confirm) {
+      return scope.run(tenantId, async (tx) => {
+        // The row stays locked until commit, so concurrent plan changes of one tenant reach the
+        // policy service and this table in the same order.
+        const [current] = await tx.$queryRaw<{ id: string; name: string; status: string; plan: string }[]>`
+          SELECT id::text, name, status, plan FROM tenants WHERE id = ${tenantId}::uuid FOR UPDATE`;
+        if (!current) throw tenantNotFound();
+        await confirm(tenantRecordOf(current));
+        return tenantRecordOf(await tx.tenant.update({ where: { id: tenantId }, data: { plan } }));
+      });
     },
 
     insertTeam(tenantId, name) {

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file portcullis/policy/v1/policy.proto.
  */
 export const file_portcullis_policy_v1_policy: GenFile = /*@__PURE__*/
-  fileDesc("CiFwb3J0Y3VsbGlzL3BvbGljeS92MS9wb2xpY3kucHJvdG8SFHBvcnRjdWxsaXMucG9saWN5LnYxIosBCgxDaGVja1JlcXVlc3QSMgoJcHJpbmNpcGFsGAEgASgLMh8ucG9ydGN1bGxpcy5jb21tb24udjEuUHJpbmNpcGFsEhEKCXRlbmFudF9pZBgCIAEoCRIUCgxhc3Npc3RhbnRfaWQYAyABKAkSDgoGb2JqZWN0GAQgASgJEg4KBmFjdGlvbhgFIAEoCSIwCg1DaGVja1Jlc3BvbnNlEg8KB2FsbG93ZWQYASABKAgSDgoGcmVhc29uGAIgASgJImEKEUFzc2lnblJvbGVSZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCRIPCgd1c2VyX2lkGAIgASgJEigKBHJvbGUYAyABKA4yGi5wb3J0Y3VsbGlzLmNvbW1vbi52MS5Sb2xlIhQKEkFzc2lnblJvbGVSZXNwb25zZSJhChFSZXZva2VSb2xlUmVxdWVzdBIRCgl0ZW5hbnRfaWQYASABKAkSDwoHdXNlcl9pZBgCIAEoCRIoCgRyb2xlGAMgASgOMhoucG9ydGN1bGxpcy5jb21tb24udjEuUm9sZSIUChJSZXZva2VSb2xlUmVzcG9uc2UyowIKDVBvbGljeVNlcnZpY2USUAoFQ2hlY2sSIi5wb3J0Y3VsbGlzLnBvbGljeS52MS5DaGVja1JlcXVlc3QaIy5wb3J0Y3VsbGlzLnBvbGljeS52MS5DaGVja1Jlc3BvbnNlEl8KCkFzc2lnblJvbGUSJy5wb3J0Y3VsbGlzLnBvbGljeS52MS5Bc3NpZ25Sb2xlUmVxdWVzdBooLnBvcnRjdWxsaXMucG9saWN5LnYxLkFzc2lnblJvbGVSZXNwb25zZRJfCgpSZXZva2VSb2xlEicucG9ydGN1bGxpcy5wb2xpY3kudjEuUmV2b2tlUm9sZVJlcXVlc3QaKC5wb3J0Y3VsbGlzLnBvbGljeS52MS5SZXZva2VSb2xlUmVzcG9uc2ViBnByb3RvMw", [file_portcullis_common_v1_common]);
+  fileDesc("CiFwb3J0Y3VsbGlzL3BvbGljeS92MS9wb2xpY3kucHJvdG8SFHBvcnRjdWxsaXMucG9saWN5LnYxIosBCgxDaGVja1JlcXVlc3QSMgoJcHJpbmNpcGFsGAEgASgLMh8ucG9ydGN1bGxpcy5jb21tb24udjEuUHJpbmNpcGFsEhEKCXRlbmFudF9pZBgCIAEoCRIUCgxhc3Npc3RhbnRfaWQYAyABKAkSDgoGb2JqZWN0GAQgASgJEg4KBmFjdGlvbhgFIAEoCSIwCg1DaGVja1Jlc3BvbnNlEg8KB2FsbG93ZWQYASABKAgSDgoGcmVhc29uGAIgASgJIqcBChFBc3NpZ25Sb2xlUmVxdWVzdBIRCgl0ZW5hbnRfaWQYASABKAkSDwoHdXNlcl9pZBgCIAEoCRIoCgRyb2xlGAMgASgOMhoucG9ydGN1bGxpcy5jb21tb24udjEuUm9sZRIUCgxhc3Npc3RhbnRfaWQYBCABKAkSLgoFYWN0b3IYBSABKAsyHy5wb3J0Y3VsbGlzLmNvbW1vbi52MS5QcmluY2lwYWwiFAoSQXNzaWduUm9sZVJlc3BvbnNlIqcBChFSZXZva2VSb2xlUmVxdWVzdBIRCgl0ZW5hbnRfaWQYASABKAkSDwoHdXNlcl9pZBgCIAEoCRIoCgRyb2xlGAMgASgOMhoucG9ydGN1bGxpcy5jb21tb24udjEuUm9sZRIUCgxhc3Npc3RhbnRfaWQYBCABKAkSLgoFYWN0b3IYBSABKAsyHy5wb3J0Y3VsbGlzLmNvbW1vbi52MS5QcmluY2lwYWwiFAoSUmV2b2tlUm9sZVJlc3BvbnNlIkcKD0NhcGFiaWxpdHlRdWVyeRIUCgxhc3Npc3RhbnRfaWQYASABKAkSDgoGb2JqZWN0GAIgASgJEg4KBmFjdGlvbhgDIAEoCSKSAQoRQmF0Y2hDaGVja1JlcXVlc3QSMgoJcHJpbmNpcGFsGAEgASgLMh8ucG9ydGN1bGxpcy5jb21tb24udjEuUHJpbmNpcGFsEhEKCXRlbmFudF9pZBgCIAEoCRI2CgdxdWVyaWVzGAMgAygLMiUucG9ydGN1bGxpcy5wb2xpY3kudjEuQ2FwYWJpbGl0eVF1ZXJ5IkwKEkJhdGNoQ2hlY2tSZXNwb25zZRI2CglkZWNpc2lvbnMYASADKAsyIy5wb3J0Y3VsbGlzLnBvbGljeS52MS5DaGVja1Jlc3BvbnNlIjkKBUdyYW50EgwKBGtpbmQYASABKAkSDAoEbmFtZRgCIAEoCRIUCgxhc3Npc3RhbnRfaWQYAyABKAkiQwoORXhwbGFpblJlcXVlc3QSMQoFY2hlY2sYASABKAsyIi5wb3J0Y3VsbGlzLnBvbGljeS52MS5DaGVja1JlcXVlc3QimgEKD0V4cGxhaW5SZXNwb25zZRIPCgdhbGxvd2VkGAEgASgIEg4KBnJlYXNvbhgCIAEoCRIsCgdtYXRjaGVkGAMgASgLMhsucG9ydGN1bGxpcy5wb2xpY3kudjEuR3JhbnQSKQoEaGVsZBgEIAMoCzIbLnBvcnRjdWxsaXMucG9saWN5LnYxLkdyYW50Eg0KBXN0ZXBzGAUgAygJInYKF0xpc3RDYXBhYmlsaXRpZXNSZXF1ZXN0EjIKCXByaW5jaXBhbBgBIAEoCzIfLnBvcnRjdWxsaXMuY29tbW9uLnYxLlByaW5jaXBhbBIRCgl0ZW5hbnRfaWQYAiABKAkSFAoMYXNzaXN0YW50X2lkGAMgASgJIjAKGExpc3RDYXBhYmlsaXRpZXNSZXNwb25zZRIUCgxjYXBhYmlsaXRpZXMYASADKAkiogEKFkdyYW50UGVybWlzc2lvblJlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJEg8KB3VzZXJfaWQYAiABKAkSFAoMYXNzaXN0YW50X2lkGAMgASgJEg4KBm9iamVjdBgEIAEoCRIOCgZhY3Rpb24YBSABKAkSLgoFYWN0b3IYBiABKAsyHy5wb3J0Y3VsbGlzLmNvbW1vbi52MS5QcmluY2lwYWwiGQoXR3JhbnRQZXJtaXNzaW9uUmVzcG9uc2UiowEKF1Jldm9rZVBlcm1pc3Npb25SZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCRIPCgd1c2VyX2lkGAIgASgJEhQKDGFzc2lzdGFudF9pZBgDIAEoCRIOCgZvYmplY3QYBCABKAkSDgoGYWN0aW9uGAUgASgJEi4KBWFjdG9yGAYgASgLMh8ucG9ydGN1bGxpcy5jb21tb24udjEuUHJpbmNpcGFsIhoKGFJldm9rZVBlcm1pc3Npb25SZXNwb25zZSI3ChRTZXRUZW5hbnRQbGFuUmVxdWVzdBIRCgl0ZW5hbnRfaWQYASABKAkSDAoEcGxhbhgCIAEoCSIXChVTZXRUZW5hbnRQbGFuUmVzcG9uc2UynAcKDVBvbGljeVNlcnZpY2USUAoFQ2hlY2sSIi5wb3J0Y3VsbGlzLnBvbGljeS52MS5DaGVja1JlcXVlc3QaIy5wb3J0Y3VsbGlzLnBvbGljeS52MS5DaGVja1Jlc3BvbnNlEl8KCkJhdGNoQ2hlY2sSJy5wb3J0Y3VsbGlzLnBvbGljeS52MS5CYXRjaENoZWNrUmVxdWVzdBooLnBvcnRjdWxsaXMucG9saWN5LnYxLkJhdGNoQ2hlY2tSZXNwb25zZRJWCgdFeHBsYWluEiQucG9ydGN1bGxpcy5wb2xpY3kudjEuRXhwbGFpblJlcXVlc3QaJS5wb3J0Y3VsbGlzLnBvbGljeS52MS5FeHBsYWluUmVzcG9uc2UScQoQTGlzdENhcGFiaWxpdGllcxItLnBvcnRjdWxsaXMucG9saWN5LnYxLkxpc3RDYXBhYmlsaXRpZXNSZXF1ZXN0Gi4ucG9ydGN1bGxpcy5wb2xpY3kudjEuTGlzdENhcGFiaWxpdGllc1Jlc3BvbnNlEl8KCkFzc2lnblJvbGUSJy5wb3J0Y3VsbGlzLnBvbGljeS52MS5Bc3NpZ25Sb2xlUmVxdWVzdBooLnBvcnRjdWxsaXMucG9saWN5LnYxLkFzc2lnblJvbGVSZXNwb25zZRJfCgpSZXZva2VSb2xlEicucG9ydGN1bGxpcy5wb2xpY3kudjEuUmV2b2tlUm9sZVJlcXVlc3QaKC5wb3J0Y3VsbGlzLnBvbGljeS52MS5SZXZva2VSb2xlUmVzcG9uc2USbgoPR3JhbnRQZXJtaXNzaW9uEiwucG9ydGN1bGxpcy5wb2xpY3kudjEuR3JhbnRQZXJtaXNzaW9uUmVxdWVzdBotLnBvcnRjdWxsaXMucG9saWN5LnYxLkdyYW50UGVybWlzc2lvblJlc3BvbnNlEnEKEFJldm9rZVBlcm1pc3Npb24SLS5wb3J0Y3VsbGlzLnBvbGljeS52MS5SZXZva2VQZXJtaXNzaW9uUmVxdWVzdBouLnBvcnRjdWxsaXMucG9saWN5LnYxLlJldm9rZVBlcm1pc3Npb25SZXNwb25zZRJoCg1TZXRUZW5hbnRQbGFuEioucG9ydGN1bGxpcy5wb2xpY3kudjEuU2V0VGVuYW50UGxhblJlcXVlc3QaKy5wb3J0Y3VsbGlzLnBvbGljeS52MS5TZXRUZW5hbnRQbGFuUmVzcG9uc2ViBnByb3RvMw", [file_portcullis_common_v1_common]);
 
 /**
  * @generated from message portcullis.policy.v1.CheckRequest
@@ -97,6 +97,20 @@ export type AssignRoleRequest = Message<"portcullis.policy.v1.AssignRoleRequest"
    * @generated from field: portcullis.common.v1.Role role = 3;
    */
   role: Role;
+
+  /**
+   * Empty: tenant-wide. Otherwise the role holds on this assistant only.
+   *
+   * @generated from field: string assistant_id = 4;
+   */
+  assistantId: string;
+
+  /**
+   * The verified person making the grant (see AssignRole).
+   *
+   * @generated from field: portcullis.common.v1.Principal actor = 5;
+   */
+  actor?: Principal | undefined;
 };
 
 /**
@@ -137,6 +151,18 @@ export type RevokeRoleRequest = Message<"portcullis.policy.v1.RevokeRoleRequest"
    * @generated from field: portcullis.common.v1.Role role = 3;
    */
   role: Role;
+
+  /**
+   * @generated from field: string assistant_id = 4;
+   */
+  assistantId: string;
+
+  /**
+   * The verified person making the change: owners revoke any role, admins only user roles.
+   *
+   * @generated from field: portcullis.common.v1.Principal actor = 5;
+   */
+  actor?: Principal | undefined;
 };
 
 /**
@@ -160,6 +186,371 @@ export const RevokeRoleResponseSchema: GenMessage<RevokeRoleResponse> = /*@__PUR
   messageDesc(file_portcullis_policy_v1_policy, 5);
 
 /**
+ * @generated from message portcullis.policy.v1.CapabilityQuery
+ */
+export type CapabilityQuery = Message<"portcullis.policy.v1.CapabilityQuery"> & {
+  /**
+   * Empty: tenant-wide.
+   *
+   * @generated from field: string assistant_id = 1;
+   */
+  assistantId: string;
+
+  /**
+   * @generated from field: string object = 2;
+   */
+  object: string;
+
+  /**
+   * @generated from field: string action = 3;
+   */
+  action: string;
+};
+
+/**
+ * Describes the message portcullis.policy.v1.CapabilityQuery.
+ * Use `create(CapabilityQuerySchema)` to create a new message.
+ */
+export const CapabilityQuerySchema: GenMessage<CapabilityQuery> = /*@__PURE__*/
+  messageDesc(file_portcullis_policy_v1_policy, 6);
+
+/**
+ * @generated from message portcullis.policy.v1.BatchCheckRequest
+ */
+export type BatchCheckRequest = Message<"portcullis.policy.v1.BatchCheckRequest"> & {
+  /**
+   * @generated from field: portcullis.common.v1.Principal principal = 1;
+   */
+  principal?: Principal | undefined;
+
+  /**
+   * @generated from field: string tenant_id = 2;
+   */
+  tenantId: string;
+
+  /**
+   * @generated from field: repeated portcullis.policy.v1.CapabilityQuery queries = 3;
+   */
+  queries: CapabilityQuery[];
+};
+
+/**
+ * Describes the message portcullis.policy.v1.BatchCheckRequest.
+ * Use `create(BatchCheckRequestSchema)` to create a new message.
+ */
+export const BatchCheckRequestSchema: GenMessage<BatchCheckRequest> = /*@__PURE__*/
+  messageDesc(file_portcullis_policy_v1_policy, 7);
+
+/**
+ * @generated from message portcullis.policy.v1.BatchCheckResponse
+ */
+export type BatchCheckResponse = Message<"portcullis.policy.v1.BatchCheckResponse"> & {
+  /**
+   * One per query, in the same order.
+   *
+   * @generated from field: repeated portcullis.policy.v1.CheckResponse decisions = 1;
+   */
+  decisions: CheckResponse[];
+};
+
+/**
+ * Describes the message portcullis.policy.v1.BatchCheckResponse.
+ * Use `create(BatchCheckResponseSchema)` to create a new message.
+ */
+export const BatchCheckResponseSchema: GenMessage<BatchCheckResponse> = /*@__PURE__*/
+  messageDesc(file_portcullis_policy_v1_policy, 8);
+
+/**
+ * Where a grant comes from.
+ *
+ * @generated from message portcullis.policy.v1.Grant
+ */
+export type Grant = Message<"portcullis.policy.v1.Grant"> & {
+  /**
+   * "role" or "permission".
+   *
+   * @generated from field: string kind = 1;
+   */
+  kind: string;
+
+  /**
+   * e.g. "role:admin", or the capability of a permission.
+   *
+   * @generated from field: string name = 2;
+   */
+  name: string;
+
+  /**
+   * Empty: tenant-wide.
+   *
+   * @generated from field: string assistant_id = 3;
+   */
+  assistantId: string;
+};
+
+/**
+ * Describes the message portcullis.policy.v1.Grant.
+ * Use `create(GrantSchema)` to create a new message.
+ */
+export const GrantSchema: GenMessage<Grant> = /*@__PURE__*/
+  messageDesc(file_portcullis_policy_v1_policy, 9);
+
+/**
+ * @generated from message portcullis.policy.v1.ExplainRequest
+ */
+export type ExplainRequest = Message<"portcullis.policy.v1.ExplainRequest"> & {
+  /**
+   * The same question as Check.
+   *
+   * @generated from field: portcullis.policy.v1.CheckRequest check = 1;
+   */
+  check?: CheckRequest | undefined;
+};
+
+/**
+ * Describes the message portcullis.policy.v1.ExplainRequest.
+ * Use `create(ExplainRequestSchema)` to create a new message.
+ */
+export const ExplainRequestSchema: GenMessage<ExplainRequest> = /*@__PURE__*/
+  messageDesc(file_portcullis_policy_v1_policy, 10);
+
+/**
+ * @generated from message portcullis.policy.v1.ExplainResponse
+ */
+export type ExplainResponse = Message<"portcullis.policy.v1.ExplainResponse"> & {
+  /**
+   * @generated from field: bool allowed = 1;
+   */
+  allowed: boolean;
+
+  /**
+   * @generated from field: string reason = 2;
+   */
+  reason: string;
+
+  /**
+   * The grant that allowed the request; unset when denied.
+   *
+   * @generated from field: portcullis.policy.v1.Grant matched = 3;
+   */
+  matched?: Grant | undefined;
+
+  /**
+   * Every role and permission of the subject in scope (tenant-wide and on the assistant).
+   *
+   * @generated from field: repeated portcullis.policy.v1.Grant held = 4;
+   */
+  held: Grant[];
+
+  /**
+   * Each check made, in order, e.g. "catalogue: tools:invoke is known", "plan free: allows".
+   *
+   * @generated from field: repeated string steps = 5;
+   */
+  steps: string[];
+};
+
+/**
+ * Describes the message portcullis.policy.v1.ExplainResponse.
+ * Use `create(ExplainResponseSchema)` to create a new message.
+ */
+export const ExplainResponseSchema: GenMessage<ExplainResponse> = /*@__PURE__*/
+  messageDesc(file_portcullis_policy_v1_policy, 11);
+
+/**
+ * @generated from message portcullis.policy.v1.ListCapabilitiesRequest
+ */
+export type ListCapabilitiesRequest = Message<"portcullis.policy.v1.ListCapabilitiesRequest"> & {
+  /**
+   * @generated from field: portcullis.common.v1.Principal principal = 1;
+   */
+  principal?: Principal | undefined;
+
+  /**
+   * @generated from field: string tenant_id = 2;
+   */
+  tenantId: string;
+
+  /**
+   * @generated from field: string assistant_id = 3;
+   */
+  assistantId: string;
+};
+
+/**
+ * Describes the message portcullis.policy.v1.ListCapabilitiesRequest.
+ * Use `create(ListCapabilitiesRequestSchema)` to create a new message.
+ */
+export const ListCapabilitiesRequestSchema: GenMessage<ListCapabilitiesRequest> = /*@__PURE__*/
+  messageDesc(file_portcullis_policy_v1_policy, 12);
+
+/**
+ * @generated from message portcullis.policy.v1.ListCapabilitiesResponse
+ */
+export type ListCapabilitiesResponse = Message<"portcullis.policy.v1.ListCapabilitiesResponse"> & {
+  /**
+   * "object:action", sorted.
+   *
+   * @generated from field: repeated string capabilities = 1;
+   */
+  capabilities: string[];
+};
+
+/**
+ * Describes the message portcullis.policy.v1.ListCapabilitiesResponse.
+ * Use `create(ListCapabilitiesResponseSchema)` to create a new message.
+ */
+export const ListCapabilitiesResponseSchema: GenMessage<ListCapabilitiesResponse> = /*@__PURE__*/
+  messageDesc(file_portcullis_policy_v1_policy, 13);
+
+/**
+ * @generated from message portcullis.policy.v1.GrantPermissionRequest
+ */
+export type GrantPermissionRequest = Message<"portcullis.policy.v1.GrantPermissionRequest"> & {
+  /**
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * @generated from field: string user_id = 2;
+   */
+  userId: string;
+
+  /**
+   * @generated from field: string assistant_id = 3;
+   */
+  assistantId: string;
+
+  /**
+   * @generated from field: string object = 4;
+   */
+  object: string;
+
+  /**
+   * @generated from field: string action = 5;
+   */
+  action: string;
+
+  /**
+   * @generated from field: portcullis.common.v1.Principal actor = 6;
+   */
+  actor?: Principal | undefined;
+};
+
+/**
+ * Describes the message portcullis.policy.v1.GrantPermissionRequest.
+ * Use `create(GrantPermissionRequestSchema)` to create a new message.
+ */
+export const GrantPermissionRequestSchema: GenMessage<GrantPermissionRequest> = /*@__PURE__*/
+  messageDesc(file_portcullis_policy_v1_policy, 14);
+
+/**
+ * @generated from message portcullis.policy.v1.GrantPermissionResponse
+ */
+export type GrantPermissionResponse = Message<"portcullis.policy.v1.GrantPermissionResponse"> & {
+};
+
+/**
+ * Describes the message portcullis.policy.v1.GrantPermissionResponse.
+ * Use `create(GrantPermissionResponseSchema)` to create a new message.
+ */
+export const GrantPermissionResponseSchema: GenMessage<GrantPermissionResponse> = /*@__PURE__*/
+  messageDesc(file_portcullis_policy_v1_policy, 15);
+
+/**
+ * @generated from message portcullis.policy.v1.RevokePermissionRequest
+ */
+export type RevokePermissionRequest = Message<"portcullis.policy.v1.RevokePermissionRequest"> & {
+  /**
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * @generated from field: string user_id = 2;
+   */
+  userId: string;
+
+  /**
+   * @generated from field: string assistant_id = 3;
+   */
+  assistantId: string;
+
+  /**
+   * @generated from field: string object = 4;
+   */
+  object: string;
+
+  /**
+   * @generated from field: string action = 5;
+   */
+  action: string;
+
+  /**
+   * @generated from field: portcullis.common.v1.Principal actor = 6;
+   */
+  actor?: Principal | undefined;
+};
+
+/**
+ * Describes the message portcullis.policy.v1.RevokePermissionRequest.
+ * Use `create(RevokePermissionRequestSchema)` to create a new message.
+ */
+export const RevokePermissionRequestSchema: GenMessage<RevokePermissionRequest> = /*@__PURE__*/
+  messageDesc(file_portcullis_policy_v1_policy, 16);
+
+/**
+ * @generated from message portcullis.policy.v1.RevokePermissionResponse
+ */
+export type RevokePermissionResponse = Message<"portcullis.policy.v1.RevokePermissionResponse"> & {
+};
+
+/**
+ * Describes the message portcullis.policy.v1.RevokePermissionResponse.
+ * Use `create(RevokePermissionResponseSchema)` to create a new message.
+ */
+export const RevokePermissionResponseSchema: GenMessage<RevokePermissionResponse> = /*@__PURE__*/
+  messageDesc(file_portcullis_policy_v1_policy, 17);
+
+/**
+ * @generated from message portcullis.policy.v1.SetTenantPlanRequest
+ */
+export type SetTenantPlanRequest = Message<"portcullis.policy.v1.SetTenantPlanRequest"> & {
+  /**
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * A plan named in policies/plans.csv, e.g. "free", "pro", "enterprise".
+   *
+   * @generated from field: string plan = 2;
+   */
+  plan: string;
+};
+
+/**
+ * Describes the message portcullis.policy.v1.SetTenantPlanRequest.
+ * Use `create(SetTenantPlanRequestSchema)` to create a new message.
+ */
+export const SetTenantPlanRequestSchema: GenMessage<SetTenantPlanRequest> = /*@__PURE__*/
+  messageDesc(file_portcullis_policy_v1_policy, 18);
+
+/**
+ * @generated from message portcullis.policy.v1.SetTenantPlanResponse
+ */
+export type SetTenantPlanResponse = Message<"portcullis.policy.v1.SetTenantPlanResponse"> & {
+};
+
+/**
+ * Describes the message portcullis.policy.v1.SetTenantPlanResponse.
+ * Use `create(SetTenantPlanResponseSchema)` to create a new message.
+ */
+export const SetTenantPlanResponseSchema: GenMessage<SetTenantPlanResponse> = /*@__PURE__*/
+  messageDesc(file_portcullis_policy_v1_policy, 19);
+
+/**
  * Authorization decisions (Casbin RBAC with tenant domains) and role assignment.
  *
  * @generated from service portcullis.policy.v1.PolicyService
@@ -176,6 +567,42 @@ export const PolicyService: GenService<{
     output: typeof CheckResponseSchema;
   },
   /**
+   * Several decisions for one principal in one tenant, in request order (at most 100 items).
+   *
+   * @generated from rpc portcullis.policy.v1.PolicyService.BatchCheck
+   */
+  batchCheck: {
+    methodKind: "unary";
+    input: typeof BatchCheckRequestSchema;
+    output: typeof BatchCheckResponseSchema;
+  },
+  /**
+   * The decision of Check with how it was reached: the roles and permissions the principal
+   * holds in scope, the rule that allowed, or every reason it was denied.
+   *
+   * @generated from rpc portcullis.policy.v1.PolicyService.Explain
+   */
+  explain: {
+    methodKind: "unary";
+    input: typeof ExplainRequestSchema;
+    output: typeof ExplainResponseSchema;
+  },
+  /**
+   * Every capability the principal may use on the assistant (or tenant-wide when assistant_id
+   * is empty): what the admin console shows and what tools/list filters by.
+   *
+   * @generated from rpc portcullis.policy.v1.PolicyService.ListCapabilities
+   */
+  listCapabilities: {
+    methodKind: "unary";
+    input: typeof ListCapabilitiesRequestSchema;
+    output: typeof ListCapabilitiesResponseSchema;
+  },
+  /**
+   * Grants a role tenant-wide, or on one assistant. The actor's own stored roles decide:
+   * owners grant any role; admins grant only the user role; nobody else grants anything. The
+   * first owner of a tenant without any owner is the only grant without such an actor.
+   *
    * @generated from rpc portcullis.policy.v1.PolicyService.AssignRole
    */
   assignRole: {
@@ -190,6 +617,35 @@ export const PolicyService: GenService<{
     methodKind: "unary";
     input: typeof RevokeRoleRequestSchema;
     output: typeof RevokeRoleResponseSchema;
+  },
+  /**
+   * A single capability for one user, tenant-wide or on one assistant (e.g. one tool), on top
+   * of their roles. Never more than the catalogue; only owners and admins grant.
+   *
+   * @generated from rpc portcullis.policy.v1.PolicyService.GrantPermission
+   */
+  grantPermission: {
+    methodKind: "unary";
+    input: typeof GrantPermissionRequestSchema;
+    output: typeof GrantPermissionResponseSchema;
+  },
+  /**
+   * @generated from rpc portcullis.policy.v1.PolicyService.RevokePermission
+   */
+  revokePermission: {
+    methodKind: "unary";
+    input: typeof RevokePermissionRequestSchema;
+    output: typeof RevokePermissionResponseSchema;
+  },
+  /**
+   * The tenant's plan (tier): capabilities outside the plan are denied to everyone in it.
+   *
+   * @generated from rpc portcullis.policy.v1.PolicyService.SetTenantPlan
+   */
+  setTenantPlan: {
+    methodKind: "unary";
+    input: typeof SetTenantPlanRequestSchema;
+    output: typeof SetTenantPlanResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_portcullis_policy_v1_policy, 0);

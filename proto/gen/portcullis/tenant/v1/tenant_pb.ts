@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file portcullis/tenant/v1/tenant.proto.
  */
 export const file_portcullis_tenant_v1_tenant: GenFile = /*@__PURE__*/
-  fileDesc("CiFwb3J0Y3VsbGlzL3RlbmFudC92MS90ZW5hbnQucHJvdG8SFHBvcnRjdWxsaXMudGVuYW50LnYxIlYKBlRlbmFudBIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEjIKBnN0YXR1cxgDIAEoDjIiLnBvcnRjdWxsaXMuY29tbW9uLnYxLlRlbmFudFN0YXR1cyI4CglBc3Npc3RhbnQSCgoCaWQYASABKAkSEQoJdGVuYW50X2lkGAIgASgJEgwKBG5hbWUYAyABKAkiSwoGRG9tYWluEgoKAmlkGAEgASgJEhEKCXRlbmFudF9pZBgCIAEoCRIUCgxhc3Npc3RhbnRfaWQYAyABKAkSDAoEaG9zdBgEIAEoCSIzCgRUZWFtEgoKAmlkGAEgASgJEhEKCXRlbmFudF9pZBgCIAEoCRIMCgRuYW1lGAMgASgJIqEBCgpNZW1iZXJzaGlwEhEKCXRlbmFudF9pZBgBIAEoCRITCgt0ZW5hbnRfbmFtZRgCIAEoCRIPCgd1c2VyX2lkGAMgASgJEigKBHJvbGUYBCABKA4yGi5wb3J0Y3VsbGlzLmNvbW1vbi52MS5Sb2xlEjAKDG1lbWJlcl9zaW5jZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiOgoTQ3JlYXRlVGVuYW50UmVxdWVzdBIMCgRuYW1lGAEgASgJEhUKDW93bmVyX3VzZXJfaWQYAiABKAkiRAoUQ3JlYXRlVGVuYW50UmVzcG9uc2USLAoGdGVuYW50GAEgASgLMhwucG9ydGN1bGxpcy50ZW5hbnQudjEuVGVuYW50IjkKFkNyZWF0ZUFzc2lzdGFudFJlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJEgwKBG5hbWUYAiABKAkiTQoXQ3JlYXRlQXNzaXN0YW50UmVzcG9uc2USMgoJYXNzaXN0YW50GAEgASgLMh8ucG9ydGN1bGxpcy50ZW5hbnQudjEuQXNzaXN0YW50IkkKEEFkZERvbWFpblJlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJEhQKDGFzc2lzdGFudF9pZBgCIAEoCRIMCgRob3N0GAMgASgJIkEKEUFkZERvbWFpblJlc3BvbnNlEiwKBmRvbWFpbhgBIAEoCzIcLnBvcnRjdWxsaXMudGVuYW50LnYxLkRvbWFpbiI0ChFDcmVhdGVUZWFtUmVxdWVzdBIRCgl0ZW5hbnRfaWQYASABKAkSDAoEbmFtZRgCIAEoCSI+ChJDcmVhdGVUZWFtUmVzcG9uc2USKAoEdGVhbRgBIAEoCzIaLnBvcnRjdWxsaXMudGVuYW50LnYxLlRlYW0ikAEKEEFkZE1lbWJlclJlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJEg8KB3VzZXJfaWQYAiABKAkSKAoEcm9sZRgDIAEoDjIaLnBvcnRjdWxsaXMuY29tbW9uLnYxLlJvbGUSLgoFYWN0b3IYBCABKAsyHy5wb3J0Y3VsbGlzLmNvbW1vbi52MS5QcmluY2lwYWwiSQoRQWRkTWVtYmVyUmVzcG9uc2USNAoKbWVtYmVyc2hpcBgBIAEoCzIgLnBvcnRjdWxsaXMudGVuYW50LnYxLk1lbWJlcnNoaXAiOgoUR2V0TWVtYmVyc2hpcFJlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJEg8KB3VzZXJfaWQYAiABKAkiTQoVR2V0TWVtYmVyc2hpcFJlc3BvbnNlEjQKCm1lbWJlcnNoaXAYASABKAsyIC5wb3J0Y3VsbGlzLnRlbmFudC52MS5NZW1iZXJzaGlwIikKFkxpc3RVc2VyVGVuYW50c1JlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCSJQChdMaXN0VXNlclRlbmFudHNSZXNwb25zZRI1CgttZW1iZXJzaGlwcxgBIAMoCzIgLnBvcnRjdWxsaXMudGVuYW50LnYxLk1lbWJlcnNoaXAiTgoVUmVzb2x2ZUNvbnRleHRSZXF1ZXN0EgwKBGhvc3QYASABKAkSFAoMYXNzaXN0YW50X2lkGAIgASgJEhEKCXRlbmFudF9pZBgDIAEoCSJOChZSZXNvbHZlQ29udGV4dFJlc3BvbnNlEjQKB2NvbnRleHQYASABKAsyIy5wb3J0Y3VsbGlzLmNvbW1vbi52MS5UZW5hbnRDb250ZXh0ImkKE1JlbW92ZU1lbWJlclJlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJEg8KB3VzZXJfaWQYAiABKAkSLgoFYWN0b3IYAyABKAsyHy5wb3J0Y3VsbGlzLmNvbW1vbi52MS5QcmluY2lwYWwiFgoUUmVtb3ZlTWVtYmVyUmVzcG9uc2UiewoUQWRkVGVhbU1lbWJlclJlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJEg8KB3RlYW1faWQYAiABKAkSDwoHdXNlcl9pZBgDIAEoCRIuCgVhY3RvchgEIAEoCzIfLnBvcnRjdWxsaXMuY29tbW9uLnYxLlByaW5jaXBhbCIXChVBZGRUZWFtTWVtYmVyUmVzcG9uc2UifgoXUmVtb3ZlVGVhbU1lbWJlclJlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJEg8KB3RlYW1faWQYAiABKAkSDwoHdXNlcl9pZBgDIAEoCRIuCgVhY3RvchgEIAEoCzIfLnBvcnRjdWxsaXMuY29tbW9uLnYxLlByaW5jaXBhbCIaChhSZW1vdmVUZWFtTWVtYmVyUmVzcG9uc2UiJQoQTGlzdFRlYW1zUmVxdWVzdBIRCgl0ZW5hbnRfaWQYASABKAkiPgoRTGlzdFRlYW1zUmVzcG9uc2USKQoFdGVhbXMYASADKAsyGi5wb3J0Y3VsbGlzLnRlbmFudC52MS5UZWFtIjoKFExpc3RVc2VyVGVhbXNSZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCRIPCgd1c2VyX2lkGAIgASgJIkIKFUxpc3RVc2VyVGVhbXNSZXNwb25zZRIpCgV0ZWFtcxgBIAMoCzIaLnBvcnRjdWxsaXMudGVuYW50LnYxLlRlYW0y3goKFVRlbmFudFJlZ2lzdHJ5U2VydmljZRJlCgxDcmVhdGVUZW5hbnQSKS5wb3J0Y3VsbGlzLnRlbmFudC52MS5DcmVhdGVUZW5hbnRSZXF1ZXN0GioucG9ydGN1bGxpcy50ZW5hbnQudjEuQ3JlYXRlVGVuYW50UmVzcG9uc2USbgoPQ3JlYXRlQXNzaXN0YW50EiwucG9ydGN1bGxpcy50ZW5hbnQudjEuQ3JlYXRlQXNzaXN0YW50UmVxdWVzdBotLnBvcnRjdWxsaXMudGVuYW50LnYxLkNyZWF0ZUFzc2lzdGFudFJlc3BvbnNlElwKCUFkZERvbWFpbhImLnBvcnRjdWxsaXMudGVuYW50LnYxLkFkZERvbWFpblJlcXVlc3QaJy5wb3J0Y3VsbGlzLnRlbmFudC52MS5BZGREb21haW5SZXNwb25zZRJfCgpDcmVhdGVUZWFtEicucG9ydGN1bGxpcy50ZW5hbnQudjEuQ3JlYXRlVGVhbVJlcXVlc3QaKC5wb3J0Y3VsbGlzLnRlbmFudC52MS5DcmVhdGVUZWFtUmVzcG9uc2USXAoJQWRkTWVtYmVyEiYucG9ydGN1bGxpcy50ZW5hbnQudjEuQWRkTWVtYmVyUmVxdWVzdBonLnBvcnRjdWxsaXMudGVuYW50LnYxLkFkZE1lbWJlclJlc3BvbnNlEmUKDFJlbW92ZU1lbWJlchIpLnBvcnRjdWxsaXMudGVuYW50LnYxLlJlbW92ZU1lbWJlclJlcXVlc3QaKi5wb3J0Y3VsbGlzLnRlbmFudC52MS5SZW1vdmVNZW1iZXJSZXNwb25zZRJoCg1BZGRUZWFtTWVtYmVyEioucG9ydGN1bGxpcy50ZW5hbnQudjEuQWRkVGVhbU1lbWJlclJlcXVlc3QaKy5wb3J0Y3VsbGlzLnRlbmFudC52MS5BZGRUZWFtTWVtYmVyUmVzcG9uc2UScQoQUmVtb3ZlVGVhbU1lbWJlchItLnBvcnRjdWxsaXMudGVuYW50LnYxLlJlbW92ZVRlYW1NZW1iZXJSZXF1ZXN0Gi4ucG9ydGN1bGxpcy50ZW5hbnQudjEuUmVtb3ZlVGVhbU1lbWJlclJlc3BvbnNlElwKCUxpc3RUZWFtcxImLnBvcnRjdWxsaXMudGVuYW50LnYxLkxpc3RUZWFtc1JlcXVlc3QaJy5wb3J0Y3VsbGlzLnRlbmFudC52MS5MaXN0VGVhbXNSZXNwb25zZRJoCg1MaXN0VXNlclRlYW1zEioucG9ydGN1bGxpcy50ZW5hbnQudjEuTGlzdFVzZXJUZWFtc1JlcXVlc3QaKy5wb3J0Y3VsbGlzLnRlbmFudC52MS5MaXN0VXNlclRlYW1zUmVzcG9uc2USaAoNR2V0TWVtYmVyc2hpcBIqLnBvcnRjdWxsaXMudGVuYW50LnYxLkdldE1lbWJlcnNoaXBSZXF1ZXN0GisucG9ydGN1bGxpcy50ZW5hbnQudjEuR2V0TWVtYmVyc2hpcFJlc3BvbnNlEm4KD0xpc3RVc2VyVGVuYW50cxIsLnBvcnRjdWxsaXMudGVuYW50LnYxLkxpc3RVc2VyVGVuYW50c1JlcXVlc3QaLS5wb3J0Y3VsbGlzLnRlbmFudC52MS5MaXN0VXNlclRlbmFudHNSZXNwb25zZRJrCg5SZXNvbHZlQ29udGV4dBIrLnBvcnRjdWxsaXMudGVuYW50LnYxLlJlc29sdmVDb250ZXh0UmVxdWVzdBosLnBvcnRjdWxsaXMudGVuYW50LnYxLlJlc29sdmVDb250ZXh0UmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp, file_portcullis_common_v1_common]);
+  fileDesc("CiFwb3J0Y3VsbGlzL3RlbmFudC92MS90ZW5hbnQucHJvdG8SFHBvcnRjdWxsaXMudGVuYW50LnYxImQKBlRlbmFudBIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEjIKBnN0YXR1cxgDIAEoDjIiLnBvcnRjdWxsaXMuY29tbW9uLnYxLlRlbmFudFN0YXR1cxIMCgRwbGFuGAQgASgJIjgKCUFzc2lzdGFudBIKCgJpZBgBIAEoCRIRCgl0ZW5hbnRfaWQYAiABKAkSDAoEbmFtZRgDIAEoCSJLCgZEb21haW4SCgoCaWQYASABKAkSEQoJdGVuYW50X2lkGAIgASgJEhQKDGFzc2lzdGFudF9pZBgDIAEoCRIMCgRob3N0GAQgASgJIjMKBFRlYW0SCgoCaWQYASABKAkSEQoJdGVuYW50X2lkGAIgASgJEgwKBG5hbWUYAyABKAkioQEKCk1lbWJlcnNoaXASEQoJdGVuYW50X2lkGAEgASgJEhMKC3RlbmFudF9uYW1lGAIgASgJEg8KB3VzZXJfaWQYAyABKAkSKAoEcm9sZRgEIAEoDjIaLnBvcnRjdWxsaXMuY29tbW9uLnYxLlJvbGUSMAoMbWVtYmVyX3NpbmNlGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCI6ChNDcmVhdGVUZW5hbnRSZXF1ZXN0EgwKBG5hbWUYASABKAkSFQoNb3duZXJfdXNlcl9pZBgCIAEoCSJEChRDcmVhdGVUZW5hbnRSZXNwb25zZRIsCgZ0ZW5hbnQYASABKAsyHC5wb3J0Y3VsbGlzLnRlbmFudC52MS5UZW5hbnQiOQoWQ3JlYXRlQXNzaXN0YW50UmVxdWVzdBIRCgl0ZW5hbnRfaWQYASABKAkSDAoEbmFtZRgCIAEoCSJNChdDcmVhdGVBc3Npc3RhbnRSZXNwb25zZRIyCglhc3Npc3RhbnQYASABKAsyHy5wb3J0Y3VsbGlzLnRlbmFudC52MS5Bc3Npc3RhbnQiSQoQQWRkRG9tYWluUmVxdWVzdBIRCgl0ZW5hbnRfaWQYASABKAkSFAoMYXNzaXN0YW50X2lkGAIgASgJEgwKBGhvc3QYAyABKAkiQQoRQWRkRG9tYWluUmVzcG9uc2USLAoGZG9tYWluGAEgASgLMhwucG9ydGN1bGxpcy50ZW5hbnQudjEuRG9tYWluIjQKEUNyZWF0ZVRlYW1SZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCRIMCgRuYW1lGAIgASgJIj4KEkNyZWF0ZVRlYW1SZXNwb25zZRIoCgR0ZWFtGAEgASgLMhoucG9ydGN1bGxpcy50ZW5hbnQudjEuVGVhbSKQAQoQQWRkTWVtYmVyUmVxdWVzdBIRCgl0ZW5hbnRfaWQYASABKAkSDwoHdXNlcl9pZBgCIAEoCRIoCgRyb2xlGAMgASgOMhoucG9ydGN1bGxpcy5jb21tb24udjEuUm9sZRIuCgVhY3RvchgEIAEoCzIfLnBvcnRjdWxsaXMuY29tbW9uLnYxLlByaW5jaXBhbCJJChFBZGRNZW1iZXJSZXNwb25zZRI0CgptZW1iZXJzaGlwGAEgASgLMiAucG9ydGN1bGxpcy50ZW5hbnQudjEuTWVtYmVyc2hpcCI6ChRHZXRNZW1iZXJzaGlwUmVxdWVzdBIRCgl0ZW5hbnRfaWQYASABKAkSDwoHdXNlcl9pZBgCIAEoCSJNChVHZXRNZW1iZXJzaGlwUmVzcG9uc2USNAoKbWVtYmVyc2hpcBgBIAEoCzIgLnBvcnRjdWxsaXMudGVuYW50LnYxLk1lbWJlcnNoaXAiKQoWTGlzdFVzZXJUZW5hbnRzUmVxdWVzdBIPCgd1c2VyX2lkGAEgASgJIlAKF0xpc3RVc2VyVGVuYW50c1Jlc3BvbnNlEjUKC21lbWJlcnNoaXBzGAEgAygLMiAucG9ydGN1bGxpcy50ZW5hbnQudjEuTWVtYmVyc2hpcCJOChVSZXNvbHZlQ29udGV4dFJlcXVlc3QSDAoEaG9zdBgBIAEoCRIUCgxhc3Npc3RhbnRfaWQYAiABKAkSEQoJdGVuYW50X2lkGAMgASgJIk4KFlJlc29sdmVDb250ZXh0UmVzcG9uc2USNAoHY29udGV4dBgBIAEoCzIjLnBvcnRjdWxsaXMuY29tbW9uLnYxLlRlbmFudENvbnRleHQiaQoTUmVtb3ZlTWVtYmVyUmVxdWVzdBIRCgl0ZW5hbnRfaWQYASABKAkSDwoHdXNlcl9pZBgCIAEoCRIuCgVhY3RvchgDIAEoCzIfLnBvcnRjdWxsaXMuY29tbW9uLnYxLlByaW5jaXBhbCIWChRSZW1vdmVNZW1iZXJSZXNwb25zZSJ7ChRBZGRUZWFtTWVtYmVyUmVxdWVzdBIRCgl0ZW5hbnRfaWQYASABKAkSDwoHdGVhbV9pZBgCIAEoCRIPCgd1c2VyX2lkGAMgASgJEi4KBWFjdG9yGAQgASgLMh8ucG9ydGN1bGxpcy5jb21tb24udjEuUHJpbmNpcGFsIhcKFUFkZFRlYW1NZW1iZXJSZXNwb25zZSJ+ChdSZW1vdmVUZWFtTWVtYmVyUmVxdWVzdBIRCgl0ZW5hbnRfaWQYASABKAkSDwoHdGVhbV9pZBgCIAEoCRIPCgd1c2VyX2lkGAMgASgJEi4KBWFjdG9yGAQgASgLMh8ucG9ydGN1bGxpcy5jb21tb24udjEuUHJpbmNpcGFsIhoKGFJlbW92ZVRlYW1NZW1iZXJSZXNwb25zZSIlChBMaXN0VGVhbXNSZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCSI+ChFMaXN0VGVhbXNSZXNwb25zZRIpCgV0ZWFtcxgBIAMoCzIaLnBvcnRjdWxsaXMudGVuYW50LnYxLlRlYW0iOgoUTGlzdFVzZXJUZWFtc1JlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJEg8KB3VzZXJfaWQYAiABKAkiQgoVTGlzdFVzZXJUZWFtc1Jlc3BvbnNlEikKBXRlYW1zGAEgAygLMhoucG9ydGN1bGxpcy50ZW5hbnQudjEuVGVhbSJPChFNb3ZlRG9tYWluUmVxdWVzdBIRCgl0ZW5hbnRfaWQYASABKAkSEQoJZG9tYWluX2lkGAIgASgJEhQKDGFzc2lzdGFudF9pZBgDIAEoCSJCChJNb3ZlRG9tYWluUmVzcG9uc2USLAoGZG9tYWluGAEgASgLMhwucG9ydGN1bGxpcy50ZW5hbnQudjEuRG9tYWluIl8KFlNldFRlbmFudFN0YXR1c1JlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJEjIKBnN0YXR1cxgCIAEoDjIiLnBvcnRjdWxsaXMuY29tbW9uLnYxLlRlbmFudFN0YXR1cyJHChdTZXRUZW5hbnRTdGF0dXNSZXNwb25zZRIsCgZ0ZW5hbnQYASABKAsyHC5wb3J0Y3VsbGlzLnRlbmFudC52MS5UZW5hbnQiNwoUU2V0VGVuYW50UGxhblJlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJEgwKBHBsYW4YAiABKAkiFwoVU2V0VGVuYW50UGxhblJlc3BvbnNlMpkNChVUZW5hbnRSZWdpc3RyeVNlcnZpY2USZQoMQ3JlYXRlVGVuYW50EikucG9ydGN1bGxpcy50ZW5hbnQudjEuQ3JlYXRlVGVuYW50UmVxdWVzdBoqLnBvcnRjdWxsaXMudGVuYW50LnYxLkNyZWF0ZVRlbmFudFJlc3BvbnNlEm4KD0NyZWF0ZUFzc2lzdGFudBIsLnBvcnRjdWxsaXMudGVuYW50LnYxLkNyZWF0ZUFzc2lzdGFudFJlcXVlc3QaLS5wb3J0Y3VsbGlzLnRlbmFudC52MS5DcmVhdGVBc3Npc3RhbnRSZXNwb25zZRJcCglBZGREb21haW4SJi5wb3J0Y3VsbGlzLnRlbmFudC52MS5BZGREb21haW5SZXF1ZXN0GicucG9ydGN1bGxpcy50ZW5hbnQudjEuQWRkRG9tYWluUmVzcG9uc2USXwoKTW92ZURvbWFpbhInLnBvcnRjdWxsaXMudGVuYW50LnYxLk1vdmVEb21haW5SZXF1ZXN0GigucG9ydGN1bGxpcy50ZW5hbnQudjEuTW92ZURvbWFpblJlc3BvbnNlEm4KD1NldFRlbmFudFN0YXR1cxIsLnBvcnRjdWxsaXMudGVuYW50LnYxLlNldFRlbmFudFN0YXR1c1JlcXVlc3QaLS5wb3J0Y3VsbGlzLnRlbmFudC52MS5TZXRUZW5hbnRTdGF0dXNSZXNwb25zZRJoCg1TZXRUZW5hbnRQbGFuEioucG9ydGN1bGxpcy50ZW5hbnQudjEuU2V0VGVuYW50UGxhblJlcXVlc3QaKy5wb3J0Y3VsbGlzLnRlbmFudC52MS5TZXRUZW5hbnRQbGFuUmVzcG9uc2USXwoKQ3JlYXRlVGVhbRInLnBvcnRjdWxsaXMudGVuYW50LnYxLkNyZWF0ZVRlYW1SZXF1ZXN0GigucG9ydGN1bGxpcy50ZW5hbnQudjEuQ3JlYXRlVGVhbVJlc3BvbnNlElwKCUFkZE1lbWJlchImLnBvcnRjdWxsaXMudGVuYW50LnYxLkFkZE1lbWJlclJlcXVlc3QaJy5wb3J0Y3VsbGlzLnRlbmFudC52MS5BZGRNZW1iZXJSZXNwb25zZRJlCgxSZW1vdmVNZW1iZXISKS5wb3J0Y3VsbGlzLnRlbmFudC52MS5SZW1vdmVNZW1iZXJSZXF1ZXN0GioucG9ydGN1bGxpcy50ZW5hbnQudjEuUmVtb3ZlTWVtYmVyUmVzcG9uc2USaAoNQWRkVGVhbU1lbWJlchIqLnBvcnRjdWxsaXMudGVuYW50LnYxLkFkZFRlYW1NZW1iZXJSZXF1ZXN0GisucG9ydGN1bGxpcy50ZW5hbnQudjEuQWRkVGVhbU1lbWJlclJlc3BvbnNlEnEKEFJlbW92ZVRlYW1NZW1iZXISLS5wb3J0Y3VsbGlzLnRlbmFudC52MS5SZW1vdmVUZWFtTWVtYmVyUmVxdWVzdBouLnBvcnRjdWxsaXMudGVuYW50LnYxLlJlbW92ZVRlYW1NZW1iZXJSZXNwb25zZRJcCglMaXN0VGVhbXMSJi5wb3J0Y3VsbGlzLnRlbmFudC52MS5MaXN0VGVhbXNSZXF1ZXN0GicucG9ydGN1bGxpcy50ZW5hbnQudjEuTGlzdFRlYW1zUmVzcG9uc2USaAoNTGlzdFVzZXJUZWFtcxIqLnBvcnRjdWxsaXMudGVuYW50LnYxLkxpc3RVc2VyVGVhbXNSZXF1ZXN0GisucG9ydGN1bGxpcy50ZW5hbnQudjEuTGlzdFVzZXJUZWFtc1Jlc3BvbnNlEmgKDUdldE1lbWJlcnNoaXASKi5wb3J0Y3VsbGlzLnRlbmFudC52MS5HZXRNZW1iZXJzaGlwUmVxdWVzdBorLnBvcnRjdWxsaXMudGVuYW50LnYxLkdldE1lbWJlcnNoaXBSZXNwb25zZRJuCg9MaXN0VXNlclRlbmFudHMSLC5wb3J0Y3VsbGlzLnRlbmFudC52MS5MaXN0VXNlclRlbmFudHNSZXF1ZXN0Gi0ucG9ydGN1bGxpcy50ZW5hbnQudjEuTGlzdFVzZXJUZW5hbnRzUmVzcG9uc2USawoOUmVzb2x2ZUNvbnRleHQSKy5wb3J0Y3VsbGlzLnRlbmFudC52MS5SZXNvbHZlQ29udGV4dFJlcXVlc3QaLC5wb3J0Y3VsbGlzLnRlbmFudC52MS5SZXNvbHZlQ29udGV4dFJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp, file_portcullis_common_v1_common]);
 
 /**
  * @generated from message portcullis.tenant.v1.Tenant
@@ -34,6 +34,13 @@ export type Tenant = Message<"portcullis.tenant.v1.Tenant"> & {
    * @generated from field: portcullis.common.v1.TenantStatus status = 3;
    */
   status: TenantStatus;
+
+  /**
+   * The tenant's plan (tier), e.g. "free", "pro", "enterprise".
+   *
+   * @generated from field: string plan = 4;
+   */
+  plan: string;
 };
 
 /**
@@ -715,6 +722,128 @@ export const ListUserTeamsResponseSchema: GenMessage<ListUserTeamsResponse> = /*
   messageDesc(file_portcullis_tenant_v1_tenant, 30);
 
 /**
+ * @generated from message portcullis.tenant.v1.MoveDomainRequest
+ */
+export type MoveDomainRequest = Message<"portcullis.tenant.v1.MoveDomainRequest"> & {
+  /**
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * @generated from field: string domain_id = 2;
+   */
+  domainId: string;
+
+  /**
+   * The assistant (of the same tenant) the domain routes to from now on.
+   *
+   * @generated from field: string assistant_id = 3;
+   */
+  assistantId: string;
+};
+
+/**
+ * Describes the message portcullis.tenant.v1.MoveDomainRequest.
+ * Use `create(MoveDomainRequestSchema)` to create a new message.
+ */
+export const MoveDomainRequestSchema: GenMessage<MoveDomainRequest> = /*@__PURE__*/
+  messageDesc(file_portcullis_tenant_v1_tenant, 31);
+
+/**
+ * @generated from message portcullis.tenant.v1.MoveDomainResponse
+ */
+export type MoveDomainResponse = Message<"portcullis.tenant.v1.MoveDomainResponse"> & {
+  /**
+   * @generated from field: portcullis.tenant.v1.Domain domain = 1;
+   */
+  domain?: Domain | undefined;
+};
+
+/**
+ * Describes the message portcullis.tenant.v1.MoveDomainResponse.
+ * Use `create(MoveDomainResponseSchema)` to create a new message.
+ */
+export const MoveDomainResponseSchema: GenMessage<MoveDomainResponse> = /*@__PURE__*/
+  messageDesc(file_portcullis_tenant_v1_tenant, 32);
+
+/**
+ * @generated from message portcullis.tenant.v1.SetTenantStatusRequest
+ */
+export type SetTenantStatusRequest = Message<"portcullis.tenant.v1.SetTenantStatusRequest"> & {
+  /**
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * @generated from field: portcullis.common.v1.TenantStatus status = 2;
+   */
+  status: TenantStatus;
+};
+
+/**
+ * Describes the message portcullis.tenant.v1.SetTenantStatusRequest.
+ * Use `create(SetTenantStatusRequestSchema)` to create a new message.
+ */
+export const SetTenantStatusRequestSchema: GenMessage<SetTenantStatusRequest> = /*@__PURE__*/
+  messageDesc(file_portcullis_tenant_v1_tenant, 33);
+
+/**
+ * @generated from message portcullis.tenant.v1.SetTenantStatusResponse
+ */
+export type SetTenantStatusResponse = Message<"portcullis.tenant.v1.SetTenantStatusResponse"> & {
+  /**
+   * @generated from field: portcullis.tenant.v1.Tenant tenant = 1;
+   */
+  tenant?: Tenant | undefined;
+};
+
+/**
+ * Describes the message portcullis.tenant.v1.SetTenantStatusResponse.
+ * Use `create(SetTenantStatusResponseSchema)` to create a new message.
+ */
+export const SetTenantStatusResponseSchema: GenMessage<SetTenantStatusResponse> = /*@__PURE__*/
+  messageDesc(file_portcullis_tenant_v1_tenant, 34);
+
+/**
+ * @generated from message portcullis.tenant.v1.SetTenantPlanRequest
+ */
+export type SetTenantPlanRequest = Message<"portcullis.tenant.v1.SetTenantPlanRequest"> & {
+  /**
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * A plan named in policies/plans.csv.
+   *
+   * @generated from field: string plan = 2;
+   */
+  plan: string;
+};
+
+/**
+ * Describes the message portcullis.tenant.v1.SetTenantPlanRequest.
+ * Use `create(SetTenantPlanRequestSchema)` to create a new message.
+ */
+export const SetTenantPlanRequestSchema: GenMessage<SetTenantPlanRequest> = /*@__PURE__*/
+  messageDesc(file_portcullis_tenant_v1_tenant, 35);
+
+/**
+ * @generated from message portcullis.tenant.v1.SetTenantPlanResponse
+ */
+export type SetTenantPlanResponse = Message<"portcullis.tenant.v1.SetTenantPlanResponse"> & {
+};
+
+/**
+ * Describes the message portcullis.tenant.v1.SetTenantPlanResponse.
+ * Use `create(SetTenantPlanResponseSchema)` to create a new message.
+ */
+export const SetTenantPlanResponseSchema: GenMessage<SetTenantPlanResponse> = /*@__PURE__*/
+  messageDesc(file_portcullis_tenant_v1_tenant, 36);
+
+/**
  * Tenants, their assistants, domains, teams and memberships.
  *
  * @generated from service portcullis.tenant.v1.TenantRegistryService
@@ -745,6 +874,37 @@ export const TenantRegistryService: GenService<{
     methodKind: "unary";
     input: typeof AddDomainRequestSchema;
     output: typeof AddDomainResponseSchema;
+  },
+  /**
+   * Points an existing domain of the tenant at another of its assistants.
+   *
+   * @generated from rpc portcullis.tenant.v1.TenantRegistryService.MoveDomain
+   */
+  moveDomain: {
+    methodKind: "unary";
+    input: typeof MoveDomainRequestSchema;
+    output: typeof MoveDomainResponseSchema;
+  },
+  /**
+   * Suspends or reactivates a tenant (platform operations). A suspended tenant resolves to
+   * TENANT_SUSPENDED, never to its data.
+   *
+   * @generated from rpc portcullis.tenant.v1.TenantRegistryService.SetTenantStatus
+   */
+  setTenantStatus: {
+    methodKind: "unary";
+    input: typeof SetTenantStatusRequestSchema;
+    output: typeof SetTenantStatusResponseSchema;
+  },
+  /**
+   * Changes the tenant's plan (tier); the policy service is told, and denies what the plan excludes.
+   *
+   * @generated from rpc portcullis.tenant.v1.TenantRegistryService.SetTenantPlan
+   */
+  setTenantPlan: {
+    methodKind: "unary";
+    input: typeof SetTenantPlanRequestSchema;
+    output: typeof SetTenantPlanResponseSchema;
   },
   /**
    * @generated from rpc portcullis.tenant.v1.TenantRegistryService.CreateTeam
