@@ -25,6 +25,7 @@ import { createRobotTokenVerifier } from './libraries/robot-tokens.js';
 import { createSessionCheck } from './libraries/sessions.js';
 import { createDecisionAuditor } from './pipeline/audit-decision.js';
 import { createPipeline } from './pipeline/index.js';
+import { createAccessRoutes } from './routes/access-routes.js';
 import { createApiKeyRoutes } from './routes/api-key-routes.js';
 import { createRobotRoutes } from './routes/robot-routes.js';
 import { createAuditRoutes } from './routes/audit-routes.js';
@@ -121,6 +122,7 @@ await runService({
         ...createSessionRoutes({ auth }),
         ...createApiKeyRoutes({ auth, policy }),
         ...createRobotRoutes({ auth }),
+        ...createAccessRoutes({ policy, tenants: { resolveContext: contexts.resolveContext, getMembership: tenants.getMembership } }),
         ...createTenantRoutes({ tenants: invalidatingContextWrites(tenants, contexts) }),
         ...createToolRoutes({ tools }),
         ...createDeviceRoutes({ devices }),
