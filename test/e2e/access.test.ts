@@ -1,8 +1,8 @@
 // Per-assistant roles, per-user permissions and the caller's capability list, through the
 // gateway with every process spawned: the policy service decides who may grant what.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { demo, httpJson, signIn } from '../../deploy/local/seed.mjs';
-import { startTestPlatform, type TestPlatform } from '../src/platform.js';
+import { demo, httpJson } from '../../deploy/local/seed.mjs';
+import { signInDemoAccounts, startTestPlatform, type TestPlatform } from '../src/platform.js';
 
 interface ErrorBody {
   error?: { code: string; message: string };
@@ -10,16 +10,11 @@ interface ErrorBody {
 
 describe('assistant roles, per-user permissions and capabilities through the whole platform', () => {
   let platform: TestPlatform;
-  let tokens: { owner: string; admin: string; user: string };
+  let tokens: Awaited<ReturnType<typeof signInDemoAccounts>>;
 
   beforeAll(async () => {
     platform = await startTestPlatform();
-    const { gatewayUrl, passwords, seeded } = platform;
-    tokens = {
-      owner: await signIn(gatewayUrl, demo.accounts.owner, passwords.owner, seeded.tenantId),
-      admin: await signIn(gatewayUrl, demo.accounts.admin, passwords.admin, seeded.tenantId),
-      user: await signIn(gatewayUrl, demo.accounts.user, passwords.user, seeded.tenantId),
-    };
+    tokens = await signInDemoAccounts(platform);
   }, 180_000);
 
   afterAll(async () => {

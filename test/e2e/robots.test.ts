@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { decodeJwt, decodeProtectedHeader } from 'jose';
 import { demo, httpJson, signIn } from '../../deploy/local/seed.mjs';
 import { pollUntil } from '../src/infra.js';
-import { startTestPlatform, type TestPlatform } from '../src/platform.js';
+import { signInDemoAccounts, startTestPlatform, type TestPlatform } from '../src/platform.js';
 
 interface RobotView {
   id: string;
@@ -32,7 +32,7 @@ const betaHost = 'beta.localhost';
 
 describe('robots ("assign a PC") through the whole platform', () => {
   let platform: TestPlatform;
-  let tokens: { owner: string; admin: string; user: string; beta: string };
+  let tokens: Awaited<ReturnType<typeof signInDemoAccounts>>;
   let team: string;
   let otherTeam: string;
 
@@ -69,13 +69,7 @@ describe('robots ("assign a PC") through the whole platform', () => {
 
   beforeAll(async () => {
     platform = await startTestPlatform();
-    const { gatewayUrl, passwords, seeded } = platform;
-    tokens = {
-      owner: await signIn(gatewayUrl, demo.accounts.owner, passwords.owner, seeded.tenantId),
-      admin: await signIn(gatewayUrl, demo.accounts.admin, passwords.admin, seeded.tenantId),
-      user: await signIn(gatewayUrl, demo.accounts.user, passwords.user, seeded.tenantId),
-      beta: await signIn(gatewayUrl, demo.accounts.betaOwner, passwords.betaOwner, seeded.beta.tenantId),
-    };
+    tokens = await signInDemoAccounts(platform);
     const made = async (name: string) => {
       const response = await call('POST', '/api/teams', { token: tokens.owner, body: { name } });
       expect(response.status).toBe(201);
@@ -83,15 +77,15 @@ describe('robots ("assign a PC") through the whole platform', () => {
     };
     team = await made('Robot pilots');
     otherTeam = await made('Owners only');
-    for (const userId of [seeded.users.admin, seeded.users.user]) {
+    for (const userId of [platform.seeded.users.admin, platform.seeded.users.user]) {
       const added = await call('POST', `/api/teams/${team}/members`, { token: tokens.owner, body: { userId } });
       expect(added.status).toBe(204);
     }
     // Beta Labs gets a domain of its own, so a robot of Alpha Corp can be sent there.
-    const assistant = await call('POST', '/api/assistants', { token: tokens.beta, body: { name: 'Beta Assistant' } });
+    const assistant = await call('POST', '/api/assistants', { token: tokens.betaOwner, body: { name: 'Beta Assistant' } });
     expect(assistant.status).toBe(201);
     const assistantId = (assistant.body as { assistantId: string }).assistantId;
-    const domain = await call('POST', `/api/assistants/${assistantId}/domains`, { token: tokens.beta, body: { host: betaHost } });
+    const domain = await call('POST', `/api/assistants/${assistantId}/domains`, { token: tokens.betaOwner, body: { host: betaHost } });
     expect(domain.status).toBe(201);
   }, 180_000);
 
@@ -187,7 +181,7 @@ describe('robots ("assign a PC") through the whole platform', () => {
     expect(JSON.stringify(listed.body)).not.toContain(body.token.split('.')[2]);
 
     expect((await call('DELETE', `/api/robots/${body.robot.id}`, { token: tokens.user })).status).toBe(404);
-    expect((await call('DELETE', `/api/robots/${body.robot.id}`, { token: tokens.beta })).status).toBe(404);
+    expect((await call('DELETE', `/api/robots/${body.robot.id}`, { token: tokens.betaOwner })).status).toBe(404);
     expect((await call('DELETE', `/api/robots/${body.robot.id}`, { token: tokens.owner })).status).toBe(204);
     const after = await invoke(body.token);
     expect(after.status).toBe(401);

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { demo, httpJson, signIn } from '../../deploy/local/seed.mjs';
-import { startTestPlatform, type TestPlatform } from '../src/platform.js';
+import { httpJson } from '../../deploy/local/seed.mjs';
+import { signInDemoAccounts, startTestPlatform, type TestPlatform } from '../src/platform.js';
 
 interface ErrorBody {
   error?: { code: string; message: string; requestId: string };
@@ -8,16 +8,11 @@ interface ErrorBody {
 
 describe('teams and member removal through the whole platform', () => {
   let platform: TestPlatform;
-  let tokens: { owner: string; admin: string; user: string };
+  let tokens: Awaited<ReturnType<typeof signInDemoAccounts>>;
 
   beforeAll(async () => {
     platform = await startTestPlatform();
-    const { gatewayUrl, passwords, seeded } = platform;
-    tokens = {
-      owner: await signIn(gatewayUrl, demo.accounts.owner, passwords.owner, seeded.tenantId),
-      admin: await signIn(gatewayUrl, demo.accounts.admin, passwords.admin, seeded.tenantId),
-      user: await signIn(gatewayUrl, demo.accounts.user, passwords.user, seeded.tenantId),
-    };
+    tokens = await signInDemoAccounts(platform);
   }, 180_000);
 
   afterAll(async () => {

@@ -14,7 +14,7 @@ import {
   type RunningService,
   type ServiceName,
 } from '../../deploy/local/platform.mjs';
-import { seedDemo } from '../../deploy/local/seed.mjs';
+import { demo, seedDemo, signIn } from '../../deploy/local/seed.mjs';
 import { infra, pollUntil, testRunId } from './infra.js';
 import { startOtlpReceiver } from './otlp-receiver.js';
 import { freePort } from './ports.js';
@@ -113,3 +113,13 @@ export async function startTestPlatform(options: TestPlatformOptions = {}) {
 }
 
 export type TestPlatform = Awaited<ReturnType<typeof startTestPlatform>>;
+
+/** Access tokens of the seeded accounts: Alpha Corp's owner, admin and user, and Beta Labs' owner. */
+export async function signInDemoAccounts({ gatewayUrl, passwords, seeded }: Pick<TestPlatform, 'gatewayUrl' | 'passwords' | 'seeded'>) {
+  return {
+    owner: await signIn(gatewayUrl, demo.accounts.owner, passwords.owner, seeded.tenantId),
+    admin: await signIn(gatewayUrl, demo.accounts.admin, passwords.admin, seeded.tenantId),
+    user: await signIn(gatewayUrl, demo.accounts.user, passwords.user, seeded.tenantId),
+    betaOwner: await signIn(gatewayUrl, demo.accounts.betaOwner, passwords.betaOwner, seeded.beta.tenantId),
+  };
+}
