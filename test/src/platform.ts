@@ -55,11 +55,20 @@ export async function startTestPlatform(options: TestPlatformOptions = {}) {
     ...(oauth ? { oauth } : {}),
   });
   const logDir = join(tmpdir(), `portcullis-e2e-${testRunId}`);
-  const platform: Platform = await startPlatform({ root, env, ports, logDir });
+  /** Releases what start-up made when it fails half-way, so no process outlives the test run. */
+  const abandon = async (error: unknown, started?: Platform): Promise<never> => {
+    await started?.stop().catch(() => undefined);
+    await tool.close().catch(() => undefined);
+    await otlp.close().catch(() => undefined);
+    throw error;
+  };
+  const platform: Platform = await startPlatform({ root, env, ports, logDir }).catch((error: unknown) => abandon(error));
   const gatewayUrl = `http://127.0.0.1:${ports['api-gateway'].http}`;
   const password = () => `${randomBytes(12).toString('base64url')}-Pc1`;
   const passwords = { owner: password(), admin: password(), user: password(), betaOwner: password() };
-  const seeded = await seedDemo({ gatewayUrl, toolUrl: tool.url, passwords, smsOutboxFile });
+  const seeded = await seedDemo({ gatewayUrl, toolUrl: tool.url, passwords, smsOutboxFile }).catch((error: unknown) =>
+    abandon(error, platform),
+  );
   const gatewayReplicas: RunningService[] = [];
 
   return {

@@ -86,9 +86,38 @@ export interface DecisionLibraryDeps {
 /** A tenant's rules, ready for decisions. */
 interface LoadedTenant {
   enforcer: Enforcer;
+  /**
+   * Casbin's answers for this load of the tenant's rules, by request (subject, scope, object,
+   * action). A tenant's rules never change under a loaded enforcer (a change loads a new one),
+   * so an answer stays right for as long as this load is used. Bounded: emptied when full.
+   */
+  answers: Map<string, readonly [boolean, readonly string[]]>;
   plan: string;
   /** Every subject's grants, as loaded into the enforcer. */
   grants: ReadonlyMap<string, readonly Grant[]>;
+}
+
+/** Most remembered answers per loaded tenant: roughly subjects × capabilities × scopes in use. */
+const MAX_ANSWERS_PER_TENANT = 50_000;
+
+/**
+ * Casbin's decision (allowed, matched rule) for one request, asked once per loaded tenant: a
+ * casbin enforce walks every rule of the tenant and costs far more than the lookup.
+ */
+function enforceOnce(
+  loaded: LoadedTenant,
+  subject: string,
+  scope: string,
+  object: string,
+  action: string,
+): readonly [boolean, readonly string[]] {
+  const key = `${subject}\n${scope}\n${object}\n${action}`;
+  const known = loaded.answers.get(key);
+  if (known) return known;
+  const answer = loaded.enforcer.enforceExSync(subject, scope, object, action);
+  if (loaded.answers.size >= MAX_ANSWERS_PER_TENANT) loaded.answers.clear();
+  loaded.answers.set(key, answer);
+  return answer;
 }
 
 /** Who is asking, once validated. */
@@ -184,7 +213,7 @@ export function createDecisionLibrary({
     const enforcer = await newEnforcer(newModelFromString(modelText));
     await enforcer.addPolicies([...policies.values()]);
     if (groupings.size > 0) await enforcer.addGroupingPolicies([...groupings.values()]);
-    return { enforcer, plan: stored.plan ?? defaultPlan, grants };
+    return { enforcer, answers: new Map(), plan: stored.plan ?? defaultPlan, grants };
   }
 
   function loadedTenant(tenantId: string): Promise<LoadedTenant> {
@@ -210,7 +239,7 @@ export function createDecisionLibrary({
   }
 
   /** The grant Casbin matched: a permission row of the subject, or a role template row (tenant-wide role first). */
-  function matchedGrant(loaded: LoadedTenant, grantee: string, rule: string[], scope: string): Grant {
+  function matchedGrant(loaded: LoadedTenant, grantee: string, rule: readonly string[], scope: string): Grant {
     const [subject = '', ruleScope = '', object = '', action = ''] = rule;
     if (subject === grantee)
       return { kind: 'permission', name: `${object}:${action}`, assistantId: ruleScope === tenantWide ? '' : ruleScope };
@@ -275,14 +304,14 @@ export function createDecisionLibrary({
     const where = scope === tenantWide ? '' : ` on assistant ${scope}`;
     if (asker.kind === 'robot') {
       // The template's own name matches itself through g, with no assignment involved.
-      if (!loaded.enforcer.enforceSync(robotTemplate, scope, object, action)) {
+      if (!enforceOnce(loaded, robotTemplate, scope, object, action)[0]) {
         steps.push(`robot: ${robotTemplate} does not grant ${capability}`);
         return deny(`robots may not ${capability}`);
       }
       steps.push(`robot: ${robotTemplate} grants ${capability}; capped by creator ${grantee}`);
     }
 
-    const [allowed, rule] = loaded.enforcer.enforceExSync(grantee, scope, object, action);
+    const [allowed, rule] = enforceOnce(loaded, grantee, scope, object, action);
     if (!allowed) {
       steps.push(`grants: no role or permission of ${grantee} grants ${capability}${where}`);
       return deny(
