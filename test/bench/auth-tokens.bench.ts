@@ -20,15 +20,15 @@ import { existsSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import { cpus, tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { fileURLToPath, pathToFileURL } from 'node:url';
 import { createLocalJWKSet, createRemoteJWKSet, exportJWK, generateKeyPair, SignJWT, type JSONWebKeySet, type JWTVerifyGetKey } from 'jose';
 import type * as demoToolTypes from '../../deploy/local/demo-tool.mjs';
 import type * as platformTypes from '../../deploy/local/platform.mjs';
 import type * as seedTypes from '../../deploy/local/seed.mjs';
 import { infra } from '../src/infra.js';
 import { deleteAuditStream, deleteRedisKeysWithPrefix, dropDatabasesWithPrefix, freePlatformPorts } from '../src/run-resources.js';
+import { fmt, loadCompiled, repositoryRoot, summarize, type Summary } from './bench-support.js';
 
 // The deploy scripts and the gateway are loaded at run time from the repository root, because the
 // compiled file (test/dist/bench) sits at a different depth than this source file. Only their
@@ -48,48 +48,10 @@ const AUDIENCE = 'portcullis';
 const TOKEN_RUNS = { tokens: 200, cachedVerifies: 5000, uncachedVerifies: 300, warmUp: 1000, budgetMs: 20_000 };
 const FLOW_RUNS = { warmUp: 3, rounds: 50, budgetMs: 120_000 };
 
-function repositoryRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'pnpm-workspace.yaml'))) {
-    const parent = dirname(dir);
-    if (parent === dir) throw new Error('repository root (pnpm-workspace.yaml) not found above the benchmark');
-    dir = parent;
-  }
-  return dir;
-}
-
 const root = repositoryRoot();
-
-async function load<T>(relativePath: string, hint: string): Promise<T> {
-  const file = join(root, relativePath);
-  if (!existsSync(file)) throw new Error(`${relativePath} is missing: ${hint}`);
-  return (await import(pathToFileURL(file).href)) as T;
-}
 
 // ---------------------------------------------------------------------------------------------
 // Figures
-
-interface Summary {
-  n: number;
-  mean: number;
-  p50: number;
-  p99: number;
-}
-
-function percentile(sorted: readonly number[], p: number): number {
-  const index = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
-  return sorted[index] ?? Number.NaN;
-}
-
-function summarize(samples: readonly number[]): Summary {
-  const sorted = [...samples].sort((a, b) => a - b);
-  const mean = sorted.reduce((sum, x) => sum + x, 0) / Math.max(1, sorted.length);
-  return { n: sorted.length, mean, p50: percentile(sorted, 50), p99: percentile(sorted, 99) };
-}
-
-function fmt(value: number): string {
-  return value >= 100 ? value.toFixed(0) : value >= 10 ? value.toFixed(1) : value.toFixed(2);
-}
 
 function printRow(label: string, s: Summary, unit: string): void {
   console.log(
@@ -144,7 +106,7 @@ function serveJwks(jwks: JSONWebKeySet): Promise<{ url: URL; fetches: () => numb
 }
 
 async function benchTokens(): Promise<void> {
-  const { createAccessTokenVerifier } = await load<VerifierModule>(
+  const { createAccessTokenVerifier } = await loadCompiled<VerifierModule>(
     'services/api-gateway/dist/src/libraries/access-tokens.js',
     'build first (node_modules/.bin/tsc --build)',
   );
@@ -214,9 +176,9 @@ function bodyOf(response: { status: number; body: unknown }, what: string): unkn
 }
 
 async function benchFlow(): Promise<void> {
-  const platformModule = await load<PlatformModule>('deploy/local/platform.mjs', 'the deploy scripts are part of the repository');
-  const seedModule = await load<SeedModule>('deploy/local/seed.mjs', 'the deploy scripts are part of the repository');
-  const demoToolModule = await load<DemoToolModule>('deploy/local/demo-tool.mjs', 'the deploy scripts are part of the repository');
+  const platformModule = await loadCompiled<PlatformModule>('deploy/local/platform.mjs', 'the deploy scripts are part of the repository');
+  const seedModule = await loadCompiled<SeedModule>('deploy/local/seed.mjs', 'the deploy scripts are part of the repository');
+  const demoToolModule = await loadCompiled<DemoToolModule>('deploy/local/demo-tool.mjs', 'the deploy scripts are part of the repository');
   for (const name of platformModule.serviceNames) {
     if (!existsSync(join(root, 'services', name, 'dist/src/main.js'))) {
       throw new Error(`services/${name}/dist/src/main.js is missing: build first (node_modules/.bin/tsc --build)`);
@@ -311,7 +273,7 @@ async function benchFlow(): Promise<void> {
       await selectTenant(ticket);
       selectUs.push((performance.now() - start) * 1000);
     }
-    const ms = (s: Summary): Summary => ({ n: s.n, mean: s.mean / 1000, p50: s.p50 / 1000, p99: s.p99 / 1000 });
+    const ms = (s: Summary): Summary => ({ n: s.n, mean: s.mean / 1000, p50: s.p50 / 1000, p99: s.p99 / 1000, max: s.max / 1000 });
     const loginMs = ms(summarize(loginUs));
     const selectMs = ms(summarize(selectUs));
     console.log('\nSign-in through the gateway (HTTP on 127.0.0.1, sequential), ms per request');

@@ -30,9 +30,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { cpus, loadavg, tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { fileURLToPath, pathToFileURL } from 'node:url';
 import { create } from '@bufbuild/protobuf';
 import { createGrpcClient, type GrpcClient } from '@portcullis/kit';
 import { PrincipalKind, PrincipalSchema, type Principal } from '@portcullis/proto/common';
@@ -40,6 +39,7 @@ import { PolicyService } from '@portcullis/proto/policy';
 import type * as platformTypes from '../../deploy/local/platform.mjs';
 import { createTestDatabase, infra, testRunId, withPg, type TestDatabase } from '../src/infra.js';
 import { freePort } from '../src/ports.js';
+import { fmt, loadCompiled, repositoryRoot, summarize, type Summary } from './bench-support.js';
 
 // ---------------------------------------------------------------------------------------------
 // Settings
@@ -143,58 +143,10 @@ interface CasbinModule {
   }>;
 }
 
-function repositoryRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'pnpm-workspace.yaml'))) {
-    const parent = dirname(dir);
-    if (parent === dir) throw new Error('repository root (pnpm-workspace.yaml) not found above the benchmark');
-    dir = parent;
-  }
-  return dir;
-}
-
 const root = repositoryRoot();
-
-async function load<T>(relativePath: string): Promise<T> {
-  const file = join(root, relativePath);
-  if (!existsSync(file)) throw new Error(`${relativePath} is missing: build first (pnpm build)`);
-  return (await import(pathToFileURL(file).href)) as T;
-}
 
 // ---------------------------------------------------------------------------------------------
 // Figures
-
-interface Summary {
-  n: number;
-  mean: number;
-  p50: number;
-  p99: number;
-  max: number;
-}
-
-function percentile(sorted: readonly number[], p: number): number {
-  const index = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
-  return sorted[index] ?? Number.NaN;
-}
-
-function summarize(samples: readonly number[]): Summary {
-  const sorted = Float64Array.from(samples).sort();
-  let sum = 0;
-  for (const x of sorted) sum += x;
-  const list = Array.from(sorted);
-  return {
-    n: list.length,
-    mean: sum / Math.max(1, list.length),
-    p50: percentile(list, 50),
-    p99: percentile(list, 99),
-    max: list.at(-1) ?? Number.NaN,
-  };
-}
-
-function fmt(value: number): string {
-  if (!Number.isFinite(value)) return '–';
-  return value >= 100 ? value.toFixed(0) : value >= 10 ? value.toFixed(1) : value.toFixed(2);
-}
 
 const int = (value: number) => Math.round(value).toLocaleString('en-US');
 
@@ -933,9 +885,9 @@ async function main(): Promise<void> {
     `Portcullis policy benchmark — ${new Date().toISOString()}, node ${process.version}, ${cpu.length} × ${cpu[0]?.model ?? 'cpu'}, ${machineLoad()}`,
   );
 
-  const platform = await load<PlatformModule>('deploy/local/platform.mjs');
-  const decisionsModule = await load<DecisionsModule>('services/policy/dist/src/libraries/decisions.js');
-  const { readPolicyFiles } = await load<PolicyFilesModule>('services/policy/dist/src/libraries/policy-files.js');
+  const platform = await loadCompiled<PlatformModule>('deploy/local/platform.mjs');
+  const decisionsModule = await loadCompiled<DecisionsModule>('services/policy/dist/src/libraries/decisions.js');
+  const { readPolicyFiles } = await loadCompiled<PolicyFilesModule>('services/policy/dist/src/libraries/policy-files.js');
   if (!existsSync(join(root, 'services/policy/dist/src/main.js')))
     throw new Error('services/policy/dist/src/main.js is missing: build first (pnpm build)');
   // node-casbin is the policy service's dependency, so it is resolved from there.

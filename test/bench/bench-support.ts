@@ -1,0 +1,58 @@
+// What every benchmark in this folder shares: finding the repository, loading compiled modules at
+// run time, and summarising samples.
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+
+/** The repository root (the folder holding pnpm-workspace.yaml) above the running benchmark. */
+export function repositoryRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, 'pnpm-workspace.yaml'))) {
+    const parent = dirname(dir);
+    if (parent === dir) throw new Error('repository root (pnpm-workspace.yaml) not found above the benchmark');
+    dir = parent;
+  }
+  return dir;
+}
+
+/**
+ * A compiled module of the repository, loaded at run time: the compiled benchmark sits at a
+ * different depth than its source, so only types are imported statically.
+ */
+export async function loadCompiled<T>(relativePath: string, hint = 'build first (pnpm build)'): Promise<T> {
+  const file = join(repositoryRoot(), relativePath);
+  if (!existsSync(file)) throw new Error(`${relativePath} is missing: ${hint}`);
+  return (await import(pathToFileURL(file).href)) as T;
+}
+
+export interface Summary {
+  n: number;
+  mean: number;
+  p50: number;
+  p99: number;
+  max: number;
+}
+
+function percentile(sorted: readonly number[], p: number): number {
+  const index = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[index] ?? Number.NaN;
+}
+
+export function summarize(samples: readonly number[]): Summary {
+  const sorted = Array.from(Float64Array.from(samples).sort());
+  let sum = 0;
+  for (const x of sorted) sum += x;
+  return {
+    n: sorted.length,
+    mean: sum / Math.max(1, sorted.length),
+    p50: percentile(sorted, 50),
+    p99: percentile(sorted, 99),
+    max: sorted.at(-1) ?? Number.NaN,
+  };
+}
+
+/** A figure with the precision it deserves: 3 significant digits for small ones, none above 100. */
+export function fmt(value: number): string {
+  if (!Number.isFinite(value)) return '–';
+  return value >= 100 ? value.toFixed(0) : value >= 10 ? value.toFixed(1) : value.toFixed(2);
+}
