@@ -117,6 +117,11 @@ function fakeTenantRegistry(memberships: Omit<Membership, '$typeName'>[]) {
     setTenantPlan: absent,
     listTeams: absent,
     listUserTeams: absent,
+    createChatGroup: absent,
+    listChatGroups: absent,
+    addChatGroupMember: absent,
+    removeChatGroupMember: absent,
+    listChatGroupMembers: absent,
     async listUserTenants({ userId }) {
       return { memberships: memberships.filter((m) => m.userId === userId) };
     },

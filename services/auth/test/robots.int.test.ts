@@ -71,6 +71,11 @@ function fakeTenantRegistry() {
     setTenantPlan: absent,
     resolveContext: absent,
     listUserTenants: absent,
+    createChatGroup: absent,
+    listChatGroups: absent,
+    addChatGroupMember: absent,
+    removeChatGroupMember: absent,
+    listChatGroupMembers: absent,
     async getMembership({ tenantId, userId }) {
       const role = roles.get(`${tenantId}/${userId}`);
       if (role === undefined) throw new AppError('NOT_FOUND', 'membership not found');

@@ -5,10 +5,12 @@ import { configSchema } from './config.js';
 import { createTenantChangePublisher } from './events/tenant-changes.js';
 import { PrismaClient } from './generated/prisma/client.js';
 import { createTenantRegistryService } from './grpc/tenant-registry-service.js';
+import { createChatGroupLibrary } from './libraries/chat-groups.js';
 import { createContextResolver } from './libraries/context-resolution.js';
 import { createMembershipLibrary } from './libraries/memberships.js';
 import { createTeamLibrary } from './libraries/teams.js';
 import { createTenantLibrary } from './libraries/tenants.js';
+import { createChatGroupQueries } from './queries/chat-groups.js';
 import { createLookupQueries } from './queries/lookups.js';
 import { createMembershipQueries } from './queries/memberships.js';
 import { createTeamQueries } from './queries/teams.js';
@@ -35,10 +37,15 @@ await runService({
     const membershipStore = createMembershipQueries(scope);
     const memberships = createMembershipLibrary({ store: membershipStore, lookups, policy, announce: changes.publish });
     const teams = createTeamLibrary({ store: createTeamQueries(scope), members: membershipStore, announce: changes.publish });
+    const chatGroups = createChatGroupLibrary({
+      store: createChatGroupQueries(scope),
+      members: membershipStore,
+      announce: changes.publish,
+    });
     const contexts = createContextResolver({ lookups });
 
     return {
-      services: [createTenantRegistryService({ tenants, memberships, teams, contexts })],
+      services: [createTenantRegistryService({ tenants, memberships, teams, chatGroups, contexts })],
       isReady: () => !nc.isClosed(),
     };
   },

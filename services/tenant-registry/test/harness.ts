@@ -20,10 +20,12 @@ import { infra, testRunId, type TestDatabase } from '@portcullis/test';
 import { createTenantChangePublisher, changeHeader, tenantChangedSubject } from '../src/events/tenant-changes.js';
 import { PrismaClient } from '../src/generated/prisma/client.js';
 import { createTenantRegistryService } from '../src/grpc/tenant-registry-service.js';
+import { createChatGroupLibrary } from '../src/libraries/chat-groups.js';
 import { createContextResolver } from '../src/libraries/context-resolution.js';
 import { createMembershipLibrary } from '../src/libraries/memberships.js';
 import { createTeamLibrary } from '../src/libraries/teams.js';
 import { createTenantLibrary } from '../src/libraries/tenants.js';
+import { createChatGroupQueries } from '../src/queries/chat-groups.js';
 import { createLookupQueries } from '../src/queries/lookups.js';
 import { createMembershipQueries } from '../src/queries/memberships.js';
 import { createTeamQueries } from '../src/queries/teams.js';
@@ -144,10 +146,15 @@ export async function startRegistry(db: TestDatabase, policyAddress: string): Pr
   const tenants = createTenantLibrary({ store: createTenantQueries(scope), policy, announce: changes.publish });
   const memberships = createMembershipLibrary({ store: createMembershipQueries(scope), lookups, policy, announce: changes.publish });
   const teams = createTeamLibrary({ store: createTeamQueries(scope), members: createMembershipQueries(scope), announce: changes.publish });
+  const chatGroups = createChatGroupLibrary({
+    store: createChatGroupQueries(scope),
+    members: createMembershipQueries(scope),
+    announce: changes.publish,
+  });
   const contexts = createContextResolver({ lookups });
   const server: GrpcServer = createGrpcServer({
     logger,
-    services: [createTenantRegistryService({ tenants, memberships, teams, contexts })],
+    services: [createTenantRegistryService({ tenants, memberships, teams, chatGroups, contexts })],
   });
   const port = await server.listen('127.0.0.1', 0);
   server.setServing(true);

@@ -5,7 +5,7 @@ import { PrincipalKind, Role } from '@portcullis/proto/common';
 import { createTestDatabase, infra, testRunId, withPg, type PgClient, type TestDatabase } from '@portcullis/test';
 import { logger, migrationsDir, startFakePolicy, startRegistry, type FakePolicy, type Registry } from './harness.js';
 
-const tables = ['tenants', 'assistants', 'domains', 'teams', 'memberships', 'team_members'] as const;
+const tables = ['tenants', 'assistants', 'domains', 'teams', 'memberships', 'team_members', 'chat_groups', 'chat_group_members'] as const;
 
 /** Each table's own tenant column: `tenants` is keyed by its id. */
 const tenantColumn = (table: (typeof tables)[number]) => (table === 'tenants' ? 'id' : 'tenant_id');
@@ -14,6 +14,7 @@ interface Seeded {
   tenantId: string;
   assistantId: string;
   teamId: string;
+  chatGroupId: string;
   memberId: string;
   ownerUserId: string;
 }
@@ -47,7 +48,19 @@ describe('row-level security of the tenant registry', () => {
       userId: memberId,
       actor: { kind: PrincipalKind.USER, id: ownerUserId, tenantId },
     });
-    return { tenantId, assistantId: assistant!.id, teamId: team!.id, memberId, ownerUserId };
+    const { chatGroup } = await registry.client.createChatGroup({
+      tenantId,
+      assistantId: assistant!.id,
+      name: 'Support',
+      actor: { kind: PrincipalKind.USER, id: ownerUserId, tenantId },
+    });
+    await registry.client.addChatGroupMember({
+      tenantId,
+      chatGroupId: chatGroup!.id,
+      userId: memberId,
+      actor: { kind: PrincipalKind.USER, id: ownerUserId, tenantId },
+    });
+    return { tenantId, assistantId: assistant!.id, teamId: team!.id, chatGroupId: chatGroup!.id, memberId, ownerUserId };
   }
 
   beforeAll(async () => {
@@ -124,6 +137,14 @@ describe('row-level security of the tenant registry', () => {
         teams: ['INSERT INTO teams (tenant_id, name) VALUES ($1, $2)', [b.tenantId, 'Intruders']],
         memberships: ["INSERT INTO memberships (tenant_id, user_id, role) VALUES ($1, $2, 'owner')", [b.tenantId, randomUUID()]],
         team_members: ['INSERT INTO team_members (tenant_id, team_id, user_id) VALUES ($1, $2, $3)', [b.tenantId, b.teamId, b.memberId]],
+        chat_groups: [
+          'INSERT INTO chat_groups (tenant_id, assistant_id, name) VALUES ($1, $2, $3)',
+          [b.tenantId, b.assistantId, 'Intruders'],
+        ],
+        chat_group_members: [
+          'INSERT INTO chat_group_members (tenant_id, chat_group_id, user_id) VALUES ($1, $2, $3)',
+          [b.tenantId, b.chatGroupId, b.ownerUserId],
+        ],
       };
       for (const table of tables) {
         const [sql, values] = inserts[table];
@@ -177,6 +198,74 @@ describe('row-level security of the tenant registry', () => {
       ).rejects.toThrow(/foreign key/);
       await expect(
         c.query('INSERT INTO team_members (tenant_id, team_id, user_id) VALUES ($1, $2, $3)', [b.tenantId, b.teamId, a.memberId]),
+      ).rejects.toThrow(/foreign key/);
+    });
+  });
+
+  it("keeps tenant A's chat groups and their members invisible and unreachable with tenant B set", async () => {
+    await withPg(db.appUrl, async (c: PgClient) => {
+      await c.query('BEGIN');
+      await c.query("SELECT set_config('app.tenant_id', $1, true)", [b.tenantId]);
+      const groups = await c.query('SELECT * FROM chat_groups WHERE tenant_id = $1 OR id = $2', [a.tenantId, a.chatGroupId]);
+      expect(groups.rowCount).toBe(0);
+      const members = await c.query('SELECT * FROM chat_group_members WHERE tenant_id = $1 OR chat_group_id = $2', [
+        a.tenantId,
+        a.chatGroupId,
+      ]);
+      expect(members.rowCount).toBe(0);
+      const deleted = await c.query('DELETE FROM chat_group_members WHERE chat_group_id = $1', [a.chatGroupId]);
+      expect(deleted.rowCount).toBe(0);
+      const renamed = await c.query("UPDATE chat_groups SET name = 'Taken' WHERE id = $1", [a.chatGroupId]);
+      expect(renamed.rowCount).toBe(0);
+      await c.query('ROLLBACK');
+    });
+    // Through the service: tenant B's id never reaches tenant A's assistant, group or members.
+    const actor = actorOf(b);
+    expect(
+      (await registry.client.listChatGroups({ tenantId: b.tenantId, assistantId: b.assistantId })).chatGroups.map((g) => g.id),
+    ).toEqual([b.chatGroupId]);
+    await expect(registry.client.listChatGroups({ tenantId: b.tenantId, assistantId: a.assistantId })).rejects.toMatchObject({
+      code: 'NOT_FOUND',
+    });
+    await expect(registry.client.listChatGroupMembers({ tenantId: b.tenantId, chatGroupId: a.chatGroupId })).rejects.toMatchObject({
+      code: 'NOT_FOUND',
+    });
+    await expect(
+      registry.client.createChatGroup({ tenantId: b.tenantId, assistantId: a.assistantId, name: 'Intruders', actor }),
+    ).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    await expect(
+      registry.client.addChatGroupMember({ tenantId: b.tenantId, chatGroupId: a.chatGroupId, userId: b.memberId, actor }),
+    ).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    await expect(
+      registry.client.removeChatGroupMember({ tenantId: b.tenantId, chatGroupId: a.chatGroupId, userId: a.memberId, actor }),
+    ).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    const stillThere = await withPg(db.ownerUrl, async (c) => ({
+      members: (await c.query('SELECT user_id::text FROM chat_group_members WHERE chat_group_id = $1', [a.chatGroupId])).rows,
+      groups: (await c.query('SELECT name FROM chat_groups WHERE assistant_id = $1', [a.assistantId])).rows,
+    }));
+    expect(stillThere).toEqual({ members: [{ user_id: a.memberId }], groups: [{ name: 'Support' }] });
+  });
+
+  it("refuses, even to the owner, chat group rows joining one tenant's rows to another's", async () => {
+    await withPg(db.ownerUrl, async (c: PgClient) => {
+      // A group of tenant A in tenant B's assistant.
+      await expect(
+        c.query('INSERT INTO chat_groups (tenant_id, assistant_id, name) VALUES ($1, $2, $3)', [a.tenantId, b.assistantId, 'Cross']),
+      ).rejects.toThrow(/foreign key/);
+      // Tenant A's member in tenant B's group, under either tenant's id.
+      await expect(
+        c.query('INSERT INTO chat_group_members (tenant_id, chat_group_id, user_id) VALUES ($1, $2, $3)', [
+          a.tenantId,
+          b.chatGroupId,
+          a.memberId,
+        ]),
+      ).rejects.toThrow(/foreign key/);
+      await expect(
+        c.query('INSERT INTO chat_group_members (tenant_id, chat_group_id, user_id) VALUES ($1, $2, $3)', [
+          b.tenantId,
+          b.chatGroupId,
+          a.memberId,
+        ]),
       ).rejects.toThrow(/foreign key/);
     });
   });

@@ -480,6 +480,136 @@ describe('tenant registry over gRPC against Postgres and NATS', () => {
     });
   });
 
+  describe('chat groups and their members', () => {
+    it('creates chat groups per assistant, lists them by name, and keeps membership to members of the tenant', async () => {
+      const created = await newTenant();
+      const tenantId = created.tenant.id;
+      const assistantId = created.assistant.id;
+      const actor = owner(created);
+      const { chatGroup: zeta } = await registry.client.createChatGroup({ tenantId, assistantId, name: 'Zeta', actor });
+      const { chatGroup: alpha } = await registry.client.createChatGroup({ tenantId, assistantId, name: ' Alpha ', actor });
+      expect(alpha).toMatchObject({ tenantId, assistantId, name: 'Alpha' });
+      await pollUntil(() => registry.notices.find((n) => n.tenantId === tenantId && n.change === 'chat-group.created'), {
+        timeoutMs: 5_000,
+        what: 'chat-group.created notice',
+      });
+      // Names are unique per assistant, not per tenant.
+      await expect(registry.client.createChatGroup({ tenantId, assistantId, name: 'Zeta', actor })).rejects.toMatchObject({
+        code: 'ALREADY_EXISTS',
+      });
+      const { assistant: second } = await registry.client.createAssistant({ tenantId, name: 'Second' });
+      const { chatGroup: zetaTwo } = await registry.client.createChatGroup({ tenantId, assistantId: second!.id, name: 'Zeta', actor });
+      expect((await registry.client.listChatGroups({ tenantId, assistantId })).chatGroups.map((g) => [g.name, g.id])).toEqual([
+        ['Alpha', alpha!.id],
+        ['Zeta', zeta!.id],
+      ]);
+      expect((await registry.client.listChatGroups({ tenantId, assistantId: second!.id })).chatGroups.map((g) => g.id)).toEqual([
+        zetaTwo!.id,
+      ]);
+
+      const userId = randomUUID();
+      await registry.client.addMember({ tenantId, userId, role: Role.USER, actor });
+      await registry.client.addChatGroupMember({ tenantId, chatGroupId: zeta!.id, userId, actor });
+      await registry.client.addChatGroupMember({ tenantId, chatGroupId: zeta!.id, userId, actor });
+      await registry.client.addChatGroupMember({ tenantId, chatGroupId: zeta!.id, userId: created.ownerId, actor });
+      expect((await registry.client.listChatGroupMembers({ tenantId, chatGroupId: zeta!.id })).userIds.sort()).toEqual(
+        [userId, created.ownerId].sort(),
+      );
+      expect((await registry.client.listChatGroupMembers({ tenantId, chatGroupId: alpha!.id })).userIds).toEqual([]);
+      await pollUntil(() => registry.notices.find((n) => n.tenantId === tenantId && n.change === 'chat-group.members.changed'), {
+        timeoutMs: 5_000,
+        what: 'chat-group.members.changed notice',
+      });
+
+      await registry.client.removeChatGroupMember({ tenantId, chatGroupId: zeta!.id, userId: created.ownerId, actor });
+      expect((await registry.client.listChatGroupMembers({ tenantId, chatGroupId: zeta!.id })).userIds).toEqual([userId]);
+      await expect(
+        registry.client.removeChatGroupMember({ tenantId, chatGroupId: zeta!.id, userId: created.ownerId, actor }),
+      ).rejects.toMatchObject({ code: 'NOT_FOUND' });
+
+      // Removing the person from the tenant takes them out of its chat groups.
+      await registry.client.removeMember({ tenantId, userId, actor });
+      expect((await registry.client.listChatGroupMembers({ tenantId, chatGroupId: zeta!.id })).userIds).toEqual([]);
+    });
+
+    it('lets only owners and admins create groups and change members, by their stored role', async () => {
+      const created = await newTenant();
+      const tenantId = created.tenant.id;
+      const assistantId = created.assistant.id;
+      const { chatGroup } = await registry.client.createChatGroup({ tenantId, assistantId, name: 'Ops', actor: owner(created) });
+      const userId = randomUUID();
+      const adminId = randomUUID();
+      await registry.client.addMember({ tenantId, userId, role: Role.USER, actor: owner(created) });
+      await registry.client.addMember({ tenantId, userId: adminId, role: Role.ADMIN, actor: owner(created) });
+      // A user claiming to be an owner is still a user.
+      const asUser = { kind: PrincipalKind.USER, id: userId, tenantId, role: Role.OWNER };
+      await expect(registry.client.createChatGroup({ tenantId, assistantId, name: 'Mine', actor: asUser })).rejects.toMatchObject({
+        code: 'PERMISSION_DENIED',
+      });
+      await expect(
+        registry.client.addChatGroupMember({ tenantId, chatGroupId: chatGroup!.id, userId, actor: asUser }),
+      ).rejects.toMatchObject({
+        code: 'PERMISSION_DENIED',
+      });
+      await expect(registry.client.addChatGroupMember({ tenantId, chatGroupId: chatGroup!.id, userId })).rejects.toMatchObject({
+        code: 'PERMISSION_DENIED',
+      });
+      // An owner of another tenant is no principal of this one.
+      const other = await newTenant();
+      await expect(registry.client.createChatGroup({ tenantId, assistantId, name: 'Theirs', actor: owner(other) })).rejects.toMatchObject({
+        code: 'PERMISSION_DENIED',
+      });
+      expect((await registry.client.listChatGroups({ tenantId, assistantId })).chatGroups.map((g) => g.name)).toEqual(['Ops']);
+      expect((await registry.client.listChatGroupMembers({ tenantId, chatGroupId: chatGroup!.id })).userIds).toEqual([]);
+
+      const asAdmin = { kind: PrincipalKind.USER, id: adminId, tenantId, role: Role.ADMIN };
+      await registry.client.addChatGroupMember({ tenantId, chatGroupId: chatGroup!.id, userId, actor: asAdmin });
+      expect((await registry.client.listChatGroupMembers({ tenantId, chatGroupId: chatGroup!.id })).userIds).toEqual([userId]);
+    });
+
+    it('refuses a non-member, a member of another tenant, unknown or foreign groups and assistants, and malformed input', async () => {
+      const created = await newTenant();
+      const other = await newTenant();
+      const tenantId = created.tenant.id;
+      const actor = owner(created);
+      const { chatGroup } = await registry.client.createChatGroup({ tenantId, assistantId: created.assistant.id, name: 'Ops', actor });
+      const { chatGroup: foreign } = await registry.client.createChatGroup({
+        tenantId: other.tenant.id,
+        assistantId: other.assistant.id,
+        name: 'Theirs',
+        actor: owner(other),
+      });
+      const chatGroupId = chatGroup!.id;
+
+      await expect(registry.client.addChatGroupMember({ tenantId, chatGroupId, userId: randomUUID(), actor })).rejects.toMatchObject({
+        code: 'FAILED_PRECONDITION',
+      });
+      // A member of the other tenant is not a member of this one.
+      await expect(registry.client.addChatGroupMember({ tenantId, chatGroupId, userId: other.ownerId, actor })).rejects.toMatchObject({
+        code: 'FAILED_PRECONDITION',
+      });
+      await expect(
+        registry.client.addChatGroupMember({ tenantId, chatGroupId: randomUUID(), userId: created.ownerId, actor }),
+      ).rejects.toMatchObject({ code: 'NOT_FOUND' });
+      await expect(
+        registry.client.addChatGroupMember({ tenantId, chatGroupId: foreign!.id, userId: created.ownerId, actor }),
+      ).rejects.toMatchObject({ code: 'NOT_FOUND' });
+      await expect(
+        registry.client.createChatGroup({ tenantId, assistantId: other.assistant.id, name: 'Cross', actor }),
+      ).rejects.toMatchObject({ code: 'NOT_FOUND' });
+      await expect(registry.client.listChatGroups({ tenantId, assistantId: randomUUID() })).rejects.toMatchObject({ code: 'NOT_FOUND' });
+      await expect(registry.client.createChatGroup({ tenantId, assistantId: created.assistant.id, name: '', actor })).rejects.toMatchObject(
+        { code: 'INVALID_ARGUMENT' },
+      );
+      await expect(
+        registry.client.addChatGroupMember({ tenantId, chatGroupId: 'ops', userId: created.ownerId, actor }),
+      ).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+      await expect(registry.client.listChatGroupMembers({ tenantId: '', chatGroupId })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+      expect((await registry.client.listChatGroupMembers({ tenantId, chatGroupId })).userIds).toEqual([]);
+      expect((await registry.client.listChatGroupMembers({ tenantId: other.tenant.id, chatGroupId: foreign!.id })).userIds).toEqual([]);
+    });
+  });
+
   describe('removing members', () => {
     /** A tenant with an admin and a user besides its owner; the user is in a team. */
     async function staffedTenant() {

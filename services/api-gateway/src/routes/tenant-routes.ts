@@ -6,13 +6,27 @@ import { parseInput, type ProtectedRoute } from '../http/route.js';
 export interface TenantRouteDeps {
   tenants: Pick<
     GrpcClient<typeof TenantRegistryService>,
-    'createAssistant' | 'addDomain' | 'createTeam' | 'addMember' | 'removeMember' | 'listTeams' | 'addTeamMember' | 'removeTeamMember'
+    | 'createAssistant'
+    | 'addDomain'
+    | 'createTeam'
+    | 'addMember'
+    | 'removeMember'
+    | 'listTeams'
+    | 'addTeamMember'
+    | 'removeTeamMember'
+    | 'createChatGroup'
+    | 'listChatGroups'
+    | 'addChatGroupMember'
+    | 'removeChatGroupMember'
+    | 'listChatGroupMembers'
   >;
 }
 
 const name = z.string().min(1).max(100);
 const userIdParam = z.object({ userId: z.uuid() });
 const teamIdParam = z.object({ teamId: z.uuid() });
+const assistantIdParam = z.object({ assistantId: z.uuid() });
+const chatGroupIdParam = z.object({ chatGroupId: z.uuid() });
 
 export function createTenantRoutes({ tenants }: TenantRouteDeps): ProtectedRoute[] {
   return [
@@ -142,6 +156,81 @@ export function createTenantRoutes({ tenants }: TenantRouteDeps): ProtectedRoute
         const { teamId, userId } = parseInput(teamIdParam.extend(userIdParam.shape), params);
         await tenants.removeTeamMember({ tenantId: target.tenantId, teamId, userId, actor: principal }, { requestId: request.requestId });
         return { status: 204, body: null };
+      },
+    },
+    {
+      kind: 'protected',
+      method: 'post',
+      path: '/api/assistants/:assistantId/chat-groups',
+      capability: { object: 'teams', action: 'manage' },
+      summary: 'Create a chat group in an assistant of the tenant',
+      async handle({ request, target, principal }, { body, params }) {
+        const { assistantId } = parseInput(assistantIdParam, params);
+        const input = parseInput(z.object({ name }), body);
+        const { chatGroup } = await tenants.createChatGroup(
+          { tenantId: target.tenantId, assistantId, name: input.name, actor: principal },
+          { requestId: request.requestId },
+        );
+        if (!chatGroup) throw new AppError('INTERNAL', 'tenant registry returned no chat group');
+        return { status: 201, body: { chatGroupId: chatGroup.id, name: chatGroup.name } };
+      },
+    },
+    {
+      kind: 'protected',
+      method: 'get',
+      path: '/api/assistants/:assistantId/chat-groups',
+      capability: { object: 'tenant', action: 'read' },
+      summary: "An assistant's chat groups, by name",
+      async handle({ request, target }, { params }) {
+        const { assistantId } = parseInput(assistantIdParam, params);
+        const { chatGroups } = await tenants.listChatGroups({ tenantId: target.tenantId, assistantId }, { requestId: request.requestId });
+        return { body: { chatGroups: chatGroups.map((group) => ({ chatGroupId: group.id, name: group.name })) } };
+      },
+    },
+    {
+      kind: 'protected',
+      method: 'post',
+      path: '/api/chat-groups/:chatGroupId/members',
+      capability: { object: 'teams', action: 'manage' },
+      summary: 'Put a member of the tenant into a chat group (idempotent)',
+      async handle({ request, target, principal }, { body, params }) {
+        const { chatGroupId } = parseInput(chatGroupIdParam, params);
+        const { userId } = parseInput(userIdParam, body);
+        await tenants.addChatGroupMember(
+          { tenantId: target.tenantId, chatGroupId, userId, actor: principal },
+          { requestId: request.requestId },
+        );
+        return { status: 204, body: null };
+      },
+    },
+    {
+      kind: 'protected',
+      method: 'delete',
+      path: '/api/chat-groups/:chatGroupId/members/:userId',
+      capability: { object: 'teams', action: 'manage' },
+      summary: 'Take a member out of a chat group',
+      async handle({ request, target, principal }, { params }) {
+        const { chatGroupId, userId } = parseInput(chatGroupIdParam.extend(userIdParam.shape), params);
+        await tenants.removeChatGroupMember(
+          { tenantId: target.tenantId, chatGroupId, userId, actor: principal },
+          { requestId: request.requestId },
+        );
+        return { status: 204, body: null };
+      },
+    },
+    {
+      kind: 'protected',
+      method: 'get',
+      path: '/api/chat-groups/:chatGroupId/members',
+      capability: { object: 'tenant', action: 'read' },
+      summary: 'The user ids in a chat group',
+      async handle({ request, target }, { params }) {
+        const { chatGroupId } = parseInput(chatGroupIdParam, params);
+        const { userIds } = await tenants.listChatGroupMembers(
+          { tenantId: target.tenantId, chatGroupId },
+          { requestId: request.requestId },
+        );
+        return { body: { userIds } };
       },
     },
   ];

@@ -2,6 +2,7 @@ import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { AppError, implement } from '@portcullis/kit';
 import { PrincipalKind, TenantStatus, type Principal } from '@portcullis/proto/common';
 import { TenantRegistryService } from '@portcullis/proto/tenant';
+import type { ChatGroupLibrary } from '../libraries/chat-groups.js';
 import type { ContextResolver } from '../libraries/context-resolution.js';
 import type { MembershipLibrary } from '../libraries/memberships.js';
 import type { MembershipRecord, TenantRecord, TenantStatusName } from '../libraries/records.js';
@@ -13,6 +14,7 @@ export interface TenantRegistryServiceDeps {
   tenants: TenantLibrary;
   memberships: MembershipLibrary;
   teams: TeamLibrary;
+  chatGroups: ChatGroupLibrary;
   contexts: ContextResolver;
 }
 
@@ -61,7 +63,7 @@ const membershipMessage = ({ memberSince, ...membership }: MembershipRecord) => 
 });
 
 /** Translates TenantRegistryService calls to library calls; validation lives in the libraries. */
-export function createTenantRegistryService({ tenants, memberships, teams, contexts }: TenantRegistryServiceDeps) {
+export function createTenantRegistryService({ tenants, memberships, teams, chatGroups, contexts }: TenantRegistryServiceDeps) {
   return implement(TenantRegistryService, {
     async createTenant(request) {
       const tenant = await tenants.createTenant({ name: request.name, ownerUserId: request.ownerUserId });
@@ -116,6 +118,34 @@ export function createTenantRegistryService({ tenants, memberships, teams, conte
     },
     async listUserTeams(request) {
       return { teams: await teams.listUserTeams({ tenantId: request.tenantId, userId: request.userId }) };
+    },
+    async createChatGroup(request) {
+      const actor = actorOf(request.actor, request.tenantId, { people: false });
+      const chatGroup = await chatGroups.createChatGroup({
+        tenantId: request.tenantId,
+        assistantId: request.assistantId,
+        name: request.name,
+        actorUserId: actor.id,
+      });
+      return { chatGroup };
+    },
+    async listChatGroups(request) {
+      return { chatGroups: await chatGroups.listChatGroups({ tenantId: request.tenantId, assistantId: request.assistantId }) };
+    },
+    async addChatGroupMember(request) {
+      const actor = actorOf(request.actor, request.tenantId, { people: false });
+      const { tenantId, chatGroupId, userId } = request;
+      await chatGroups.addChatGroupMember({ tenantId, chatGroupId, userId, actorUserId: actor.id });
+      return {};
+    },
+    async removeChatGroupMember(request) {
+      const actor = actorOf(request.actor, request.tenantId, { people: false });
+      const { tenantId, chatGroupId, userId } = request;
+      await chatGroups.removeChatGroupMember({ tenantId, chatGroupId, userId, actorUserId: actor.id });
+      return {};
+    },
+    async listChatGroupMembers(request) {
+      return { userIds: await chatGroups.listChatGroupMembers({ tenantId: request.tenantId, chatGroupId: request.chatGroupId }) };
     },
     async getMembership(request) {
       const membership = await memberships.getMembership({ tenantId: request.tenantId, userId: request.userId });

@@ -29,6 +29,13 @@ export interface TeamRecord {
   name: string;
 }
 
+export interface ChatGroupRecord {
+  id: string;
+  tenantId: string;
+  assistantId: string;
+  name: string;
+}
+
 export interface MembershipRecord {
   tenantId: string;
   tenantName: string;
@@ -56,6 +63,8 @@ export type TenantChange =
   | 'domain.moved'
   | 'team.created'
   | 'team.members.changed'
+  | 'chat-group.created'
+  | 'chat-group.members.changed'
   | 'member.changed';
 
 /** Tells other services that something of a tenant changed, so they can drop cached copies. */

@@ -1,5 +1,5 @@
 import { AppError, requireUuid } from '@portcullis/kit';
-import type { MembershipStore } from './memberships.js';
+import { requireOwnerOrAdmin, type RoleLookup } from './managers.js';
 import type { AnnounceChange, TeamRecord } from './records.js';
 
 /**
@@ -24,7 +24,7 @@ export interface TeamStore {
 export interface TeamLibraryDeps {
   store: TeamStore;
   /** Where the actor's stored role is read. */
-  members: Pick<MembershipStore, 'find'>;
+  members: RoleLookup;
   announce: AnnounceChange;
 }
 
@@ -44,8 +44,7 @@ export function createTeamLibrary({ store, members, announce }: TeamLibraryDeps)
     const teamId = requireUuid(input.teamId, 'team_id');
     const userId = requireUuid(input.userId, 'user_id');
     const actorUserId = requireUuid(input.actorUserId, 'actor.id');
-    const role = (await members.find(tenantId, actorUserId))?.role;
-    if (role !== 'owner' && role !== 'admin') throw new AppError('PERMISSION_DENIED', 'only owners and admins may change team members');
+    await requireOwnerOrAdmin(members, tenantId, actorUserId, 'change team members');
     return { tenantId, teamId, userId };
   }
 
