@@ -58,6 +58,8 @@ export interface ApiKeyLookup {
   createdBy: string;
   secretHash: string;
   scopes: string[];
+  /** When the key was made (by creation or rotation). */
+  createdAt: Date;
   expiresAt: Date | null;
   revokedAt: Date | null;
   graceUntil: Date | null;
@@ -278,13 +280,10 @@ export function createApiKeys({ store, tenants, logger, now = Date.now }: ApiKey
       ) {
         throw invalidKey();
       }
-      // created_at is not part of the pre-tenant lookup; it is read in the key's own tenant scope.
-      const record = await store.get(found.tenantId, found.id);
-      if (!record) throw invalidKey();
       const personId = found.kind === 'user' ? found.userId : found.createdBy;
       if (personId === null) throw invalidKey();
       const membership = await membershipSince(tenants, found.tenantId, personId, logger);
-      if (!membership || !madeInMembership(record.createdAt, membership)) throw personGone();
+      if (!membership || !madeInMembership(found.createdAt, membership)) throw personGone();
       await store.touch(found.tenantId, found.id, new Date(at), LAST_USED_INTERVAL_MS).catch((error: unknown) => {
         logger.warn({ err: error, keyId: found.id }, 'could not record API key use');
       });

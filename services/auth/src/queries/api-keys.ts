@@ -30,6 +30,7 @@ interface LookupRow {
   created_by: string;
   secret_hash: string;
   scopes: string[];
+  created_at: Date;
   expires_at: Date | null;
   revoked_at: Date | null;
   grace_until: Date | null;
@@ -77,7 +78,7 @@ export function createApiKeyQueries(prisma: PrismaClient): ApiKeyStore {
     },
     async findForVerification(id) {
       const [row] = await prisma.$queryRaw<LookupRow[]>`
-        SELECT id, tenant_id::text AS tenant_id, kind, user_id::text AS user_id, created_by::text AS created_by, secret_hash, scopes, expires_at, revoked_at, grace_until
+        SELECT id, tenant_id::text AS tenant_id, kind, user_id::text AS user_id, created_by::text AS created_by, secret_hash, scopes, created_at, expires_at, revoked_at, grace_until
           FROM find_api_key(${id})`;
       if (!row) return undefined;
       const lookup: ApiKeyLookup = {
@@ -88,6 +89,7 @@ export function createApiKeyQueries(prisma: PrismaClient): ApiKeyStore {
         createdBy: row.created_by,
         secretHash: row.secret_hash,
         scopes: row.scopes,
+        createdAt: row.created_at,
         expiresAt: row.expires_at,
         revokedAt: row.revoked_at,
         graceUntil: row.grace_until,
