@@ -3,6 +3,7 @@ export * from './config.js';
 export * from './db/migrate.js';
 export * from './db/tenant-scope.js';
 export * from './errors.js';
+export * from './hosts.js';
 export * from './grpc/client.js';
 export * from './grpc/definition.js';
 export * from './grpc/metadata.js';

@@ -1,5 +1,5 @@
 import { create } from '@bufbuild/protobuf';
-import { AppError, isUuid, type GrpcClient, type Logger } from '@portcullis/kit';
+import { AppError, isUuid, normalizeHost, type GrpcClient, type Logger } from '@portcullis/kit';
 import { TenantStatus } from '@portcullis/proto/common';
 import { ResolveContextResponseSchema, type ResolveContextResponse, type TenantRegistryService } from '@portcullis/proto/tenant';
 
@@ -57,25 +57,7 @@ interface RemoteEntry {
   generation: string;
 }
 
-const HOST_CHARS = /^[a-z0-9.-]{1,253}$/;
-const MAX_PORT = 65_535;
 const WARN_INTERVAL_MS = 10_000;
-
-/**
- * The host as tenant-registry canonicalises it (trimmed, lowercase, without a valid `:port`
- * and a trailing dot), or undefined when it is not plainly a DNS name — such a host is never
- * cached and goes to the registry, which answers INVALID_ARGUMENT or the context.
- */
-function canonicalHost(raw: string): string | undefined {
-  let host = raw.trim().toLowerCase();
-  const port = /:(\d{1,5})$/.exec(host);
-  if (port) {
-    if (Number(port[1]) > MAX_PORT) return undefined;
-    host = host.slice(0, port.index);
-  }
-  host = host.replace(/\.$/, '');
-  return HOST_CHARS.test(host) ? host : undefined;
-}
 
 /**
  * The cache key of a lookup, with the registry's precedence: the assistant id wins, then the
@@ -86,7 +68,9 @@ export function lookupKeyOf(request: { host?: string; assistantId?: string; tena
   if (assistantId !== '') return isUuid(assistantId) ? `assistant:${assistantId.toLowerCase()}` : undefined;
   const tenantId = request.tenantId ?? '';
   if (tenantId !== '') return isUuid(tenantId) ? `tenant:${tenantId.toLowerCase()}` : undefined;
-  const host = canonicalHost(request.host ?? '');
+  // The registry's own canonical form, so a host is one key however it was written; a host that
+  // is not a valid DNS name is never cached and goes to the registry (INVALID_ARGUMENT).
+  const host = normalizeHost(request.host ?? '');
   return host === undefined ? undefined : `host:${host}`;
 }
 

@@ -1,5 +1,4 @@
-import { AppError, requireUuid } from '@portcullis/kit';
-import { requireHost } from './hosts.js';
+import { AppError, requireHost, requireUuid } from '@portcullis/kit';
 import type { ContextRecord } from './records.js';
 
 /** The lookups context resolution needs; each matches at most one row. */

@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { AppError, requireText, requireUuid } from '@portcullis/kit';
+import { AppError, requireHost, requireText, requireUuid } from '@portcullis/kit';
 import { Role } from '@portcullis/proto/common';
-import { requireHost } from './hosts.js';
 import type { AnnounceChange, AssistantRecord, DomainRecord, TeamRecord, TenantRecord, TenantStatusName } from './records.js';
 import type { PolicyRoles, PolicyPlans } from './roles.js';
 

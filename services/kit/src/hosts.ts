@@ -1,4 +1,4 @@
-import { AppError } from '@portcullis/kit';
+import { AppError } from './errors.js';
 
 const MAX_HOST_LENGTH = 253;
 const MAX_PORT = 65_535;
