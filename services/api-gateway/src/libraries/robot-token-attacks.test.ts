@@ -8,6 +8,7 @@ import { createPipeline } from '../pipeline/index.js';
 import type { RequestInfo } from '../pipeline/types.js';
 import { createAccessTokenVerifier } from './access-tokens.js';
 import { createRobotTokenVerifier } from './robot-tokens.js';
+import { oneCharacterForgeries } from '@portcullis/test/jwt-mutations';
 
 const tenantA = '00000000-0000-4000-8000-00000000000a';
 const tenantB = '00000000-0000-4000-8000-00000000000b';
@@ -237,16 +238,7 @@ describe('robot token attacks through the gateway pipeline', () => {
       { numRuns: 300 },
     );
     await fc.assert(
-      fc.asyncProperty(fc.nat(valid.length - 1), fc.constantFrom('A', 'B', '-', '_', '.', '='), async (index, replacement) => {
-        const mutated = valid.slice(0, index) + replacement + valid.slice(index + 1);
-        // A change confined to the unused low bits of a segment's last base64url character
-        // decodes to the same bytes: that is the same token, not a forgery.
-        const decoded = (token: string) =>
-          token
-            .split('.')
-            .map((part) => Buffer.from(part, 'base64url').toString('hex'))
-            .join('.');
-        fc.pre(decoded(mutated) !== decoded(valid) || mutated.split('.').length !== 3);
+      fc.asyncProperty(oneCharacterForgeries(valid), async (mutated) => {
         await refusedAs4xx(`Bearer ${mutated}`);
       }),
       { numRuns: 300 },

@@ -5,6 +5,7 @@ import { createHmac } from 'node:crypto';
 import { AppError } from '@portcullis/kit';
 import { bearerTokenOf } from '../pipeline/authenticate.js';
 import { createAccessTokenVerifier } from './access-tokens.js';
+import { oneCharacterForgeries } from '@portcullis/test/jwt-mutations';
 
 const tenantA = '00000000-0000-4000-8000-00000000000a';
 const tenantB = '00000000-0000-4000-8000-00000000000b';
@@ -88,16 +89,7 @@ describe('access token attacks', () => {
       { numRuns: 300 },
     );
     await fc.assert(
-      fc.asyncProperty(fc.nat(valid.length - 1), fc.constantFrom('A', 'B', '-', '_', '.', '='), async (index, replacement) => {
-        const mutated = valid.slice(0, index) + replacement + valid.slice(index + 1);
-        // A change confined to the unused low bits of a segment's last base64url character
-        // decodes to the same bytes: that is the same token, not a forgery.
-        const decoded = (token: string) =>
-          token
-            .split('.')
-            .map((part) => Buffer.from(part, 'base64url').toString('hex'))
-            .join('.');
-        fc.pre(decoded(mutated) !== decoded(valid) || mutated.split('.').length !== 3);
+      fc.asyncProperty(oneCharacterForgeries(valid), async (mutated) => {
         await expectRefused(verify, mutated);
       }),
       { numRuns: 300 },
