@@ -17,6 +17,18 @@ export declare const serviceNames: readonly ServiceName[];
 
 export type PlatformEnv = Record<ServiceName, Record<string, string>>;
 
+/** The identity of operator tooling (bring-up, tests, benchmarks) for platform-operation RPCs. */
+export declare const operatorName: 'platform-ops';
+
+/** Service identity keys: each process's private key (PKCS#8 PEM) and the shared trust list (JSON of public JWKs). */
+export interface ServiceKeys {
+  privateKeys: Record<string, string>;
+  trust: string;
+}
+
+/** A new Ed25519 key for every service and the operator (or for `names`). */
+export declare function generateServiceKeys(names?: readonly string[]): ServiceKeys;
+
 /** Google/GitHub sign-in for the auth service; a provider is enabled when it is given. */
 export interface PlatformOAuth {
   /** The gateway's public base URL (callbacks are `<base>/api/auth/oauth/<provider>/callback`). */
@@ -36,6 +48,8 @@ export declare function platformEnv(options: {
   redisKeyPrefix: string;
   natsUrl: string;
   natsSubjectPrefix: string;
+  /** Each process's service identity and the trust list (generateServiceKeys). */
+  serviceKeys: ServiceKeys;
   signingKeySecret: string;
   /** Base64 of 32 random bytes: the key activation codes are hashed with. */
   activationCodeSecret: string;

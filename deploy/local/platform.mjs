@@ -3,6 +3,7 @@
 // exactly the same way: compiled services (dist/src/main.js), one database per service,
 // configuration only through environment variables.
 import { spawn } from 'node:child_process';
+import { generateKeyPairSync } from 'node:crypto';
 import { createWriteStream, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -27,6 +28,28 @@ export const serviceNames = /** @type {const} */ ([
   'api-gateway',
 ]);
 
+/** The identity of operator tooling (this bring-up, tests, benchmarks) for platform-operation RPCs. */
+export const operatorName = 'platform-ops';
+
+/**
+ * A new Ed25519 service identity key for every service and for the operator: `privateKeys[name]`
+ * (PKCS#8 PEM, that process's SERVICE_IDENTITY_KEY) and `trust` (SERVICE_TRUST, every public key
+ * as a JWK). Made at start-up, never written to the repository.
+ * @param {readonly string[]} [names]
+ */
+export function generateServiceKeys(names = [...serviceNames, operatorName]) {
+  /** @type {Record<string, string>} */
+  const privateKeys = {};
+  /** @type {Record<string, unknown>} */
+  const trust = {};
+  for (const name of names) {
+    const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+    privateKeys[name] = privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+    trust[name] = publicKey.export({ format: 'jwk' });
+  }
+  return { privateKeys, trust: JSON.stringify(trust) };
+}
+
 function databaseUrl(pgAdminUrl, database, role) {
   const url = new URL(pgAdminUrl);
   url.username = role;
@@ -41,8 +64,10 @@ function databaseUrl(pgAdminUrl, database, role) {
  * of activation codes (base64 of 32 random bytes); `smsOutboxFile` is where the auth service's
  * development SMS provider writes phone verification codes. `oauth` (optional) configures Google/GitHub
  * sign-in in the auth service (see platform.d.mts) and, since the platform is plain HTTP on loopback,
- * makes the gateway's binding cookie non-Secure.
+ * makes the gateway's binding cookie non-Secure. `serviceKeys` (generateServiceKeys) gives each process its
+ * service identity and every process the same trust list.
  * @param {{ ports: typeof defaultPorts, pgAdminUrl: string, dbPrefix: string, redisUrl: string, redisKeyPrefix: string,
+ *   serviceKeys: ReturnType<typeof generateServiceKeys>,
  *   natsUrl: string, natsSubjectPrefix: string, signingKeySecret: string, activationCodeSecret: string, smsOutboxFile: string,
  *   allowedToolTargets: string[], otlpEndpoint?: string, logLevel?: string, extra?: Record<string, Record<string, string>>,
  *   oauth?: import('./platform.d.mts').PlatformOAuth }} options
@@ -111,6 +136,9 @@ export function platformEnv(options) {
   if (options.oauth) {
     Object.assign(env.auth, oauthEnv(options.oauth));
     env['api-gateway'].COOKIE_SECURE = 'false';
+  }
+  for (const name of serviceNames) {
+    Object.assign(env[name], { SERVICE_IDENTITY_KEY: options.serviceKeys.privateKeys[name], SERVICE_TRUST: options.serviceKeys.trust });
   }
   for (const [name, extra] of Object.entries(options.extra ?? {})) Object.assign(env[name], extra);
   return env;

@@ -8,7 +8,7 @@ import { connect } from 'node:net';
 import { join } from 'node:path';
 import pg from 'pg';
 import { startDemoTool } from './demo-tool.mjs';
-import { defaultPorts, platformEnv, serviceNames, startPlatform } from './platform.mjs';
+import { defaultPorts, generateServiceKeys, operatorName, platformEnv, serviceNames, startPlatform } from './platform.mjs';
 import { demo, httpJson, seedDemo, signIn } from './seed.mjs';
 
 const root = new URL('../..', import.meta.url).pathname;
@@ -223,7 +223,12 @@ try {
   const tool = await startDemoTool({ port: toolPort });
   started.push({ name: 'demo tool', stop: () => tool.close() });
   log(`demo tool listening on ${tool.url}`);
+  // Service identity keys are new on every start; the operator's private key is kept (0600) for
+  // platform-operation calls (tenant status, plan) made with `createServiceIdentity` from the kit.
+  const serviceKeys = generateServiceKeys();
+  writeFileSync(join(stateDir, `${operatorName}.key`), serviceKeys.privateKeys[operatorName], { mode: 0o600 });
   const env = platformEnv({
+    serviceKeys,
     ports: defaultPorts,
     pgAdminUrl,
     dbPrefix,

@@ -224,6 +224,7 @@ async function benchFlow(): Promise<void> {
     cleanups.push(() => tool.close());
     const ports = await freePlatformPorts();
     const env = platformModule.platformEnv({
+      serviceKeys: platformModule.generateServiceKeys(),
       ports,
       pgAdminUrl: infra.postgresAdminUrl,
       dbPrefix,

@@ -25,7 +25,7 @@
 // only on core NATS (`<prefix>.policy.changed`, no stream) and does not use Redis, so nothing
 // else is left behind. Every loop is bounded by a count and by a time budget; only 127.0.0.1 is
 // contacted.
-import { randomUUID } from 'node:crypto';
+import { createPrivateKey, randomUUID } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
@@ -33,7 +33,7 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { create } from '@bufbuild/protobuf';
-import { createGrpcClient, type GrpcClient } from '@portcullis/kit';
+import { createGrpcClient, createServiceIdentity, type GrpcClient } from '@portcullis/kit';
 import { PrincipalKind, PrincipalSchema, type Principal } from '@portcullis/proto/common';
 import { PolicyService } from '@portcullis/proto/policy';
 import type * as platformTypes from '../../deploy/local/platform.mjs';
@@ -438,6 +438,7 @@ async function benchGrpc(options: {
   const { platform, db, logDir, tenants, hot, cold, requests, batches } = options;
   const grpcPort = await freePort();
   const adminPort = await freePort();
+  const keys = platform.generateServiceKeys(['policy', 'tenant-registry']);
   const service = platform.startService({
     root,
     name: 'policy',
@@ -450,6 +451,8 @@ async function benchGrpc(options: {
       DATABASE_URL: db.appUrl,
       NATS_URL: infra.natsUrl,
       NATS_SUBJECT_PREFIX: testRunId,
+      SERVICE_IDENTITY_KEY: keys.privateKeys['policy'] ?? '',
+      SERVICE_TRUST: keys.trust,
     },
   });
   let client: GrpcClient<typeof PolicyService> | undefined;
@@ -457,7 +460,17 @@ async function benchGrpc(options: {
     await waitReady(adminPort, service.child, service.logFile);
     const pid = service.child.pid;
     if (pid === undefined) throw new Error('the policy process has no pid');
-    client = createGrpcClient(PolicyService, { address: `127.0.0.1:${grpcPort}`, deadlineMs: 5_000 });
+    // Asks as tenant-registry would (a platform service may ask about any tenant).
+    const caller = createServiceIdentity({
+      name: 'tenant-registry',
+      privateKey: createPrivateKey(keys.privateKeys['tenant-registry'] ?? ''),
+      trust: new Map(),
+    });
+    client = createGrpcClient(PolicyService, {
+      address: `127.0.0.1:${grpcPort}`,
+      deadlineMs: 5_000,
+      credential: caller.credentialFor('policy'),
+    });
     const grpc = client;
     const idle = processRssMb(pid);
     const check = (r: Request) =>

@@ -30,6 +30,7 @@ describe('tenant suspension and domain moves reach every gateway replica within 
     registry = createGrpcClient(TenantRegistryService, {
       address: `127.0.0.1:${platform.ports['tenant-registry'].grpc}`,
       deadlineMs: 5_000,
+      credential: platform.identityOf('platform-ops').credentialFor('tenant-registry'),
     });
     const { gatewayUrl, passwords, seeded } = platform;
     tokens = {

@@ -1,11 +1,14 @@
 // End-to-end harness: the whole platform, spawned the way the local bring-up spawns it,
 // on free ports, with databases, Redis keys and NATS subjects of this test run only.
-import { randomBytes } from 'node:crypto';
+import { createPrivateKey, randomBytes } from 'node:crypto';
+import { createServiceIdentity } from '@portcullis/kit';
 import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startDemoTool } from '../../deploy/local/demo-tool.mjs';
 import {
+  generateServiceKeys,
+  type operatorName,
   platformEnv,
   startPlatform,
   startService,
@@ -37,7 +40,9 @@ export async function startTestPlatform(options: TestPlatformOptions = {}) {
   const oauth = options.oauth ? await options.oauth(`http://127.0.0.1:${ports['api-gateway'].http}`) : undefined;
   const dbPrefix = `pc_${testRunId}`;
   const smsOutboxFile = join(tmpdir(), `portcullis-sms-${testRunId}.jsonl`);
+  const serviceKeys = generateServiceKeys();
   const env = platformEnv({
+    serviceKeys,
     ports,
     pgAdminUrl: infra.postgresAdminUrl,
     dbPrefix,
@@ -79,6 +84,13 @@ export async function startTestPlatform(options: TestPlatformOptions = {}) {
     seeded,
     passwords,
     logDir,
+    /**
+     * The service identities of this run (every service's and the operator's, `platform-ops`),
+     * as trusted by the services: to call gRPC as a given service would, e.g. the operator for the
+     * platform-operation RPCs (tenant status, plan) that have no gateway route.
+     */
+    identityOf: (name: ServiceName | typeof operatorName) =>
+      createServiceIdentity({ name, privateKey: createPrivateKey(serviceKeys.privateKeys[name] ?? ''), trust: new Map() }),
     /** The development SMS outbox the auth service writes phone codes to. */
     smsOutboxFile,
     /** Stops one service (e.g. to prove the gateway fails closed without it). */

@@ -33,6 +33,7 @@ import { createDeviceRoutes } from './routes/device-routes.js';
 import { createPublicRoutes } from './routes/public-routes.js';
 import { createSessionRoutes } from './routes/session-routes.js';
 import { createTenantRoutes } from './routes/tenant-routes.js';
+import { createServiceTokenRoutes } from './routes/service-token-routes.js';
 import { createToolRoutes } from './routes/tool-routes.js';
 
 const config = loadConfig(configSchema, process.env);
@@ -40,18 +41,18 @@ const config = loadConfig(configSchema, process.env);
 await runService({
   name: 'api-gateway',
   config,
-  async start({ logger, lifecycle }) {
-    const client = <S extends Parameters<typeof createGrpcClient>[0]>(service: S, address: string) => {
-      const c = createGrpcClient(service, { address, deadlineMs: config.GRPC_DEADLINE_MS });
+  async start({ logger, lifecycle, identity }) {
+    const client = <S extends Parameters<typeof createGrpcClient>[0]>(service: S, address: string, audience: string) => {
+      const c = createGrpcClient(service, { address, deadlineMs: config.GRPC_DEADLINE_MS, credential: identity.credentialFor(audience) });
       lifecycle.onShutdown(`${service.typeName} client`, () => c.close());
       return c;
     };
-    const auth = client(AuthService, config.AUTH_ADDRESS);
-    const tenants = client(TenantRegistryService, config.TENANT_REGISTRY_ADDRESS);
-    const policy = client(PolicyService, config.POLICY_ADDRESS);
-    const tools = client(ToolGatewayService, config.TOOL_GATEWAY_ADDRESS);
-    const devices = client(DeviceEnrollmentService, config.DEVICE_ENROLLMENT_ADDRESS);
-    const audit = client(AuditService, config.AUDIT_ADDRESS);
+    const auth = client(AuthService, config.AUTH_ADDRESS, 'auth');
+    const tenants = client(TenantRegistryService, config.TENANT_REGISTRY_ADDRESS, 'tenant-registry');
+    const policy = client(PolicyService, config.POLICY_ADDRESS, 'policy');
+    const tools = client(ToolGatewayService, config.TOOL_GATEWAY_ADDRESS, 'tool-gateway');
+    const devices = client(DeviceEnrollmentService, config.DEVICE_ENROLLMENT_ADDRESS, 'device-enrollment');
+    const audit = client(AuditService, config.AUDIT_ADDRESS, 'audit');
 
     const nc = await connectNats({ servers: config.NATS_URL, name: 'api-gateway', logger });
     lifecycle.onShutdown('nats', () => nc.drain());
@@ -122,6 +123,7 @@ await runService({
         ...createSessionRoutes({ auth }),
         ...createApiKeyRoutes({ auth, policy }),
         ...createRobotRoutes({ auth }),
+        ...createServiceTokenRoutes({ auth }),
         ...createAccessRoutes({ policy, tenants: { resolveContext: contexts.resolveContext, getMembership: tenants.getMembership } }),
         ...createTenantRoutes({ tenants: invalidatingContextWrites(tenants, contexts) }),
         ...createToolRoutes({ tools }),

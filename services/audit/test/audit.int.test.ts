@@ -11,6 +11,7 @@ import {
   createAuditPublisher,
   createGrpcClient,
   createGrpcServer,
+  createTrustedIdentities,
   createLogger,
   createTenantScope,
   startTelemetry,
@@ -31,6 +32,8 @@ import type { AuditRecord } from '../src/libraries/audit-record.js';
 import { createEventIngest, type EventIngest } from '../src/libraries/event-ingest.js';
 import { createEventLog } from '../src/libraries/event-log.js';
 import { appendOnlyTables, createAuditEventQueries } from '../src/queries/audit-events.js';
+
+const identities = createTrustedIdentities();
 
 const migrationsDir = new URL('../prisma/migrations', import.meta.url).pathname;
 const logger = createLogger({ name: 'audit-test', level: 'silent' });
@@ -96,10 +99,18 @@ describe('audit service against Postgres and NATS', () => {
       },
     });
     consumer = await startAuditConsumer({ nc, subjectPrefix: prefix, durable, ingest, logger, redeliveryDelayMs: 50 });
-    server = createGrpcServer({ logger, services: [createAuditService({ log: createEventLog({ listPage: queries.listPage }) })] });
+    server = createGrpcServer({
+      identity: identities['audit'],
+      logger,
+      services: [createAuditService({ log: createEventLog({ listPage: queries.listPage }) })],
+    });
     const port = await server.listen('127.0.0.1', 0);
     server.setServing(true);
-    client = createGrpcClient(AuditService, { address: `127.0.0.1:${port}`, deadlineMs: 3_000 });
+    client = createGrpcClient(AuditService, {
+      address: `127.0.0.1:${port}`,
+      deadlineMs: 3_000,
+      credential: identities['platform-ops'].credentialFor('audit'),
+    });
     publisher = createAuditPublisher({ nc, subjectPrefix: prefix });
   });
 

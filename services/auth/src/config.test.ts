@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from '@jest/globals';
-import { loadConfig } from '@portcullis/kit';
+import { generateServiceIdentityEnv, loadConfig } from '@portcullis/kit';
 import { configSchema } from './config.js';
 
-const required = { DATABASE_URL: 'postgres://portcullis_auth@127.0.0.1:5432/portcullis_auth' };
+const required = { DATABASE_URL: 'postgres://portcullis_auth@127.0.0.1:5432/portcullis_auth', ...generateServiceIdentityEnv('auth') };
 
 describe('auth config', () => {
   it('applies the documented defaults and decodes the signing secret', () => {

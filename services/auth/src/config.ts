@@ -16,6 +16,8 @@ export const configSchema = baseConfigSchema
     AUTH_ISSUER: z.string().min(1).default('portcullis-auth'),
     AUTH_AUDIENCE: z.string().min(1).default('portcullis'),
     ACCESS_TOKEN_TTL_SECONDS: z.coerce.number().int().min(30).max(86_400).default(900),
+    /** Lifetime of a tenant service credential (IssueServiceToken); a revoked API key's credentials die within it. */
+    SERVICE_TOKEN_TTL_SECONDS: z.coerce.number().int().min(30).max(900).default(300),
     LOGIN_TICKET_TTL_SECONDS: z.coerce.number().int().min(10).max(3_600).default(300),
     /** Lifetime of a session and of each refresh token; every refresh starts it again. */
     REFRESH_TOKEN_TTL_SECONDS: z.coerce.number().int().min(60).max(31_536_000).default(2_592_000),

@@ -20,6 +20,7 @@ import { createPasswordHasher } from './libraries/passwords.js';
 import { createPhoneVerification, deriveCodeKey } from './libraries/phone-verification.js';
 import { createRobotTokens } from './libraries/robot-tokens.js';
 import { createRobots } from './libraries/robots.js';
+import { createServiceTokens } from './libraries/service-tokens.js';
 import { purgeExpiredRefreshTokens } from './libraries/refresh-tokens.js';
 import { createSessions } from './libraries/sessions.js';
 import { createSignIn } from './libraries/sign-in.js';
@@ -97,7 +98,7 @@ await runService({
   name: 'auth',
   config,
   migrationsDir: new URL('../../prisma/migrations', import.meta.url).pathname,
-  async start({ logger, lifecycle }) {
+  async start({ logger, lifecycle, identity }) {
     const prisma = new PrismaClient({ adapter: new PrismaPg({ connectionString: config.DATABASE_URL }) });
     lifecycle.onShutdown('postgres', () => prisma.$disconnect());
     const redis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: 2 });
@@ -105,6 +106,7 @@ await runService({
     const tenantRegistry = createGrpcClient(TenantRegistryService, {
       address: config.TENANT_REGISTRY_ADDRESS,
       deadlineMs: config.GRPC_DEADLINE_MS,
+      credential: identity.credentialFor('tenant-registry'),
     });
     lifecycle.onShutdown('tenant-registry client', () => tenantRegistry.close());
 
@@ -233,6 +235,7 @@ await runService({
             tenants: tenantRegistry,
             logger,
           }),
+          serviceTokens: createServiceTokens({ identity, ttlSeconds: config.SERVICE_TOKEN_TTL_SECONDS }),
           oauth,
         }),
       ],

@@ -9,6 +9,7 @@ import {
   AppError,
   createGrpcClient,
   createGrpcServer,
+  createTrustedIdentities,
   createLogger,
   implement,
   migrate,
@@ -51,6 +52,7 @@ import type { SmsSender } from '../src/libraries/sms-senders.js';
 import { createApiKeyQueries } from '../src/queries/api-keys.js';
 import { createRobotTokens } from '../src/libraries/robot-tokens.js';
 import { createRobots } from '../src/libraries/robots.js';
+import { createServiceTokens } from '../src/libraries/service-tokens.js';
 import { createRobotQueries, createVerificationKeyQueries } from '../src/queries/robots.js';
 import { createPhoneCodeQueries, phoneCodeKey, phoneResendKey } from '../src/queries/phone-codes.js';
 import { createRefreshTokenQueries } from '../src/queries/refresh-tokens.js';
@@ -58,6 +60,8 @@ import { createSessionQueries, sessionKey, userSessionsKey } from '../src/querie
 import { createSigningKeyQueries } from '../src/queries/signing-keys.js';
 import { createUserQueries } from '../src/queries/users.js';
 import { rejectionOf } from '../src/test-support/rejections.js';
+
+const identities = createTrustedIdentities();
 
 const migrationsDir = new URL('../prisma/migrations', import.meta.url).pathname;
 const issuer = 'portcullis-auth-test';
@@ -133,7 +137,7 @@ function fakeTenantRegistry(memberships: Omit<Membership, '$typeName'>[]) {
       return { membership: 'memberSince' in membership ? membership : { ...membership, memberSince: timestampFromDate(joinedLongAgo) } };
     },
   };
-  return createGrpcServer({ logger, services: [implement(TenantRegistryService, handlers)] });
+  return createGrpcServer({ identity: identities['tenant-registry'], logger, services: [implement(TenantRegistryService, handlers)] });
 }
 
 describe('auth service against Postgres, Redis and a fake tenant-registry', () => {
@@ -212,7 +216,11 @@ describe('auth service against Postgres, Redis and a fake tenant-registry', () =
     registry = fakeTenantRegistry(memberships);
     const registryPort = await registry.listen('127.0.0.1', 0);
     registry.setServing(true);
-    registryClient = createGrpcClient(TenantRegistryService, { address: `127.0.0.1:${registryPort}`, deadlineMs: 3_000 });
+    registryClient = createGrpcClient(TenantRegistryService, {
+      address: `127.0.0.1:${registryPort}`,
+      deadlineMs: 3_000,
+      credential: identities.auth.credentialFor('tenant-registry'),
+    });
 
     const signingKeys = createSigningKeys({
       store: createSigningKeyQueries(prisma),
@@ -269,6 +277,7 @@ describe('auth service against Postgres, Redis and a fake tenant-registry', () =
     });
     const refresh = createTokenRefresh({ refreshTokens, sessions, tenants: registryClient, tokens, ttlSeconds: refreshTtlSeconds, logger });
     server = createGrpcServer({
+      identity: identities.auth,
       logger,
       services: [
         createAuthService({
@@ -280,6 +289,7 @@ describe('auth service against Postgres, Redis and a fake tenant-registry', () =
           phone: phoneVerification,
           apiKeys: createApiKeys({ store: createApiKeyQueries(prisma), tenants: registryClient, logger }),
           // Robots have their own integration test (robots.int.test.ts); here they are only wired.
+          serviceTokens: createServiceTokens({ identity: identities.auth, ttlSeconds: 300 }),
           robots: createRobots({
             store: createRobotQueries(prisma),
             tokens: createRobotTokens({
@@ -297,7 +307,11 @@ describe('auth service against Postgres, Redis and a fake tenant-registry', () =
     });
     const port = await server.listen('127.0.0.1', 0);
     server.setServing(true);
-    client = createGrpcClient(AuthService, { address: `127.0.0.1:${port}`, deadlineMs: 5_000 });
+    client = createGrpcClient(AuthService, {
+      address: `127.0.0.1:${port}`,
+      deadlineMs: 5_000,
+      credential: identities['api-gateway'].credentialFor('auth'),
+    });
 
     ({ userId } = await client.signUp({ email, password, displayName: 'Ada', phone }));
     memberships.push(
@@ -1418,7 +1432,11 @@ describe('auth service against Postgres, Redis and a fake tenant-registry', () =
     it('denies with DEPENDENCY_UNAVAILABLE, recording nothing, when tenant-registry is unreachable or leaves member_since unset', async () => {
       const person = await newUser('apikey-unset', [{ tenantId: tenantAlpha, role: Role.USER }]);
       const { key, apiKey } = await createKey(person.userId, ApiKeyKind.USER);
-      const unreachable = createGrpcClient(TenantRegistryService, { address: '127.0.0.1:1', deadlineMs: 2_000 });
+      const unreachable = createGrpcClient(TenantRegistryService, {
+        address: '127.0.0.1:1',
+        deadlineMs: 2_000,
+        credential: identities.auth.credentialFor('tenant-registry'),
+      });
       try {
         const cut = createApiKeys({ store: createApiKeyQueries(prisma), tenants: unreachable, logger });
         expect((await rejectionOf(cut.verify(key))).code).toBe('DEPENDENCY_UNAVAILABLE');

@@ -9,6 +9,7 @@ import {
   AppError,
   createGrpcClient,
   createGrpcServer,
+  createTrustedIdentities,
   createLogger,
   implement,
   type GrpcClient,
@@ -47,6 +48,7 @@ import { createPasswordHasher } from '../src/libraries/passwords.js';
 import { createPhoneVerification, deriveCodeKey } from '../src/libraries/phone-verification.js';
 import { createRobotTokens } from '../src/libraries/robot-tokens.js';
 import { createRobots } from '../src/libraries/robots.js';
+import { createServiceTokens } from '../src/libraries/service-tokens.js';
 import { createSessions } from '../src/libraries/sessions.js';
 import { createSignIn } from '../src/libraries/sign-in.js';
 import { createSigningKeys } from '../src/libraries/signing-keys.js';
@@ -61,6 +63,8 @@ import { createSessionQueries, sessionKey } from '../src/queries/sessions.js';
 import { createSigningKeyQueries } from '../src/queries/signing-keys.js';
 import { createUserQueries } from '../src/queries/users.js';
 import { rejectionOf } from '../src/test-support/rejections.js';
+
+const serviceIdentities = createTrustedIdentities();
 
 const migrationsDir = new URL('../prisma/migrations', import.meta.url).pathname;
 const keyPrefix = `${testRunId}:auth-oauth:`;
@@ -119,7 +123,11 @@ function fakeTenantRegistry(memberships: Omit<Membership, '$typeName'>[], teams:
     },
     { get: (target, name) => (name in target ? target[name as keyof typeof target] : absent) },
   ) as unknown as ServiceHandlers<typeof TenantRegistryService>;
-  return createGrpcServer({ logger, services: [implement(TenantRegistryService, handlers)] });
+  return createGrpcServer({
+    identity: serviceIdentities['tenant-registry'],
+    logger,
+    services: [implement(TenantRegistryService, handlers)],
+  });
 }
 
 const runStarted = new Date(Date.now() - 60_000);
@@ -209,7 +217,11 @@ describe('Google and GitHub sign-in against real providers, Postgres and Redis',
     registry = fakeTenantRegistry(memberships, teams);
     const registryPort = await registry.listen('127.0.0.1', 0);
     registry.setServing(true);
-    registryClient = createGrpcClient(TenantRegistryService, { address: `127.0.0.1:${registryPort}`, deadlineMs: 3_000 });
+    registryClient = createGrpcClient(TenantRegistryService, {
+      address: `127.0.0.1:${registryPort}`,
+      deadlineMs: 3_000,
+      credential: serviceIdentities.auth.credentialFor('tenant-registry'),
+    });
 
     const signingKeys = createSigningKeys({
       store: createSigningKeyQueries(prisma),
@@ -283,6 +295,7 @@ describe('Google and GitHub sign-in against real providers, Postgres and Redis',
     });
 
     server = createGrpcServer({
+      identity: serviceIdentities.auth,
       logger,
       services: [
         createAuthService({
@@ -294,6 +307,7 @@ describe('Google and GitHub sign-in against real providers, Postgres and Redis',
           phone,
           apiKeys: createApiKeys({ store: createApiKeyQueries(prisma), tenants: registryClient, logger }),
           // Robots have their own tests; here they are what a reclaim must revoke.
+          serviceTokens: createServiceTokens({ identity: serviceIdentities.auth, ttlSeconds: 300 }),
           robots: createRobots({
             store: createRobotQueries(prisma),
             tokens: createRobotTokens({
@@ -312,7 +326,11 @@ describe('Google and GitHub sign-in against real providers, Postgres and Redis',
     });
     const port = await server.listen('127.0.0.1', 0);
     server.setServing(true);
-    client = createGrpcClient(AuthService, { address: `127.0.0.1:${port}`, deadlineMs: 10_000 });
+    client = createGrpcClient(AuthService, {
+      address: `127.0.0.1:${port}`,
+      deadlineMs: 10_000,
+      credential: serviceIdentities['api-gateway'].credentialFor('auth'),
+    });
   });
 
   afterAll(async () => {

@@ -6,6 +6,7 @@ import {
   AppError,
   createGrpcClient,
   createGrpcServer,
+  createTrustedIdentities,
   createLogger,
   implement,
   type GrpcClient,
@@ -26,6 +27,8 @@ import { createSigningKeys, type SigningKeys } from '../src/libraries/signing-ke
 import { createRobotQueries, createVerificationKeyQueries } from '../src/queries/robots.js';
 import { createSigningKeyQueries } from '../src/queries/signing-keys.js';
 import { rejectionOf } from '../src/test-support/rejections.js';
+
+const identities = createTrustedIdentities();
 
 const migrationsDir = new URL('../prisma/migrations', import.meta.url).pathname;
 const issuer = 'portcullis-auth-test';
@@ -93,7 +96,13 @@ function fakeTenantRegistry() {
       };
     },
   };
-  return { server: createGrpcServer({ logger, services: [implement(TenantRegistryService, handlers)] }), roles, since, teams, members };
+  return {
+    server: createGrpcServer({ identity: identities['tenant-registry'], logger, services: [implement(TenantRegistryService, handlers)] }),
+    roles,
+    since,
+    teams,
+    members,
+  };
 }
 
 /** An AuthService serving the robot RPCs only (every other RPC has its own integration test). */
@@ -118,7 +127,7 @@ function robotServer(tenants: TeamDirectory, prisma: PrismaClient, signingKeys: 
     ...Object.fromEntries(AuthService.methods.map((method) => [method.localName, absent])),
     ...robotHandlers(robots),
   } as ServiceHandlers<typeof AuthService>;
-  return createGrpcServer({ logger, services: [implement(AuthService, handlers)] });
+  return createGrpcServer({ identity: identities['auth'], logger, services: [implement(AuthService, handlers)] });
 }
 
 describe('robots against Postgres, through gRPC, with a fake tenant-registry', () => {
@@ -179,7 +188,11 @@ describe('robots against Postgres, through gRPC, with a fake tenant-registry', (
 
     const port = await registry.server.listen('127.0.0.1', 0);
     registry.server.setServing(true);
-    registryClient = createGrpcClient(TenantRegistryService, { address: `127.0.0.1:${port}`, deadlineMs: 3_000 });
+    registryClient = createGrpcClient(TenantRegistryService, {
+      address: `127.0.0.1:${port}`,
+      deadlineMs: 3_000,
+      credential: identities.auth.credentialFor('tenant-registry'),
+    });
     for (const [userId, role] of [
       [owner, Role.OWNER],
       [admin, Role.ADMIN],
@@ -196,7 +209,11 @@ describe('robots against Postgres, through gRPC, with a fake tenant-registry', (
     server = robotServer(registryClient, prisma, signingKeys);
     const authPort = await server.listen('127.0.0.1', 0);
     server.setServing(true);
-    client = createGrpcClient(AuthService, { address: `127.0.0.1:${authPort}`, deadlineMs: 5_000 });
+    client = createGrpcClient(AuthService, {
+      address: `127.0.0.1:${authPort}`,
+      deadlineMs: 5_000,
+      credential: identities['api-gateway'].credentialFor('auth'),
+    });
   });
 
   afterAll(async () => {
@@ -408,11 +425,19 @@ describe('robots against Postgres, through gRPC, with a fake tenant-registry', (
 
   it('denies with DEPENDENCY_UNAVAILABLE when tenant-registry cannot be reached', async () => {
     const { token } = await createRobot(owner, [red]);
-    const unreachable = createGrpcClient(TenantRegistryService, { address: '127.0.0.1:1', deadlineMs: 2_000 });
+    const unreachable = createGrpcClient(TenantRegistryService, {
+      address: '127.0.0.1:1',
+      deadlineMs: 2_000,
+      credential: identities.auth.credentialFor('tenant-registry'),
+    });
     const cut = robotServer(unreachable, prisma, signingKeys);
     const port = await cut.listen('127.0.0.1', 0);
     cut.setServing(true);
-    const cutClient = createGrpcClient(AuthService, { address: `127.0.0.1:${port}`, deadlineMs: 5_000 });
+    const cutClient = createGrpcClient(AuthService, {
+      address: `127.0.0.1:${port}`,
+      deadlineMs: 5_000,
+      credential: identities['api-gateway'].credentialFor('auth'),
+    });
     try {
       expect((await rejectionOf(cutClient.verifyRobotToken({ token }))).code).toBe('DEPENDENCY_UNAVAILABLE');
     } finally {

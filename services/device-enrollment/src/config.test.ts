@@ -1,9 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from '@jest/globals';
-import { loadConfig } from '@portcullis/kit';
+import { generateServiceIdentityEnv, loadConfig } from '@portcullis/kit';
 import { configSchema } from './config.js';
 
-const required = { DATABASE_URL: 'postgres://portcullis_device_enrollment@127.0.0.1:5432/portcullis_device_enrollment' };
+const required = {
+  DATABASE_URL: 'postgres://portcullis_device_enrollment@127.0.0.1:5432/portcullis_device_enrollment',
+  ...generateServiceIdentityEnv('device-enrollment'),
+};
 
 describe('device-enrollment config', () => {
   it('applies the documented defaults and decodes the activation code secret', () => {

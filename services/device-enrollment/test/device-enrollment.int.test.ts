@@ -8,6 +8,7 @@ import {
   createAuditPublisher,
   createGrpcClient,
   createGrpcServer,
+  createTrustedIdentities,
   createLogger,
   createTenantScope,
   type GrpcClient,
@@ -32,6 +33,8 @@ import { createDeviceEnrollmentService } from '../src/grpc/device-enrollment-ser
 import { ACTIVATION_ALPHABET, createActivationCodeHasher } from '../src/libraries/activation-codes.js';
 import { createEnrollmentLibrary } from '../src/libraries/enrollment.js';
 import { createEnrollmentQueries } from '../src/queries/enrollment.js';
+
+const identities = createTrustedIdentities();
 
 /** Every log line the services under test write, at the most verbose level. */
 const logLines: string[] = [];
@@ -70,10 +73,21 @@ async function startEnrollment(prisma: PrismaClient, nc: NatsConnection, limits:
     hashCode: createActivationCodeHasher(codeSecret),
     ...limits,
   });
-  const server = createGrpcServer({ logger, services: [createDeviceEnrollmentService({ enrollment })] });
+  const server = createGrpcServer({
+    identity: identities['device-enrollment'],
+    logger,
+    services: [createDeviceEnrollmentService({ enrollment })],
+  });
   const port = await server.listen('127.0.0.1', 0);
   server.setServing(true);
-  return { server, client: createGrpcClient(DeviceEnrollmentService, { address: `127.0.0.1:${port}`, deadlineMs: 10_000 }) };
+  return {
+    server,
+    client: createGrpcClient(DeviceEnrollmentService, {
+      address: `127.0.0.1:${port}`,
+      deadlineMs: 10_000,
+      credential: identities['platform-ops'].credentialFor('device-enrollment'),
+    }),
+  };
 }
 
 /** A well-formed code that differs from `code` in its first character. */

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { AppError } from './errors.js';
+import { serviceIdentityConfigSchema } from './grpc/service-credentials.js';
 
 /**
  * Parses the environment against a schema. Only a service's main.ts calls this; every
@@ -26,6 +27,7 @@ export const baseConfigSchema = z.object({
   GRPC_DEADLINE_MS: z.coerce.number().int().positive().default(3000),
   SHUTDOWN_BUDGET_MS: z.coerce.number().int().positive().default(10000),
   OTEL_EXPORTER_OTLP_ENDPOINT: z.url().optional(),
+  ...serviceIdentityConfigSchema.shape,
 });
 
 export const databaseConfigSchema = z.object({

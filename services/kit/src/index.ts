@@ -8,6 +8,7 @@ export * from './grpc/client.js';
 export * from './grpc/definition.js';
 export * from './grpc/metadata.js';
 export * from './grpc/server.js';
+export * from './grpc/service-credentials.js';
 export * from './lifecycle.js';
 export * from './periodic.js';
 export * from './logger.js';

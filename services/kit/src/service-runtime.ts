@@ -1,6 +1,8 @@
 import { createAdminServer } from './admin-server.js';
 import { migrate } from './db/migrate.js';
 import { createGrpcServer, type ServiceRegistration } from './grpc/server.js';
+import { createServiceIdentity, type ServiceIdentity } from './grpc/service-credentials.js';
+import type { KeyObject } from 'node:crypto';
 import { createLifecycle, type Lifecycle } from './lifecycle.js';
 import { createLogger, type Logger } from './logger.js';
 import { startTelemetry } from './telemetry/telemetry.js';
@@ -15,6 +17,8 @@ export interface RuntimeConfig {
   OTEL_EXPORTER_OTLP_ENDPOINT?: string | undefined;
   DATABASE_URL?: string;
   DATABASE_ADMIN_URL?: string | undefined;
+  SERVICE_IDENTITY_KEY: KeyObject;
+  SERVICE_TRUST: ReadonlyMap<string, readonly KeyObject[]>;
 }
 
 export interface ServiceParts {
@@ -30,8 +34,11 @@ export interface RunServiceOptions<C extends RuntimeConfig> {
   /** Prisma-layout migrations folder; applied on start when DATABASE_ADMIN_URL is set. */
   migrationsDir?: string;
   appendOnlyTables?: readonly string[];
-  /** Opens the service's connections (registering their closers) and returns its gRPC services. */
-  start(runtime: { logger: Logger; lifecycle: Lifecycle }): Promise<ServiceParts>;
+  /**
+   * Opens the service's connections (registering their closers) and returns its gRPC services.
+   * `identity` signs this service's calls to others (`identity.credentialFor(<service>)`).
+   */
+  start(runtime: { logger: Logger; lifecycle: Lifecycle; identity: ServiceIdentity }): Promise<ServiceParts>;
 }
 
 /**
@@ -62,9 +69,10 @@ export async function runService<C extends RuntimeConfig>({
         logger,
       });
     }
-    const parts = await start({ logger, lifecycle });
+    const identity = createServiceIdentity({ name, privateKey: config.SERVICE_IDENTITY_KEY, trust: config.SERVICE_TRUST });
+    const parts = await start({ logger, lifecycle, identity });
     const services = parts.services ?? [];
-    const grpc = services.length > 0 ? createGrpcServer({ logger, services }) : undefined;
+    const grpc = services.length > 0 ? createGrpcServer({ logger, services, identity }) : undefined;
     let grpcPort: number | undefined;
     if (grpc) {
       if (config.GRPC_PORT === undefined) throw new Error('GRPC_PORT is required to serve gRPC');

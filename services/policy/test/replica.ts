@@ -3,6 +3,7 @@ import {
   connectNats,
   createGrpcClient,
   createGrpcServer,
+  createTrustedIdentities,
   createLogger,
   createTenantScope,
   type GrpcClient,
@@ -18,6 +19,8 @@ import { createDecisionLibrary } from '../src/libraries/decisions.js';
 import { createGrantLibrary } from '../src/libraries/grants.js';
 import { readPolicyFiles } from '../src/libraries/policy-files.js';
 import { createTenantRuleQueries } from '../src/queries/tenant-rules.js';
+
+const identities = createTrustedIdentities();
 
 const logger = createLogger({ name: 'policy-test', level: 'silent' });
 export const policyDir = new URL('../../../policies/', import.meta.url);
@@ -48,10 +51,14 @@ export async function startReplica(db: TestDatabase, { defaultPlan = 'free' } = 
       changes.publish(tenantId);
     },
   });
-  const server = createGrpcServer({ logger, services: [createPolicyService({ decisions, grants })] });
+  const server = createGrpcServer({ identity: identities['policy'], logger, services: [createPolicyService({ decisions, grants })] });
   const port = await server.listen('127.0.0.1', 0);
   server.setServing(true);
-  const client = createGrpcClient(PolicyService, { address: `127.0.0.1:${port}`, deadlineMs: 5_000 });
+  const client = createGrpcClient(PolicyService, {
+    address: `127.0.0.1:${port}`,
+    deadlineMs: 5_000,
+    credential: identities['tenant-registry'].credentialFor('policy'),
+  });
   return {
     server,
     prisma,

@@ -22,12 +22,16 @@ await runService({
   name: 'tenant-registry',
   config,
   migrationsDir: new URL('../../prisma/migrations', import.meta.url).pathname,
-  async start({ logger, lifecycle }) {
+  async start({ logger, lifecycle, identity }) {
     const prisma = new PrismaClient({ adapter: new PrismaPg({ connectionString: config.DATABASE_URL }) });
     lifecycle.onShutdown('postgres', () => prisma.$disconnect());
     const nc = await connectNats({ servers: config.NATS_URL, name: 'tenant-registry', logger });
     lifecycle.onShutdown('nats', () => nc.drain());
-    const policy = createGrpcClient(PolicyService, { address: config.POLICY_ADDRESS, deadlineMs: config.GRPC_DEADLINE_MS });
+    const policy = createGrpcClient(PolicyService, {
+      address: config.POLICY_ADDRESS,
+      deadlineMs: config.GRPC_DEADLINE_MS,
+      credential: identity.credentialFor('policy'),
+    });
     lifecycle.onShutdown('policy-client', () => policy.close());
 
     const scope = createTenantScope(prisma);

@@ -4,6 +4,7 @@ import {
   connectNats,
   createGrpcClient,
   createGrpcServer,
+  createTrustedIdentities,
   createLogger,
   createTenantScope,
   implement,
@@ -30,6 +31,8 @@ import { createLookupQueries } from '../src/queries/lookups.js';
 import { createMembershipQueries } from '../src/queries/memberships.js';
 import { createTeamQueries } from '../src/queries/teams.js';
 import { createTenantQueries } from '../src/queries/tenants.js';
+
+const identities = createTrustedIdentities();
 
 export const logger: Logger = createLogger({ name: 'tenant-registry-test', level: 'silent' });
 export const migrationsDir = new URL('../prisma/migrations', import.meta.url).pathname;
@@ -72,6 +75,7 @@ export async function startFakePolicy(): Promise<FakePolicy> {
   };
   const denied = { allowed: false, reason: 'fake policy never allows' };
   const server = createGrpcServer({
+    identity: identities.policy,
     logger,
     services: [
       implement(PolicyService, {
@@ -139,7 +143,11 @@ export async function startRegistry(db: TestDatabase, policyAddress: string): Pr
   });
   await nc.flush();
 
-  const policy = createGrpcClient(PolicyService, { address: policyAddress, deadlineMs: 2_000 });
+  const policy = createGrpcClient(PolicyService, {
+    address: policyAddress,
+    deadlineMs: 2_000,
+    credential: identities['tenant-registry'].credentialFor('policy'),
+  });
   const scope = createTenantScope(prisma);
   const lookups = createLookupQueries({ db: prisma, scope });
   const changes = createTenantChangePublisher({ nc, subjectPrefix: testRunId, logger });
@@ -153,12 +161,17 @@ export async function startRegistry(db: TestDatabase, policyAddress: string): Pr
   });
   const contexts = createContextResolver({ lookups });
   const server: GrpcServer = createGrpcServer({
+    identity: identities['tenant-registry'],
     logger,
     services: [createTenantRegistryService({ tenants, memberships, teams, chatGroups, contexts })],
   });
   const port = await server.listen('127.0.0.1', 0);
   server.setServing(true);
-  const client = createGrpcClient(TenantRegistryService, { address: `127.0.0.1:${port}`, deadlineMs: 5_000 });
+  const client = createGrpcClient(TenantRegistryService, {
+    address: `127.0.0.1:${port}`,
+    deadlineMs: 5_000,
+    credential: identities['platform-ops'].credentialFor('tenant-registry'),
+  });
 
   return {
     client,

@@ -1,8 +1,11 @@
 import { describe, expect, it } from '@jest/globals';
-import { loadConfig } from '@portcullis/kit';
+import { generateServiceIdentityEnv, loadConfig } from '@portcullis/kit';
 import { configSchema } from './config.js';
 
-const required = { DATABASE_URL: 'postgres://portcullis_tool_gateway@127.0.0.1:5432/portcullis_tool_gateway' };
+const required = {
+  DATABASE_URL: 'postgres://portcullis_tool_gateway@127.0.0.1:5432/portcullis_tool_gateway',
+  ...generateServiceIdentityEnv('tool-gateway'),
+};
 
 describe('tool-gateway config', () => {
   it('applies the documented defaults: no private target is allowed', () => {

@@ -8,6 +8,7 @@ import {
   createAuditPublisher,
   createGrpcClient,
   createGrpcServer,
+  createTrustedIdentities,
   createLogger,
   createTenantScope,
   startTelemetry,
@@ -37,6 +38,8 @@ import { createInvocationLibrary } from '../src/libraries/invocations.js';
 import { createTargetGuard, parseAllowedTargets, systemResolver } from '../src/libraries/target-guard.js';
 import { createToolRegistry } from '../src/libraries/tool-registry.js';
 import { createToolQueries } from '../src/queries/tools.js';
+
+const identities = createTrustedIdentities();
 
 const logger = createLogger({ name: 'tool-gateway-test', level: 'silent' });
 const MAX_RESPONSE_BYTES = 1024;
@@ -109,10 +112,17 @@ async function startGateway(prisma: PrismaClient, nc: NatsConnection, allowedPri
     registry: createToolRegistry({ store: tools, guard }),
     invocations: createInvocationLibrary({ tools, guard, http, audit }),
   });
-  const server = createGrpcServer({ logger, services: [service] });
+  const server = createGrpcServer({ identity: identities['tool-gateway'], logger, services: [service] });
   const port = await server.listen('127.0.0.1', 0);
   server.setServing(true);
-  return { server, client: createGrpcClient(ToolGatewayService, { address: `127.0.0.1:${port}`, deadlineMs: 10_000 }) };
+  return {
+    server,
+    client: createGrpcClient(ToolGatewayService, {
+      address: `127.0.0.1:${port}`,
+      deadlineMs: 10_000,
+      credential: identities['platform-ops'].credentialFor('tool-gateway'),
+    }),
+  };
 }
 
 describe('tool gateway against Postgres, NATS and a real HTTP tool', () => {

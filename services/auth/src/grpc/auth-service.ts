@@ -1,6 +1,6 @@
 import { create } from '@bufbuild/protobuf';
 import { timestampDate, timestampFromDate } from '@bufbuild/protobuf/wkt';
-import { AppError, implement, roleOf, type ServiceHandlers } from '@portcullis/kit';
+import { AppError, implement, onlyServices, PLATFORM_OPS, roleOf, type ServiceHandlers } from '@portcullis/kit';
 import { ApiKeyKind, ApiKeySchema, AuthService, OAuthProvider, type ApiKey } from '@portcullis/proto/auth';
 import type { ApiKeyKind as KindName, ApiKeyRecord, ApiKeys } from '../libraries/api-keys.js';
 import type { Accounts } from '../libraries/accounts.js';
@@ -12,6 +12,7 @@ import type { SignIn } from '../libraries/sign-in.js';
 import type { SigningKeys } from '../libraries/signing-keys.js';
 import type { TokenRefresh } from '../libraries/token-refresh.js';
 import type { RobotRecord, Robots } from '../libraries/robots.js';
+import type { ServiceTokens } from '../libraries/service-tokens.js';
 
 export interface AuthServiceDeps {
   accounts: Pick<Accounts, 'signUp'>;
@@ -22,6 +23,7 @@ export interface AuthServiceDeps {
   phone: PhoneVerification;
   apiKeys: ApiKeys;
   robots: Robots;
+  serviceTokens: ServiceTokens;
   /** Google/GitHub sign-in; without it both OAuth RPCs answer FAILED_PRECONDITION. */
   oauth?: OAuthSignIn | undefined;
 }
@@ -145,127 +147,145 @@ export function oauthHandlers(
   };
 }
 
-export function createAuthService({ accounts, signIn, refresh, sessions, signingKeys, phone, apiKeys, robots, oauth }: AuthServiceDeps) {
-  return implement(AuthService, {
-    async signUp(request) {
-      const userId = await accounts.signUp({
-        email: request.email,
-        password: request.password,
-        displayName: request.displayName,
-        phone: request.phone,
-      });
-      return { userId };
-    },
-    async login(request) {
-      const result = await signIn.login({ email: request.email, password: request.password, clientIp: request.clientIp });
-      return {
-        loginTicket: result.ticket,
-        userId: result.userId,
-        ticketExpiresInSeconds: result.ticketExpiresInSeconds,
-        phoneVerified: await phone.isVerified(result.userId),
-        tenants: result.tenants.map(({ tenantId, tenantName, role }) => ({ tenantId, tenantName, role: roleOf(role) })),
-      };
-    },
-    async selectTenant(request) {
-      const session = await signIn.selectTenant({
-        ticket: request.loginTicket,
-        tenantId: request.tenantId,
-        clientIp: request.clientIp,
-        userAgent: request.userAgent,
-      });
-      return {
-        accessToken: session.accessToken,
-        tokenType: 'Bearer',
-        expiresInSeconds: session.expiresInSeconds,
-        tenantId: session.tenantId,
-        role: roleOf(session.role),
-        refreshToken: session.refreshToken,
-        refreshExpiresInSeconds: session.refreshExpiresInSeconds,
-        sessionId: session.sessionId,
-      };
-    },
-    async inspectLoginTicket(request) {
-      const userId = await signIn.inspectTicket(request.loginTicket);
-      return { userId, phoneVerified: await phone.isVerified(userId) };
-    },
-    async refreshTokens(request) {
-      const tokens = await refresh.refresh(request.refreshToken);
-      return {
-        accessToken: tokens.accessToken,
-        tokenType: 'Bearer',
-        expiresInSeconds: tokens.expiresInSeconds,
-        refreshToken: tokens.refreshToken,
-        refreshExpiresInSeconds: tokens.refreshExpiresInSeconds,
-        tenantId: tokens.tenantId,
-        role: roleOf(tokens.role),
-        sessionId: tokens.sessionId,
-      };
-    },
-    async listSessions(request) {
-      const list = await sessions.list(request.userId);
-      return {
-        sessions: list.map((session) => ({
-          sessionId: session.sessionId,
+/**
+ * Only the gateway (and operators) call auth; tenant service credentials are minted only for the
+ * gateway, which has authenticated and authorized the principal first.
+ */
+export const authServiceAccess = {
+  default: onlyServices('api-gateway', PLATFORM_OPS),
+  issueServiceToken: onlyServices('api-gateway'),
+};
+
+export function createAuthService(deps: AuthServiceDeps) {
+  const { accounts, signIn, refresh, sessions, signingKeys, phone, apiKeys, robots, serviceTokens, oauth } = deps;
+  return implement(
+    AuthService,
+    {
+      async signUp(request) {
+        const userId = await accounts.signUp({
+          email: request.email,
+          password: request.password,
+          displayName: request.displayName,
+          phone: request.phone,
+        });
+        return { userId };
+      },
+      async login(request) {
+        const result = await signIn.login({ email: request.email, password: request.password, clientIp: request.clientIp });
+        return {
+          loginTicket: result.ticket,
+          userId: result.userId,
+          ticketExpiresInSeconds: result.ticketExpiresInSeconds,
+          phoneVerified: await phone.isVerified(result.userId),
+          tenants: result.tenants.map(({ tenantId, tenantName, role }) => ({ tenantId, tenantName, role: roleOf(role) })),
+        };
+      },
+      async selectTenant(request) {
+        const session = await signIn.selectTenant({
+          ticket: request.loginTicket,
+          tenantId: request.tenantId,
+          clientIp: request.clientIp,
+          userAgent: request.userAgent,
+        });
+        return {
+          accessToken: session.accessToken,
+          tokenType: 'Bearer',
+          expiresInSeconds: session.expiresInSeconds,
           tenantId: session.tenantId,
-          createdAt: timestampFromDate(session.createdAt),
-          lastUsedAt: timestampFromDate(session.lastUsedAt),
-          clientIp: session.clientIp,
-          userAgent: session.userAgent,
-        })),
-      };
+          role: roleOf(session.role),
+          refreshToken: session.refreshToken,
+          refreshExpiresInSeconds: session.refreshExpiresInSeconds,
+          sessionId: session.sessionId,
+        };
+      },
+      async inspectLoginTicket(request) {
+        const userId = await signIn.inspectTicket(request.loginTicket);
+        return { userId, phoneVerified: await phone.isVerified(userId) };
+      },
+      async refreshTokens(request) {
+        const tokens = await refresh.refresh(request.refreshToken);
+        return {
+          accessToken: tokens.accessToken,
+          tokenType: 'Bearer',
+          expiresInSeconds: tokens.expiresInSeconds,
+          refreshToken: tokens.refreshToken,
+          refreshExpiresInSeconds: tokens.refreshExpiresInSeconds,
+          tenantId: tokens.tenantId,
+          role: roleOf(tokens.role),
+          sessionId: tokens.sessionId,
+        };
+      },
+      async listSessions(request) {
+        const list = await sessions.list(request.userId);
+        return {
+          sessions: list.map((session) => ({
+            sessionId: session.sessionId,
+            tenantId: session.tenantId,
+            createdAt: timestampFromDate(session.createdAt),
+            lastUsedAt: timestampFromDate(session.lastUsedAt),
+            clientIp: session.clientIp,
+            userAgent: session.userAgent,
+          })),
+        };
+      },
+      async revokeSession(request) {
+        await sessions.revoke(request.userId, request.sessionId);
+        return {};
+      },
+      async revokeAllSessions(request) {
+        return { revoked: await sessions.revokeAll(request.userId) };
+      },
+      async rotateSigningKey() {
+        const { kid, signingFrom } = await signingKeys.rotate();
+        return { kid, signingFrom: timestampFromDate(signingFrom) };
+      },
+      async startPhoneVerification(request) {
+        return phone.start(request.loginTicket, request.phone);
+      },
+      async verifyPhone(request) {
+        await phone.verify(request.loginTicket, request.code);
+        return { phoneVerified: true };
+      },
+      async createApiKey(request) {
+        const { apiKey, key } = await apiKeys.create({
+          tenantId: request.tenantId,
+          actor: request.actor,
+          kind: kindName(request.kind),
+          name: request.name,
+          scopes: request.scopes,
+          expiresAt: request.expiresAt ? timestampDate(request.expiresAt) : undefined,
+        });
+        return { apiKey: apiKeyOf(apiKey), key };
+      },
+      async listApiKeys(request) {
+        return { apiKeys: (await apiKeys.list(request.tenantId, request.actor)).map(apiKeyOf) };
+      },
+      async revokeApiKey(request) {
+        await apiKeys.revoke(request.tenantId, request.actor, request.keyId);
+        return {};
+      },
+      async rotateApiKey(request) {
+        const { apiKey, key } = await apiKeys.rotate(request.tenantId, request.actor, request.keyId, request.graceSeconds);
+        return { apiKey: apiKeyOf(apiKey), key };
+      },
+      async verifyApiKey(request) {
+        const verified = await apiKeys.verify(request.key);
+        return {
+          keyId: verified.keyId,
+          tenantId: verified.tenantId,
+          kind: kindOf(verified.kind),
+          userId: verified.userId ?? '',
+          scopes: verified.scopes,
+          createdByUserId: verified.createdBy,
+        };
+      },
+      async issueServiceToken(request) {
+        const issued = await serviceTokens.issue({ principal: request.principal, audience: request.audience });
+        return { token: issued.token, expiresAt: timestampFromDate(issued.expiresAt), audience: issued.audience };
+      },
+      ...robotHandlers(robots),
+      ...oauthHandlers(oauth, phone),
     },
-    async revokeSession(request) {
-      await sessions.revoke(request.userId, request.sessionId);
-      return {};
-    },
-    async revokeAllSessions(request) {
-      return { revoked: await sessions.revokeAll(request.userId) };
-    },
-    async rotateSigningKey() {
-      const { kid, signingFrom } = await signingKeys.rotate();
-      return { kid, signingFrom: timestampFromDate(signingFrom) };
-    },
-    async startPhoneVerification(request) {
-      return phone.start(request.loginTicket, request.phone);
-    },
-    async verifyPhone(request) {
-      await phone.verify(request.loginTicket, request.code);
-      return { phoneVerified: true };
-    },
-    async createApiKey(request) {
-      const { apiKey, key } = await apiKeys.create({
-        tenantId: request.tenantId,
-        actor: request.actor,
-        kind: kindName(request.kind),
-        name: request.name,
-        scopes: request.scopes,
-        expiresAt: request.expiresAt ? timestampDate(request.expiresAt) : undefined,
-      });
-      return { apiKey: apiKeyOf(apiKey), key };
-    },
-    async listApiKeys(request) {
-      return { apiKeys: (await apiKeys.list(request.tenantId, request.actor)).map(apiKeyOf) };
-    },
-    async revokeApiKey(request) {
-      await apiKeys.revoke(request.tenantId, request.actor, request.keyId);
-      return {};
-    },
-    async rotateApiKey(request) {
-      const { apiKey, key } = await apiKeys.rotate(request.tenantId, request.actor, request.keyId, request.graceSeconds);
-      return { apiKey: apiKeyOf(apiKey), key };
-    },
-    async verifyApiKey(request) {
-      const verified = await apiKeys.verify(request.key);
-      return {
-        keyId: verified.keyId,
-        tenantId: verified.tenantId,
-        kind: kindOf(verified.kind),
-        userId: verified.userId ?? '',
-        scopes: verified.scopes,
-        createdByUserId: verified.createdBy,
-      };
-    },
-    ...robotHandlers(robots),
-    ...oauthHandlers(oauth, phone),
-  });
+    authServiceAccess,
+  );
 }

@@ -5,6 +5,7 @@ import { AppError, codeOfGrpcStatus, isAppErrorCode } from '../errors.js';
 import { injectContext, tracer } from '../telemetry/telemetry.js';
 import { methodPath, serviceDefinitionOf, type AnyService, type MethodsOf } from './definition.js';
 import { firstString, metadataKeys, metadataSetter } from './metadata.js';
+import type { ServiceCredential } from './service-credentials.js';
 
 export interface CallOptions {
   /** Per-call deadline; defaults to the client's. */
@@ -24,6 +25,8 @@ export interface GrpcClientOptions {
   address: string;
   /** Default deadline for every call; no call is ever made without one. */
   deadlineMs: number;
+  /** The service credential sent with every call (`identity.credentialFor(<service>)`); 'none' only to test refusals. */
+  credential: ServiceCredential | 'none';
 }
 
 function isServiceError(error: unknown): error is ServiceError {
@@ -47,7 +50,7 @@ export function appErrorFromServiceError(error: ServiceError, target: string): A
   return new AppError(code, message, { cause: error, details: { target } });
 }
 
-export function createGrpcClient<S extends AnyService>(service: S, { address, deadlineMs }: GrpcClientOptions): GrpcClient<S> {
+export function createGrpcClient<S extends AnyService>(service: S, { address, deadlineMs, credential }: GrpcClientOptions): GrpcClient<S> {
   const client = new Client(address, credentials.createInsecure());
   const definition = serviceDefinitionOf(service);
   const methods: Record<string, unknown> = {};
@@ -59,11 +62,20 @@ export function createGrpcClient<S extends AnyService>(service: S, { address, de
       tracer.startActiveSpan(
         spanName,
         { kind: SpanKind.CLIENT, attributes: { 'rpc.system': 'grpc', 'net.peer.name': address } },
-        (span) => {
+        async (span) => {
           const metadata = new Metadata();
           injectContext(metadata, metadataSetter, trace.setSpan(context.active(), span));
           if (options.requestId) metadata.set(metadataKeys.requestId, options.requestId);
           const deadline = new Date(Date.now() + (options.deadlineMs ?? deadlineMs));
+          if (credential !== 'none') {
+            try {
+              metadata.set(metadataKeys.authorization, `Bearer ${await credential()}`);
+            } catch (error) {
+              span.setStatus({ code: SpanStatusCode.ERROR, message: 'INTERNAL' });
+              span.end();
+              throw new AppError('INTERNAL', 'could not sign the service credential', { cause: error });
+            }
+          }
           return new Promise<unknown>((resolve, reject) => {
             client.makeUnaryRequest(
               methodPath(method),

@@ -11,17 +11,20 @@ import {
 import { HealthImplementation } from 'grpc-health-check';
 import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import { randomUUID } from 'node:crypto';
-import { grpcStatusOf, publicMessageOf, toAppError } from '../errors.js';
+import { AppError, grpcStatusOf, publicMessageOf, toAppError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { extractContext, tracer } from '../telemetry/telemetry.js';
 import { fileDescriptorProtosOf, serviceDefinitionOf, type AnyService, type MethodsOf } from './definition.js';
-import { firstString, metadataGetter, metadataKeys } from './metadata.js';
+import { bearerTokenOf, firstString, metadataGetter, metadataKeys } from './metadata.js';
+import { admits, anyPlatformService, type Caller, type CallerRule, type ServiceIdentity } from './service-credentials.js';
 
 export interface CallContext {
   metadata: Metadata;
   requestId: string;
   /** Absolute deadline the caller set, if any. */
   deadline: Date | undefined;
+  /** The authenticated caller (a platform service, or a tenant's backend on RPCs that admit one). */
+  caller: Caller;
 }
 
 /** Handler map for a protobuf-es service: one async function per (unary) method. */
@@ -32,19 +35,29 @@ export type ServiceHandlers<S extends AnyService> = {
   ) => Promise<MessageInitShape<MethodsOf<S>[K]['output']>>;
 };
 
+/** Who may call each RPC; an RPC not named takes `default` (any platform service unless given). */
+export type AccessRules<S extends AnyService> = { default?: CallerRule } & { [K in keyof MethodsOf<S>]?: CallerRule };
+
 export interface ServiceRegistration<S extends AnyService = AnyService> {
   service: S;
   handlers: ServiceHandlers<S>;
+  access: AccessRules<S>;
 }
 
-/** Pairs a service with its handlers, keeping the handler types checked. */
-export function implement<S extends AnyService>(service: S, handlers: ServiceHandlers<S>): ServiceRegistration {
-  return { service, handlers };
+/** Pairs a service with its handlers and caller rules, keeping the handler types checked. */
+export function implement<S extends AnyService>(
+  service: S,
+  handlers: ServiceHandlers<S>,
+  access: AccessRules<S> = {},
+): ServiceRegistration {
+  return { service, handlers, access };
 }
 
 export interface GrpcServerOptions {
   logger: Logger;
   services: readonly ServiceRegistration[];
+  /** Verifies the service credential every call must carry (health and reflection excepted). */
+  identity: Pick<ServiceIdentity, 'verify'>;
 }
 
 export interface GrpcServer {
@@ -62,13 +75,31 @@ function deadlineOf(call: ServerUnaryCall<unknown, unknown>): Date | undefined {
   return Number.isFinite(deadline) ? new Date(deadline) : undefined;
 }
 
-function wrapHandler(logger: Logger, spanName: string, handler: (request: unknown, call: CallContext) => Promise<unknown>) {
+async function authenticate(identity: GrpcServerOptions['identity'], rule: CallerRule, metadata: Metadata): Promise<Caller> {
+  const token = bearerTokenOf(metadata);
+  if (token === undefined) throw new AppError('UNAUTHENTICATED', 'a service credential is required');
+  const caller = await identity.verify(token);
+  if (!admits(rule, caller)) throw new AppError('PERMISSION_DENIED', 'this caller may not use this method');
+  return caller;
+}
+
+interface WrapOptions {
+  logger: Logger;
+  identity: GrpcServerOptions['identity'];
+  rule: CallerRule;
+  spanName: string;
+  handler: (request: unknown, call: CallContext) => Promise<unknown>;
+}
+
+function wrapHandler({ logger, identity, rule, spanName, handler }: WrapOptions) {
   return (call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>): void => {
     const parent = extractContext(call.metadata, metadataGetter);
     const requestId = firstString(call.metadata, metadataKeys.requestId) ?? randomUUID();
     void tracer.startActiveSpan(spanName, { kind: SpanKind.SERVER, attributes: { 'rpc.system': 'grpc' } }, parent, async (span) => {
       try {
-        const response = await handler(call.request, { metadata: call.metadata, requestId, deadline: deadlineOf(call) });
+        const caller = await authenticate(identity, rule, call.metadata);
+        span.setAttribute('portcullis.caller', caller.kind === 'platform' ? caller.service : `tenant:${caller.tenantId}`);
+        const response = await handler(call.request, { metadata: call.metadata, requestId, deadline: deadlineOf(call), caller });
         callback(null, response);
       } catch (thrown) {
         const error = toAppError(thrown);
@@ -91,18 +122,20 @@ function wrapHandler(logger: Logger, spanName: string, handler: (request: unknow
  * A grpc-js server for protobuf-es services, with grpc.health.v1 and server reflection.
  * Every call runs in a server span whose parent is the caller's trace context.
  */
-export function createGrpcServer({ logger, services }: GrpcServerOptions): GrpcServer {
+export function createGrpcServer({ logger, services, identity }: GrpcServerOptions): GrpcServer {
   const server = new Server();
   const names = services.map(({ service }) => service.typeName);
   const health = new HealthImplementation(Object.fromEntries(['', ...names].map((name) => [name, 'NOT_SERVING'])));
   health.addToServer(server);
 
-  for (const { service, handlers } of services) {
+  for (const { service, handlers, access } of services) {
     const implementation: UntypedServiceImplementation = {};
+    const rules = access as Record<string, CallerRule | undefined>;
     for (const method of service.methods) {
       const handler = (handlers as Record<string, (request: unknown, call: CallContext) => Promise<unknown>>)[method.localName];
       if (!handler) throw new Error(`${service.typeName}.${method.name} has no handler`);
-      implementation[method.localName] = wrapHandler(logger, `${service.typeName}/${method.name}`, handler);
+      const rule = rules[method.localName] ?? rules['default'] ?? anyPlatformService;
+      implementation[method.localName] = wrapHandler({ logger, identity, rule, spanName: `${service.typeName}/${method.name}`, handler });
     }
     server.addService(serviceDefinitionOf(service), implementation);
   }

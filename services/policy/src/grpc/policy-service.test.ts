@@ -1,7 +1,7 @@
 import { create, type MessageInitShape } from '@bufbuild/protobuf';
 import { Metadata } from '@grpc/grpc-js';
 import { beforeAll, describe, expect, it } from '@jest/globals';
-import type { ServiceHandlers } from '@portcullis/kit';
+import { admits, type Caller, type CallerRule, type ServiceHandlers } from '@portcullis/kit';
 import { PrincipalKind, type PrincipalSchema, Role } from '@portcullis/proto/common';
 import {
   AssignRoleRequestSchema,
@@ -50,8 +50,15 @@ async function setup() {
     },
   });
   // The registration is typed for any service; these are PolicyService's handlers.
-  const handlers = createPolicyService({ decisions, grants }).handlers as ServiceHandlers<typeof PolicyService>;
-  const call = { metadata: new Metadata(), requestId: 'test', deadline: undefined };
+  const registration = createPolicyService({ decisions, grants });
+  const handlers = registration.handlers as ServiceHandlers<typeof PolicyService>;
+  const access = registration.access as Record<string, CallerRule>;
+  const call = {
+    metadata: new Metadata(),
+    requestId: 'test',
+    deadline: undefined,
+    caller: { kind: 'platform', service: 'tenant-registry' } as Caller,
+  };
   await handlers.assignRole(create(AssignRoleRequestSchema, { tenantId: tenantA, userId: owner, role: Role.OWNER }), call);
   await handlers.assignRole(
     create(AssignRoleRequestSchema, { tenantId: tenantA, userId: plain, role: Role.USER, actor: person(owner) }),
@@ -62,7 +69,7 @@ async function setup() {
     const [object = '', action = ''] = capability.split(':');
     return handlers.check(create(CheckRequestSchema, { principal, tenantId, assistantId, object, action }), call);
   };
-  return { handlers, call, check, announced };
+  return { handlers, access, call, check, announced };
 }
 
 describe('PolicyService', () => {
@@ -169,6 +176,65 @@ describe('PolicyService', () => {
       handlers.setTenantPlan(create(SetTenantPlanRequestSchema, { tenantId: tenantA, plan: 'platinum' }), call),
     ).rejects.toMatchObject({
       code: 'INVALID_ARGUMENT',
+    });
+  });
+
+  describe('callers', () => {
+    const tenantCaller = (tenantId: string) => ({ ...call0(), caller: { kind: 'tenant', tenantId, subject: 'apikey:k1' } as Caller });
+    const call0 = () => ({ metadata: new Metadata(), requestId: 'test', deadline: undefined });
+    const allowedFor = (rule: CallerRule | undefined, caller: Caller) => rule !== undefined && admits(rule, caller);
+
+    it("lets a tenant's backend ask about its own tenant, and refuses any other tenant as CROSS_TENANT", async () => {
+      const { handlers } = await setup();
+      const ask = (tenantId: string, asked: string) =>
+        handlers.check(
+          create(CheckRequestSchema, { principal: person(owner, asked), tenantId: asked, object: 'tenant', action: 'read' }),
+          tenantCaller(tenantId),
+        );
+      expect((await ask(tenantA, tenantA)).allowed).toBe(true);
+      await expect(ask(tenantB, tenantA)).rejects.toMatchObject({ code: 'CROSS_TENANT' });
+      const other = tenantCaller(tenantB);
+      await expect(
+        handlers.batchCheck(
+          create(BatchCheckRequestSchema, { principal: person(owner), tenantId: tenantA, queries: [{ object: 'tenant', action: 'read' }] }),
+          other,
+        ),
+      ).rejects.toMatchObject({ code: 'CROSS_TENANT' });
+      await expect(
+        handlers.explain(
+          create(ExplainRequestSchema, { check: { principal: person(owner), tenantId: tenantA, object: 'tenant', action: 'read' } }),
+          other,
+        ),
+      ).rejects.toMatchObject({ code: 'CROSS_TENANT' });
+      await expect(handlers.explain(create(ExplainRequestSchema, {}), other)).rejects.toMatchObject({ code: 'CROSS_TENANT' });
+      await expect(
+        handlers.listCapabilities(create(ListCapabilitiesRequestSchema, { principal: person(owner), tenantId: tenantA }), other),
+      ).rejects.toMatchObject({ code: 'CROSS_TENANT' });
+    });
+
+    it('admits tenant callers only to the decision methods, grants only from tenant-registry, the gateway and operators, plans only from tenant-registry', async () => {
+      const { access } = await setup();
+      const tenant: Caller = { kind: 'tenant', tenantId: tenantA, subject: 'apikey:k1' };
+      const platform = (service: string): Caller => ({ kind: 'platform', service });
+      for (const method of ['check', 'batchCheck', 'explain', 'listCapabilities']) {
+        expect([method, allowedFor(access[method], tenant), allowedFor(access[method], platform('tool-gateway'))]).toEqual([
+          method,
+          true,
+          true,
+        ]);
+      }
+      for (const method of ['assignRole', 'revokeRole', 'grantPermission', 'revokePermission']) {
+        expect([method, allowedFor(access[method], tenant), allowedFor(access[method], platform('tool-gateway'))]).toEqual([
+          method,
+          false,
+          false,
+        ]);
+        expect(allowedFor(access[method], platform('tenant-registry')) && allowedFor(access[method], platform('api-gateway'))).toBe(true);
+      }
+      expect(allowedFor(access['setTenantPlan'], platform('tenant-registry'))).toBe(true);
+      expect(allowedFor(access['setTenantPlan'], platform('platform-ops'))).toBe(false);
+      expect(allowedFor(access['setTenantPlan'], tenant)).toBe(false);
+      expect(allowedFor(access['default'], platform('tenant-registry'))).toBe(false);
     });
   });
 });

@@ -1,4 +1,4 @@
-import { implement } from '@portcullis/kit';
+import { implement, onlyServices, PLATFORM_OPS, platformServiceOrTenant, requireCallerTenant } from '@portcullis/kit';
 import { PolicyService } from '@portcullis/proto/policy';
 import type { DecisionLibrary } from '../libraries/decisions.js';
 import type { GrantLibrary } from '../libraries/grants.js';
@@ -8,44 +8,73 @@ export interface PolicyServiceDeps {
   grants: GrantLibrary;
 }
 
-/** Translates PolicyService calls to the decision and grant libraries; every rule lives there. */
+/**
+ * Translates PolicyService calls to the decision and grant libraries; every rule lives there.
+ * Decisions are open to platform services and to a tenant's own backend (a tenant service
+ * credential from auth), which may only ask about its own tenant. Grants come only from
+ * tenant-registry (memberships), the gateway (per-assistant roles, permissions) and operators;
+ * a plan only from tenant-registry, which stores it.
+ */
 export function createPolicyService({ decisions, grants }: PolicyServiceDeps) {
-  return implement(PolicyService, {
-    check: (request) => decisions.check(request),
-    async batchCheck(request) {
-      return { decisions: await decisions.checkMany(request) };
+  const grantors = onlyServices('tenant-registry', 'api-gateway', PLATFORM_OPS);
+  const access = {
+    default: onlyServices(),
+    check: platformServiceOrTenant,
+    batchCheck: platformServiceOrTenant,
+    explain: platformServiceOrTenant,
+    listCapabilities: platformServiceOrTenant,
+    assignRole: grantors,
+    revokeRole: grantors,
+    grantPermission: grantors,
+    revokePermission: grantors,
+    setTenantPlan: onlyServices('tenant-registry'),
+  };
+  return implement(
+    PolicyService,
+    {
+      async check(request, { caller }) {
+        requireCallerTenant(caller, request.tenantId);
+        return decisions.check(request);
+      },
+      async batchCheck(request, { caller }) {
+        requireCallerTenant(caller, request.tenantId);
+        return { decisions: await decisions.checkMany(request) };
+      },
+      async explain({ check }, { caller }) {
+        requireCallerTenant(caller, check?.tenantId ?? '');
+        return decisions.explain({
+          principal: check?.principal,
+          tenantId: check?.tenantId ?? '',
+          assistantId: check?.assistantId ?? '',
+          object: check?.object ?? '',
+          action: check?.action ?? '',
+        });
+      },
+      async listCapabilities(request, { caller }) {
+        requireCallerTenant(caller, request.tenantId);
+        return { capabilities: await decisions.listCapabilities(request) };
+      },
+      async assignRole(request) {
+        await grants.assignRole(request);
+        return {};
+      },
+      async revokeRole(request) {
+        await grants.revokeRole(request);
+        return {};
+      },
+      async grantPermission(request) {
+        await grants.grantPermission(request);
+        return {};
+      },
+      async revokePermission(request) {
+        await grants.revokePermission(request);
+        return {};
+      },
+      async setTenantPlan(request) {
+        await grants.setTenantPlan(request);
+        return {};
+      },
     },
-    async explain({ check }) {
-      return decisions.explain({
-        principal: check?.principal,
-        tenantId: check?.tenantId ?? '',
-        assistantId: check?.assistantId ?? '',
-        object: check?.object ?? '',
-        action: check?.action ?? '',
-      });
-    },
-    async listCapabilities(request) {
-      return { capabilities: await decisions.listCapabilities(request) };
-    },
-    async assignRole(request) {
-      await grants.assignRole(request);
-      return {};
-    },
-    async revokeRole(request) {
-      await grants.revokeRole(request);
-      return {};
-    },
-    async grantPermission(request) {
-      await grants.grantPermission(request);
-      return {};
-    },
-    async revokePermission(request) {
-      await grants.revokePermission(request);
-      return {};
-    },
-    async setTenantPlan(request) {
-      await grants.setTenantPlan(request);
-      return {};
-    },
-  });
+    access,
+  );
 }

@@ -32,6 +32,7 @@ const usedByThePlatform = [
   'audit:read',
   'apikeys:manage',
   'apikeys:own',
+  'decisions:query',
 ];
 
 describe('capability catalogue (policies/roles.csv)', () => {

@@ -1,5 +1,5 @@
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
-import { AppError, implement } from '@portcullis/kit';
+import { AppError, implement, onlyServices, PLATFORM_OPS } from '@portcullis/kit';
 import { PrincipalKind, TenantStatus, type Principal } from '@portcullis/proto/common';
 import { TenantRegistryService } from '@portcullis/proto/tenant';
 import type { ChatGroupLibrary } from '../libraries/chat-groups.js';
@@ -63,101 +63,115 @@ const membershipMessage = ({ memberSince, ...membership }: MembershipRecord) => 
 });
 
 /** Translates TenantRegistryService calls to library calls; validation lives in the libraries. */
+/**
+ * The gateway and auth call tenant-registry; suspending a tenant or changing its plan is a
+ * platform operation, open only to operators (the platform-ops identity).
+ */
+export const tenantRegistryAccess = {
+  default: onlyServices('api-gateway', 'auth', PLATFORM_OPS),
+  setTenantStatus: onlyServices(PLATFORM_OPS),
+  setTenantPlan: onlyServices(PLATFORM_OPS),
+};
+
 export function createTenantRegistryService({ tenants, memberships, teams, chatGroups, contexts }: TenantRegistryServiceDeps) {
-  return implement(TenantRegistryService, {
-    async createTenant(request) {
-      const tenant = await tenants.createTenant({ name: request.name, ownerUserId: request.ownerUserId });
-      return { tenant: tenantMessage(tenant) };
+  return implement(
+    TenantRegistryService,
+    {
+      async createTenant(request) {
+        const tenant = await tenants.createTenant({ name: request.name, ownerUserId: request.ownerUserId });
+        return { tenant: tenantMessage(tenant) };
+      },
+      async createAssistant(request) {
+        return { assistant: await tenants.createAssistant({ tenantId: request.tenantId, name: request.name }) };
+      },
+      async addDomain(request) {
+        return { domain: await tenants.addDomain({ tenantId: request.tenantId, assistantId: request.assistantId, host: request.host }) };
+      },
+      async moveDomain(request) {
+        return {
+          domain: await tenants.moveDomain({ tenantId: request.tenantId, domainId: request.domainId, assistantId: request.assistantId }),
+        };
+      },
+      // Platform operations: no gateway route reaches these two; only operators on the internal
+      // network may (see README, "Platform operations").
+      async setTenantStatus(request) {
+        const tenant = await tenants.setTenantStatus({ tenantId: request.tenantId, status: statusNameOf(request.status) });
+        return { tenant: tenantMessage(tenant) };
+      },
+      async setTenantPlan(request) {
+        await tenants.setTenantPlan({ tenantId: request.tenantId, plan: request.plan });
+        return {};
+      },
+      async createTeam(request) {
+        return { team: await tenants.createTeam({ tenantId: request.tenantId, name: request.name }) };
+      },
+      async addMember(request) {
+        const actor = actorOf(request.actor, request.tenantId, { people: false });
+        const membership = await memberships.addMember({ tenantId: request.tenantId, userId: request.userId, role: request.role, actor });
+        return { membership: membershipMessage(membership) };
+      },
+      async removeMember(request) {
+        const actor = actorOf(request.actor, request.tenantId, { people: true });
+        await memberships.removeMember({ tenantId: request.tenantId, userId: request.userId, actor });
+        return {};
+      },
+      async addTeamMember(request) {
+        const actor = actorOf(request.actor, request.tenantId, { people: false });
+        await teams.addTeamMember({ tenantId: request.tenantId, teamId: request.teamId, userId: request.userId, actorUserId: actor.id });
+        return {};
+      },
+      async removeTeamMember(request) {
+        const actor = actorOf(request.actor, request.tenantId, { people: false });
+        await teams.removeTeamMember({ tenantId: request.tenantId, teamId: request.teamId, userId: request.userId, actorUserId: actor.id });
+        return {};
+      },
+      async listTeams(request) {
+        return { teams: await teams.listTeams({ tenantId: request.tenantId }) };
+      },
+      async listUserTeams(request) {
+        return { teams: await teams.listUserTeams({ tenantId: request.tenantId, userId: request.userId }) };
+      },
+      async createChatGroup(request) {
+        const actor = actorOf(request.actor, request.tenantId, { people: false });
+        const chatGroup = await chatGroups.createChatGroup({
+          tenantId: request.tenantId,
+          assistantId: request.assistantId,
+          name: request.name,
+          actorUserId: actor.id,
+        });
+        return { chatGroup };
+      },
+      async listChatGroups(request) {
+        return { chatGroups: await chatGroups.listChatGroups({ tenantId: request.tenantId, assistantId: request.assistantId }) };
+      },
+      async addChatGroupMember(request) {
+        const actor = actorOf(request.actor, request.tenantId, { people: false });
+        const { tenantId, chatGroupId, userId } = request;
+        await chatGroups.addChatGroupMember({ tenantId, chatGroupId, userId, actorUserId: actor.id });
+        return {};
+      },
+      async removeChatGroupMember(request) {
+        const actor = actorOf(request.actor, request.tenantId, { people: false });
+        const { tenantId, chatGroupId, userId } = request;
+        await chatGroups.removeChatGroupMember({ tenantId, chatGroupId, userId, actorUserId: actor.id });
+        return {};
+      },
+      async listChatGroupMembers(request) {
+        return { userIds: await chatGroups.listChatGroupMembers({ tenantId: request.tenantId, chatGroupId: request.chatGroupId }) };
+      },
+      async getMembership(request) {
+        const membership = await memberships.getMembership({ tenantId: request.tenantId, userId: request.userId });
+        return { membership: membershipMessage(membership) };
+      },
+      async listUserTenants(request) {
+        const list = await memberships.listUserTenants({ userId: request.userId });
+        return { memberships: list.map(membershipMessage) };
+      },
+      async resolveContext(request) {
+        const context = await contexts.resolve({ host: request.host, assistantId: request.assistantId, tenantId: request.tenantId });
+        return { context: { ...context, tenantStatus: tenantStatusOf(context.tenantStatus) } };
+      },
     },
-    async createAssistant(request) {
-      return { assistant: await tenants.createAssistant({ tenantId: request.tenantId, name: request.name }) };
-    },
-    async addDomain(request) {
-      return { domain: await tenants.addDomain({ tenantId: request.tenantId, assistantId: request.assistantId, host: request.host }) };
-    },
-    async moveDomain(request) {
-      return {
-        domain: await tenants.moveDomain({ tenantId: request.tenantId, domainId: request.domainId, assistantId: request.assistantId }),
-      };
-    },
-    // Platform operations: no gateway route reaches these two; only operators on the internal
-    // network may (see README, "Platform operations").
-    async setTenantStatus(request) {
-      const tenant = await tenants.setTenantStatus({ tenantId: request.tenantId, status: statusNameOf(request.status) });
-      return { tenant: tenantMessage(tenant) };
-    },
-    async setTenantPlan(request) {
-      await tenants.setTenantPlan({ tenantId: request.tenantId, plan: request.plan });
-      return {};
-    },
-    async createTeam(request) {
-      return { team: await tenants.createTeam({ tenantId: request.tenantId, name: request.name }) };
-    },
-    async addMember(request) {
-      const actor = actorOf(request.actor, request.tenantId, { people: false });
-      const membership = await memberships.addMember({ tenantId: request.tenantId, userId: request.userId, role: request.role, actor });
-      return { membership: membershipMessage(membership) };
-    },
-    async removeMember(request) {
-      const actor = actorOf(request.actor, request.tenantId, { people: true });
-      await memberships.removeMember({ tenantId: request.tenantId, userId: request.userId, actor });
-      return {};
-    },
-    async addTeamMember(request) {
-      const actor = actorOf(request.actor, request.tenantId, { people: false });
-      await teams.addTeamMember({ tenantId: request.tenantId, teamId: request.teamId, userId: request.userId, actorUserId: actor.id });
-      return {};
-    },
-    async removeTeamMember(request) {
-      const actor = actorOf(request.actor, request.tenantId, { people: false });
-      await teams.removeTeamMember({ tenantId: request.tenantId, teamId: request.teamId, userId: request.userId, actorUserId: actor.id });
-      return {};
-    },
-    async listTeams(request) {
-      return { teams: await teams.listTeams({ tenantId: request.tenantId }) };
-    },
-    async listUserTeams(request) {
-      return { teams: await teams.listUserTeams({ tenantId: request.tenantId, userId: request.userId }) };
-    },
-    async createChatGroup(request) {
-      const actor = actorOf(request.actor, request.tenantId, { people: false });
-      const chatGroup = await chatGroups.createChatGroup({
-        tenantId: request.tenantId,
-        assistantId: request.assistantId,
-        name: request.name,
-        actorUserId: actor.id,
-      });
-      return { chatGroup };
-    },
-    async listChatGroups(request) {
-      return { chatGroups: await chatGroups.listChatGroups({ tenantId: request.tenantId, assistantId: request.assistantId }) };
-    },
-    async addChatGroupMember(request) {
-      const actor = actorOf(request.actor, request.tenantId, { people: false });
-      const { tenantId, chatGroupId, userId } = request;
-      await chatGroups.addChatGroupMember({ tenantId, chatGroupId, userId, actorUserId: actor.id });
-      return {};
-    },
-    async removeChatGroupMember(request) {
-      const actor = actorOf(request.actor, request.tenantId, { people: false });
-      const { tenantId, chatGroupId, userId } = request;
-      await chatGroups.removeChatGroupMember({ tenantId, chatGroupId, userId, actorUserId: actor.id });
-      return {};
-    },
-    async listChatGroupMembers(request) {
-      return { userIds: await chatGroups.listChatGroupMembers({ tenantId: request.tenantId, chatGroupId: request.chatGroupId }) };
-    },
-    async getMembership(request) {
-      const membership = await memberships.getMembership({ tenantId: request.tenantId, userId: request.userId });
-      return { membership: membershipMessage(membership) };
-    },
-    async listUserTenants(request) {
-      const list = await memberships.listUserTenants({ userId: request.userId });
-      return { memberships: list.map(membershipMessage) };
-    },
-    async resolveContext(request) {
-      const context = await contexts.resolve({ host: request.host, assistantId: request.assistantId, tenantId: request.tenantId });
-      return { context: { ...context, tenantStatus: tenantStatusOf(context.tenantStatus) } };
-    },
-  });
+    tenantRegistryAccess,
+  );
 }
