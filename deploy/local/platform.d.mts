@@ -50,6 +50,8 @@ export declare function platformEnv(options: {
   natsSubjectPrefix: string;
   /** Each process's service identity and the trust list (generateServiceKeys). */
   serviceKeys: ServiceKeys;
+  /** DNS servers (`ip:port`) tenant-registry asks for domain ownership TXT records; default: the system's. */
+  dnsServers?: string[];
   signingKeySecret: string;
   /** Base64 of 32 random bytes: the key activation codes are hashed with. */
   activationCodeSecret: string;

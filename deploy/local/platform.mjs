@@ -65,9 +65,10 @@ function databaseUrl(pgAdminUrl, database, role) {
  * development SMS provider writes phone verification codes. `oauth` (optional) configures Google/GitHub
  * sign-in in the auth service (see platform.d.mts) and, since the platform is plain HTTP on loopback,
  * makes the gateway's binding cookie non-Secure. `serviceKeys` (generateServiceKeys) gives each process its
- * service identity and every process the same trust list.
+ * service identity and every process the same trust list. `dnsServers` (optional) are the DNS servers
+ * tenant-registry asks for domain ownership records (default: the system's).
  * @param {{ ports: typeof defaultPorts, pgAdminUrl: string, dbPrefix: string, redisUrl: string, redisKeyPrefix: string,
- *   serviceKeys: ReturnType<typeof generateServiceKeys>,
+ *   serviceKeys: ReturnType<typeof generateServiceKeys>, dnsServers?: string[],
  *   natsUrl: string, natsSubjectPrefix: string, signingKeySecret: string, activationCodeSecret: string, smsOutboxFile: string,
  *   allowedToolTargets: string[], otlpEndpoint?: string, logLevel?: string, extra?: Record<string, Record<string, string>>,
  *   oauth?: import('./platform.d.mts').PlatformOAuth }} options
@@ -90,7 +91,15 @@ export function platformEnv(options) {
   const grpc = (name) => ({ GRPC_PORT: String(ports[name].grpc), ADMIN_PORT: String(ports[name].admin) });
   const env = {
     policy: { ...common, ...grpc('policy'), ...db('policy') },
-    'tenant-registry': { ...common, ...grpc('tenant-registry'), ...db('tenant-registry'), POLICY_ADDRESS: address('policy') },
+    'tenant-registry': {
+      ...common,
+      ...grpc('tenant-registry'),
+      ...db('tenant-registry'),
+      POLICY_ADDRESS: address('policy'),
+      // Names under .localhost always mean this machine: nobody can prove owning them, nor needs to.
+      DOMAIN_VERIFICATION_EXEMPT_SUFFIXES: '.localhost',
+      ...(options.dnsServers ? { DOMAIN_VERIFICATION_DNS_SERVERS: options.dnsServers.join(',') } : {}),
+    },
     auth: {
       ...common,
       ...grpc('auth'),

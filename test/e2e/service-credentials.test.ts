@@ -1,10 +1,10 @@
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { describe, expect, it } from '@jest/globals';
 import { createGrpcClient, createTrustedIdentities, type ServiceCredential } from '@portcullis/kit';
 import { PrincipalKind, TenantStatus } from '@portcullis/proto/common';
 import { PolicyService } from '@portcullis/proto/policy';
 import { TenantRegistryService } from '@portcullis/proto/tenant';
 import { demo, httpJson } from '../../deploy/local/seed.mjs';
-import { signInDemoAccounts, startTestPlatform, type TestPlatform } from '../src/platform.js';
+import { useDemoPlatform } from '../src/platform.js';
 
 /**
  * Service credentials on the running platform: every gRPC call between services is signed, a
@@ -12,32 +12,21 @@ import { signInDemoAccounts, startTestPlatform, type TestPlatform } from '../src
  * may only ask about its own tenant, and platform operations are open to operators only.
  */
 describe('service credentials', () => {
-  let platform: TestPlatform;
-  let tokens: Awaited<ReturnType<typeof signInDemoAccounts>>;
-
-  beforeAll(async () => {
-    platform = await startTestPlatform();
-    tokens = await signInDemoAccounts(platform);
-  }, 180_000);
-
-  afterAll(async () => {
-    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition
-    await platform?.stop();
-  }, 60_000);
+  const run = useDemoPlatform();
 
   const policyAt = (credential: ServiceCredential | 'none') =>
-    createGrpcClient(PolicyService, { address: `127.0.0.1:${platform.ports.policy.grpc}`, deadlineMs: 5_000, credential });
+    createGrpcClient(PolicyService, { address: `127.0.0.1:${run.platform.ports.policy.grpc}`, deadlineMs: 5_000, credential });
   const registryAt = (credential: ServiceCredential | 'none') =>
     createGrpcClient(TenantRegistryService, {
-      address: `127.0.0.1:${platform.ports['tenant-registry'].grpc}`,
+      address: `127.0.0.1:${run.platform.ports['tenant-registry'].grpc}`,
       deadlineMs: 5_000,
       credential,
     });
 
   /** A tenant API key of Alpha Corp with these scopes, made by its owner through the gateway. */
   async function tenantKey(scopes: string[]): Promise<string> {
-    const created = await httpJson(platform.gatewayUrl, 'POST', '/api/api-keys', {
-      token: tokens.owner,
+    const created = await httpJson(run.platform.gatewayUrl, 'POST', '/api/api-keys', {
+      token: run.tokens.owner,
       host: demo.host,
       body: { kind: 'tenant', name: `backend ${scopes.join(' ')}`, scopes },
     });
@@ -46,10 +35,10 @@ describe('service credentials', () => {
   }
 
   const exchange = (headers: Record<string, string>, token?: string) =>
-    httpJson(platform.gatewayUrl, 'POST', '/api/service-tokens', { host: demo.host, headers, ...(token ? { token } : {}), body: {} });
+    httpJson(run.platform.gatewayUrl, 'POST', '/api/service-tokens', { host: demo.host, headers, ...(token ? { token } : {}), body: {} });
 
   it("lets a tenant's backend ask the policy service about its own tenant, and nothing else", async () => {
-    const { seeded } = platform;
+    const { seeded } = run.platform;
     const key = await tenantKey(['decisions:query']);
     const exchanged = await exchange({ 'x-api-key': key });
     expect(exchanged.status).toBe(201);
@@ -97,20 +86,20 @@ describe('service credentials', () => {
   it('exchanges only a credential allowed decisions:query: not a key without that scope, not a plain user', async () => {
     const key = await tenantKey(['tools:read']);
     expect((await exchange({ 'x-api-key': key })).status).toBe(403);
-    expect((await exchange({}, tokens.user)).status).toBe(403);
+    expect((await exchange({}, run.tokens.user)).status).toBe(403);
     expect((await exchange({})).status).toBe(401);
     // An owner's own session may exchange (for trying the API from a console).
-    expect((await exchange({}, tokens.owner)).status).toBe(201);
+    expect((await exchange({}, run.tokens.owner)).status).toBe(201);
   });
 
   it('refuses gRPC calls without a credential, with an untrusted one, and platform operations from anyone but operators', async () => {
-    const { seeded } = platform;
+    const { seeded } = run.platform;
     const bare = policyAt('none');
     // Same names, keys the platform never trusted.
     const strangers = createTrustedIdentities();
     const forged = registryAt(strangers['platform-ops'].credentialFor('tenant-registry'));
-    const operator = registryAt(platform.identityOf('platform-ops').credentialFor('tenant-registry'));
-    const gateway = registryAt(platform.identityOf('api-gateway').credentialFor('tenant-registry'));
+    const operator = registryAt(run.platform.identityOf('platform-ops').credentialFor('tenant-registry'));
+    const gateway = registryAt(run.platform.identityOf('api-gateway').credentialFor('tenant-registry'));
     try {
       await expect(bare.check({ tenantId: seeded.tenantId, object: 'tenant', action: 'read' })).rejects.toMatchObject({
         code: 'UNAUTHENTICATED',

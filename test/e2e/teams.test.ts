@@ -1,83 +1,71 @@
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { describe, expect, it } from '@jest/globals';
 import { httpJson } from '../../deploy/local/seed.mjs';
-import { signInDemoAccounts, startTestPlatform, type TestPlatform } from '../src/platform.js';
+import { useDemoPlatform } from '../src/platform.js';
 
 interface ErrorBody {
   error?: { code: string; message: string; requestId: string };
 }
 
 describe('teams and member removal through the whole platform', () => {
-  let platform: TestPlatform;
-  let tokens: Awaited<ReturnType<typeof signInDemoAccounts>>;
-
-  beforeAll(async () => {
-    platform = await startTestPlatform();
-    tokens = await signInDemoAccounts(platform);
-  }, 180_000);
-
-  afterAll(async () => {
-    // beforeAll may have failed before the platform existed.
-    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition
-    await platform?.stop();
-  }, 60_000);
+  const run = useDemoPlatform();
 
   const call = (token: string, method: string, path: string, body?: unknown) =>
-    httpJson(platform.gatewayUrl, method, path, { token, ...(body === undefined ? {} : { body }) });
+    httpJson(run.platform.gatewayUrl, method, path, { token, ...(body === undefined ? {} : { body }) });
   const errorCode = (response: { body: unknown }) => (response.body as ErrorBody).error?.code;
 
   it('creates a team, puts the seeded user in it, lists teams, and takes the user out again', async () => {
-    const { users } = platform.seeded;
-    const created = await call(tokens.owner, 'POST', '/api/teams', { name: 'Field Robotics' });
+    const { users } = run.platform.seeded;
+    const created = await call(run.tokens.owner, 'POST', '/api/teams', { name: 'Field Robotics' });
     expect(created.status).toBe(201);
     const { teamId } = created.body as { teamId: string };
 
     const members = `/api/teams/${teamId}/members`;
-    expect((await call(tokens.admin, 'POST', members, { userId: users.user })).status).toBe(204);
+    expect((await call(run.tokens.admin, 'POST', members, { userId: users.user })).status).toBe(204);
     // Idempotent: adding again changes nothing and still succeeds.
-    expect((await call(tokens.admin, 'POST', members, { userId: users.user })).status).toBe(204);
+    expect((await call(run.tokens.admin, 'POST', members, { userId: users.user })).status).toBe(204);
     // A plain user lacks teams:manage.
-    const refused = await call(tokens.user, 'POST', members, { userId: users.user });
+    const refused = await call(run.tokens.user, 'POST', members, { userId: users.user });
     expect(refused.status).toBe(403);
     expect(errorCode(refused)).toBe('PERMISSION_DENIED');
 
     // Any member may read the tenant's teams (tenant:read).
-    const listed = await call(tokens.user, 'GET', '/api/teams');
+    const listed = await call(run.tokens.user, 'GET', '/api/teams');
     expect(listed.status).toBe(200);
     expect((listed.body as { teams: { teamId: string; name: string }[] }).teams).toContainEqual({ teamId, name: 'Field Robotics' });
 
-    expect((await call(tokens.admin, 'DELETE', `${members}/${users.user}`)).status).toBe(204);
-    const again = await call(tokens.admin, 'DELETE', `${members}/${users.user}`);
+    expect((await call(run.tokens.admin, 'DELETE', `${members}/${users.user}`)).status).toBe(204);
+    const again = await call(run.tokens.admin, 'DELETE', `${members}/${users.user}`);
     expect(again.status).toBe(404);
     expect(errorCode(again)).toBe('NOT_FOUND');
   });
 
   it('refuses to let an admin remove the owner or another admin', async () => {
-    const { users } = platform.seeded;
-    const owner = await call(tokens.admin, 'DELETE', `/api/members/${users.owner}`);
+    const { users } = run.platform.seeded;
+    const owner = await call(run.tokens.admin, 'DELETE', `/api/members/${users.owner}`);
     expect(owner.status).toBe(403);
     expect(errorCode(owner)).toBe('PERMISSION_DENIED');
-    expect((await call(tokens.admin, 'DELETE', `/api/members/${users.admin}`)).status).toBe(403);
+    expect((await call(run.tokens.admin, 'DELETE', `/api/members/${users.admin}`)).status).toBe(403);
     // The owner is still there and still an owner.
-    expect((await call(tokens.owner, 'GET', '/api/context')).body).toMatchObject({ principal: { id: users.owner, role: 'owner' } });
+    expect((await call(run.tokens.owner, 'GET', '/api/context')).body).toMatchObject({ principal: { id: users.owner, role: 'owner' } });
   });
 
   it("removes the user from the tenant: the user's still-valid token loses what their role gave it", async () => {
-    const { users } = platform.seeded;
-    expect((await call(tokens.user, 'GET', '/api/context')).status).toBe(200);
-    const { body } = await call(tokens.owner, 'POST', '/api/teams', { name: 'Leavers' });
+    const { users } = run.platform.seeded;
+    expect((await call(run.tokens.user, 'GET', '/api/context')).status).toBe(200);
+    const { body } = await call(run.tokens.owner, 'POST', '/api/teams', { name: 'Leavers' });
     const { teamId } = body as { teamId: string };
-    expect((await call(tokens.owner, 'POST', `/api/teams/${teamId}/members`, { userId: users.user })).status).toBe(204);
+    expect((await call(run.tokens.owner, 'POST', `/api/teams/${teamId}/members`, { userId: users.user })).status).toBe(204);
 
-    expect((await call(tokens.admin, 'DELETE', `/api/members/${users.user}`)).status).toBe(204);
+    expect((await call(run.tokens.admin, 'DELETE', `/api/members/${users.user}`)).status).toBe(204);
 
-    const denied = await call(tokens.user, 'GET', '/api/context');
+    const denied = await call(run.tokens.user, 'GET', '/api/context');
     expect(denied.status).toBe(403);
     expect(errorCode(denied)).toBe('PERMISSION_DENIED');
     // Their team membership went with the membership, and they cannot be removed twice.
-    expect((await call(tokens.owner, 'DELETE', `/api/teams/${teamId}/members/${users.user}`)).status).toBe(404);
-    expect((await call(tokens.owner, 'DELETE', `/api/members/${users.user}`)).status).toBe(404);
+    expect((await call(run.tokens.owner, 'DELETE', `/api/teams/${teamId}/members/${users.user}`)).status).toBe(404);
+    expect((await call(run.tokens.owner, 'DELETE', `/api/members/${users.user}`)).status).toBe(404);
     // A removed person can no longer be put into a team.
-    const rejoin = await call(tokens.owner, 'POST', `/api/teams/${teamId}/members`, { userId: users.user });
+    const rejoin = await call(run.tokens.owner, 'POST', `/api/teams/${teamId}/members`, { userId: users.user });
     expect(rejoin.status).toBe(400);
     expect(errorCode(rejoin)).toBe('FAILED_PRECONDITION');
   });

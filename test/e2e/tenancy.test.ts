@@ -142,4 +142,55 @@ describe('tenant suspension and domain moves reach every gateway replica within 
       expect((await context(gateway, tokens.owner, { host: seeded.host })).body.assistantId).toBe(seeded.assistantId);
     }
   });
+
+  it('routes a claimed domain only once its TXT record proves ownership, and to the tenant that proved it first', async () => {
+    const { seeded } = platform;
+    const host = `shop-${Date.now().toString(36)}.example.test`;
+    type DomainBody = {
+      domainId: string;
+      verified: boolean;
+      verification: { type: string; name: string; value: string };
+      error?: { code: string };
+    };
+    const claim = async (token: string, assistantId: string) => {
+      const answer = await httpJson(platform.gatewayUrl, 'POST', `/api/assistants/${assistantId}/domains`, { token, body: { host } });
+      expect(answer.status).toBe(201);
+      return answer.body as DomainBody;
+    };
+    const verify = async (token: string, domainId: string) => {
+      const answer = await httpJson(platform.gatewayUrl, 'POST', `/api/domains/${domainId}/verify`, { token, body: {} });
+      return { status: answer.status, body: answer.body as DomainBody };
+    };
+
+    const alpha = await claim(tokens.owner, seeded.assistantId);
+    expect(alpha).toMatchObject({ verified: false, verification: { type: 'TXT', name: `_portcullis-challenge.${host}` } });
+    expect(alpha.verification.value).toMatch(/^portcullis-domain-verification=[A-Za-z0-9_-]{32}$/);
+    // Beta Labs claims the same host: an unverified claim blocks nobody.
+    const betaAssistant = await httpJson(platform.gatewayUrl, 'POST', '/api/assistants', {
+      token: tokens.betaOwner,
+      body: { name: 'Shop' },
+    });
+    expect(betaAssistant.status).toBe(201);
+    const beta = await claim(tokens.betaOwner, (betaAssistant.body as { assistantId: string }).assistantId);
+    expect(beta.verification.value).not.toBe(alpha.verification.value);
+
+    // Not verified: the host routes nowhere, and verifying without the record says what to publish.
+    for (const gateway of gateways) expect((await context(gateway, tokens.owner, { host })).status).toBe(404);
+    const early = await verify(tokens.owner, alpha.domainId);
+    expect(early.body.error?.code).toBe('FAILED_PRECONDITION');
+
+    platform.dns.publishTxt(alpha.verification.name, alpha.verification.value);
+    platform.dns.publishTxt(beta.verification.name, beta.verification.value);
+    const verified = await verify(tokens.owner, alpha.domainId);
+    expect(verified).toMatchObject({ status: 200, body: { verified: true } });
+    await onEveryGateway(
+      (gateway) => context(gateway, tokens.owner, { host }),
+      (a) => a.status === 200 && a.body.assistantId === seeded.assistantId,
+      'the verified domain resolving on every gateway',
+    );
+    // Beta's record is published too, but Alpha verified the host first.
+    expect((await verify(tokens.betaOwner, beta.domainId)).body.error?.code).toBe('ALREADY_EXISTS');
+    // Nobody verifies another tenant's domain.
+    expect((await verify(tokens.betaOwner, alpha.domainId)).body.error?.code).toBe('NOT_FOUND');
+  });
 });

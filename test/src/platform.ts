@@ -1,5 +1,6 @@
 // End-to-end harness: the whole platform, spawned the way the local bring-up spawns it,
 // on free ports, with databases, Redis keys and NATS subjects of this test run only.
+import { afterAll, beforeAll } from '@jest/globals';
 import { createPrivateKey, randomBytes } from 'node:crypto';
 import { createServiceIdentity } from '@portcullis/kit';
 import { rm } from 'node:fs/promises';
@@ -19,6 +20,7 @@ import {
 } from '../../deploy/local/platform.mjs';
 import { demo, seedDemo, signIn } from '../../deploy/local/seed.mjs';
 import { infra, pollUntil, testRunId } from './infra.js';
+import { startDnsServer } from './dns-server.js';
 import { startOtlpReceiver } from './otlp-receiver.js';
 import { freePort } from './ports.js';
 import { deleteAuditStream, deleteRedisKeysWithPrefix, dropDatabasesWithPrefix, freePlatformPorts } from './run-resources.js';
@@ -35,6 +37,7 @@ export interface TestPlatformOptions {
 
 export async function startTestPlatform(options: TestPlatformOptions = {}) {
   const otlp = await startOtlpReceiver();
+  const dns = await startDnsServer();
   const tool = await startDemoTool({ port: 0 });
   const ports = await freePlatformPorts();
   const oauth = options.oauth ? await options.oauth(`http://127.0.0.1:${ports['api-gateway'].http}`) : undefined;
@@ -43,6 +46,7 @@ export async function startTestPlatform(options: TestPlatformOptions = {}) {
   const serviceKeys = generateServiceKeys();
   const env = platformEnv({
     serviceKeys,
+    dnsServers: [dns.address],
     ports,
     pgAdminUrl: infra.postgresAdminUrl,
     dbPrefix,
@@ -65,6 +69,7 @@ export async function startTestPlatform(options: TestPlatformOptions = {}) {
     await started?.stop().catch(() => undefined);
     await tool.close().catch(() => undefined);
     await otlp.close().catch(() => undefined);
+    await dns.close().catch(() => undefined);
     throw error;
   };
   const platform: Platform = await startPlatform({ root, env, ports, logDir }).catch((error: unknown) => abandon(error));
@@ -81,6 +86,8 @@ export async function startTestPlatform(options: TestPlatformOptions = {}) {
     ports,
     otlp,
     tool,
+    /** The DNS server tenant-registry asks for domain ownership records: `dns.publishTxt(name, value)`. */
+    dns,
     seeded,
     passwords,
     logDir,
@@ -125,6 +132,7 @@ export async function startTestPlatform(options: TestPlatformOptions = {}) {
       await platform.stop();
       await tool.close();
       await otlp.close();
+      await dns.close();
       await dropDatabasesWithPrefix(dbPrefix);
       await rm(smsOutboxFile, { force: true });
       await deleteAuditStream(testRunId);
@@ -143,4 +151,22 @@ export async function signInDemoAccounts({ gatewayUrl, passwords, seeded }: Pick
     user: await signIn(gatewayUrl, demo.accounts.user, passwords.user, seeded.tenantId),
     betaOwner: await signIn(gatewayUrl, demo.accounts.betaOwner, passwords.betaOwner, seeded.beta.tenantId),
   };
+}
+
+/**
+ * For a describe block: starts a platform (and signs in the demo accounts) before its tests and
+ * stops it after them. `run.platform` and `run.tokens` are there once the tests run.
+ */
+export function useDemoPlatform(options: TestPlatformOptions = {}) {
+  const run = {} as { platform: TestPlatform; tokens: Awaited<ReturnType<typeof signInDemoAccounts>> };
+  beforeAll(async () => {
+    run.platform = await startTestPlatform(options);
+    run.tokens = await signInDemoAccounts(run.platform);
+  }, 180_000);
+  afterAll(async () => {
+    // beforeAll may have failed before the platform existed.
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition
+    await run.platform?.stop();
+  }, 60_000);
+  return run;
 }

@@ -110,6 +110,7 @@ function fakeTenantRegistry(memberships: Omit<Membership, '$typeName'>[]) {
     createTenant: absent,
     createAssistant: absent,
     addDomain: absent,
+    verifyDomain: absent,
     createTeam: absent,
     addMember: absent,
     resolveContext: absent,

@@ -64,6 +64,7 @@ function fakeTenantRegistry() {
     createTenant: absent,
     createAssistant: absent,
     addDomain: absent,
+    verifyDomain: absent,
     createTeam: absent,
     addMember: absent,
     removeMember: absent,

@@ -8,6 +8,31 @@ export const configSchema = baseConfigSchema
     ADMIN_PORT: baseConfigSchema.shape.ADMIN_PORT.default(9052),
     /** The policy service, where a member's role is assigned before the membership is stored. */
     POLICY_ADDRESS: z.string().min(1).default('127.0.0.1:50053'),
+    /**
+     * DNS servers (`ip` or `ip:port`, comma-separated) asked for domain ownership TXT records;
+     * empty: the system's resolvers.
+     */
+    DOMAIN_VERIFICATION_DNS_SERVERS: z
+      .string()
+      .default('')
+      .transform((value) =>
+        value
+          .split(',')
+          .map((server) => server.trim())
+          .filter((server) => server !== ''),
+      ),
+    /** Host suffixes verified without DNS (comma-separated, e.g. `.localhost` for development); empty in production. */
+    DOMAIN_VERIFICATION_EXEMPT_SUFFIXES: z
+      .string()
+      .default('')
+      .transform((value) =>
+        value
+          .split(',')
+          .map((suffix) => suffix.trim())
+          .filter((suffix) => suffix !== ''),
+      ),
+    /** How long one DNS query for a domain's TXT record may take. */
+    DOMAIN_VERIFICATION_DNS_TIMEOUT_MS: z.coerce.number().int().min(100).max(30_000).default(3_000),
   });
 
 export type Config = z.infer<typeof configSchema>;

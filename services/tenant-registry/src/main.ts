@@ -1,3 +1,4 @@
+import { Resolver } from 'node:dns/promises';
 import { PrismaPg } from '@prisma/adapter-pg';
 import { connectNats, createGrpcClient, createTenantScope, loadConfig, runService } from '@portcullis/kit';
 import { PolicyService } from '@portcullis/proto/policy';
@@ -10,6 +11,7 @@ import { createContextResolver } from './libraries/context-resolution.js';
 import { createMembershipLibrary } from './libraries/memberships.js';
 import { createTeamLibrary } from './libraries/teams.js';
 import { createTenantLibrary } from './libraries/tenants.js';
+import { createDomainOwnership } from './libraries/domain-ownership.js';
 import { createChatGroupQueries } from './queries/chat-groups.js';
 import { createLookupQueries } from './queries/lookups.js';
 import { createMembershipQueries } from './queries/memberships.js';
@@ -37,7 +39,13 @@ await runService({
     const scope = createTenantScope(prisma);
     const lookups = createLookupQueries({ db: prisma, scope });
     const changes = createTenantChangePublisher({ nc, subjectPrefix: config.NATS_SUBJECT_PREFIX, logger });
-    const tenants = createTenantLibrary({ store: createTenantQueries(scope), policy, announce: changes.publish });
+    const resolver = new Resolver({ timeout: config.DOMAIN_VERIFICATION_DNS_TIMEOUT_MS, tries: 2 });
+    if (config.DOMAIN_VERIFICATION_DNS_SERVERS.length > 0) resolver.setServers(config.DOMAIN_VERIFICATION_DNS_SERVERS);
+    const ownership = createDomainOwnership({
+      resolveTxt: (name) => resolver.resolveTxt(name),
+      exemptSuffixes: config.DOMAIN_VERIFICATION_EXEMPT_SUFFIXES,
+    });
+    const tenants = createTenantLibrary({ store: createTenantQueries(scope), ownership, policy, announce: changes.publish });
     const membershipStore = createMembershipQueries(scope);
     const memberships = createMembershipLibrary({ store: membershipStore, lookups, policy, announce: changes.publish });
     const teams = createTeamLibrary({ store: createTeamQueries(scope), members: membershipStore, announce: changes.publish });

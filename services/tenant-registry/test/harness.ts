@@ -16,13 +16,14 @@ import {
 } from '@portcullis/kit';
 import type { Principal, Role } from '@portcullis/proto/common';
 import { PolicyService } from '@portcullis/proto/policy';
-import { TenantRegistryService } from '@portcullis/proto/tenant';
+import { TenantRegistryService, type Domain } from '@portcullis/proto/tenant';
 import { infra, testRunId, type TestDatabase } from '@portcullis/test';
 import { createTenantChangePublisher, changeHeader, tenantChangedSubject } from '../src/events/tenant-changes.js';
 import { PrismaClient } from '../src/generated/prisma/client.js';
 import { createTenantRegistryService } from '../src/grpc/tenant-registry-service.js';
 import { createChatGroupLibrary } from '../src/libraries/chat-groups.js';
 import { createContextResolver } from '../src/libraries/context-resolution.js';
+import { createDomainOwnership } from '../src/libraries/domain-ownership.js';
 import { createMembershipLibrary } from '../src/libraries/memberships.js';
 import { createTeamLibrary } from '../src/libraries/teams.js';
 import { createTenantLibrary } from '../src/libraries/tenants.js';
@@ -122,11 +123,47 @@ export interface ChangeNotice {
   change: string;
 }
 
+/** The DNS the registry proves domain ownership against: TXT records held in memory. */
+export interface FakeDns {
+  /** TXT records by name, each as its character strings (what node's dns.resolveTxt answers). */
+  records: Map<string, string[][]>;
+  /** Every name looked up, in order. */
+  queried: string[];
+  /** Adds a TXT record with this value under the name. */
+  publish(recordName: string, value: string): void;
+  /** When set, every lookup fails as a resolver that cannot answer (SERVFAIL). */
+  failing: boolean;
+}
+
+function createFakeDns(): FakeDns & { resolveTxt(name: string): Promise<string[][]> } {
+  const records = new Map<string, string[][]>();
+  const dns = {
+    records,
+    queried: [] as string[],
+    failing: false,
+    publish(recordName: string, value: string) {
+      records.set(recordName, [...(records.get(recordName) ?? []), [value]]);
+    },
+    resolveTxt(name: string): Promise<string[][]> {
+      dns.queried.push(name);
+      if (dns.failing) return Promise.reject(Object.assign(new Error(`queryTxt ESERVFAIL ${name}`), { code: 'ESERVFAIL' }));
+      const found = records.get(name);
+      if (!found) return Promise.reject(Object.assign(new Error(`queryTxt ENOTFOUND ${name}`), { code: 'ENOTFOUND' }));
+      return Promise.resolve(found.map((chunks) => [...chunks]));
+    },
+  };
+  return dns;
+}
+
 /** The registry wired as main.ts wires it, against a test database and a given policy address. */
 export interface Registry {
   client: GrpcClient<typeof TenantRegistryService>;
   /** Every `tenant.changed` notice seen since start. */
   notices: ChangeNotice[];
+  /** The DNS that VerifyDomain asks; nothing is exempt from it. */
+  dns: FakeDns;
+  /** AddDomain, then the returned verification record published in the fake DNS, then VerifyDomain: the verified domain. */
+  addVerifiedDomain(request: { tenantId: string; assistantId: string; host: string }): Promise<Domain>;
   stop(): Promise<void>;
 }
 
@@ -151,7 +188,9 @@ export async function startRegistry(db: TestDatabase, policyAddress: string): Pr
   const scope = createTenantScope(prisma);
   const lookups = createLookupQueries({ db: prisma, scope });
   const changes = createTenantChangePublisher({ nc, subjectPrefix: testRunId, logger });
-  const tenants = createTenantLibrary({ store: createTenantQueries(scope), policy, announce: changes.publish });
+  const dns = createFakeDns();
+  const ownership = createDomainOwnership({ resolveTxt: (name) => dns.resolveTxt(name), exemptSuffixes: [] });
+  const tenants = createTenantLibrary({ store: createTenantQueries(scope), ownership, policy, announce: changes.publish });
   const memberships = createMembershipLibrary({ store: createMembershipQueries(scope), lookups, policy, announce: changes.publish });
   const teams = createTeamLibrary({ store: createTeamQueries(scope), members: createMembershipQueries(scope), announce: changes.publish });
   const chatGroups = createChatGroupLibrary({
@@ -176,6 +215,15 @@ export async function startRegistry(db: TestDatabase, policyAddress: string): Pr
   return {
     client,
     notices,
+    dns,
+    async addVerifiedDomain(request) {
+      const { domain: added } = await client.addDomain(request);
+      if (!added?.verification) throw new Error('no domain with its verification record in the AddDomain response');
+      dns.publish(added.verification.recordName, added.verification.recordValue);
+      const { domain } = await client.verifyDomain({ tenantId: request.tenantId, domainId: added.id });
+      if (!domain?.verifiedAt) throw new Error('VerifyDomain answered without a verified domain');
+      return domain;
+    },
     async stop() {
       client.close();
       policy.close();

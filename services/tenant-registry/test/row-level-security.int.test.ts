@@ -33,7 +33,7 @@ describe('row-level security of the tenant registry', () => {
     const { tenant } = await registry.client.createTenant({ name: `Tenant ${label}`, ownerUserId });
     const tenantId = tenant!.id;
     const { assistant } = await registry.client.createAssistant({ tenantId, name: 'Concierge' });
-    await registry.client.addDomain({ tenantId, assistantId: assistant!.id, host: `${label}.${testRunId}.rls.example` });
+    await registry.addVerifiedDomain({ tenantId, assistantId: assistant!.id, host: `${label}.${testRunId}.rls.example` });
     const { team } = await registry.client.createTeam({ tenantId, name: 'Ops' });
     const memberId = randomUUID();
     await registry.client.addMember({
@@ -131,8 +131,8 @@ describe('row-level security of the tenant registry', () => {
         tenants: ['INSERT INTO tenants (id, name) VALUES ($1, $2)', [randomUUID(), 'Intruder']],
         assistants: ['INSERT INTO assistants (tenant_id, name) VALUES ($1, $2)', [b.tenantId, 'Intruder']],
         domains: [
-          'INSERT INTO domains (tenant_id, assistant_id, host) VALUES ($1, $2, $3)',
-          [b.tenantId, b.assistantId, `intruder.${testRunId}.example`],
+          'INSERT INTO domains (tenant_id, assistant_id, host, verification_token) VALUES ($1, $2, $3, $4)',
+          [b.tenantId, b.assistantId, `intruder.${testRunId}.example`, randomBytes(16).toString('hex')],
         ],
         teams: ['INSERT INTO teams (tenant_id, name) VALUES ($1, $2)', [b.tenantId, 'Intruders']],
         memberships: ["INSERT INTO memberships (tenant_id, user_id, role) VALUES ($1, $2, 'owner')", [b.tenantId, randomUUID()]],
@@ -331,10 +331,10 @@ describe('lookup functions when the migrating owner is not a superuser', () => {
       const assistant = await c.query<{ id: string }>("INSERT INTO assistants (tenant_id, name) VALUES ($1, 'Bot') RETURNING id", [
         tenantId,
       ]);
-      await c.query("INSERT INTO domains (tenant_id, assistant_id, host) VALUES ($1, $2, 'owned.example')", [
-        tenantId,
-        assistant.rows[0]!.id,
-      ]);
+      await c.query(
+        "INSERT INTO domains (tenant_id, assistant_id, host, verification_token, verified_at) VALUES ($1, $2, 'owned.example', $3, now())",
+        [tenantId, assistant.rows[0]!.id, randomBytes(16).toString('hex')],
+      );
       await c.query("INSERT INTO memberships (tenant_id, user_id, role) VALUES ($1, $2, 'owner')", [tenantId, userId]);
       await c.query('COMMIT');
     });

@@ -90,8 +90,8 @@ describe('tenant registry over gRPC against Postgres and NATS', () => {
 
   it('resolves a host with a port and in mixed case, and an assistant id', async () => {
     const { tenant, assistant } = await newTenant('Resolvable');
-    const { domain } = await registry.client.addDomain({ tenantId: tenant.id, assistantId: assistant.id, host: `Chat.${host('resolve')}` });
-    expect(domain?.host).toBe(`chat.${host('resolve')}`);
+    const domain = await registry.addVerifiedDomain({ tenantId: tenant.id, assistantId: assistant.id, host: `Chat.${host('resolve')}` });
+    expect(domain.host).toBe(`chat.${host('resolve')}`);
     const expected = { tenantId: tenant.id, tenantName: 'Resolvable', tenantStatus: TenantStatus.ACTIVE, assistantId: assistant.id };
 
     const byHost = await registry.client.resolveContext({ host: `CHAT.${host('resolve').toUpperCase()}:8443` });
@@ -106,7 +106,7 @@ describe('tenant registry over gRPC against Postgres and NATS', () => {
   it('lets the assistant id win over the host', async () => {
     const first = await newTenant();
     const second = await newTenant();
-    await registry.client.addDomain({ tenantId: first.tenant.id, assistantId: first.assistant.id, host: host('first') });
+    await registry.addVerifiedDomain({ tenantId: first.tenant.id, assistantId: first.assistant.id, host: host('first') });
     const { context } = await registry.client.resolveContext({ host: host('first'), assistantId: second.assistant.id });
     expect(context).toMatchObject({ tenantId: second.tenant.id, assistantId: second.assistant.id });
   });
@@ -123,7 +123,7 @@ describe('tenant registry over gRPC against Postgres and NATS', () => {
 
   it('refuses a suspended tenant without returning its data', async () => {
     const { tenant, assistant } = await newTenant('Suspended Corp');
-    await registry.client.addDomain({ tenantId: tenant.id, assistantId: assistant.id, host: host('suspended') });
+    await registry.addVerifiedDomain({ tenantId: tenant.id, assistantId: assistant.id, host: host('suspended') });
     await expect(registry.client.resolveContext({ host: host('suspended') })).resolves.toBeDefined();
     await withPg(db.ownerUrl, (c) => c.query("UPDATE tenants SET status = 'suspended' WHERE id = $1", [tenant.id]));
 
@@ -137,15 +137,23 @@ describe('tenant registry over gRPC against Postgres and NATS', () => {
     }
   });
 
-  it('rejects a host another tenant already has, whatever its case or port', async () => {
+  it('never lets another tenant verify a host one tenant has verified, whatever its case or port', async () => {
     const first = await newTenant();
     const second = await newTenant();
-    await registry.client.addDomain({ tenantId: first.tenant.id, assistantId: first.assistant.id, host: host('taken') });
-    await expect(
-      registry.client.addDomain({ tenantId: second.tenant.id, assistantId: second.assistant.id, host: `${host('TAKEN')}:443` }),
-    ).rejects.toMatchObject({ code: 'ALREADY_EXISTS' });
+    await registry.addVerifiedDomain({ tenantId: first.tenant.id, assistantId: first.assistant.id, host: host('taken') });
+    // The claim itself is allowed (it routes nothing); verifying it is not, even with its own record published.
+    const { domain: claim } = await registry.client.addDomain({
+      tenantId: second.tenant.id,
+      assistantId: second.assistant.id,
+      host: `${host('TAKEN')}:443`,
+    });
+    expect(claim?.host).toBe(host('taken'));
+    registry.dns.publish(claim!.verification!.recordName, claim!.verification!.recordValue);
+    await expect(registry.client.verifyDomain({ tenantId: second.tenant.id, domainId: claim!.id })).rejects.toMatchObject({
+      code: 'ALREADY_EXISTS',
+    });
     const { context } = await registry.client.resolveContext({ host: host('taken') });
-    expect(context?.tenantId).toBe(first.tenant.id);
+    expect(context).toMatchObject({ tenantId: first.tenant.id, assistantId: first.assistant.id });
   });
 
   it("refuses a domain for another tenant's assistant", async () => {
@@ -205,9 +213,10 @@ describe('tenant registry over gRPC against Postgres and NATS', () => {
 
   it('announces every change with the tenant id', async () => {
     const { tenant, assistant } = await newTenant();
-    await registry.client.addDomain({ tenantId: tenant.id, assistantId: assistant.id, host: host('announced') });
+    // Nothing is exempt from verification here: a domain is announced once it is verified.
+    await registry.addVerifiedDomain({ tenantId: tenant.id, assistantId: assistant.id, host: host('announced') });
     await registry.client.createTeam({ tenantId: tenant.id, name: 'Ops' });
-    const expected = ['tenant.created', 'assistant.created', 'domain.added', 'team.created'];
+    const expected = ['tenant.created', 'assistant.created', 'domain.verified', 'team.created'];
     const seen = await pollUntil(
       () => {
         const changes = registry.notices.filter((n) => n.tenantId === tenant.id).map((n) => n.change);
@@ -248,6 +257,182 @@ describe('tenant registry over gRPC against Postgres and NATS', () => {
     await expect(registry.client.resolveContext({ host: 'not a host' })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
   });
 
+  describe('domain ownership', () => {
+    /** The domain's row as stored, read past row-level security. */
+    const storedDomain = (domainId: string) =>
+      withPg(
+        db.ownerUrl,
+        async (c) =>
+          (
+            await c.query<{ tenant_id: string; host: string; verified: boolean }>(
+              'SELECT tenant_id::text, host, verified_at IS NOT NULL AS verified FROM domains WHERE id = $1',
+              [domainId],
+            )
+          ).rows[0],
+      );
+    const unresolved = (hostName: string) =>
+      expect(registry.client.resolveContext({ host: hostName })).rejects.toMatchObject({ code: 'NOT_FOUND' });
+
+    it('routes nothing until the challenge record is published and VerifyDomain proves it; then announces it', async () => {
+      const { tenant, assistant } = await newTenant('Verifying');
+      const { domain } = await registry.client.addDomain({ tenantId: tenant.id, assistantId: assistant.id, host: host('verify') });
+      expect(domain).toMatchObject({ tenantId: tenant.id, assistantId: assistant.id, host: host('verify') });
+      expect(domain?.verifiedAt).toBeUndefined();
+      expect(domain?.verification).toMatchObject({
+        recordName: `_portcullis-challenge.${host('verify')}`,
+        recordValue: expect.stringMatching(/^portcullis-domain-verification=[A-Za-z0-9_-]{32}$/),
+      });
+      await unresolved(host('verify'));
+      // The assistant itself is reachable by id; only the host waits for proof.
+      expect((await registry.client.resolveContext({ assistantId: assistant.id })).context?.tenantId).toBe(tenant.id);
+
+      registry.dns.publish(domain!.verification!.recordName, domain!.verification!.recordValue);
+      await unresolved(host('verify'));
+      const { domain: verified } = await registry.client.verifyDomain({ tenantId: tenant.id, domainId: domain!.id });
+      expect(verified).toMatchObject({ id: domain!.id, host: host('verify'), verification: domain!.verification });
+      expect(verified?.verifiedAt).toBeDefined();
+      expect(registry.dns.queried).toContain(`_portcullis-challenge.${host('verify')}`);
+      expect(await storedDomain(domain!.id)).toEqual({ tenant_id: tenant.id, host: host('verify'), verified: true });
+      expect((await registry.client.resolveContext({ host: host('verify') })).context).toMatchObject({
+        tenantId: tenant.id,
+        tenantName: 'Verifying',
+        assistantId: assistant.id,
+      });
+      await pollUntil(() => registry.notices.find((n) => n.tenantId === tenant.id && n.change === 'domain.verified'), {
+        timeoutMs: 5_000,
+        what: 'domain.verified notice',
+      });
+      expect(registry.notices.filter((n) => n.tenantId === tenant.id && n.change === 'domain.added')).toEqual([]);
+
+      // Verifying again changes nothing and asks DNS nothing.
+      const lookups = registry.dns.queried.length;
+      const { domain: again } = await registry.client.verifyDomain({ tenantId: tenant.id, domainId: domain!.id });
+      expect(timestampDate(again!.verifiedAt!)).toEqual(timestampDate(verified!.verifiedAt!));
+      expect(registry.dns.queried).toHaveLength(lookups);
+    });
+
+    it('answers FAILED_PRECONDITION naming the record while it is missing or carries another token, and keeps the host unresolved', async () => {
+      const { tenant, assistant } = await newTenant();
+      const { domain } = await registry.client.addDomain({ tenantId: tenant.id, assistantId: assistant.id, host: host('unproven') });
+      const { recordName, recordValue } = domain!.verification!;
+      const error: unknown = await registry.client.verifyDomain({ tenantId: tenant.id, domainId: domain!.id }).then(
+        () => undefined,
+        (thrown: unknown) => thrown,
+      );
+      expect(error).toMatchObject({ code: 'FAILED_PRECONDITION' });
+      expect((error as Error).message).toContain(recordName);
+      expect((error as Error).message).toContain(recordValue);
+
+      registry.dns.publish(recordName, 'portcullis-domain-verification=not-this-domains-token-at-all');
+      registry.dns.publish(host('unproven'), recordValue);
+      await expect(registry.client.verifyDomain({ tenantId: tenant.id, domainId: domain!.id })).rejects.toMatchObject({
+        code: 'FAILED_PRECONDITION',
+      });
+      expect(await storedDomain(domain!.id)).toMatchObject({ verified: false });
+      await unresolved(host('unproven'));
+      expect(registry.notices.filter((n) => n.tenantId === tenant.id && n.change.startsWith('domain.'))).toEqual([]);
+    });
+
+    it('answers DEPENDENCY_UNAVAILABLE when DNS cannot answer, verifying nothing', async () => {
+      const { tenant, assistant } = await newTenant();
+      const { domain } = await registry.client.addDomain({ tenantId: tenant.id, assistantId: assistant.id, host: host('dns-down') });
+      registry.dns.publish(domain!.verification!.recordName, domain!.verification!.recordValue);
+      registry.dns.failing = true;
+      try {
+        await expect(registry.client.verifyDomain({ tenantId: tenant.id, domainId: domain!.id })).rejects.toMatchObject({
+          code: 'DEPENDENCY_UNAVAILABLE',
+        });
+      } finally {
+        registry.dns.failing = false;
+      }
+      expect(await storedDomain(domain!.id)).toMatchObject({ verified: false });
+      await unresolved(host('dns-down'));
+    });
+
+    it('lets several tenants claim a host; the first to verify holds it, and the others cannot verify it after', async () => {
+      const first = await newTenant();
+      const second = await newTenant();
+      const { domain: firstClaim } = await registry.client.addDomain({
+        tenantId: first.tenant.id,
+        assistantId: first.assistant.id,
+        host: host('contested'),
+      });
+      const { domain: secondClaim } = await registry.client.addDomain({
+        tenantId: second.tenant.id,
+        assistantId: second.assistant.id,
+        host: `${host('CONTESTED')}:8443`,
+      });
+      expect(secondClaim?.host).toBe(host('contested'));
+      expect(secondClaim?.id).not.toBe(firstClaim?.id);
+      // Same record name, a value of each claim's own.
+      expect(secondClaim?.verification?.recordName).toBe(firstClaim?.verification?.recordName);
+      expect(secondClaim?.verification?.recordValue).not.toBe(firstClaim?.verification?.recordValue);
+      await unresolved(host('contested'));
+
+      // The first tenant's record proves nothing for the second's claim.
+      registry.dns.publish(firstClaim!.verification!.recordName, firstClaim!.verification!.recordValue);
+      await expect(registry.client.verifyDomain({ tenantId: second.tenant.id, domainId: secondClaim!.id })).rejects.toMatchObject({
+        code: 'FAILED_PRECONDITION',
+      });
+      await registry.client.verifyDomain({ tenantId: first.tenant.id, domainId: firstClaim!.id });
+
+      registry.dns.publish(secondClaim!.verification!.recordName, secondClaim!.verification!.recordValue);
+      await expect(registry.client.verifyDomain({ tenantId: second.tenant.id, domainId: secondClaim!.id })).rejects.toMatchObject({
+        code: 'ALREADY_EXISTS',
+      });
+      expect(await storedDomain(secondClaim!.id)).toMatchObject({ tenant_id: second.tenant.id, verified: false });
+      expect((await registry.client.resolveContext({ host: host('contested') })).context).toMatchObject({
+        tenantId: first.tenant.id,
+        assistantId: first.assistant.id,
+      });
+      expect(registry.notices.filter((n) => n.tenantId === second.tenant.id && n.change === 'domain.verified')).toEqual([]);
+    });
+
+    it('refuses a tenant claiming a host it has already claimed, verified or not', async () => {
+      const { tenant, assistant } = await newTenant();
+      const { assistant: other } = await registry.client.createAssistant({ tenantId: tenant.id, name: 'Other' });
+      const { domain } = await registry.client.addDomain({ tenantId: tenant.id, assistantId: assistant.id, host: host('twice') });
+      await expect(
+        registry.client.addDomain({ tenantId: tenant.id, assistantId: other!.id, host: `${host('TWICE')}:443` }),
+      ).rejects.toMatchObject({ code: 'ALREADY_EXISTS' });
+      registry.dns.publish(domain!.verification!.recordName, domain!.verification!.recordValue);
+      await registry.client.verifyDomain({ tenantId: tenant.id, domainId: domain!.id });
+      await expect(
+        registry.client.addDomain({ tenantId: tenant.id, assistantId: assistant.id, host: host('twice') }),
+      ).rejects.toMatchObject({
+        code: 'ALREADY_EXISTS',
+      });
+      const rows = await withPg(
+        db.ownerUrl,
+        async (c) => (await c.query('SELECT 1 FROM domains WHERE tenant_id = $1 AND host = $2', [tenant.id, host('twice')])).rowCount,
+      );
+      expect(rows).toBe(1);
+    });
+
+    it("answers NOT_FOUND for another tenant's domain id, even with its record published, and verifies nothing", async () => {
+      const mine = await newTenant();
+      const theirs = await newTenant();
+      const { domain: foreign } = await registry.client.addDomain({
+        tenantId: theirs.tenant.id,
+        assistantId: theirs.assistant.id,
+        host: host('not-mine'),
+      });
+      registry.dns.publish(foreign!.verification!.recordName, foreign!.verification!.recordValue);
+      await expect(registry.client.verifyDomain({ tenantId: mine.tenant.id, domainId: foreign!.id })).rejects.toMatchObject({
+        code: 'NOT_FOUND',
+      });
+      await expect(registry.client.verifyDomain({ tenantId: mine.tenant.id, domainId: randomUUID() })).rejects.toMatchObject({
+        code: 'NOT_FOUND',
+      });
+      await expect(registry.client.verifyDomain({ tenantId: mine.tenant.id, domainId: 'not-a-uuid' })).rejects.toMatchObject({
+        code: 'INVALID_ARGUMENT',
+      });
+      expect(await storedDomain(foreign!.id)).toMatchObject({ tenant_id: theirs.tenant.id, verified: false });
+      await unresolved(host('not-mine'));
+      expect(registry.notices.filter((n) => n.tenantId === mine.tenant.id && n.change === 'domain.verified')).toEqual([]);
+    });
+  });
+
   describe('platform operations: status, plan, moving a domain', () => {
     const storedTenant = (tenantId: string) =>
       withPg(
@@ -268,7 +453,7 @@ describe('tenant registry over gRPC against Postgres and NATS', () => {
 
     it('suspends a tenant: host, assistant id and tenant id all refuse with TENANT_SUSPENDED; reactivated, all resolve again', async () => {
       const { tenant, assistant } = await newTenant('Paused Corp');
-      await registry.client.addDomain({ tenantId: tenant.id, assistantId: assistant.id, host: host('paused') });
+      await registry.addVerifiedDomain({ tenantId: tenant.id, assistantId: assistant.id, host: host('paused') });
       const lookups = [{ host: host('paused') }, { assistantId: assistant.id }, { tenantId: tenant.id }];
 
       const { tenant: suspended } = await registry.client.setTenantStatus({ tenantId: tenant.id, status: TenantStatus.SUSPENDED });
@@ -301,14 +486,15 @@ describe('tenant registry over gRPC against Postgres and NATS', () => {
       expect(await storedTenant(tenant.id)).toMatchObject({ status: 'active' });
     });
 
-    it('moves a domain to another assistant of the tenant; the host then resolves to it', async () => {
+    it('moves a verified domain to another assistant of the tenant; the host then resolves to it, still verified', async () => {
       const { tenant, assistant } = await newTenant();
       const { assistant: second } = await registry.client.createAssistant({ tenantId: tenant.id, name: 'Second' });
-      const { domain } = await registry.client.addDomain({ tenantId: tenant.id, assistantId: assistant.id, host: host('moving') });
+      const domain = await registry.addVerifiedDomain({ tenantId: tenant.id, assistantId: assistant.id, host: host('moving') });
       expect((await registry.client.resolveContext({ host: host('moving') })).context?.assistantId).toBe(assistant.id);
 
-      const { domain: moved } = await registry.client.moveDomain({ tenantId: tenant.id, domainId: domain!.id, assistantId: second!.id });
-      expect(moved).toMatchObject({ id: domain!.id, tenantId: tenant.id, assistantId: second!.id, host: host('moving') });
+      const { domain: moved } = await registry.client.moveDomain({ tenantId: tenant.id, domainId: domain.id, assistantId: second!.id });
+      expect(moved).toMatchObject({ id: domain.id, tenantId: tenant.id, assistantId: second!.id, host: host('moving') });
+      expect(timestampDate(moved!.verifiedAt!)).toEqual(timestampDate(domain.verifiedAt!));
       expect((await registry.client.resolveContext({ host: host('moving') })).context?.assistantId).toBe(second!.id);
       await noticeOf(tenant.id, 'domain.moved');
     });
@@ -316,26 +502,22 @@ describe('tenant registry over gRPC against Postgres and NATS', () => {
     it("never moves a domain to another tenant's assistant, nor another tenant's domain", async () => {
       const mine = await newTenant();
       const theirs = await newTenant();
-      const { domain: own } = await registry.client.addDomain({
-        tenantId: mine.tenant.id,
-        assistantId: mine.assistant.id,
-        host: host('mine'),
-      });
-      const { domain: foreign } = await registry.client.addDomain({
+      const own = await registry.addVerifiedDomain({ tenantId: mine.tenant.id, assistantId: mine.assistant.id, host: host('mine') });
+      const foreign = await registry.addVerifiedDomain({
         tenantId: theirs.tenant.id,
         assistantId: theirs.assistant.id,
         host: host('theirs'),
       });
       await expect(
-        registry.client.moveDomain({ tenantId: mine.tenant.id, domainId: own!.id, assistantId: theirs.assistant.id }),
+        registry.client.moveDomain({ tenantId: mine.tenant.id, domainId: own.id, assistantId: theirs.assistant.id }),
       ).rejects.toMatchObject({ code: 'NOT_FOUND' });
       await expect(
-        registry.client.moveDomain({ tenantId: mine.tenant.id, domainId: foreign!.id, assistantId: mine.assistant.id }),
+        registry.client.moveDomain({ tenantId: mine.tenant.id, domainId: foreign.id, assistantId: mine.assistant.id }),
       ).rejects.toMatchObject({ code: 'NOT_FOUND' });
       await expect(
         registry.client.moveDomain({ tenantId: mine.tenant.id, domainId: randomUUID(), assistantId: mine.assistant.id }),
       ).rejects.toMatchObject({ code: 'NOT_FOUND' });
-      await expect(registry.client.moveDomain({ tenantId: mine.tenant.id, domainId: own!.id, assistantId: 'x' })).rejects.toMatchObject({
+      await expect(registry.client.moveDomain({ tenantId: mine.tenant.id, domainId: own.id, assistantId: 'x' })).rejects.toMatchObject({
         code: 'INVALID_ARGUMENT',
       });
       expect((await registry.client.resolveContext({ host: host('mine') })).context?.assistantId).toBe(mine.assistant.id);

@@ -2,7 +2,7 @@ import { create } from '@bufbuild/protobuf';
 import { describe, expect, it } from '@jest/globals';
 import { AppError, createLogger } from '@portcullis/kit';
 import { TenantStatus } from '@portcullis/proto/common';
-import { AddDomainResponseSchema, ResolveContextResponseSchema } from '@portcullis/proto/tenant';
+import { AddDomainResponseSchema, VerifyDomainResponseSchema, ResolveContextResponseSchema } from '@portcullis/proto/tenant';
 import {
   createContextCache,
   invalidatingContextWrites,
@@ -429,10 +429,18 @@ describe('writes through this replica', () => {
     const host = 'new.alpha.example';
     expect(await refusalOf(cache.resolveContext({ host }))).toMatchObject({ code: 'NOT_FOUND' });
     const invalidated: string[] = [];
+    const claimed = new Map<string, { host: string; assistantId: string }>();
     const client = {
+      // A claimed domain routes nothing until it is verified.
       async addDomain(request: { tenantId?: string; assistantId?: string; host?: string }) {
-        registry.world.hosts.set(request.host ?? '', request.assistantId ?? '');
+        claimed.set('d1', { host: request.host ?? '', assistantId: request.assistantId ?? '' });
         return create(AddDomainResponseSchema, { domain: { id: 'd1', tenantId: request.tenantId ?? '', host } });
+      },
+      async verifyDomain(request: { tenantId?: string; domainId?: string }) {
+        const domain = claimed.get(request.domainId ?? '');
+        if (!domain) throw new AppError('NOT_FOUND', 'domain not found');
+        registry.world.hosts.set(domain.host, domain.assistantId);
+        return create(VerifyDomainResponseSchema, { domain: { id: 'd1', tenantId: request.tenantId ?? '', host } });
       },
       async createAssistant(request: { tenantId?: string; name?: string }) {
         throw new AppError('NOT_FOUND', `tenant ${request.tenantId ?? ''} not found`);
@@ -446,11 +454,13 @@ describe('writes through this replica', () => {
       },
     });
     await wrapped.addDomain({ tenantId: tenantA, assistantId: assistantA2, host });
-    // No change notice has arrived, yet the next lookup on this replica sees the new domain.
+    expect(await refusalOf(cache.resolveContext({ host }))).toMatchObject({ code: 'NOT_FOUND' });
+    await wrapped.verifyDomain({ tenantId: tenantA, domainId: 'd1' });
+    // No change notice has arrived, yet the next lookup on this replica sees the verified domain.
     await expect(cache.resolveContext({ host })).resolves.toMatchObject({ context: { assistantId: assistantA2 } });
     // A failed write invalidates nothing; other methods pass through untouched.
     await expect(wrapped.createAssistant({ tenantId: tenantB, name: 'x' })).rejects.toMatchObject({ code: 'NOT_FOUND' });
     await expect(wrapped.listTeams()).resolves.toBe('untouched');
-    expect(invalidated).toEqual([tenantA]);
+    expect(invalidated).toEqual([tenantA, tenantA]);
   });
 });

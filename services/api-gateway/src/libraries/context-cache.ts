@@ -310,11 +310,11 @@ export function createContextCache({
 export type ContextCache = ReturnType<typeof createContextCache>;
 
 /** The tenant-registry writes routed through the gateway that change what a lookup answers. */
-type ContextWrites = Pick<GrpcClient<typeof TenantRegistryService>, 'createAssistant' | 'addDomain'>;
+type ContextWrites = Pick<GrpcClient<typeof TenantRegistryService>, 'createAssistant' | 'addDomain' | 'verifyDomain'>;
 
 /**
  * The tenant-registry client with read-your-writes on this replica: once a write that changes
- * what a lookup answers (a new assistant, a new domain) has succeeded, the tenant's cached
+ * what a lookup answers (a new assistant, a new or newly verified domain) has succeeded, the tenant's cached
  * answers — and every remembered NOT_FOUND, such as the one for the host just added — are
  * dropped before the route answers. The caller's next request through this replica therefore
  * never meets the old answer, even if it overtakes the change notice; other replicas drop theirs
@@ -328,6 +328,7 @@ export function invalidatingContextWrites<C extends ContextWrites>(client: C, ca
   const writes: ContextWrites = {
     createAssistant: async (request, options) => after(request.tenantId, await client.createAssistant(request, options)),
     addDomain: async (request, options) => after(request.tenantId, await client.addDomain(request, options)),
+    verifyDomain: async (request, options) => after(request.tenantId, await client.verifyDomain(request, options)),
   };
   return { ...client, ...writes };
 }

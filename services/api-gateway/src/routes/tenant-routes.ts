@@ -1,6 +1,6 @@
 import { AppError, roleNames, roleOf, z, type GrpcClient } from '@portcullis/kit';
-import type { TenantRegistryService } from '@portcullis/proto/tenant';
-import { roleName } from '../http/presenters.js';
+import type { Domain, TenantRegistryService } from '@portcullis/proto/tenant';
+import { isoTime, roleName } from '../http/presenters.js';
 import { parseInput, type ProtectedRoute } from '../http/route.js';
 
 export interface TenantRouteDeps {
@@ -8,6 +8,7 @@ export interface TenantRouteDeps {
     GrpcClient<typeof TenantRegistryService>,
     | 'createAssistant'
     | 'addDomain'
+    | 'verifyDomain'
     | 'createTeam'
     | 'addMember'
     | 'removeMember'
@@ -27,6 +28,20 @@ const userIdParam = z.object({ userId: z.uuid() });
 const teamIdParam = z.object({ teamId: z.uuid() });
 const assistantIdParam = z.object({ assistantId: z.uuid() });
 const chatGroupIdParam = z.object({ chatGroupId: z.uuid() });
+const domainIdParam = z.object({ domainId: z.uuid() });
+
+/** A domain as the API shows it: whether it routes yet, and the DNS record that proves ownership. */
+function presentDomain(domain: Domain | undefined) {
+  if (!domain) throw new AppError('INTERNAL', 'tenant registry returned no domain');
+  return {
+    domainId: domain.id,
+    host: domain.host,
+    assistantId: domain.assistantId,
+    verified: domain.verifiedAt !== undefined,
+    verifiedAt: isoTime(domain.verifiedAt),
+    verification: { type: 'TXT', name: domain.verification?.recordName ?? '', value: domain.verification?.recordValue ?? '' },
+  };
+}
 
 export function createTenantRoutes({ tenants }: TenantRouteDeps): ProtectedRoute[] {
   return [
@@ -67,7 +82,7 @@ export function createTenantRoutes({ tenants }: TenantRouteDeps): ProtectedRoute
       method: 'post',
       path: '/api/assistants/:assistantId/domains',
       capability: { object: 'assistants', action: 'manage' },
-      summary: 'Attach a domain to an assistant of the tenant',
+      summary: 'Claim a domain for an assistant of the tenant; it routes once verified (publish the TXT record in the answer)',
       async handle({ request, target }, { body, params }) {
         const { assistantId } = parseInput(z.object({ assistantId: z.uuid() }), params);
         const input = parseInput(z.object({ host: z.string().min(1).max(253) }), body);
@@ -75,8 +90,19 @@ export function createTenantRoutes({ tenants }: TenantRouteDeps): ProtectedRoute
           { tenantId: target.tenantId, assistantId, host: input.host },
           { requestId: request.requestId },
         );
-        if (!domain) throw new AppError('INTERNAL', 'tenant registry returned no domain');
-        return { status: 201, body: { domainId: domain.id, host: domain.host, assistantId: domain.assistantId } };
+        return { status: 201, body: presentDomain(domain) };
+      },
+    },
+    {
+      kind: 'protected',
+      method: 'post',
+      path: '/api/domains/:domainId/verify',
+      capability: { object: 'assistants', action: 'manage' },
+      summary: "Verify a domain's ownership now (its TXT record); verified, it routes to its assistant",
+      async handle({ request, target }, { params }) {
+        const { domainId } = parseInput(domainIdParam, params);
+        const { domain } = await tenants.verifyDomain({ tenantId: target.tenantId, domainId }, { requestId: request.requestId });
+        return { body: presentDomain(domain) };
       },
     },
     {

@@ -5,10 +5,22 @@ import { TenantRegistryService } from '@portcullis/proto/tenant';
 import type { ChatGroupLibrary } from '../libraries/chat-groups.js';
 import type { ContextResolver } from '../libraries/context-resolution.js';
 import type { MembershipLibrary } from '../libraries/memberships.js';
-import type { MembershipRecord, TenantRecord, TenantStatusName } from '../libraries/records.js';
+import { challengeFor } from '../libraries/domain-ownership.js';
+import type { DomainRecord, MembershipRecord, TenantRecord, TenantStatusName } from '../libraries/records.js';
 import { roleOf } from '../libraries/roles.js';
 import type { TeamLibrary } from '../libraries/teams.js';
 import type { TenantLibrary } from '../libraries/tenants.js';
+
+function domainOf(domain: DomainRecord) {
+  return {
+    id: domain.id,
+    tenantId: domain.tenantId,
+    assistantId: domain.assistantId,
+    host: domain.host,
+    ...(domain.verifiedAt ? { verifiedAt: timestampFromDate(domain.verifiedAt) } : {}),
+    verification: challengeFor(domain.host, domain.verificationToken),
+  };
+}
 
 export interface TenantRegistryServiceDeps {
   tenants: TenantLibrary;
@@ -62,7 +74,6 @@ const membershipMessage = ({ memberSince, ...membership }: MembershipRecord) => 
   memberSince: timestampFromDate(memberSince),
 });
 
-/** Translates TenantRegistryService calls to library calls; validation lives in the libraries. */
 /**
  * The gateway and auth call tenant-registry; suspending a tenant or changing its plan is a
  * platform operation, open only to operators (the platform-ops identity).
@@ -73,6 +84,7 @@ export const tenantRegistryAccess = {
   setTenantPlan: onlyServices(PLATFORM_OPS),
 };
 
+/** Translates TenantRegistryService calls to library calls; validation lives in the libraries. */
 export function createTenantRegistryService({ tenants, memberships, teams, chatGroups, contexts }: TenantRegistryServiceDeps) {
   return implement(
     TenantRegistryService,
@@ -85,11 +97,18 @@ export function createTenantRegistryService({ tenants, memberships, teams, chatG
         return { assistant: await tenants.createAssistant({ tenantId: request.tenantId, name: request.name }) };
       },
       async addDomain(request) {
-        return { domain: await tenants.addDomain({ tenantId: request.tenantId, assistantId: request.assistantId, host: request.host }) };
+        return {
+          domain: domainOf(await tenants.addDomain({ tenantId: request.tenantId, assistantId: request.assistantId, host: request.host })),
+        };
+      },
+      async verifyDomain(request) {
+        return { domain: domainOf(await tenants.verifyDomain({ tenantId: request.tenantId, domainId: request.domainId })) };
       },
       async moveDomain(request) {
         return {
-          domain: await tenants.moveDomain({ tenantId: request.tenantId, domainId: request.domainId, assistantId: request.assistantId }),
+          domain: domainOf(
+            await tenants.moveDomain({ tenantId: request.tenantId, domainId: request.domainId, assistantId: request.assistantId }),
+          ),
         };
       },
       // Platform operations: no gateway route reaches these two; only operators on the internal

@@ -21,6 +21,10 @@ export interface DomainRecord {
   tenantId: string;
   assistantId: string;
   host: string;
+  /** Proves ownership when published in the host's challenge TXT record. */
+  verificationToken: string;
+  /** Null until ownership is verified; only verified domains resolve. */
+  verifiedAt: Date | null;
 }
 
 export interface TeamRecord {
@@ -60,6 +64,7 @@ export type TenantChange =
   | 'tenant.plan.changed'
   | 'assistant.created'
   | 'domain.added'
+  | 'domain.verified'
   | 'domain.moved'
   | 'team.created'
   | 'team.members.changed'

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { AppError, requireHost, requireText, requireUuid } from '@portcullis/kit';
 import { Role } from '@portcullis/proto/common';
 import type { AnnounceChange, AssistantRecord, DomainRecord, TeamRecord, TenantRecord, TenantStatusName } from './records.js';
+import type { DomainOwnership } from './domain-ownership.js';
 import type { PolicyRoles, PolicyPlans } from './roles.js';
 
 const MAX_NAME = 100;
@@ -25,8 +26,21 @@ export interface TenantStore {
   insertTenantWithOwner(tenant: { id: string; name: string; plan: string }, ownerUserId: string): Promise<TenantRecord>;
   /** NOT_FOUND when the tenant does not exist. */
   insertAssistant(tenantId: string, name: string): Promise<AssistantRecord>;
-  /** NOT_FOUND when the assistant is not the tenant's; ALREADY_EXISTS when any tenant has the host. */
-  insertDomain(tenantId: string, assistantId: string, host: string): Promise<DomainRecord>;
+  /**
+   * NOT_FOUND when the assistant is not the tenant's; ALREADY_EXISTS when the tenant has already
+   * claimed the host, or (inserting it verified) another tenant holds it verified.
+   */
+  insertDomain(domain: {
+    tenantId: string;
+    assistantId: string;
+    host: string;
+    verificationToken: string;
+    verified: boolean;
+  }): Promise<DomainRecord>;
+  /** NOT_FOUND when the domain is not the tenant's. */
+  findDomain(tenantId: string, domainId: string): Promise<DomainRecord>;
+  /** Marks the domain verified now; ALREADY_EXISTS when another tenant holds the host verified. */
+  markDomainVerified(tenantId: string, domainId: string): Promise<DomainRecord>;
   /** NOT_FOUND when the tenant does not exist. */
   insertTeam(tenantId: string, name: string): Promise<TeamRecord>;
   /** Points one of the tenant's domains at another of its assistants; NOT_FOUND when either is not the tenant's. */
@@ -42,13 +56,14 @@ export interface TenantStore {
 
 export interface TenantLibraryDeps {
   store: TenantStore;
+  ownership: DomainOwnership;
   policy: Pick<PolicyRoles, 'assignRole' | 'revokeRole'> & PolicyPlans;
   announce: AnnounceChange;
   newId?: () => string;
 }
 
 /** Tenants and what they own: assistants, the domains that route to them, teams. */
-export function createTenantLibrary({ store, policy, announce, newId = randomUUID }: TenantLibraryDeps) {
+export function createTenantLibrary({ store, ownership, policy, announce, newId = randomUUID }: TenantLibraryDeps) {
   return {
     /**
      * Creates an active tenant whose creator is its owner, on the `free` plan. The policy
@@ -88,14 +103,33 @@ export function createTenantLibrary({ store, policy, announce, newId = randomUUI
       return assistant;
     },
 
-    /** Routes a host (stored lowercase, without port) to one of the tenant's assistants. */
+    /**
+     * Claims a host (stored lowercase, without port) for an assistant. It routes nothing until verified (verifyDomain), unless the
+     * host is under an exempt suffix; any number of tenants may hold an unverified claim.
+     */
     async addDomain(input: { tenantId: string; assistantId: string; host: string }): Promise<DomainRecord> {
       const tenantId = requireUuid(input.tenantId, 'tenant_id');
       const assistantId = requireUuid(input.assistantId, 'assistant_id');
       const host = requireHost(input.host);
-      const domain = await store.insertDomain(tenantId, assistantId, host);
-      announce(tenantId, 'domain.added');
+      const verified = ownership.isExempt(host);
+      const domain = await store.insertDomain({ tenantId, assistantId, host, verificationToken: ownership.newToken(), verified });
+      if (verified) announce(tenantId, 'domain.added');
       return domain;
+    },
+
+    /**
+     * Proves the tenant owns the domain's host (its challenge TXT record, looked up now); from then
+     * on the host resolves to the domain's assistant. Verifying a verified domain changes nothing.
+     */
+    async verifyDomain(input: { tenantId: string; domainId: string }): Promise<DomainRecord> {
+      const tenantId = requireUuid(input.tenantId, 'tenant_id');
+      const domainId = requireUuid(input.domainId, 'domain_id');
+      const domain = await store.findDomain(tenantId, domainId);
+      if (domain.verifiedAt) return domain;
+      await ownership.prove(domain.host, domain.verificationToken);
+      const verified = await store.markDomainVerified(tenantId, domainId);
+      announce(tenantId, 'domain.verified');
+      return verified;
     },
 
     /** Routes one of the tenant's domains to another of its assistants. */

@@ -2,7 +2,8 @@ import { AppError, type TenantScope } from '@portcullis/kit';
 import type { TenantStore } from '../libraries/tenants.js';
 import { isUniqueViolation, tenantRecordOf, type Tx } from './rows.js';
 
-const domainColumns = { id: true, tenantId: true, assistantId: true, host: true } as const;
+const domainColumns = { id: true, tenantId: true, assistantId: true, host: true, verificationToken: true, verifiedAt: true } as const;
+const domainNotFound = () => new AppError('NOT_FOUND', 'domain not found');
 const tenantNotFound = () => new AppError('NOT_FOUND', 'tenant not found');
 
 /** Writes of a tenant and what it owns, each inside that tenant's RLS scope. */
@@ -28,16 +29,47 @@ export function createTenantQueries(scope: TenantScope<Tx>): TenantStore {
       });
     },
 
-    async insertDomain(tenantId, assistantId, host) {
+    async insertDomain({ tenantId, assistantId, host, verificationToken, verified }) {
       try {
         return await scope.run(tenantId, async (tx) => {
           // RLS hides other tenants' assistants, so "not ours" and "does not exist" look the same.
           const assistant = await tx.assistant.findUnique({ where: { id: assistantId }, select: { id: true } });
           if (!assistant) throw new AppError('NOT_FOUND', 'assistant not found');
-          return await tx.domain.create({ data: { tenantId, assistantId, host }, select: domainColumns });
+          return await tx.domain.create({
+            data: { tenantId, assistantId, host, verificationToken, verifiedAt: verified ? new Date() : null },
+            select: domainColumns,
+          });
         });
       } catch (error) {
         if (isUniqueViolation(error)) throw new AppError('ALREADY_EXISTS', 'host is already configured', { details: { field: 'host' } });
+        throw error;
+      }
+    },
+
+    findDomain(tenantId, domainId) {
+      return scope.run(tenantId, async (tx) => {
+        // RLS hides other tenants' domains: "not ours" and "does not exist" look the same.
+        const domain = await tx.domain.findUnique({ where: { id: domainId }, select: domainColumns });
+        if (!domain) throw domainNotFound();
+        return domain;
+      });
+    },
+
+    async markDomainVerified(tenantId, domainId) {
+      try {
+        return await scope.run(tenantId, async (tx) => {
+          const { count } = await tx.domain.updateMany({
+            where: { id: domainId, tenantId, verifiedAt: null },
+            data: { verifiedAt: new Date() },
+          });
+          const domain = await tx.domain.findUnique({ where: { id: domainId }, select: domainColumns });
+          if (!domain || (count === 0 && !domain.verifiedAt)) throw domainNotFound();
+          return domain;
+        });
+      } catch (error) {
+        if (isUniqueViolation(error)) {
+          throw new AppError('ALREADY_EXISTS', 'another tenant has verified this host', { details: { field: 'host' } });
+        }
         throw error;
       }
     },
@@ -48,7 +80,7 @@ export function createTenantQueries(scope: TenantScope<Tx>): TenantStore {
         const assistant = await tx.assistant.findUnique({ where: { id: assistantId }, select: { id: true } });
         if (!assistant) throw new AppError('NOT_FOUND', 'assistant not found');
         const { count } = await tx.domain.updateMany({ where: { id: domainId, tenantId }, data: { assistantId } });
-        if (count === 0) throw new AppError('NOT_FOUND', 'domain not found');
+        if (count === 0) throw domainNotFound();
         return tx.domain.findUniqueOrThrow({ where: { id: domainId }, select: domainColumns });
       });
     },

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file portcullis/tenant/v1/tenant.proto.
  */
 export const file_portcullis_tenant_v1_tenant: GenFile = /*@__PURE__*/
-  fileDesc("CiFwb3J0Y3VsbGlzL3RlbmFudC92MS90ZW5hbnQucHJvdG8SFHBvcnRjdWxsaXMudGVuYW50LnYxImQKBlRlbmFudBIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEjIKBnN0YXR1cxgDIAEoDjIiLnBvcnRjdWxsaXMuY29tbW9uLnYxLlRlbmFudFN0YXR1cxIMCgRwbGFuGAQgASgJIjgKCUFzc2lzdGFudBIKCgJpZBgBIAEoCRIRCgl0ZW5hbnRfaWQYAiABKAkSDAoEbmFtZRgDIAEoCSJLCgZEb21haW4SCgoCaWQYASABKAkSEQoJdGVuYW50X2lkGAIgASgJEhQKDGFzc2lzdGFudF9pZBgDIAEoCRIMCgRob3N0GAQgASgJIjMKBFRlYW0SCgoCaWQYASABKAkSEQoJdGVuYW50X2lkGAIgASgJEgwKBG5hbWUYAyABKAkiTgoJQ2hhdEdyb3VwEgoKAmlkGAEgASgJEhEKCXRlbmFudF9pZBgCIAEoCRIUCgxhc3Npc3RhbnRfaWQYAyABKAkSDAoEbmFtZRgEIAEoCSKhAQoKTWVtYmVyc2hpcBIRCgl0ZW5hbnRfaWQYASABKAkSEwoLdGVuYW50X25hbWUYAiABKAkSDwoHdXNlcl9pZBgDIAEoCRIoCgRyb2xlGAQgASgOMhoucG9ydGN1bGxpcy5jb21tb24udjEuUm9sZRIwCgxtZW1iZXJfc2luY2UYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIjoKE0NyZWF0ZVRlbmFudFJlcXVlc3QSDAoEbmFtZRgBIAEoCRIVCg1vd25lcl91c2VyX2lkGAIgASgJIkQKFENyZWF0ZVRlbmFudFJlc3BvbnNlEiwKBnRlbmFudBgBIAEoCzIcLnBvcnRjdWxsaXMudGVuYW50LnYxLlRlbmFudCI5ChZDcmVhdGVBc3Npc3RhbnRSZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCRIMCgRuYW1lGAIgASgJIk0KF0NyZWF0ZUFzc2lzdGFudFJlc3BvbnNlEjIKCWFzc2lzdGFudBgBIAEoCzIfLnBvcnRjdWxsaXMudGVuYW50LnYxLkFzc2lzdGFudCJJChBBZGREb21haW5SZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCRIUCgxhc3Npc3RhbnRfaWQYAiABKAkSDAoEaG9zdBgDIAEoCSJBChFBZGREb21haW5SZXNwb25zZRIsCgZkb21haW4YASABKAsyHC5wb3J0Y3VsbGlzLnRlbmFudC52MS5Eb21haW4iNAoRQ3JlYXRlVGVhbVJlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJEgwKBG5hbWUYAiABKAkiPgoSQ3JlYXRlVGVhbVJlc3BvbnNlEigKBHRlYW0YASABKAsyGi5wb3J0Y3VsbGlzLnRlbmFudC52MS5UZWFtIpABChBBZGRNZW1iZXJSZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCRIPCgd1c2VyX2lkGAIgASgJEigKBHJvbGUYAyABKA4yGi5wb3J0Y3VsbGlzLmNvbW1vbi52MS5Sb2xlEi4KBWFjdG9yGAQgASgLMh8ucG9ydGN1bGxpcy5jb21tb24udjEuUHJpbmNpcGFsIkkKEUFkZE1lbWJlclJlc3BvbnNlEjQKCm1lbWJlcnNoaXAYASABKAsyIC5wb3J0Y3VsbGlzLnRlbmFudC52MS5NZW1iZXJzaGlwIjoKFEdldE1lbWJlcnNoaXBSZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCRIPCgd1c2VyX2lkGAIgASgJIk0KFUdldE1lbWJlcnNoaXBSZXNwb25zZRI0CgptZW1iZXJzaGlwGAEgASgLMiAucG9ydGN1bGxpcy50ZW5hbnQudjEuTWVtYmVyc2hpcCIpChZMaXN0VXNlclRlbmFudHNSZXF1ZXN0Eg8KB3VzZXJfaWQYASABKAkiUAoXTGlzdFVzZXJUZW5hbnRzUmVzcG9uc2USNQoLbWVtYmVyc2hpcHMYASADKAsyIC5wb3J0Y3VsbGlzLnRlbmFudC52MS5NZW1iZXJzaGlwIk4KFVJlc29sdmVDb250ZXh0UmVxdWVzdBIMCgRob3N0GAEgASgJEhQKDGFzc2lzdGFudF9pZBgCIAEoCRIRCgl0ZW5hbnRfaWQYAyABKAkiTgoWUmVzb2x2ZUNvbnRleHRSZXNwb25zZRI0Cgdjb250ZXh0GAEgASgLMiMucG9ydGN1bGxpcy5jb21tb24udjEuVGVuYW50Q29udGV4dCJpChNSZW1vdmVNZW1iZXJSZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCRIPCgd1c2VyX2lkGAIgASgJEi4KBWFjdG9yGAMgASgLMh8ucG9ydGN1bGxpcy5jb21tb24udjEuUHJpbmNpcGFsIhYKFFJlbW92ZU1lbWJlclJlc3BvbnNlInsKFEFkZFRlYW1NZW1iZXJSZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCRIPCgd0ZWFtX2lkGAIgASgJEg8KB3VzZXJfaWQYAyABKAkSLgoFYWN0b3IYBCABKAsyHy5wb3J0Y3VsbGlzLmNvbW1vbi52MS5QcmluY2lwYWwiFwoVQWRkVGVhbU1lbWJlclJlc3BvbnNlIn4KF1JlbW92ZVRlYW1NZW1iZXJSZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCRIPCgd0ZWFtX2lkGAIgASgJEg8KB3VzZXJfaWQYAyABKAkSLgoFYWN0b3IYBCABKAsyHy5wb3J0Y3VsbGlzLmNvbW1vbi52MS5QcmluY2lwYWwiGgoYUmVtb3ZlVGVhbU1lbWJlclJlc3BvbnNlIiUKEExpc3RUZWFtc1JlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJIj4KEUxpc3RUZWFtc1Jlc3BvbnNlEikKBXRlYW1zGAEgAygLMhoucG9ydGN1bGxpcy50ZW5hbnQudjEuVGVhbSI6ChRMaXN0VXNlclRlYW1zUmVxdWVzdBIRCgl0ZW5hbnRfaWQYASABKAkSDwoHdXNlcl9pZBgCIAEoCSJCChVMaXN0VXNlclRlYW1zUmVzcG9uc2USKQoFdGVhbXMYASADKAsyGi5wb3J0Y3VsbGlzLnRlbmFudC52MS5UZWFtIk8KEU1vdmVEb21haW5SZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCRIRCglkb21haW5faWQYAiABKAkSFAoMYXNzaXN0YW50X2lkGAMgASgJIkIKEk1vdmVEb21haW5SZXNwb25zZRIsCgZkb21haW4YASABKAsyHC5wb3J0Y3VsbGlzLnRlbmFudC52MS5Eb21haW4iXwoWU2V0VGVuYW50U3RhdHVzUmVxdWVzdBIRCgl0ZW5hbnRfaWQYASABKAkSMgoGc3RhdHVzGAIgASgOMiIucG9ydGN1bGxpcy5jb21tb24udjEuVGVuYW50U3RhdHVzIkcKF1NldFRlbmFudFN0YXR1c1Jlc3BvbnNlEiwKBnRlbmFudBgBIAEoCzIcLnBvcnRjdWxsaXMudGVuYW50LnYxLlRlbmFudCI3ChRTZXRUZW5hbnRQbGFuUmVxdWVzdBIRCgl0ZW5hbnRfaWQYASABKAkSDAoEcGxhbhgCIAEoCSIXChVTZXRUZW5hbnRQbGFuUmVzcG9uc2UifwoWQ3JlYXRlQ2hhdEdyb3VwUmVxdWVzdBIRCgl0ZW5hbnRfaWQYASABKAkSFAoMYXNzaXN0YW50X2lkGAIgASgJEgwKBG5hbWUYAyABKAkSLgoFYWN0b3IYBCABKAsyHy5wb3J0Y3VsbGlzLmNvbW1vbi52MS5QcmluY2lwYWwiTgoXQ3JlYXRlQ2hhdEdyb3VwUmVzcG9uc2USMwoKY2hhdF9ncm91cBgBIAEoCzIfLnBvcnRjdWxsaXMudGVuYW50LnYxLkNoYXRHcm91cCJAChVMaXN0Q2hhdEdyb3Vwc1JlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJEhQKDGFzc2lzdGFudF9pZBgCIAEoCSJOChZMaXN0Q2hhdEdyb3Vwc1Jlc3BvbnNlEjQKC2NoYXRfZ3JvdXBzGAEgAygLMh8ucG9ydGN1bGxpcy50ZW5hbnQudjEuQ2hhdEdyb3VwIoYBChlBZGRDaGF0R3JvdXBNZW1iZXJSZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCRIVCg1jaGF0X2dyb3VwX2lkGAIgASgJEg8KB3VzZXJfaWQYAyABKAkSLgoFYWN0b3IYBCABKAsyHy5wb3J0Y3VsbGlzLmNvbW1vbi52MS5QcmluY2lwYWwiHAoaQWRkQ2hhdEdyb3VwTWVtYmVyUmVzcG9uc2UiiQEKHFJlbW92ZUNoYXRHcm91cE1lbWJlclJlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJEhUKDWNoYXRfZ3JvdXBfaWQYAiABKAkSDwoHdXNlcl9pZBgDIAEoCRIuCgVhY3RvchgEIAEoCzIfLnBvcnRjdWxsaXMuY29tbW9uLnYxLlByaW5jaXBhbCIfCh1SZW1vdmVDaGF0R3JvdXBNZW1iZXJSZXNwb25zZSJHChtMaXN0Q2hhdEdyb3VwTWVtYmVyc1JlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJEhUKDWNoYXRfZ3JvdXBfaWQYAiABKAkiMAocTGlzdENoYXRHcm91cE1lbWJlcnNSZXNwb25zZRIQCgh1c2VyX2lkcxgBIAMoCTLxEQoVVGVuYW50UmVnaXN0cnlTZXJ2aWNlEmUKDENyZWF0ZVRlbmFudBIpLnBvcnRjdWxsaXMudGVuYW50LnYxLkNyZWF0ZVRlbmFudFJlcXVlc3QaKi5wb3J0Y3VsbGlzLnRlbmFudC52MS5DcmVhdGVUZW5hbnRSZXNwb25zZRJuCg9DcmVhdGVBc3Npc3RhbnQSLC5wb3J0Y3VsbGlzLnRlbmFudC52MS5DcmVhdGVBc3Npc3RhbnRSZXF1ZXN0Gi0ucG9ydGN1bGxpcy50ZW5hbnQudjEuQ3JlYXRlQXNzaXN0YW50UmVzcG9uc2USXAoJQWRkRG9tYWluEiYucG9ydGN1bGxpcy50ZW5hbnQudjEuQWRkRG9tYWluUmVxdWVzdBonLnBvcnRjdWxsaXMudGVuYW50LnYxLkFkZERvbWFpblJlc3BvbnNlEl8KCk1vdmVEb21haW4SJy5wb3J0Y3VsbGlzLnRlbmFudC52MS5Nb3ZlRG9tYWluUmVxdWVzdBooLnBvcnRjdWxsaXMudGVuYW50LnYxLk1vdmVEb21haW5SZXNwb25zZRJuCg9TZXRUZW5hbnRTdGF0dXMSLC5wb3J0Y3VsbGlzLnRlbmFudC52MS5TZXRUZW5hbnRTdGF0dXNSZXF1ZXN0Gi0ucG9ydGN1bGxpcy50ZW5hbnQudjEuU2V0VGVuYW50U3RhdHVzUmVzcG9uc2USaAoNU2V0VGVuYW50UGxhbhIqLnBvcnRjdWxsaXMudGVuYW50LnYxLlNldFRlbmFudFBsYW5SZXF1ZXN0GisucG9ydGN1bGxpcy50ZW5hbnQudjEuU2V0VGVuYW50UGxhblJlc3BvbnNlEl8KCkNyZWF0ZVRlYW0SJy5wb3J0Y3VsbGlzLnRlbmFudC52MS5DcmVhdGVUZWFtUmVxdWVzdBooLnBvcnRjdWxsaXMudGVuYW50LnYxLkNyZWF0ZVRlYW1SZXNwb25zZRJcCglBZGRNZW1iZXISJi5wb3J0Y3VsbGlzLnRlbmFudC52MS5BZGRNZW1iZXJSZXF1ZXN0GicucG9ydGN1bGxpcy50ZW5hbnQudjEuQWRkTWVtYmVyUmVzcG9uc2USZQoMUmVtb3ZlTWVtYmVyEikucG9ydGN1bGxpcy50ZW5hbnQudjEuUmVtb3ZlTWVtYmVyUmVxdWVzdBoqLnBvcnRjdWxsaXMudGVuYW50LnYxLlJlbW92ZU1lbWJlclJlc3BvbnNlEmgKDUFkZFRlYW1NZW1iZXISKi5wb3J0Y3VsbGlzLnRlbmFudC52MS5BZGRUZWFtTWVtYmVyUmVxdWVzdBorLnBvcnRjdWxsaXMudGVuYW50LnYxLkFkZFRlYW1NZW1iZXJSZXNwb25zZRJxChBSZW1vdmVUZWFtTWVtYmVyEi0ucG9ydGN1bGxpcy50ZW5hbnQudjEuUmVtb3ZlVGVhbU1lbWJlclJlcXVlc3QaLi5wb3J0Y3VsbGlzLnRlbmFudC52MS5SZW1vdmVUZWFtTWVtYmVyUmVzcG9uc2USXAoJTGlzdFRlYW1zEiYucG9ydGN1bGxpcy50ZW5hbnQudjEuTGlzdFRlYW1zUmVxdWVzdBonLnBvcnRjdWxsaXMudGVuYW50LnYxLkxpc3RUZWFtc1Jlc3BvbnNlEmgKDUxpc3RVc2VyVGVhbXMSKi5wb3J0Y3VsbGlzLnRlbmFudC52MS5MaXN0VXNlclRlYW1zUmVxdWVzdBorLnBvcnRjdWxsaXMudGVuYW50LnYxLkxpc3RVc2VyVGVhbXNSZXNwb25zZRJuCg9DcmVhdGVDaGF0R3JvdXASLC5wb3J0Y3VsbGlzLnRlbmFudC52MS5DcmVhdGVDaGF0R3JvdXBSZXF1ZXN0Gi0ucG9ydGN1bGxpcy50ZW5hbnQudjEuQ3JlYXRlQ2hhdEdyb3VwUmVzcG9uc2USawoOTGlzdENoYXRHcm91cHMSKy5wb3J0Y3VsbGlzLnRlbmFudC52MS5MaXN0Q2hhdEdyb3Vwc1JlcXVlc3QaLC5wb3J0Y3VsbGlzLnRlbmFudC52MS5MaXN0Q2hhdEdyb3Vwc1Jlc3BvbnNlEncKEkFkZENoYXRHcm91cE1lbWJlchIvLnBvcnRjdWxsaXMudGVuYW50LnYxLkFkZENoYXRHcm91cE1lbWJlclJlcXVlc3QaMC5wb3J0Y3VsbGlzLnRlbmFudC52MS5BZGRDaGF0R3JvdXBNZW1iZXJSZXNwb25zZRKAAQoVUmVtb3ZlQ2hhdEdyb3VwTWVtYmVyEjIucG9ydGN1bGxpcy50ZW5hbnQudjEuUmVtb3ZlQ2hhdEdyb3VwTWVtYmVyUmVxdWVzdBozLnBvcnRjdWxsaXMudGVuYW50LnYxLlJlbW92ZUNoYXRHcm91cE1lbWJlclJlc3BvbnNlEn0KFExpc3RDaGF0R3JvdXBNZW1iZXJzEjEucG9ydGN1bGxpcy50ZW5hbnQudjEuTGlzdENoYXRHcm91cE1lbWJlcnNSZXF1ZXN0GjIucG9ydGN1bGxpcy50ZW5hbnQudjEuTGlzdENoYXRHcm91cE1lbWJlcnNSZXNwb25zZRJoCg1HZXRNZW1iZXJzaGlwEioucG9ydGN1bGxpcy50ZW5hbnQudjEuR2V0TWVtYmVyc2hpcFJlcXVlc3QaKy5wb3J0Y3VsbGlzLnRlbmFudC52MS5HZXRNZW1iZXJzaGlwUmVzcG9uc2USbgoPTGlzdFVzZXJUZW5hbnRzEiwucG9ydGN1bGxpcy50ZW5hbnQudjEuTGlzdFVzZXJUZW5hbnRzUmVxdWVzdBotLnBvcnRjdWxsaXMudGVuYW50LnYxLkxpc3RVc2VyVGVuYW50c1Jlc3BvbnNlEmsKDlJlc29sdmVDb250ZXh0EisucG9ydGN1bGxpcy50ZW5hbnQudjEuUmVzb2x2ZUNvbnRleHRSZXF1ZXN0GiwucG9ydGN1bGxpcy50ZW5hbnQudjEuUmVzb2x2ZUNvbnRleHRSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp, file_portcullis_common_v1_common]);
+  fileDesc("CiFwb3J0Y3VsbGlzL3RlbmFudC92MS90ZW5hbnQucHJvdG8SFHBvcnRjdWxsaXMudGVuYW50LnYxImQKBlRlbmFudBIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEjIKBnN0YXR1cxgDIAEoDjIiLnBvcnRjdWxsaXMuY29tbW9uLnYxLlRlbmFudFN0YXR1cxIMCgRwbGFuGAQgASgJIjgKCUFzc2lzdGFudBIKCgJpZBgBIAEoCRIRCgl0ZW5hbnRfaWQYAiABKAkSDAoEbmFtZRgDIAEoCSK8AQoGRG9tYWluEgoKAmlkGAEgASgJEhEKCXRlbmFudF9pZBgCIAEoCRIUCgxhc3Npc3RhbnRfaWQYAyABKAkSDAoEaG9zdBgEIAEoCRIvCgt2ZXJpZmllZF9hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASPgoMdmVyaWZpY2F0aW9uGAYgASgLMigucG9ydGN1bGxpcy50ZW5hbnQudjEuRG9tYWluVmVyaWZpY2F0aW9uIj8KEkRvbWFpblZlcmlmaWNhdGlvbhITCgtyZWNvcmRfbmFtZRgBIAEoCRIUCgxyZWNvcmRfdmFsdWUYAiABKAkiMwoEVGVhbRIKCgJpZBgBIAEoCRIRCgl0ZW5hbnRfaWQYAiABKAkSDAoEbmFtZRgDIAEoCSJOCglDaGF0R3JvdXASCgoCaWQYASABKAkSEQoJdGVuYW50X2lkGAIgASgJEhQKDGFzc2lzdGFudF9pZBgDIAEoCRIMCgRuYW1lGAQgASgJIqEBCgpNZW1iZXJzaGlwEhEKCXRlbmFudF9pZBgBIAEoCRITCgt0ZW5hbnRfbmFtZRgCIAEoCRIPCgd1c2VyX2lkGAMgASgJEigKBHJvbGUYBCABKA4yGi5wb3J0Y3VsbGlzLmNvbW1vbi52MS5Sb2xlEjAKDG1lbWJlcl9zaW5jZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiOgoTQ3JlYXRlVGVuYW50UmVxdWVzdBIMCgRuYW1lGAEgASgJEhUKDW93bmVyX3VzZXJfaWQYAiABKAkiRAoUQ3JlYXRlVGVuYW50UmVzcG9uc2USLAoGdGVuYW50GAEgASgLMhwucG9ydGN1bGxpcy50ZW5hbnQudjEuVGVuYW50IjkKFkNyZWF0ZUFzc2lzdGFudFJlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJEgwKBG5hbWUYAiABKAkiTQoXQ3JlYXRlQXNzaXN0YW50UmVzcG9uc2USMgoJYXNzaXN0YW50GAEgASgLMh8ucG9ydGN1bGxpcy50ZW5hbnQudjEuQXNzaXN0YW50IkkKEEFkZERvbWFpblJlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJEhQKDGFzc2lzdGFudF9pZBgCIAEoCRIMCgRob3N0GAMgASgJIkEKEUFkZERvbWFpblJlc3BvbnNlEiwKBmRvbWFpbhgBIAEoCzIcLnBvcnRjdWxsaXMudGVuYW50LnYxLkRvbWFpbiI0ChFDcmVhdGVUZWFtUmVxdWVzdBIRCgl0ZW5hbnRfaWQYASABKAkSDAoEbmFtZRgCIAEoCSI+ChJDcmVhdGVUZWFtUmVzcG9uc2USKAoEdGVhbRgBIAEoCzIaLnBvcnRjdWxsaXMudGVuYW50LnYxLlRlYW0ikAEKEEFkZE1lbWJlclJlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJEg8KB3VzZXJfaWQYAiABKAkSKAoEcm9sZRgDIAEoDjIaLnBvcnRjdWxsaXMuY29tbW9uLnYxLlJvbGUSLgoFYWN0b3IYBCABKAsyHy5wb3J0Y3VsbGlzLmNvbW1vbi52MS5QcmluY2lwYWwiSQoRQWRkTWVtYmVyUmVzcG9uc2USNAoKbWVtYmVyc2hpcBgBIAEoCzIgLnBvcnRjdWxsaXMudGVuYW50LnYxLk1lbWJlcnNoaXAiOgoUR2V0TWVtYmVyc2hpcFJlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJEg8KB3VzZXJfaWQYAiABKAkiTQoVR2V0TWVtYmVyc2hpcFJlc3BvbnNlEjQKCm1lbWJlcnNoaXAYASABKAsyIC5wb3J0Y3VsbGlzLnRlbmFudC52MS5NZW1iZXJzaGlwIikKFkxpc3RVc2VyVGVuYW50c1JlcXVlc3QSDwoHdXNlcl9pZBgBIAEoCSJQChdMaXN0VXNlclRlbmFudHNSZXNwb25zZRI1CgttZW1iZXJzaGlwcxgBIAMoCzIgLnBvcnRjdWxsaXMudGVuYW50LnYxLk1lbWJlcnNoaXAiTgoVUmVzb2x2ZUNvbnRleHRSZXF1ZXN0EgwKBGhvc3QYASABKAkSFAoMYXNzaXN0YW50X2lkGAIgASgJEhEKCXRlbmFudF9pZBgDIAEoCSJOChZSZXNvbHZlQ29udGV4dFJlc3BvbnNlEjQKB2NvbnRleHQYASABKAsyIy5wb3J0Y3VsbGlzLmNvbW1vbi52MS5UZW5hbnRDb250ZXh0ImkKE1JlbW92ZU1lbWJlclJlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJEg8KB3VzZXJfaWQYAiABKAkSLgoFYWN0b3IYAyABKAsyHy5wb3J0Y3VsbGlzLmNvbW1vbi52MS5QcmluY2lwYWwiFgoUUmVtb3ZlTWVtYmVyUmVzcG9uc2UiewoUQWRkVGVhbU1lbWJlclJlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJEg8KB3RlYW1faWQYAiABKAkSDwoHdXNlcl9pZBgDIAEoCRIuCgVhY3RvchgEIAEoCzIfLnBvcnRjdWxsaXMuY29tbW9uLnYxLlByaW5jaXBhbCIXChVBZGRUZWFtTWVtYmVyUmVzcG9uc2UifgoXUmVtb3ZlVGVhbU1lbWJlclJlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJEg8KB3RlYW1faWQYAiABKAkSDwoHdXNlcl9pZBgDIAEoCRIuCgVhY3RvchgEIAEoCzIfLnBvcnRjdWxsaXMuY29tbW9uLnYxLlByaW5jaXBhbCIaChhSZW1vdmVUZWFtTWVtYmVyUmVzcG9uc2UiJQoQTGlzdFRlYW1zUmVxdWVzdBIRCgl0ZW5hbnRfaWQYASABKAkiPgoRTGlzdFRlYW1zUmVzcG9uc2USKQoFdGVhbXMYASADKAsyGi5wb3J0Y3VsbGlzLnRlbmFudC52MS5UZWFtIjoKFExpc3RVc2VyVGVhbXNSZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCRIPCgd1c2VyX2lkGAIgASgJIkIKFUxpc3RVc2VyVGVhbXNSZXNwb25zZRIpCgV0ZWFtcxgBIAMoCzIaLnBvcnRjdWxsaXMudGVuYW50LnYxLlRlYW0iOwoTVmVyaWZ5RG9tYWluUmVxdWVzdBIRCgl0ZW5hbnRfaWQYASABKAkSEQoJZG9tYWluX2lkGAIgASgJIkQKFFZlcmlmeURvbWFpblJlc3BvbnNlEiwKBmRvbWFpbhgBIAEoCzIcLnBvcnRjdWxsaXMudGVuYW50LnYxLkRvbWFpbiJPChFNb3ZlRG9tYWluUmVxdWVzdBIRCgl0ZW5hbnRfaWQYASABKAkSEQoJZG9tYWluX2lkGAIgASgJEhQKDGFzc2lzdGFudF9pZBgDIAEoCSJCChJNb3ZlRG9tYWluUmVzcG9uc2USLAoGZG9tYWluGAEgASgLMhwucG9ydGN1bGxpcy50ZW5hbnQudjEuRG9tYWluIl8KFlNldFRlbmFudFN0YXR1c1JlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJEjIKBnN0YXR1cxgCIAEoDjIiLnBvcnRjdWxsaXMuY29tbW9uLnYxLlRlbmFudFN0YXR1cyJHChdTZXRUZW5hbnRTdGF0dXNSZXNwb25zZRIsCgZ0ZW5hbnQYASABKAsyHC5wb3J0Y3VsbGlzLnRlbmFudC52MS5UZW5hbnQiNwoUU2V0VGVuYW50UGxhblJlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJEgwKBHBsYW4YAiABKAkiFwoVU2V0VGVuYW50UGxhblJlc3BvbnNlIn8KFkNyZWF0ZUNoYXRHcm91cFJlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJEhQKDGFzc2lzdGFudF9pZBgCIAEoCRIMCgRuYW1lGAMgASgJEi4KBWFjdG9yGAQgASgLMh8ucG9ydGN1bGxpcy5jb21tb24udjEuUHJpbmNpcGFsIk4KF0NyZWF0ZUNoYXRHcm91cFJlc3BvbnNlEjMKCmNoYXRfZ3JvdXAYASABKAsyHy5wb3J0Y3VsbGlzLnRlbmFudC52MS5DaGF0R3JvdXAiQAoVTGlzdENoYXRHcm91cHNSZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCRIUCgxhc3Npc3RhbnRfaWQYAiABKAkiTgoWTGlzdENoYXRHcm91cHNSZXNwb25zZRI0CgtjaGF0X2dyb3VwcxgBIAMoCzIfLnBvcnRjdWxsaXMudGVuYW50LnYxLkNoYXRHcm91cCKGAQoZQWRkQ2hhdEdyb3VwTWVtYmVyUmVxdWVzdBIRCgl0ZW5hbnRfaWQYASABKAkSFQoNY2hhdF9ncm91cF9pZBgCIAEoCRIPCgd1c2VyX2lkGAMgASgJEi4KBWFjdG9yGAQgASgLMh8ucG9ydGN1bGxpcy5jb21tb24udjEuUHJpbmNpcGFsIhwKGkFkZENoYXRHcm91cE1lbWJlclJlc3BvbnNlIokBChxSZW1vdmVDaGF0R3JvdXBNZW1iZXJSZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCRIVCg1jaGF0X2dyb3VwX2lkGAIgASgJEg8KB3VzZXJfaWQYAyABKAkSLgoFYWN0b3IYBCABKAsyHy5wb3J0Y3VsbGlzLmNvbW1vbi52MS5QcmluY2lwYWwiHwodUmVtb3ZlQ2hhdEdyb3VwTWVtYmVyUmVzcG9uc2UiRwobTGlzdENoYXRHcm91cE1lbWJlcnNSZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCRIVCg1jaGF0X2dyb3VwX2lkGAIgASgJIjAKHExpc3RDaGF0R3JvdXBNZW1iZXJzUmVzcG9uc2USEAoIdXNlcl9pZHMYASADKAky2BIKFVRlbmFudFJlZ2lzdHJ5U2VydmljZRJlCgxDcmVhdGVUZW5hbnQSKS5wb3J0Y3VsbGlzLnRlbmFudC52MS5DcmVhdGVUZW5hbnRSZXF1ZXN0GioucG9ydGN1bGxpcy50ZW5hbnQudjEuQ3JlYXRlVGVuYW50UmVzcG9uc2USbgoPQ3JlYXRlQXNzaXN0YW50EiwucG9ydGN1bGxpcy50ZW5hbnQudjEuQ3JlYXRlQXNzaXN0YW50UmVxdWVzdBotLnBvcnRjdWxsaXMudGVuYW50LnYxLkNyZWF0ZUFzc2lzdGFudFJlc3BvbnNlElwKCUFkZERvbWFpbhImLnBvcnRjdWxsaXMudGVuYW50LnYxLkFkZERvbWFpblJlcXVlc3QaJy5wb3J0Y3VsbGlzLnRlbmFudC52MS5BZGREb21haW5SZXNwb25zZRJlCgxWZXJpZnlEb21haW4SKS5wb3J0Y3VsbGlzLnRlbmFudC52MS5WZXJpZnlEb21haW5SZXF1ZXN0GioucG9ydGN1bGxpcy50ZW5hbnQudjEuVmVyaWZ5RG9tYWluUmVzcG9uc2USXwoKTW92ZURvbWFpbhInLnBvcnRjdWxsaXMudGVuYW50LnYxLk1vdmVEb21haW5SZXF1ZXN0GigucG9ydGN1bGxpcy50ZW5hbnQudjEuTW92ZURvbWFpblJlc3BvbnNlEm4KD1NldFRlbmFudFN0YXR1cxIsLnBvcnRjdWxsaXMudGVuYW50LnYxLlNldFRlbmFudFN0YXR1c1JlcXVlc3QaLS5wb3J0Y3VsbGlzLnRlbmFudC52MS5TZXRUZW5hbnRTdGF0dXNSZXNwb25zZRJoCg1TZXRUZW5hbnRQbGFuEioucG9ydGN1bGxpcy50ZW5hbnQudjEuU2V0VGVuYW50UGxhblJlcXVlc3QaKy5wb3J0Y3VsbGlzLnRlbmFudC52MS5TZXRUZW5hbnRQbGFuUmVzcG9uc2USXwoKQ3JlYXRlVGVhbRInLnBvcnRjdWxsaXMudGVuYW50LnYxLkNyZWF0ZVRlYW1SZXF1ZXN0GigucG9ydGN1bGxpcy50ZW5hbnQudjEuQ3JlYXRlVGVhbVJlc3BvbnNlElwKCUFkZE1lbWJlchImLnBvcnRjdWxsaXMudGVuYW50LnYxLkFkZE1lbWJlclJlcXVlc3QaJy5wb3J0Y3VsbGlzLnRlbmFudC52MS5BZGRNZW1iZXJSZXNwb25zZRJlCgxSZW1vdmVNZW1iZXISKS5wb3J0Y3VsbGlzLnRlbmFudC52MS5SZW1vdmVNZW1iZXJSZXF1ZXN0GioucG9ydGN1bGxpcy50ZW5hbnQudjEuUmVtb3ZlTWVtYmVyUmVzcG9uc2USaAoNQWRkVGVhbU1lbWJlchIqLnBvcnRjdWxsaXMudGVuYW50LnYxLkFkZFRlYW1NZW1iZXJSZXF1ZXN0GisucG9ydGN1bGxpcy50ZW5hbnQudjEuQWRkVGVhbU1lbWJlclJlc3BvbnNlEnEKEFJlbW92ZVRlYW1NZW1iZXISLS5wb3J0Y3VsbGlzLnRlbmFudC52MS5SZW1vdmVUZWFtTWVtYmVyUmVxdWVzdBouLnBvcnRjdWxsaXMudGVuYW50LnYxLlJlbW92ZVRlYW1NZW1iZXJSZXNwb25zZRJcCglMaXN0VGVhbXMSJi5wb3J0Y3VsbGlzLnRlbmFudC52MS5MaXN0VGVhbXNSZXF1ZXN0GicucG9ydGN1bGxpcy50ZW5hbnQudjEuTGlzdFRlYW1zUmVzcG9uc2USaAoNTGlzdFVzZXJUZWFtcxIqLnBvcnRjdWxsaXMudGVuYW50LnYxLkxpc3RVc2VyVGVhbXNSZXF1ZXN0GisucG9ydGN1bGxpcy50ZW5hbnQudjEuTGlzdFVzZXJUZWFtc1Jlc3BvbnNlEm4KD0NyZWF0ZUNoYXRHcm91cBIsLnBvcnRjdWxsaXMudGVuYW50LnYxLkNyZWF0ZUNoYXRHcm91cFJlcXVlc3QaLS5wb3J0Y3VsbGlzLnRlbmFudC52MS5DcmVhdGVDaGF0R3JvdXBSZXNwb25zZRJrCg5MaXN0Q2hhdEdyb3VwcxIrLnBvcnRjdWxsaXMudGVuYW50LnYxLkxpc3RDaGF0R3JvdXBzUmVxdWVzdBosLnBvcnRjdWxsaXMudGVuYW50LnYxLkxpc3RDaGF0R3JvdXBzUmVzcG9uc2USdwoSQWRkQ2hhdEdyb3VwTWVtYmVyEi8ucG9ydGN1bGxpcy50ZW5hbnQudjEuQWRkQ2hhdEdyb3VwTWVtYmVyUmVxdWVzdBowLnBvcnRjdWxsaXMudGVuYW50LnYxLkFkZENoYXRHcm91cE1lbWJlclJlc3BvbnNlEoABChVSZW1vdmVDaGF0R3JvdXBNZW1iZXISMi5wb3J0Y3VsbGlzLnRlbmFudC52MS5SZW1vdmVDaGF0R3JvdXBNZW1iZXJSZXF1ZXN0GjMucG9ydGN1bGxpcy50ZW5hbnQudjEuUmVtb3ZlQ2hhdEdyb3VwTWVtYmVyUmVzcG9uc2USfQoUTGlzdENoYXRHcm91cE1lbWJlcnMSMS5wb3J0Y3VsbGlzLnRlbmFudC52MS5MaXN0Q2hhdEdyb3VwTWVtYmVyc1JlcXVlc3QaMi5wb3J0Y3VsbGlzLnRlbmFudC52MS5MaXN0Q2hhdEdyb3VwTWVtYmVyc1Jlc3BvbnNlEmgKDUdldE1lbWJlcnNoaXASKi5wb3J0Y3VsbGlzLnRlbmFudC52MS5HZXRNZW1iZXJzaGlwUmVxdWVzdBorLnBvcnRjdWxsaXMudGVuYW50LnYxLkdldE1lbWJlcnNoaXBSZXNwb25zZRJuCg9MaXN0VXNlclRlbmFudHMSLC5wb3J0Y3VsbGlzLnRlbmFudC52MS5MaXN0VXNlclRlbmFudHNSZXF1ZXN0Gi0ucG9ydGN1bGxpcy50ZW5hbnQudjEuTGlzdFVzZXJUZW5hbnRzUmVzcG9uc2USawoOUmVzb2x2ZUNvbnRleHQSKy5wb3J0Y3VsbGlzLnRlbmFudC52MS5SZXNvbHZlQ29udGV4dFJlcXVlc3QaLC5wb3J0Y3VsbGlzLnRlbmFudC52MS5SZXNvbHZlQ29udGV4dFJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp, file_portcullis_common_v1_common]);
 
 /**
  * @generated from message portcullis.tenant.v1.Tenant
@@ -100,6 +100,20 @@ export type Domain = Message<"portcullis.tenant.v1.Domain"> & {
    * @generated from field: string host = 4;
    */
   host: string;
+
+  /**
+   * Unset until ownership is verified; only verified domains resolve.
+   *
+   * @generated from field: google.protobuf.Timestamp verified_at = 5;
+   */
+  verifiedAt?: Timestamp | undefined;
+
+  /**
+   * The TXT record whose presence proves ownership.
+   *
+   * @generated from field: portcullis.tenant.v1.DomainVerification verification = 6;
+   */
+  verification?: DomainVerification | undefined;
 };
 
 /**
@@ -108,6 +122,32 @@ export type Domain = Message<"portcullis.tenant.v1.Domain"> & {
  */
 export const DomainSchema: GenMessage<Domain> = /*@__PURE__*/
   messageDesc(file_portcullis_tenant_v1_tenant, 2);
+
+/**
+ * @generated from message portcullis.tenant.v1.DomainVerification
+ */
+export type DomainVerification = Message<"portcullis.tenant.v1.DomainVerification"> & {
+  /**
+   * e.g. _portcullis-challenge.chat.example.com
+   *
+   * @generated from field: string record_name = 1;
+   */
+  recordName: string;
+
+  /**
+   * e.g. portcullis-domain-verification=<token>
+   *
+   * @generated from field: string record_value = 2;
+   */
+  recordValue: string;
+};
+
+/**
+ * Describes the message portcullis.tenant.v1.DomainVerification.
+ * Use `create(DomainVerificationSchema)` to create a new message.
+ */
+export const DomainVerificationSchema: GenMessage<DomainVerification> = /*@__PURE__*/
+  messageDesc(file_portcullis_tenant_v1_tenant, 3);
 
 /**
  * @generated from message portcullis.tenant.v1.Team
@@ -134,7 +174,7 @@ export type Team = Message<"portcullis.tenant.v1.Team"> & {
  * Use `create(TeamSchema)` to create a new message.
  */
 export const TeamSchema: GenMessage<Team> = /*@__PURE__*/
-  messageDesc(file_portcullis_tenant_v1_tenant, 3);
+  messageDesc(file_portcullis_tenant_v1_tenant, 4);
 
 /**
  * @generated from message portcullis.tenant.v1.ChatGroup
@@ -166,7 +206,7 @@ export type ChatGroup = Message<"portcullis.tenant.v1.ChatGroup"> & {
  * Use `create(ChatGroupSchema)` to create a new message.
  */
 export const ChatGroupSchema: GenMessage<ChatGroup> = /*@__PURE__*/
-  messageDesc(file_portcullis_tenant_v1_tenant, 4);
+  messageDesc(file_portcullis_tenant_v1_tenant, 5);
 
 /**
  * @generated from message portcullis.tenant.v1.Membership
@@ -206,7 +246,7 @@ export type Membership = Message<"portcullis.tenant.v1.Membership"> & {
  * Use `create(MembershipSchema)` to create a new message.
  */
 export const MembershipSchema: GenMessage<Membership> = /*@__PURE__*/
-  messageDesc(file_portcullis_tenant_v1_tenant, 5);
+  messageDesc(file_portcullis_tenant_v1_tenant, 6);
 
 /**
  * @generated from message portcullis.tenant.v1.CreateTenantRequest
@@ -228,7 +268,7 @@ export type CreateTenantRequest = Message<"portcullis.tenant.v1.CreateTenantRequ
  * Use `create(CreateTenantRequestSchema)` to create a new message.
  */
 export const CreateTenantRequestSchema: GenMessage<CreateTenantRequest> = /*@__PURE__*/
-  messageDesc(file_portcullis_tenant_v1_tenant, 6);
+  messageDesc(file_portcullis_tenant_v1_tenant, 7);
 
 /**
  * @generated from message portcullis.tenant.v1.CreateTenantResponse
@@ -245,7 +285,7 @@ export type CreateTenantResponse = Message<"portcullis.tenant.v1.CreateTenantRes
  * Use `create(CreateTenantResponseSchema)` to create a new message.
  */
 export const CreateTenantResponseSchema: GenMessage<CreateTenantResponse> = /*@__PURE__*/
-  messageDesc(file_portcullis_tenant_v1_tenant, 7);
+  messageDesc(file_portcullis_tenant_v1_tenant, 8);
 
 /**
  * @generated from message portcullis.tenant.v1.CreateAssistantRequest
@@ -267,7 +307,7 @@ export type CreateAssistantRequest = Message<"portcullis.tenant.v1.CreateAssista
  * Use `create(CreateAssistantRequestSchema)` to create a new message.
  */
 export const CreateAssistantRequestSchema: GenMessage<CreateAssistantRequest> = /*@__PURE__*/
-  messageDesc(file_portcullis_tenant_v1_tenant, 8);
+  messageDesc(file_portcullis_tenant_v1_tenant, 9);
 
 /**
  * @generated from message portcullis.tenant.v1.CreateAssistantResponse
@@ -284,7 +324,7 @@ export type CreateAssistantResponse = Message<"portcullis.tenant.v1.CreateAssist
  * Use `create(CreateAssistantResponseSchema)` to create a new message.
  */
 export const CreateAssistantResponseSchema: GenMessage<CreateAssistantResponse> = /*@__PURE__*/
-  messageDesc(file_portcullis_tenant_v1_tenant, 9);
+  messageDesc(file_portcullis_tenant_v1_tenant, 10);
 
 /**
  * @generated from message portcullis.tenant.v1.AddDomainRequest
@@ -311,7 +351,7 @@ export type AddDomainRequest = Message<"portcullis.tenant.v1.AddDomainRequest"> 
  * Use `create(AddDomainRequestSchema)` to create a new message.
  */
 export const AddDomainRequestSchema: GenMessage<AddDomainRequest> = /*@__PURE__*/
-  messageDesc(file_portcullis_tenant_v1_tenant, 10);
+  messageDesc(file_portcullis_tenant_v1_tenant, 11);
 
 /**
  * @generated from message portcullis.tenant.v1.AddDomainResponse
@@ -328,7 +368,7 @@ export type AddDomainResponse = Message<"portcullis.tenant.v1.AddDomainResponse"
  * Use `create(AddDomainResponseSchema)` to create a new message.
  */
 export const AddDomainResponseSchema: GenMessage<AddDomainResponse> = /*@__PURE__*/
-  messageDesc(file_portcullis_tenant_v1_tenant, 11);
+  messageDesc(file_portcullis_tenant_v1_tenant, 12);
 
 /**
  * @generated from message portcullis.tenant.v1.CreateTeamRequest
@@ -350,7 +390,7 @@ export type CreateTeamRequest = Message<"portcullis.tenant.v1.CreateTeamRequest"
  * Use `create(CreateTeamRequestSchema)` to create a new message.
  */
 export const CreateTeamRequestSchema: GenMessage<CreateTeamRequest> = /*@__PURE__*/
-  messageDesc(file_portcullis_tenant_v1_tenant, 12);
+  messageDesc(file_portcullis_tenant_v1_tenant, 13);
 
 /**
  * @generated from message portcullis.tenant.v1.CreateTeamResponse
@@ -367,7 +407,7 @@ export type CreateTeamResponse = Message<"portcullis.tenant.v1.CreateTeamRespons
  * Use `create(CreateTeamResponseSchema)` to create a new message.
  */
 export const CreateTeamResponseSchema: GenMessage<CreateTeamResponse> = /*@__PURE__*/
-  messageDesc(file_portcullis_tenant_v1_tenant, 13);
+  messageDesc(file_portcullis_tenant_v1_tenant, 14);
 
 /**
  * @generated from message portcullis.tenant.v1.AddMemberRequest
@@ -402,7 +442,7 @@ export type AddMemberRequest = Message<"portcullis.tenant.v1.AddMemberRequest"> 
  * Use `create(AddMemberRequestSchema)` to create a new message.
  */
 export const AddMemberRequestSchema: GenMessage<AddMemberRequest> = /*@__PURE__*/
-  messageDesc(file_portcullis_tenant_v1_tenant, 14);
+  messageDesc(file_portcullis_tenant_v1_tenant, 15);
 
 /**
  * @generated from message portcullis.tenant.v1.AddMemberResponse
@@ -419,7 +459,7 @@ export type AddMemberResponse = Message<"portcullis.tenant.v1.AddMemberResponse"
  * Use `create(AddMemberResponseSchema)` to create a new message.
  */
 export const AddMemberResponseSchema: GenMessage<AddMemberResponse> = /*@__PURE__*/
-  messageDesc(file_portcullis_tenant_v1_tenant, 15);
+  messageDesc(file_portcullis_tenant_v1_tenant, 16);
 
 /**
  * @generated from message portcullis.tenant.v1.GetMembershipRequest
@@ -441,7 +481,7 @@ export type GetMembershipRequest = Message<"portcullis.tenant.v1.GetMembershipRe
  * Use `create(GetMembershipRequestSchema)` to create a new message.
  */
 export const GetMembershipRequestSchema: GenMessage<GetMembershipRequest> = /*@__PURE__*/
-  messageDesc(file_portcullis_tenant_v1_tenant, 16);
+  messageDesc(file_portcullis_tenant_v1_tenant, 17);
 
 /**
  * @generated from message portcullis.tenant.v1.GetMembershipResponse
@@ -458,7 +498,7 @@ export type GetMembershipResponse = Message<"portcullis.tenant.v1.GetMembershipR
  * Use `create(GetMembershipResponseSchema)` to create a new message.
  */
 export const GetMembershipResponseSchema: GenMessage<GetMembershipResponse> = /*@__PURE__*/
-  messageDesc(file_portcullis_tenant_v1_tenant, 17);
+  messageDesc(file_portcullis_tenant_v1_tenant, 18);
 
 /**
  * @generated from message portcullis.tenant.v1.ListUserTenantsRequest
@@ -475,7 +515,7 @@ export type ListUserTenantsRequest = Message<"portcullis.tenant.v1.ListUserTenan
  * Use `create(ListUserTenantsRequestSchema)` to create a new message.
  */
 export const ListUserTenantsRequestSchema: GenMessage<ListUserTenantsRequest> = /*@__PURE__*/
-  messageDesc(file_portcullis_tenant_v1_tenant, 18);
+  messageDesc(file_portcullis_tenant_v1_tenant, 19);
 
 /**
  * @generated from message portcullis.tenant.v1.ListUserTenantsResponse
@@ -492,7 +532,7 @@ export type ListUserTenantsResponse = Message<"portcullis.tenant.v1.ListUserTena
  * Use `create(ListUserTenantsResponseSchema)` to create a new message.
  */
 export const ListUserTenantsResponseSchema: GenMessage<ListUserTenantsResponse> = /*@__PURE__*/
-  messageDesc(file_portcullis_tenant_v1_tenant, 19);
+  messageDesc(file_portcullis_tenant_v1_tenant, 20);
 
 /**
  * @generated from message portcullis.tenant.v1.ResolveContextRequest
@@ -523,7 +563,7 @@ export type ResolveContextRequest = Message<"portcullis.tenant.v1.ResolveContext
  * Use `create(ResolveContextRequestSchema)` to create a new message.
  */
 export const ResolveContextRequestSchema: GenMessage<ResolveContextRequest> = /*@__PURE__*/
-  messageDesc(file_portcullis_tenant_v1_tenant, 20);
+  messageDesc(file_portcullis_tenant_v1_tenant, 21);
 
 /**
  * @generated from message portcullis.tenant.v1.ResolveContextResponse
@@ -540,7 +580,7 @@ export type ResolveContextResponse = Message<"portcullis.tenant.v1.ResolveContex
  * Use `create(ResolveContextResponseSchema)` to create a new message.
  */
 export const ResolveContextResponseSchema: GenMessage<ResolveContextResponse> = /*@__PURE__*/
-  messageDesc(file_portcullis_tenant_v1_tenant, 21);
+  messageDesc(file_portcullis_tenant_v1_tenant, 22);
 
 /**
  * @generated from message portcullis.tenant.v1.RemoveMemberRequest
@@ -569,7 +609,7 @@ export type RemoveMemberRequest = Message<"portcullis.tenant.v1.RemoveMemberRequ
  * Use `create(RemoveMemberRequestSchema)` to create a new message.
  */
 export const RemoveMemberRequestSchema: GenMessage<RemoveMemberRequest> = /*@__PURE__*/
-  messageDesc(file_portcullis_tenant_v1_tenant, 22);
+  messageDesc(file_portcullis_tenant_v1_tenant, 23);
 
 /**
  * @generated from message portcullis.tenant.v1.RemoveMemberResponse
@@ -582,7 +622,7 @@ export type RemoveMemberResponse = Message<"portcullis.tenant.v1.RemoveMemberRes
  * Use `create(RemoveMemberResponseSchema)` to create a new message.
  */
 export const RemoveMemberResponseSchema: GenMessage<RemoveMemberResponse> = /*@__PURE__*/
-  messageDesc(file_portcullis_tenant_v1_tenant, 23);
+  messageDesc(file_portcullis_tenant_v1_tenant, 24);
 
 /**
  * @generated from message portcullis.tenant.v1.AddTeamMemberRequest
@@ -618,7 +658,7 @@ export type AddTeamMemberRequest = Message<"portcullis.tenant.v1.AddTeamMemberRe
  * Use `create(AddTeamMemberRequestSchema)` to create a new message.
  */
 export const AddTeamMemberRequestSchema: GenMessage<AddTeamMemberRequest> = /*@__PURE__*/
-  messageDesc(file_portcullis_tenant_v1_tenant, 24);
+  messageDesc(file_portcullis_tenant_v1_tenant, 25);
 
 /**
  * @generated from message portcullis.tenant.v1.AddTeamMemberResponse
@@ -631,7 +671,7 @@ export type AddTeamMemberResponse = Message<"portcullis.tenant.v1.AddTeamMemberR
  * Use `create(AddTeamMemberResponseSchema)` to create a new message.
  */
 export const AddTeamMemberResponseSchema: GenMessage<AddTeamMemberResponse> = /*@__PURE__*/
-  messageDesc(file_portcullis_tenant_v1_tenant, 25);
+  messageDesc(file_portcullis_tenant_v1_tenant, 26);
 
 /**
  * @generated from message portcullis.tenant.v1.RemoveTeamMemberRequest
@@ -665,7 +705,7 @@ export type RemoveTeamMemberRequest = Message<"portcullis.tenant.v1.RemoveTeamMe
  * Use `create(RemoveTeamMemberRequestSchema)` to create a new message.
  */
 export const RemoveTeamMemberRequestSchema: GenMessage<RemoveTeamMemberRequest> = /*@__PURE__*/
-  messageDesc(file_portcullis_tenant_v1_tenant, 26);
+  messageDesc(file_portcullis_tenant_v1_tenant, 27);
 
 /**
  * @generated from message portcullis.tenant.v1.RemoveTeamMemberResponse
@@ -678,7 +718,7 @@ export type RemoveTeamMemberResponse = Message<"portcullis.tenant.v1.RemoveTeamM
  * Use `create(RemoveTeamMemberResponseSchema)` to create a new message.
  */
 export const RemoveTeamMemberResponseSchema: GenMessage<RemoveTeamMemberResponse> = /*@__PURE__*/
-  messageDesc(file_portcullis_tenant_v1_tenant, 27);
+  messageDesc(file_portcullis_tenant_v1_tenant, 28);
 
 /**
  * @generated from message portcullis.tenant.v1.ListTeamsRequest
@@ -695,7 +735,7 @@ export type ListTeamsRequest = Message<"portcullis.tenant.v1.ListTeamsRequest"> 
  * Use `create(ListTeamsRequestSchema)` to create a new message.
  */
 export const ListTeamsRequestSchema: GenMessage<ListTeamsRequest> = /*@__PURE__*/
-  messageDesc(file_portcullis_tenant_v1_tenant, 28);
+  messageDesc(file_portcullis_tenant_v1_tenant, 29);
 
 /**
  * @generated from message portcullis.tenant.v1.ListTeamsResponse
@@ -712,7 +752,7 @@ export type ListTeamsResponse = Message<"portcullis.tenant.v1.ListTeamsResponse"
  * Use `create(ListTeamsResponseSchema)` to create a new message.
  */
 export const ListTeamsResponseSchema: GenMessage<ListTeamsResponse> = /*@__PURE__*/
-  messageDesc(file_portcullis_tenant_v1_tenant, 29);
+  messageDesc(file_portcullis_tenant_v1_tenant, 30);
 
 /**
  * @generated from message portcullis.tenant.v1.ListUserTeamsRequest
@@ -734,7 +774,7 @@ export type ListUserTeamsRequest = Message<"portcullis.tenant.v1.ListUserTeamsRe
  * Use `create(ListUserTeamsRequestSchema)` to create a new message.
  */
 export const ListUserTeamsRequestSchema: GenMessage<ListUserTeamsRequest> = /*@__PURE__*/
-  messageDesc(file_portcullis_tenant_v1_tenant, 30);
+  messageDesc(file_portcullis_tenant_v1_tenant, 31);
 
 /**
  * @generated from message portcullis.tenant.v1.ListUserTeamsResponse
@@ -751,7 +791,46 @@ export type ListUserTeamsResponse = Message<"portcullis.tenant.v1.ListUserTeamsR
  * Use `create(ListUserTeamsResponseSchema)` to create a new message.
  */
 export const ListUserTeamsResponseSchema: GenMessage<ListUserTeamsResponse> = /*@__PURE__*/
-  messageDesc(file_portcullis_tenant_v1_tenant, 31);
+  messageDesc(file_portcullis_tenant_v1_tenant, 32);
+
+/**
+ * @generated from message portcullis.tenant.v1.VerifyDomainRequest
+ */
+export type VerifyDomainRequest = Message<"portcullis.tenant.v1.VerifyDomainRequest"> & {
+  /**
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * @generated from field: string domain_id = 2;
+   */
+  domainId: string;
+};
+
+/**
+ * Describes the message portcullis.tenant.v1.VerifyDomainRequest.
+ * Use `create(VerifyDomainRequestSchema)` to create a new message.
+ */
+export const VerifyDomainRequestSchema: GenMessage<VerifyDomainRequest> = /*@__PURE__*/
+  messageDesc(file_portcullis_tenant_v1_tenant, 33);
+
+/**
+ * @generated from message portcullis.tenant.v1.VerifyDomainResponse
+ */
+export type VerifyDomainResponse = Message<"portcullis.tenant.v1.VerifyDomainResponse"> & {
+  /**
+   * @generated from field: portcullis.tenant.v1.Domain domain = 1;
+   */
+  domain?: Domain | undefined;
+};
+
+/**
+ * Describes the message portcullis.tenant.v1.VerifyDomainResponse.
+ * Use `create(VerifyDomainResponseSchema)` to create a new message.
+ */
+export const VerifyDomainResponseSchema: GenMessage<VerifyDomainResponse> = /*@__PURE__*/
+  messageDesc(file_portcullis_tenant_v1_tenant, 34);
 
 /**
  * @generated from message portcullis.tenant.v1.MoveDomainRequest
@@ -780,7 +859,7 @@ export type MoveDomainRequest = Message<"portcullis.tenant.v1.MoveDomainRequest"
  * Use `create(MoveDomainRequestSchema)` to create a new message.
  */
 export const MoveDomainRequestSchema: GenMessage<MoveDomainRequest> = /*@__PURE__*/
-  messageDesc(file_portcullis_tenant_v1_tenant, 32);
+  messageDesc(file_portcullis_tenant_v1_tenant, 35);
 
 /**
  * @generated from message portcullis.tenant.v1.MoveDomainResponse
@@ -797,7 +876,7 @@ export type MoveDomainResponse = Message<"portcullis.tenant.v1.MoveDomainRespons
  * Use `create(MoveDomainResponseSchema)` to create a new message.
  */
 export const MoveDomainResponseSchema: GenMessage<MoveDomainResponse> = /*@__PURE__*/
-  messageDesc(file_portcullis_tenant_v1_tenant, 33);
+  messageDesc(file_portcullis_tenant_v1_tenant, 36);
 
 /**
  * @generated from message portcullis.tenant.v1.SetTenantStatusRequest
@@ -819,7 +898,7 @@ export type SetTenantStatusRequest = Message<"portcullis.tenant.v1.SetTenantStat
  * Use `create(SetTenantStatusRequestSchema)` to create a new message.
  */
 export const SetTenantStatusRequestSchema: GenMessage<SetTenantStatusRequest> = /*@__PURE__*/
-  messageDesc(file_portcullis_tenant_v1_tenant, 34);
+  messageDesc(file_portcullis_tenant_v1_tenant, 37);
 
 /**
  * @generated from message portcullis.tenant.v1.SetTenantStatusResponse
@@ -836,7 +915,7 @@ export type SetTenantStatusResponse = Message<"portcullis.tenant.v1.SetTenantSta
  * Use `create(SetTenantStatusResponseSchema)` to create a new message.
  */
 export const SetTenantStatusResponseSchema: GenMessage<SetTenantStatusResponse> = /*@__PURE__*/
-  messageDesc(file_portcullis_tenant_v1_tenant, 35);
+  messageDesc(file_portcullis_tenant_v1_tenant, 38);
 
 /**
  * @generated from message portcullis.tenant.v1.SetTenantPlanRequest
@@ -860,7 +939,7 @@ export type SetTenantPlanRequest = Message<"portcullis.tenant.v1.SetTenantPlanRe
  * Use `create(SetTenantPlanRequestSchema)` to create a new message.
  */
 export const SetTenantPlanRequestSchema: GenMessage<SetTenantPlanRequest> = /*@__PURE__*/
-  messageDesc(file_portcullis_tenant_v1_tenant, 36);
+  messageDesc(file_portcullis_tenant_v1_tenant, 39);
 
 /**
  * @generated from message portcullis.tenant.v1.SetTenantPlanResponse
@@ -873,7 +952,7 @@ export type SetTenantPlanResponse = Message<"portcullis.tenant.v1.SetTenantPlanR
  * Use `create(SetTenantPlanResponseSchema)` to create a new message.
  */
 export const SetTenantPlanResponseSchema: GenMessage<SetTenantPlanResponse> = /*@__PURE__*/
-  messageDesc(file_portcullis_tenant_v1_tenant, 37);
+  messageDesc(file_portcullis_tenant_v1_tenant, 40);
 
 /**
  * @generated from message portcullis.tenant.v1.CreateChatGroupRequest
@@ -909,7 +988,7 @@ export type CreateChatGroupRequest = Message<"portcullis.tenant.v1.CreateChatGro
  * Use `create(CreateChatGroupRequestSchema)` to create a new message.
  */
 export const CreateChatGroupRequestSchema: GenMessage<CreateChatGroupRequest> = /*@__PURE__*/
-  messageDesc(file_portcullis_tenant_v1_tenant, 38);
+  messageDesc(file_portcullis_tenant_v1_tenant, 41);
 
 /**
  * @generated from message portcullis.tenant.v1.CreateChatGroupResponse
@@ -926,7 +1005,7 @@ export type CreateChatGroupResponse = Message<"portcullis.tenant.v1.CreateChatGr
  * Use `create(CreateChatGroupResponseSchema)` to create a new message.
  */
 export const CreateChatGroupResponseSchema: GenMessage<CreateChatGroupResponse> = /*@__PURE__*/
-  messageDesc(file_portcullis_tenant_v1_tenant, 39);
+  messageDesc(file_portcullis_tenant_v1_tenant, 42);
 
 /**
  * @generated from message portcullis.tenant.v1.ListChatGroupsRequest
@@ -948,7 +1027,7 @@ export type ListChatGroupsRequest = Message<"portcullis.tenant.v1.ListChatGroups
  * Use `create(ListChatGroupsRequestSchema)` to create a new message.
  */
 export const ListChatGroupsRequestSchema: GenMessage<ListChatGroupsRequest> = /*@__PURE__*/
-  messageDesc(file_portcullis_tenant_v1_tenant, 40);
+  messageDesc(file_portcullis_tenant_v1_tenant, 43);
 
 /**
  * @generated from message portcullis.tenant.v1.ListChatGroupsResponse
@@ -965,7 +1044,7 @@ export type ListChatGroupsResponse = Message<"portcullis.tenant.v1.ListChatGroup
  * Use `create(ListChatGroupsResponseSchema)` to create a new message.
  */
 export const ListChatGroupsResponseSchema: GenMessage<ListChatGroupsResponse> = /*@__PURE__*/
-  messageDesc(file_portcullis_tenant_v1_tenant, 41);
+  messageDesc(file_portcullis_tenant_v1_tenant, 44);
 
 /**
  * @generated from message portcullis.tenant.v1.AddChatGroupMemberRequest
@@ -1001,7 +1080,7 @@ export type AddChatGroupMemberRequest = Message<"portcullis.tenant.v1.AddChatGro
  * Use `create(AddChatGroupMemberRequestSchema)` to create a new message.
  */
 export const AddChatGroupMemberRequestSchema: GenMessage<AddChatGroupMemberRequest> = /*@__PURE__*/
-  messageDesc(file_portcullis_tenant_v1_tenant, 42);
+  messageDesc(file_portcullis_tenant_v1_tenant, 45);
 
 /**
  * @generated from message portcullis.tenant.v1.AddChatGroupMemberResponse
@@ -1014,7 +1093,7 @@ export type AddChatGroupMemberResponse = Message<"portcullis.tenant.v1.AddChatGr
  * Use `create(AddChatGroupMemberResponseSchema)` to create a new message.
  */
 export const AddChatGroupMemberResponseSchema: GenMessage<AddChatGroupMemberResponse> = /*@__PURE__*/
-  messageDesc(file_portcullis_tenant_v1_tenant, 43);
+  messageDesc(file_portcullis_tenant_v1_tenant, 46);
 
 /**
  * @generated from message portcullis.tenant.v1.RemoveChatGroupMemberRequest
@@ -1048,7 +1127,7 @@ export type RemoveChatGroupMemberRequest = Message<"portcullis.tenant.v1.RemoveC
  * Use `create(RemoveChatGroupMemberRequestSchema)` to create a new message.
  */
 export const RemoveChatGroupMemberRequestSchema: GenMessage<RemoveChatGroupMemberRequest> = /*@__PURE__*/
-  messageDesc(file_portcullis_tenant_v1_tenant, 44);
+  messageDesc(file_portcullis_tenant_v1_tenant, 47);
 
 /**
  * @generated from message portcullis.tenant.v1.RemoveChatGroupMemberResponse
@@ -1061,7 +1140,7 @@ export type RemoveChatGroupMemberResponse = Message<"portcullis.tenant.v1.Remove
  * Use `create(RemoveChatGroupMemberResponseSchema)` to create a new message.
  */
 export const RemoveChatGroupMemberResponseSchema: GenMessage<RemoveChatGroupMemberResponse> = /*@__PURE__*/
-  messageDesc(file_portcullis_tenant_v1_tenant, 45);
+  messageDesc(file_portcullis_tenant_v1_tenant, 48);
 
 /**
  * @generated from message portcullis.tenant.v1.ListChatGroupMembersRequest
@@ -1083,7 +1162,7 @@ export type ListChatGroupMembersRequest = Message<"portcullis.tenant.v1.ListChat
  * Use `create(ListChatGroupMembersRequestSchema)` to create a new message.
  */
 export const ListChatGroupMembersRequestSchema: GenMessage<ListChatGroupMembersRequest> = /*@__PURE__*/
-  messageDesc(file_portcullis_tenant_v1_tenant, 46);
+  messageDesc(file_portcullis_tenant_v1_tenant, 49);
 
 /**
  * @generated from message portcullis.tenant.v1.ListChatGroupMembersResponse
@@ -1100,7 +1179,7 @@ export type ListChatGroupMembersResponse = Message<"portcullis.tenant.v1.ListCha
  * Use `create(ListChatGroupMembersResponseSchema)` to create a new message.
  */
 export const ListChatGroupMembersResponseSchema: GenMessage<ListChatGroupMembersResponse> = /*@__PURE__*/
-  messageDesc(file_portcullis_tenant_v1_tenant, 47);
+  messageDesc(file_portcullis_tenant_v1_tenant, 50);
 
 /**
  * Tenants, their assistants, domains, teams and memberships.
@@ -1127,12 +1206,27 @@ export const TenantRegistryService: GenService<{
     output: typeof CreateAssistantResponseSchema;
   },
   /**
+   * Claims a host for an assistant of the tenant. The domain routes nothing until its ownership
+   * is verified (VerifyDomain): the answer carries the DNS TXT record that proves it. Hosts under
+   * a configured exempt suffix (e.g. .localhost in development) are verified at once.
+   *
    * @generated from rpc portcullis.tenant.v1.TenantRegistryService.AddDomain
    */
   addDomain: {
     methodKind: "unary";
     input: typeof AddDomainRequestSchema;
     output: typeof AddDomainResponseSchema;
+  },
+  /**
+   * Looks up the domain's TXT record now; verified, the domain routes to its assistant. A host
+   * another tenant has verified cannot be verified (ALREADY_EXISTS).
+   *
+   * @generated from rpc portcullis.tenant.v1.TenantRegistryService.VerifyDomain
+   */
+  verifyDomain: {
+    methodKind: "unary";
+    input: typeof VerifyDomainRequestSchema;
+    output: typeof VerifyDomainResponseSchema;
   },
   /**
    * Points an existing domain of the tenant at another of its assistants.
