@@ -1,4 +1,4 @@
-import { natsConfigSchema, portSchema, redisConfigSchema, serviceIdentityConfigSchema, z } from '@portcullis/kit';
+import { commaListSchema, natsConfigSchema, portSchema, redisConfigSchema, serviceIdentityConfigSchema, z } from '@portcullis/kit';
 
 const address = z.string().regex(/^[^:\s]+:\d+$/, 'expected host:port');
 
@@ -27,15 +27,7 @@ export const configSchema = natsConfigSchema
      * Hosts that serve the console/API itself rather than a tenant's domain (comma-separated).
      * On these, the tenant comes from the credential and is confirmed with the registry.
      */
-    PLATFORM_HOSTS: z
-      .string()
-      .default('localhost,127.0.0.1,[::1]')
-      .transform((value) =>
-        value
-          .split(',')
-          .map((host) => host.trim().toLowerCase())
-          .filter(Boolean),
-      ),
+    PLATFORM_HOSTS: commaListSchema('localhost,127.0.0.1,[::1]').transform((hosts) => hosts.map((host) => host.toLowerCase())),
     /**
      * Context resolution cache (src/libraries/context-cache.ts). Change notices drop entries at
      * once; these TTLs bound staleness only when a notice is missed: in-process, in Redis, and

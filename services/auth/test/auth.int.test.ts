@@ -289,8 +289,8 @@ describe('auth service against Postgres, Redis and a fake tenant-registry', () =
           signingKeys,
           phone: phoneVerification,
           apiKeys: createApiKeys({ store: createApiKeyQueries(prisma), tenants: registryClient, logger }),
-          // Robots have their own integration test (robots.int.test.ts); here they are only wired.
           serviceTokens: createServiceTokens({ identity: identities.auth, ttlSeconds: 300 }),
+          // Robots have their own integration test (robots.int.test.ts); here they are only wired.
           robots: createRobots({
             store: createRobotQueries(prisma),
             tokens: createRobotTokens({

@@ -306,8 +306,8 @@ describe('Google and GitHub sign-in against real providers, Postgres and Redis',
           signingKeys,
           phone,
           apiKeys: createApiKeys({ store: createApiKeyQueries(prisma), tenants: registryClient, logger }),
-          // Robots have their own tests; here they are what a reclaim must revoke.
           serviceTokens: createServiceTokens({ identity: serviceIdentities.auth, ttlSeconds: 300 }),
+          // Robots have their own tests; here they are what a reclaim must revoke.
           robots: createRobots({
             store: createRobotQueries(prisma),
             tokens: createRobotTokens({

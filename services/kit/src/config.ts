@@ -68,4 +68,17 @@ export function base64KeySchema(bytes: number) {
   });
 }
 
+/** A comma-separated list (the default when unset), each entry trimmed, empty entries dropped. */
+export function commaListSchema(defaultValue = '') {
+  return z
+    .string()
+    .default(defaultValue)
+    .transform((value) =>
+      value
+        .split(',')
+        .map((entry) => entry.trim())
+        .filter((entry) => entry !== ''),
+    );
+}
+
 export { port as portSchema, z };

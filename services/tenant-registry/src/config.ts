@@ -1,4 +1,4 @@
-import { baseConfigSchema, databaseConfigSchema, natsConfigSchema, z } from '@portcullis/kit';
+import { baseConfigSchema, commaListSchema, databaseConfigSchema, natsConfigSchema, z } from '@portcullis/kit';
 
 export const configSchema = baseConfigSchema
   .extend(databaseConfigSchema.shape)
@@ -12,25 +12,9 @@ export const configSchema = baseConfigSchema
      * DNS servers (`ip` or `ip:port`, comma-separated) asked for domain ownership TXT records;
      * empty: the system's resolvers.
      */
-    DOMAIN_VERIFICATION_DNS_SERVERS: z
-      .string()
-      .default('')
-      .transform((value) =>
-        value
-          .split(',')
-          .map((server) => server.trim())
-          .filter((server) => server !== ''),
-      ),
+    DOMAIN_VERIFICATION_DNS_SERVERS: commaListSchema(),
     /** Host suffixes verified without DNS (comma-separated, e.g. `.localhost` for development); empty in production. */
-    DOMAIN_VERIFICATION_EXEMPT_SUFFIXES: z
-      .string()
-      .default('')
-      .transform((value) =>
-        value
-          .split(',')
-          .map((suffix) => suffix.trim())
-          .filter((suffix) => suffix !== ''),
-      ),
+    DOMAIN_VERIFICATION_EXEMPT_SUFFIXES: commaListSchema(),
     /** How long one DNS query for a domain's TXT record may take. */
     DOMAIN_VERIFICATION_DNS_TIMEOUT_MS: z.coerce.number().int().min(100).max(30_000).default(3_000),
   });

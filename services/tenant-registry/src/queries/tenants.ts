@@ -58,12 +58,13 @@ export function createTenantQueries(scope: TenantScope<Tx>): TenantStore {
     async markDomainVerified(tenantId, domainId) {
       try {
         return await scope.run(tenantId, async (tx) => {
-          const { count } = await tx.domain.updateMany({
+          // A domain verified meanwhile keeps its first verification time.
+          await tx.domain.updateMany({
             where: { id: domainId, tenantId, verifiedAt: null },
             data: { verifiedAt: new Date() },
           });
           const domain = await tx.domain.findUnique({ where: { id: domainId }, select: domainColumns });
-          if (!domain || (count === 0 && !domain.verifiedAt)) throw domainNotFound();
+          if (!domain) throw domainNotFound();
           return domain;
         });
       } catch (error) {
