@@ -64,6 +64,10 @@ export declare function platformEnv(options: {
   extra?: Partial<Record<ServiceName, Record<string, string>>>;
   /** Google/GitHub sign-in; also makes the gateway's cookies non-Secure (the platform is plain HTTP). */
   oauth?: PlatformOAuth;
+  /** The gateway's CSRF_SECRET (base64 of 32 bytes); a new one when absent. */
+  csrfSecret?: string;
+  /** The gateway's RATE_LIMITS (services/api-gateway/src/libraries/rate-limit-config.ts); its defaults when absent. */
+  rateLimits?: object;
 }): PlatformEnv;
 
 export interface RunningService {

@@ -3,7 +3,7 @@
 // exactly the same way: compiled services (dist/src/main.js), one database per service,
 // configuration only through environment variables.
 import { spawn } from 'node:child_process';
-import { generateKeyPairSync } from 'node:crypto';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { createWriteStream, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -71,7 +71,7 @@ function databaseUrl(pgAdminUrl, database, role) {
  *   serviceKeys: ReturnType<typeof generateServiceKeys>, dnsServers?: string[],
  *   natsUrl: string, natsSubjectPrefix: string, signingKeySecret: string, activationCodeSecret: string, smsOutboxFile: string,
  *   allowedToolTargets: string[], otlpEndpoint?: string, logLevel?: string, extra?: Record<string, Record<string, string>>,
- *   oauth?: import('./platform.d.mts').PlatformOAuth }} options
+ *   oauth?: import('./platform.d.mts').PlatformOAuth, csrfSecret?: string, rateLimits?: object }} options
  */
 export function platformEnv(options) {
   const { ports, pgAdminUrl, dbPrefix, redisUrl, redisKeyPrefix, natsUrl, natsSubjectPrefix, signingKeySecret } = options;
@@ -140,6 +140,9 @@ export function platformEnv(options) {
       TOOL_GATEWAY_ADDRESS: address('tool-gateway'),
       DEVICE_ENROLLMENT_ADDRESS: address('device-enrollment'),
       AUDIT_ADDRESS: address('audit'),
+      // Cookie sessions' CSRF tokens: the same key for every gateway replica of this platform.
+      CSRF_SECRET: options.csrfSecret ?? randomBytes(32).toString('base64'),
+      ...(options.rateLimits ? { RATE_LIMITS: JSON.stringify(options.rateLimits) } : {}),
     },
   };
   if (options.oauth) {
@@ -211,7 +214,10 @@ export function startService({ root, name, env, logDir }) {
   mkdirSync(logDir, { recursive: true });
   const logFile = join(logDir, `${name}.log`);
   const log = createWriteStream(logFile, { flags: 'a' });
-  const child = spawn(process.execPath, ['dist/src/main.js'], {
+  // PORTCULLIS_PROFILE_DIR: every service writes a V8 CPU profile there when it exits (benchmarks).
+  const profileDir = process.env.PORTCULLIS_PROFILE_DIR;
+  const profile = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${join(profileDir, name)}`] : [];
+  const child = spawn(process.execPath, [...profile, 'dist/src/main.js'], {
     cwd: join(root, 'services', name),
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -33,7 +33,28 @@ export interface TestPlatformOptions {
    * anything starts, so the test can start its providers with the right callback URLs.
    */
   oauth?: (gatewayUrl: string) => Promise<PlatformOAuth>;
+  /** The Redis every service of this platform uses instead of the shared one (e.g. a private one a fault test stops). */
+  redisUrl?: string;
+  /**
+   * The gateway's RATE_LIMITS. By default every limit is set out of the tests' reach — all of a
+   * run's requests come from 127.0.0.1 and a few accounts — while still counted at every request;
+   * the rate-limit tests give their own.
+   */
+  rateLimits?: object;
 }
+
+const outOfReach = { points: 1_000_000, windowSeconds: 60 };
+/** Limits no end-to-end test reaches unless it means to (see TestPlatformOptions.rateLimits). */
+export const unreachableRateLimits = {
+  plans: Object.fromEntries(
+    ['free', 'pro', 'enterprise'].map((plan) => [
+      plan,
+      { tenant: outOfReach, user: outOfReach, apiKey: outOfReach, robot: outOfReach, device: outOfReach },
+    ]),
+  ),
+  defaultPlan: 'free',
+  sensitive: { signIn: outOfReach, sms: outOfReach, oauth: outOfReach, activationStart: outOfReach, activationCode: outOfReach },
+};
 
 export async function startTestPlatform(options: TestPlatformOptions = {}) {
   const otlp = await startOtlpReceiver();
@@ -50,7 +71,8 @@ export async function startTestPlatform(options: TestPlatformOptions = {}) {
     ports,
     pgAdminUrl: infra.postgresAdminUrl,
     dbPrefix,
-    redisUrl: infra.redisUrl,
+    redisUrl: options.redisUrl ?? infra.redisUrl,
+    rateLimits: options.rateLimits ?? unreachableRateLimits,
     redisKeyPrefix: `${testRunId}:`,
     natsUrl: infra.natsUrl,
     natsSubjectPrefix: testRunId,

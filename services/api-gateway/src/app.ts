@@ -1,9 +1,14 @@
-import express, { type Express } from 'express';
+import cors from 'cors';
+import express, { type Express, type RequestHandler, type Response } from 'express';
+import helmet from 'helmet';
 import { AppError, type Logger } from '@portcullis/kit';
 import { parseCookieHeader } from './http/cookies.js';
+import { rejectDeepJson } from './http/json-depth.js';
 import { errorHandler, notFound, requestContext, requestInfoOf } from './http/middleware.js';
 import type { ProtectedRoute, PublicRoute, Route, RouteInput, RouteResult } from './http/route.js';
-import type { Pipeline } from './pipeline/index.js';
+import type { RateLimits, SensitiveRouteClass } from './libraries/rate-limit-config.js';
+import { rateLimitHeaders, type RateLimiter } from './libraries/rate-limiter.js';
+import type { Pipeline, RequestInfo } from './pipeline/index.js';
 
 export interface AppDeps {
   logger: Logger;
@@ -11,34 +16,100 @@ export interface AppDeps {
   publicRoutes: readonly PublicRoute[];
   protectedRoutes: readonly ProtectedRoute[];
   bodyLimitBytes: number;
+  /** Deepest nesting of arrays and objects a JSON body may have. */
+  maxJsonDepth: number;
+  /** Browser origins allowed to call the API (CORS); empty: none. */
+  corsOrigins: readonly string[];
+  /** The name of the cookie that carries a cookie session's access token. */
+  sessionCookieName: string;
+  /** The counters public routes spend from (per client address). */
+  consumeRateLimit: RateLimiter;
+  rateLimits: RateLimits;
 }
 
-async function dispatch(
-  pipeline: Pipeline,
-  route: Route,
-  request: ReturnType<typeof requestInfoOf>,
-  input: RouteInput,
-): Promise<RouteResult> {
-  if (route.kind === 'public') {
-    return route.handle({ request, resolveContext: () => pipeline.resolveContext(request) }, input);
-  }
-  const authorized = await pipeline.run(request, route.capability);
-  if (route.humansOnly && authorized.credential.kind !== 'access_token') {
-    throw new AppError('PERMISSION_DENIED', 'this route needs a signed-in person; API keys and robot tokens cannot use it');
-  }
-  if (route.needsAssistant && !authorized.target.assistantId) {
-    throw new AppError('INVALID_ARGUMENT', "this route acts on an assistant: send it to the assistant's domain or set X-Assistant-Id");
-  }
-  return route.handle(authorized, input);
+/** Headers browsers may send cross-origin, and read back. */
+const corsRequestHeaders = ['Authorization', 'Content-Type', 'X-API-Key', 'X-Assistant-Id', 'X-CSRF-Token', 'X-Request-Id', 'traceparent'];
+const corsExposedHeaders = ['RateLimit-Limit', 'RateLimit-Remaining', 'RateLimit-Reset', 'RateLimit-Policy', 'Retry-After', 'X-Request-Id'];
+
+/**
+ * helmet's security headers, worked out once: helmet's answer does not depend on the request,
+ * so its fifteen middlewares run at start-up against a recorder and every response gets the
+ * recorded headers in one step.
+ */
+export function securityHeaders(): RequestHandler {
+  const headers = new Map<string, string>();
+  const recorder = {
+    setHeader: (name: string, value: string) => headers.set(name, value),
+    removeHeader: (name: string) => headers.delete(name),
+  };
+  type HelmetArgs = Parameters<ReturnType<typeof helmet>>;
+  helmet({
+    // An API: nothing of it is a page to render, frame or load scripts into.
+    contentSecurityPolicy: { useDefaults: false, directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] } },
+    crossOriginResourcePolicy: { policy: 'same-site' },
+    referrerPolicy: { policy: 'no-referrer' },
+  })(Object.create(null) as HelmetArgs[0], recorder as unknown as HelmetArgs[1], (error?: unknown) => {
+    if (error !== undefined) throw new Error('helmet failed', { cause: error });
+  });
+  if (headers.size === 0) throw new Error('helmet set no headers');
+  return (_req, res, next) => {
+    res.setHeaders(headers);
+    next();
+  };
 }
 
-/** The gateway's Express app: request context, the routes, and the error envelope. */
-export function createApp({ logger, pipeline, publicRoutes, protectedRoutes, bodyLimitBytes }: AppDeps): Express {
+/** The gateway's Express app: security headers, CORS, request context, the routes, and the error envelope. */
+export function createApp({
+  logger,
+  pipeline,
+  publicRoutes,
+  protectedRoutes,
+  bodyLimitBytes,
+  maxJsonDepth,
+  corsOrigins,
+  sessionCookieName,
+  consumeRateLimit,
+  rateLimits,
+}: AppDeps): Express {
+  async function limitPublic(route: PublicRoute, request: RequestInfo, res: Response): Promise<void> {
+    if (route.rateLimit === 'none') return;
+    const limitClass: SensitiveRouteClass = route.rateLimit;
+    const state = await consumeRateLimit([{ name: limitClass, key: request.clientIp, window: rateLimits.sensitive[limitClass] }]);
+    res.set(rateLimitHeaders(state, false));
+  }
+
+  async function dispatch(route: Route, request: RequestInfo, input: RouteInput, res: Response): Promise<RouteResult> {
+    if (route.kind === 'public') {
+      await limitPublic(route, request, res);
+      return route.handle({ request, resolveContext: () => pipeline.resolveContext(request) }, input);
+    }
+    const authorized = await pipeline.run(request, route.capability, route.sensitive ? { sensitive: route.sensitive } : {});
+    res.set(rateLimitHeaders(authorized.rateLimit, false));
+    if (route.humansOnly && authorized.credential.kind !== 'access_token') {
+      throw new AppError('PERMISSION_DENIED', 'this route needs a signed-in person; API keys and robot tokens cannot use it');
+    }
+    if (route.needsAssistant && !authorized.target.assistantId) {
+      throw new AppError('INVALID_ARGUMENT', "this route acts on an assistant: send it to the assistant's domain or set X-Assistant-Id");
+    }
+    return route.handle(authorized, input);
+  }
+
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', false);
+  app.use(securityHeaders());
   app.use(requestContext());
-  app.use(express.json({ limit: bodyLimitBytes, strict: true }));
+  app.use(
+    cors({
+      origin: corsOrigins.length === 0 ? false : [...corsOrigins],
+      credentials: true,
+      methods: ['GET', 'POST', 'DELETE'],
+      allowedHeaders: corsRequestHeaders,
+      exposedHeaders: corsExposedHeaders,
+      maxAge: 600,
+    }),
+  );
+  app.use(express.json({ limit: bodyLimitBytes, strict: true, verify: (_req, _res, body) => rejectDeepJson(body, maxJsonDepth) }));
   for (const route of [...publicRoutes, ...protectedRoutes]) {
     app[route.method](route.path, async (req, res) => {
       const queryStart = req.originalUrl.indexOf('?');
@@ -50,7 +121,7 @@ export function createApp({ logger, pipeline, publicRoutes, protectedRoutes, bod
         cookies: parseCookieHeader(req.header('cookie')),
         setCookie: (cookie) => res.append('Set-Cookie', cookie),
       };
-      const result = await dispatch(pipeline, route, requestInfoOf(req), input);
+      const result = await dispatch(route, requestInfoOf(req, input.cookies?.[sessionCookieName]), input, res);
       if (result.redirectTo !== undefined) res.redirect(302, result.redirectTo);
       else if (result.status === 204) res.status(204).end();
       else res.status(result.status ?? 200).json(result.body);

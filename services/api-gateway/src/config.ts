@@ -1,6 +1,25 @@
-import { commaListSchema, natsConfigSchema, portSchema, redisConfigSchema, serviceIdentityConfigSchema, z } from '@portcullis/kit';
+import {
+  base64KeySchema,
+  commaListSchema,
+  natsConfigSchema,
+  portSchema,
+  redisConfigSchema,
+  serviceIdentityConfigSchema,
+  z,
+} from '@portcullis/kit';
+import { rateLimitsConfigSchema } from './libraries/rate-limit-config.js';
 
 const address = z.string().regex(/^[^:\s]+:\d+$/, 'expected host:port');
+
+/** A browser origin exactly as browsers send it: scheme, host and port if not the default, nothing else. */
+const origin = z.string().refine((value) => {
+  try {
+    const url = new URL(value);
+    return (url.protocol === 'https:' || url.protocol === 'http:') && url.origin === value;
+  } catch {
+    return false;
+  }
+}, 'expected an origin such as https://console.example.com (no path, no trailing slash)');
 
 export const configSchema = natsConfigSchema
   .extend(redisConfigSchema.shape)
@@ -38,11 +57,42 @@ export const configSchema = natsConfigSchema
     CONTEXT_CACHE_REFUSAL_TTL_MS: z.coerce.number().int().positive().default(5000),
     CONTEXT_CACHE_MAX_ENTRIES: z.coerce.number().int().positive().default(10000),
     BODY_LIMIT_BYTES: z.coerce.number().int().positive().default(65536),
+    /** Deepest nesting of arrays/objects a JSON body may have; deeper bodies are refused before parsing. */
+    MAX_JSON_DEPTH: z.coerce.number().int().min(1).max(1000).default(32),
+    /** Browser origins allowed to call the API with CORS (comma-separated); none by default. */
+    CORS_ALLOWED_ORIGINS: commaListSchema('').pipe(z.array(origin)),
+    /**
+     * Key the cookie sessions' CSRF tokens are derived with (base64 of 32 random bytes), the same
+     * on every replica. Required.
+     */
+    CSRF_SECRET: base64KeySchema(32),
+    /** Rate limits per plan and for sensitive routes, JSON (src/libraries/rate-limit-config.ts); defaults apply when unset. */
+    RATE_LIMITS: rateLimitsConfigSchema,
+    /**
+     * Policy decisions are reused for at most this long (allow and deny), and dropped at once
+     * by the tenant's policy or tenant change notices; 0 turns the reuse off.
+     */
+    DECISION_CACHE_TTL_MS: z.coerce.number().int().min(0).max(60_000).default(2000),
+    DECISION_CACHE_MAX_ENTRIES: z.coerce.number().int().positive().default(50_000),
+    /** A verified access token is remembered (by hash) until it expires, or at most this long. */
+    TOKEN_CACHE_MAX_AGE_MS: z.coerce.number().int().min(0).max(3_600_000).default(300_000),
+    TOKEN_CACHE_MAX_ENTRIES: z.coerce.number().int().positive().default(50_000),
+    /** Audit events accepted but not yet stored by JetStream, at most; beyond it requests are denied (503). */
+    AUDIT_MAX_PENDING: z.coerce.number().int().positive().default(10_000),
+    /** TLS termination (TLS 1.3 minimum): PEM certificate chain and private key; both or neither. */
+    TLS_CERT_FILE: z.string().min(1).optional(),
+    TLS_KEY_FILE: z.string().min(1).optional(),
+    /** Optional PEM intermediate chain, sent after the certificate. */
+    TLS_CA_FILE: z.string().min(1).optional(),
     /**
      * Cookies the gateway sets (the Google/GitHub sign-in binding) are Secure, with the `__Host-`
      * prefix. Set to false only when the gateway is served over plain HTTP in local development.
      */
     COOKIE_SECURE: z.stringbool().default(true),
+  })
+  .refine((config) => (config.TLS_CERT_FILE === undefined) === (config.TLS_KEY_FILE === undefined), {
+    message: 'set TLS_CERT_FILE and TLS_KEY_FILE together',
+    path: ['TLS_CERT_FILE'],
   });
 
 export type Config = z.infer<typeof configSchema>;

@@ -1,12 +1,13 @@
-import type { Server } from 'node:http';
 import { Redis } from 'ioredis';
 import { createRemoteJWKSet } from 'jose';
 import {
   AppError,
   connectNats,
   createAuditPublisher,
+  createBackgroundAuditPublisher,
   createGrpcClient,
   loadConfig,
+  policyChangedSubject,
   runService,
   subscribeTenantChanges,
 } from '@portcullis/kit';
@@ -21,20 +22,16 @@ import { configSchema } from './config.js';
 import { createAccessTokenVerifier } from './libraries/access-tokens.js';
 import { createApiKeyVerifier } from './libraries/api-keys.js';
 import { createContextCache, invalidatingContextWrites } from './libraries/context-cache.js';
+import { createCookieSessions } from './libraries/cookie-sessions.js';
+import { createDecisionCache } from './libraries/decision-cache.js';
+import { createRateLimiter, redisWindowLimiters } from './libraries/rate-limiter.js';
 import { createRobotTokenVerifier } from './libraries/robot-tokens.js';
 import { createSessionCheck } from './libraries/sessions.js';
+import { createVerifiedTokenCache } from './libraries/verified-tokens.js';
+import { startHttpServer } from './http/server.js';
 import { createDecisionAuditor } from './pipeline/audit-decision.js';
 import { createPipeline } from './pipeline/index.js';
-import { createAccessRoutes } from './routes/access-routes.js';
-import { createApiKeyRoutes } from './routes/api-key-routes.js';
-import { createRobotRoutes } from './routes/robot-routes.js';
-import { createAuditRoutes } from './routes/audit-routes.js';
-import { createDeviceRoutes } from './routes/device-routes.js';
-import { createPublicRoutes } from './routes/public-routes.js';
-import { createSessionRoutes } from './routes/session-routes.js';
-import { createTenantRoutes } from './routes/tenant-routes.js';
-import { createServiceTokenRoutes } from './routes/service-token-routes.js';
-import { createToolRoutes } from './routes/tool-routes.js';
+import { createRoutes } from './routes/index.js';
 
 const config = loadConfig(configSchema, process.env);
 
@@ -56,13 +53,21 @@ await runService({
 
     const nc = await connectNats({ servers: config.NATS_URL, name: 'api-gateway', logger });
     lifecycle.onShutdown('nats', () => nc.drain());
-    const auditPublisher = createAuditPublisher({ nc, subjectPrefix: config.NATS_SUBJECT_PREFIX });
-    await auditPublisher.ensureStream();
+    const durableAudit = createAuditPublisher({ nc, subjectPrefix: config.NATS_SUBJECT_PREFIX });
+    await durableAudit.ensureStream();
+    // Requests do not wait for JetStream's ack; events are retried until stored, and drained
+    // at shutdown (registered after NATS, so it runs before NATS is drained).
+    const auditPublisher = createBackgroundAuditPublisher({ publisher: durableAudit, maxPending: config.AUDIT_MAX_PENDING, logger });
+    lifecycle.onShutdown('audit events', async () => {
+      await auditPublisher.drain(config.SHUTDOWN_BUDGET_MS / 2);
+    });
 
-    // No offline queue: while Redis is unreachable a session check fails at once and the
-    // request is denied with 503, instead of waiting.
+    // No offline queue: while Redis is unreachable a session check or a rate-limit count fails
+    // at once and the request is denied with 503, instead of waiting. Commands of concurrent
+    // requests leave in one pipeline.
     const redis = new Redis(config.REDIS_URL, {
       enableOfflineQueue: false,
+      enableAutoPipelining: true,
       maxRetriesPerRequest: 1,
       commandTimeout: config.GRPC_DEADLINE_MS,
     });
@@ -79,31 +84,63 @@ await runService({
       remoteTtlMs: config.CONTEXT_CACHE_REDIS_TTL_MS,
       refusalTtlMs: config.CONTEXT_CACHE_REFUSAL_TTL_MS,
       maxEntries: config.CONTEXT_CACHE_MAX_ENTRIES,
+      isRegistryAvailable: () => tenants.isConnected(),
       logger,
+    });
+    // Policy decisions reused briefly (src/libraries/decision-cache.ts); never while the policy
+    // service is unreachable, and dropped at any policy or tenant change of their tenant.
+    const decisions = createDecisionCache({
+      policy,
+      ttlMs: config.DECISION_CACHE_TTL_MS,
+      maxEntries: config.DECISION_CACHE_MAX_ENTRIES,
+      isPolicyAvailable: () => config.DECISION_CACHE_TTL_MS > 0 && policy.isConnected(),
     });
     subscribeTenantChanges({
       nc,
       subjectPrefix: config.NATS_SUBJECT_PREFIX,
       logger,
-      onChange: ({ tenantId }) => void contexts.invalidate(tenantId),
-      onReconnect: () => contexts.reset(),
+      onChange: ({ tenantId }) => {
+        decisions.invalidate(tenantId);
+        void contexts.invalidate(tenantId);
+      },
+      onReconnect: () => {
+        decisions.reset();
+        contexts.reset();
+      },
+    });
+    subscribeTenantChanges({
+      nc,
+      subjectPrefix: config.NATS_SUBJECT_PREFIX,
+      subject: policyChangedSubject(config.NATS_SUBJECT_PREFIX),
+      logger,
+      onChange: ({ tenantId }) => decisions.invalidate(tenantId),
     });
     await nc.flush();
+
+    const cookieSessions = createCookieSessions({ secure: config.COOKIE_SECURE, csrfSecret: config.CSRF_SECRET });
+    const consumeRateLimit = createRateLimiter({ limiters: redisWindowLimiters(redis), keyPrefix: config.REDIS_KEY_PREFIX });
 
     const jwksUrl = new URL(config.AUTH_JWKS_URL);
     const pipeline = createPipeline({
       tenants: contexts,
       platformHosts: config.PLATFORM_HOSTS,
-      verifyAccessToken: createAccessTokenVerifier({
-        keys: createRemoteJWKSet(jwksUrl, { timeoutDuration: config.GRPC_DEADLINE_MS, cooldownDuration: 30_000, cacheMaxAge: 600_000 }),
-        issuer: config.AUTH_ISSUER,
-        audience: config.AUTH_AUDIENCE,
+      verifyAccessToken: createVerifiedTokenCache({
+        verify: createAccessTokenVerifier({
+          keys: createRemoteJWKSet(jwksUrl, { timeoutDuration: config.GRPC_DEADLINE_MS, cooldownDuration: 30_000, cacheMaxAge: 600_000 }),
+          issuer: config.AUTH_ISSUER,
+          audience: config.AUTH_AUDIENCE,
+        }),
+        maxAgeMs: config.TOKEN_CACHE_MAX_AGE_MS,
+        maxEntries: config.TOKEN_CACHE_MAX_ENTRIES,
       }),
       verifyApiKey: createApiKeyVerifier({ auth }),
       verifyRobotToken: createRobotTokenVerifier({ auth }),
       isSessionActive: createSessionCheck({ store: redis, keyPrefix: config.REDIS_KEY_PREFIX }),
+      isValidCsrfToken: cookieSessions.isValidCsrfToken,
+      consumeRateLimit,
+      rateLimits: config.RATE_LIMITS,
       auditDecision: createDecisionAuditor(auditPublisher),
-      policy,
+      policy: decisions,
     });
 
     const fetchJwks = async (): Promise<unknown> => {
@@ -114,29 +151,41 @@ await runService({
       return response.json();
     };
 
+    const { publicRoutes, protectedRoutes } = createRoutes({
+      public: { auth, tenants, devices, fetchJwks, secureCookies: config.COOKIE_SECURE, cookieSessions },
+      sessions: { auth, cookieSessions },
+      apiKeys: { auth, policy },
+      robots: { auth },
+      serviceTokens: { auth },
+      access: { policy, tenants: { resolveContext: contexts.resolveContext, getMembership: tenants.getMembership } },
+      tenants: { tenants: invalidatingContextWrites(tenants, contexts) },
+      tools: { tools },
+      devices: { devices },
+      audit: { audit },
+    });
     const app = createApp({
       logger,
       pipeline,
+      publicRoutes,
+      protectedRoutes,
       bodyLimitBytes: config.BODY_LIMIT_BYTES,
-      publicRoutes: createPublicRoutes({ auth, tenants, devices, fetchJwks, secureCookies: config.COOKIE_SECURE }),
-      protectedRoutes: [
-        ...createSessionRoutes({ auth }),
-        ...createApiKeyRoutes({ auth, policy }),
-        ...createRobotRoutes({ auth }),
-        ...createServiceTokenRoutes({ auth }),
-        ...createAccessRoutes({ policy, tenants: { resolveContext: contexts.resolveContext, getMembership: tenants.getMembership } }),
-        ...createTenantRoutes({ tenants: invalidatingContextWrites(tenants, contexts) }),
-        ...createToolRoutes({ tools }),
-        ...createDeviceRoutes({ devices }),
-        ...createAuditRoutes({ audit }),
-      ],
+      maxJsonDepth: config.MAX_JSON_DEPTH,
+      corsOrigins: config.CORS_ALLOWED_ORIGINS,
+      sessionCookieName: cookieSessions.names.access,
+      consumeRateLimit,
+      rateLimits: config.RATE_LIMITS,
     });
 
-    const server = await new Promise<Server>((resolve, reject) => {
-      const listening = app.listen(config.HTTP_PORT, config.LISTEN_HOST, (error?: Error) => (error ? reject(error) : resolve(listening)));
-    });
+    const tls =
+      config.TLS_CERT_FILE !== undefined && config.TLS_KEY_FILE !== undefined
+        ? { certFile: config.TLS_CERT_FILE, keyFile: config.TLS_KEY_FILE, caFile: config.TLS_CA_FILE }
+        : undefined;
+    const server = await startHttpServer({ handler: app, host: config.LISTEN_HOST, port: config.HTTP_PORT, tls });
     lifecycle.onShutdown('http', () => new Promise<void>((resolve) => server.close(() => resolve())));
-    logger.info({ httpPort: config.HTTP_PORT }, 'gateway HTTP listening');
+    logger.info(
+      { httpPort: config.HTTP_PORT, tls: tls !== undefined },
+      tls ? 'gateway HTTPS listening (TLS 1.3 minimum)' : 'gateway HTTP listening',
+    );
     return { isReady: () => !nc.isClosed() && server.listening && redis.status === 'ready' };
   },
 });

@@ -23,7 +23,12 @@ await runService({
     const connection = watchConnection(nc);
 
     const events = createAuditEventQueries(createTenantScope(prisma));
-    const ingest = createEventIngest({ store: events.insert, logger, subjectPrefix: config.NATS_SUBJECT_PREFIX });
+    const ingest = createEventIngest({
+      store: events.insert,
+      storeMany: events.insertMany,
+      logger,
+      subjectPrefix: config.NATS_SUBJECT_PREFIX,
+    });
     const consumer = await startAuditConsumer({
       nc,
       subjectPrefix: config.NATS_SUBJECT_PREFIX,

@@ -7,6 +7,7 @@ import { PrismaPg } from '@prisma/adapter-pg';
 import {
   activeTraceId,
   auditStreamOf,
+  completeAuditEvent,
   connectNats,
   createAuditPublisher,
   createGrpcClient,
@@ -22,7 +23,7 @@ import {
   type NatsConnection,
   type Telemetry,
 } from '@portcullis/kit';
-import { AuditEventSchema, AuditService, Outcome } from '@portcullis/proto/audit';
+import { AuditEventBatchSchema, AuditEventSchema, AuditService, Outcome } from '@portcullis/proto/audit';
 import { PrincipalKind, Role } from '@portcullis/proto/common';
 import { createTestDatabase, infra, pollUntil, testRunId, withPg, type TestDatabase } from '@portcullis/test';
 import { startAuditConsumer, type AuditConsumer } from '../src/events/audit-consumer.js';
@@ -97,6 +98,7 @@ describe('audit service against Postgres and NATS', () => {
         if (failAfterCommit.delete(record.eventId)) throw new Error('simulated failure after commit');
         return stored;
       },
+      storeMany: (tenantId, records) => queries.insertMany(tenantId, records),
     });
     consumer = await startAuditConsumer({ nc, subjectPrefix: prefix, durable, ingest, logger, redeliveryDelayMs: 50 });
     server = createGrpcServer({
@@ -185,6 +187,42 @@ describe('audit service against Postgres and NATS', () => {
     expect(attempts.get(eventId)).toHaveLength(2);
     expect(await rowCount(eventId)).toBe(1);
     expect((await listAll(tenantId, 50)).map((e) => e.eventId)).toEqual([eventId]);
+  });
+
+  it('stores every event of a batch once, also when the batch and its events are published again', async () => {
+    const tenantId = randomUUID();
+    const events = ['authz.decision', 'tool.call', 'authz.decision'].map((kind) =>
+      completeAuditEvent({ tenantId, kind, outcome: Outcome.ALLOW, reason: 'batched' }),
+    );
+    const batchId = randomUUID();
+    await publisher.publishBatch(tenantId, events, batchId);
+    await publisher.publishBatch(tenantId, events, batchId);
+    // A new batch id escapes the stream's dedup window: the consumer sees the events again.
+    await publisher.publishBatch(tenantId, events.slice(1), randomUUID());
+    for (const event of events) await waitForEvent(tenantId, event.eventId);
+    // Published after them, so listed once they were all handled.
+    await publisher.publish({ tenantId, kind: 'marker' }).then((id) => waitForEvent(tenantId, id));
+    const listed = await listAll(tenantId, 50);
+    expect(
+      listed
+        .filter((e) => e.reason === 'batched')
+        .map((e) => e.eventId)
+        .sort(),
+    ).toEqual(events.map((e) => e.eventId).sort());
+    for (const event of events) expect(await rowCount(event.eventId)).toBe(1);
+  });
+
+  it('refuses a batch filed under another tenant: none of its events is stored', async () => {
+    const tenantId = randomUUID();
+    const other = randomUUID();
+    const event = completeAuditEvent({ tenantId, kind: 'authz.decision' });
+    const rejectedBefore = ingest.counts().rejectedByReason.tenant_mismatch;
+    const bytes = toBinary(AuditEventBatchSchema, create(AuditEventBatchSchema, { events: [event] }));
+    await jetstream(nc).publish(`${prefix}.audit.${other}._batch`, bytes, { msgID: randomUUID() });
+    await pollUntil(() => (ingest.counts().rejectedByReason.tenant_mismatch > rejectedBefore ? true : undefined), {
+      what: 'the batch to be refused',
+    });
+    expect(await rowCount(event.eventId)).toBe(0);
   });
 
   it('stores one row when a message is redelivered after its write committed', async () => {

@@ -17,5 +17,6 @@ export * from './telemetry/telemetry.js';
 export * from './validate.js';
 export * from './service-runtime.js';
 export * from './audit/audit-publisher.js';
+export * from './audit/background-publisher.js';
 export * from './roles.js';
 export * from './nats/tenant-changes.js';

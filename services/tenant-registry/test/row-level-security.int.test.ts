@@ -291,7 +291,9 @@ describe('row-level security of the tenant registry', () => {
       db.appUrl,
       async (c) => (await c.query<Record<string, unknown>>(`SELECT * FROM resolve_host($1)`, [`b.${testRunId}.rls.example`])).rows,
     );
-    expect(resolved).toEqual([{ tenant_id: b.tenantId, tenant_name: 'Tenant b', tenant_status: 'active', assistant_id: b.assistantId }]);
+    expect(resolved).toEqual([
+      { tenant_id: b.tenantId, tenant_name: 'Tenant b', tenant_status: 'active', tenant_plan: 'free', assistant_id: b.assistantId },
+    ]);
   });
 });
 

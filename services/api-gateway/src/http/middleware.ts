@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { ErrorRequestHandler, Request, RequestHandler } from 'express';
 import { context, propagation, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import { AppError, httpStatusOf, publicMessageOf, toAppError, tracer, type Logger } from '@portcullis/kit';
+import { rateLimitHeaders, rateLimitStateOf } from '../libraries/rate-limiter.js';
 import type { RequestInfo } from '../pipeline/index.js';
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
@@ -18,8 +19,9 @@ export function requestIdOf(req: Request): string {
 }
 
 /**
- * Runs every request inside an HTTP SERVER span (continuing an incoming traceparent), gives
- * it a request id (the caller's if well-formed), and sets the security headers.
+ * Runs every request inside an HTTP SERVER span (continuing an incoming traceparent) and gives
+ * it a request id (the caller's if well-formed). Answers are never cached (helmet sets the
+ * other security headers, see app.ts).
  */
 export function requestContext(): RequestHandler {
   return (req, res, next) => {
@@ -27,9 +29,6 @@ export function requestContext(): RequestHandler {
     const requestId = incoming && REQUEST_ID.test(incoming) ? incoming : randomUUID();
     requestIds.set(req, requestId);
     res.setHeader('x-request-id', requestId);
-    res.setHeader('x-content-type-options', 'nosniff');
-    res.setHeader('x-frame-options', 'DENY');
-    res.setHeader('referrer-policy', 'no-referrer');
     res.setHeader('cache-control', 'no-store');
     const parent = propagation.extract(context.active(), req.headers);
     const span = tracer.startSpan(
@@ -48,7 +47,10 @@ export function requestContext(): RequestHandler {
   };
 }
 
-export function requestInfoOf(req: Request): RequestInfo {
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+/** What the pipeline reads of a request; `sessionCookie` is the cookie session's access token, if sent. */
+export function requestInfoOf(req: Request, sessionCookie?: string): RequestInfo {
   const assistantId = req.header('x-assistant-id');
   return {
     requestId: requestIdOf(req),
@@ -56,6 +58,9 @@ export function requestInfoOf(req: Request): RequestInfo {
     assistantId: assistantId === undefined || assistantId === '' ? undefined : assistantId,
     authorization: req.header('authorization'),
     apiKey: req.header('x-api-key'),
+    sessionCookie: sessionCookie === '' ? undefined : sessionCookie,
+    csrfToken: req.header('x-csrf-token'),
+    changesState: !SAFE_METHODS.has(req.method),
     clientIp: req.socket.remoteAddress ?? '',
     userAgent: (req.header('user-agent') ?? '').slice(0, 200),
   };
@@ -74,6 +79,8 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
       trace.getActiveSpan()?.recordException(thrown instanceof Error ? thrown : String(thrown));
       logger.error({ err: thrown, code: error.code, requestId: requestIdOf(req), path: req.path }, 'request failed');
     }
+    const limited = rateLimitStateOf(error);
+    if (limited) res.set(rateLimitHeaders(limited, true));
     res.status(status).json({ error: { code: error.code, message: publicMessageOf(error), requestId: requestIdOf(req) } });
   };
 }

@@ -1,4 +1,5 @@
 import { AppError, type z } from '@portcullis/kit';
+import type { SensitiveRouteClass } from '../libraries/rate-limit-config.js';
 import type { AuthorizedContext, Capability, RequestInfo, ResolvedContext } from '../pipeline/index.js';
 
 export interface RouteInput {
@@ -32,6 +33,8 @@ export interface ProtectedRoute {
   needsAssistant?: boolean;
   /** Only a signed-in person (access token) may call it; an API key or a robot token is refused with 403. */
   humansOnly?: boolean;
+  /** A stricter limit on top of the plan's (per person and per client address). */
+  sensitive?: SensitiveRouteClass;
   summary: string;
   handle(context: AuthorizedContext, input: RouteInput): Promise<RouteResult>;
 }
@@ -48,6 +51,11 @@ export interface PublicRoute {
   method: Method;
   path: string;
   summary: string;
+  /**
+   * The strict per-client-address limit the route spends from, or 'none' (public documents:
+   * JWKS, OpenAPI). Stated by every public route, so none is left unlimited by omission.
+   */
+  rateLimit: SensitiveRouteClass | 'none';
   handle(context: PublicContext, input: RouteInput): Promise<RouteResult>;
 }
 

@@ -36,7 +36,13 @@ async function setup() {
 describe('access token verifier', () => {
   it('accepts a valid token and maps its claims', async () => {
     const { verify, sign } = await setup();
-    await expect(verify(await sign())).resolves.toEqual({ userId, tenantId, role: Role.OWNER, sessionId: 'session-1' });
+    await expect(verify(await sign())).resolves.toEqual({
+      userId,
+      tenantId,
+      role: Role.OWNER,
+      sessionId: 'session-1',
+      expiresAt: expect.any(Number) as unknown,
+    });
   });
 
   it('rejects alg none, foreign keys, unknown kid, wrong iss/aud, expiry and bad claims', async () => {

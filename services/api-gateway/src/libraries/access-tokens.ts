@@ -8,6 +8,8 @@ export interface AccessClaims {
   role: Role;
   /** The session the token belongs to; it stops working when the session ends. */
   sessionId: string;
+  /** When the token expires (epoch milliseconds). */
+  expiresAt: number;
 }
 
 const SESSION_ID = /^[A-Za-z0-9_-]{1,64}$/;
@@ -54,7 +56,7 @@ export function createAccessTokenVerifier({ keys, issuer, audience }: AccessToke
       }
       throw new AppError('UNAUTHENTICATED', 'invalid or expired credential', { cause: error });
     }
-    const { sub, tenantId, role, sid } = payload;
+    const { sub, tenantId, role, sid, exp } = payload;
     if (
       typeof sub !== 'string' ||
       !isUuid(sub) ||
@@ -62,11 +64,12 @@ export function createAccessTokenVerifier({ keys, issuer, audience }: AccessToke
       !isUuid(tenantId) ||
       !isRoleName(role) ||
       typeof sid !== 'string' ||
-      !SESSION_ID.test(sid)
+      !SESSION_ID.test(sid) ||
+      typeof exp !== 'number'
     ) {
       throw new AppError('UNAUTHENTICATED', 'invalid or expired credential');
     }
-    return { userId: sub, tenantId, role: roleOf(role), sessionId: sid };
+    return { userId: sub, tenantId, role: roleOf(role), sessionId: sid, expiresAt: exp * 1000 };
   };
 }
 

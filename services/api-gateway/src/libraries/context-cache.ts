@@ -26,6 +26,11 @@ export interface ContextCacheOptions {
   refusalTtlMs: number;
   /** In-process entries kept at most; the least recently used go first. */
   maxEntries: number;
+  /**
+   * Whether tenant-registry is reachable now (its channel is connected). While it is not, nothing
+   * cached is served: every lookup asks the registry, and fails (503) while it is down.
+   */
+  isRegistryAvailable?: () => boolean;
   logger: Logger;
   now?: () => number;
 }
@@ -34,7 +39,7 @@ export interface ContextCacheOptions {
 type CachedRefusalCode = 'NOT_FOUND' | 'TENANT_SUSPENDED';
 
 type Answer =
-  | { kind: 'context'; tenantId: string; tenantName: string; assistantId: string }
+  | { kind: 'context'; tenantId: string; tenantName: string; tenantPlan: string; assistantId: string }
   | { kind: 'refusal'; code: CachedRefusalCode; message: string };
 
 /**
@@ -93,9 +98,19 @@ function parseRemote(raw: string | null | undefined): RemoteEntry | undefined {
   const { answer, tag, generation } = parsed as Record<string, unknown>;
   if (!isString(tag) || !isString(generation) || typeof answer !== 'object' || answer === null) return undefined;
   const a = answer as Record<string, unknown>;
-  if (a['kind'] === 'context' && isString(a['tenantId']) && isString(a['tenantName']) && isString(a['assistantId'])) {
+  if (
+    a['kind'] === 'context' &&
+    isString(a['tenantId']) &&
+    isString(a['tenantName']) &&
+    isString(a['tenantPlan']) &&
+    isString(a['assistantId'])
+  ) {
     if (tag !== a['tenantId'] || !isUuid(tag)) return undefined;
-    return { tag, generation, answer: { kind: 'context', tenantId: tag, tenantName: a['tenantName'], assistantId: a['assistantId'] } };
+    return {
+      tag,
+      generation,
+      answer: { kind: 'context', tenantId: tag, tenantName: a['tenantName'], tenantPlan: a['tenantPlan'], assistantId: a['assistantId'] },
+    };
   }
   if (a['kind'] === 'refusal' && (a['code'] === 'NOT_FOUND' || a['code'] === 'TENANT_SUSPENDED') && isString(a['message'])) {
     if (tag !== ANY) return undefined;
@@ -112,6 +127,7 @@ function replay(answer: Answer): ResolveContextResponse {
       tenantId: answer.tenantId,
       tenantName: answer.tenantName,
       tenantStatus: TenantStatus.ACTIVE,
+      tenantPlan: answer.tenantPlan,
       assistantId: answer.assistantId,
     },
   });
@@ -140,7 +156,8 @@ function replay(answer: Answer): ResolveContextResponse {
  * INCR, a NATS reconnect: `reset()`), this replica ignores Redis for `remoteTtlMs`, until every
  * entry that might be stale has expired. Redis failing ⇒ the registry is asked (never fail open,
  * never anything older than the in-process TTL); the registry failing ⇒ its error, never a
- * cached guess for an uncached key.
+ * cached guess for an uncached key; the registry unreachable (`isRegistryAvailable`) ⇒ nothing
+ * cached is served at all, so an outage denies every request that needs a context.
  */
 export function createContextCache({
   registry,
@@ -150,6 +167,7 @@ export function createContextCache({
   remoteTtlMs,
   refusalTtlMs,
   maxEntries,
+  isRegistryAvailable = () => true,
   logger,
   now = Date.now,
 }: ContextCacheOptions) {
@@ -233,12 +251,18 @@ export function createContextCache({
     // The registry answered about what was asked; anything else is not remembered under this key.
     if (lookup.startsWith('tenant:') && lookup !== `tenant:${context.tenantId.toLowerCase()}`) return undefined;
     if (lookup.startsWith('assistant:') && lookup !== `assistant:${context.assistantId.toLowerCase()}`) return undefined;
-    return { kind: 'context', tenantId: context.tenantId.toLowerCase(), tenantName: context.tenantName, assistantId: context.assistantId };
+    return {
+      kind: 'context',
+      tenantId: context.tenantId.toLowerCase(),
+      tenantName: context.tenantName,
+      tenantPlan: context.tenantPlan,
+      assistantId: context.assistantId,
+    };
   }
 
   const resolveContext: ResolveContextCall = async (request, options) => {
     const lookup = lookupKeyOf(request);
-    if (lookup === undefined) return registry.resolveContext(request, options);
+    if (lookup === undefined || !isRegistryAvailable()) return registry.resolveContext(request, options);
 
     const local = readLocal(lookup);
     if (local) return replay(local);

@@ -9,6 +9,7 @@ import type { RequestInfo } from '../pipeline/types.js';
 import { createAccessTokenVerifier } from './access-tokens.js';
 import { createRobotTokenVerifier } from './robot-tokens.js';
 import { oneCharacterForgeries } from '@portcullis/test/jwt-mutations';
+import { passThroughLimits, requestInfo } from '../test-support/pipeline-fakes.js';
 
 const tenantA = '00000000-0000-4000-8000-00000000000a';
 const tenantB = '00000000-0000-4000-8000-00000000000b';
@@ -38,6 +39,7 @@ async function setUp() {
   const registered = new Map([[robotId, { tenantId: tenantA, creatorId: creator, teamIds: [team1, team2] }]]);
 
   const pipeline = createPipeline({
+    ...passThroughLimits,
     platformHosts: ['localhost'],
     tenants: {
       async resolveContext(request) {
@@ -109,15 +111,7 @@ async function setUp() {
       .setExpirationTime('5m')
       .sign(privateKey);
   const run = (authorization: string, host = 'alpha.example') => {
-    const request: RequestInfo = {
-      requestId: 'r1',
-      host,
-      assistantId: undefined,
-      authorization,
-      apiKey: undefined,
-      clientIp: '127.0.0.1',
-      userAgent: 'test',
-    };
+    const request: RequestInfo = requestInfo({ host, authorization });
     return pipeline.run(request, capability);
   };
   return { run, robot, access, publicKey, jwk, privateKey, policyCalls, robotCalls, keys };

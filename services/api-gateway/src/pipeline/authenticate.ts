@@ -13,6 +13,8 @@ export interface AuthenticateDeps {
   verifyApiKey: ApiKeyVerifier;
   verifyRobotToken: RobotTokenVerifier;
   isSessionActive: SessionCheck;
+  /** Whether a request's X-CSRF-Token belongs to its cookie session (see libraries/cookie-sessions.ts). */
+  isValidCsrfToken(sessionId: string, token: string | undefined): boolean;
   tenants: Pick<GrpcClient<typeof TenantRegistryService>, 'resolveContext'>;
   auditDecision: DecisionAuditor;
 }
@@ -30,18 +32,25 @@ export function bearerTokenOf(authorization: string | undefined): string {
   return match[1];
 }
 
+const JWT = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
+const present = (value: string | undefined): value is string => value !== undefined && value.length > 0;
+
 /**
- * Which credential the request carries: exactly one of an access token, a robot token (both
- * bearer JWTs, told apart by the header's `typ` — routing only, see isRobotToken) or an API key.
+ * Which credential the request carries: exactly one of an access token (Authorization header or
+ * the cookie session), a robot token (a bearer JWT told apart by its header's `typ` — routing
+ * only, see isRobotToken) or an API key. Two of them ⇒ UNAUTHENTICATED.
  */
-export function credentialOf(request: Pick<RequestInfo, 'authorization' | 'apiKey'>): {
-  kind: 'access_token' | 'robot_token' | 'api_key';
+export function credentialOf(request: Pick<RequestInfo, 'authorization' | 'apiKey' | 'sessionCookie'>): {
+  kind: 'access_token' | 'cookie_session' | 'robot_token' | 'api_key';
   value: string;
 } {
-  const hasToken = request.authorization !== undefined && request.authorization.length > 0;
-  const hasKey = request.apiKey !== undefined && request.apiKey.length > 0;
-  if (hasToken && hasKey) throw new AppError('UNAUTHENTICATED', 'send exactly one credential');
-  if (hasKey) return { kind: 'api_key', value: request.apiKey ?? '' };
+  const sent = [request.authorization, request.apiKey, request.sessionCookie].filter(present).length;
+  if (sent > 1) throw new AppError('UNAUTHENTICATED', 'send exactly one credential');
+  if (present(request.apiKey)) return { kind: 'api_key', value: request.apiKey };
+  if (present(request.sessionCookie)) {
+    if (!JWT.test(request.sessionCookie)) throw new AppError('UNAUTHENTICATED', 'invalid or expired credential');
+    return { kind: 'cookie_session', value: request.sessionCookie };
+  }
   const token = bearerTokenOf(request.authorization);
   return { kind: isRobotToken(token) ? 'robot_token' : 'access_token', value: token };
 }
@@ -64,7 +73,8 @@ const principalOf = (
 
 /**
  * Step 2 — authenticate: exactly one credential — an access JWT (verified locally against the
- * auth service's published keys, whose session has not been revoked), a robot token or an API
+ * auth service's published keys, whose session has not been revoked; from the Authorization
+ * header, or from the cookie session with a CSRF token on changes), a robot token or an API
  * key (both verified by the auth service at every request, so revocation and the creator's
  * removal act at once). Its tenant must be the resolved tenant; on a platform host the
  * credential's tenant becomes the target once the registry confirms it is active.
@@ -74,6 +84,7 @@ export function createAuthenticate({
   verifyApiKey,
   verifyRobotToken,
   isSessionActive,
+  isValidCsrfToken,
   tenants,
   auditDecision,
 }: AuthenticateDeps) {
@@ -106,10 +117,19 @@ export function createAuthenticate({
       };
     }
     const claims = await verifyAccessToken(presented.value);
+    const via = presented.kind === 'cookie_session' ? 'cookie' : 'header';
+    // A browser sends cookies by itself, so a cookie session changes state only with the token
+    // a page of another origin cannot know.
+    if (via === 'cookie' && request.changesState && !isValidCsrfToken(claims.sessionId, request.csrfToken)) {
+      throw new AppError(
+        'PERMISSION_DENIED',
+        'missing or invalid CSRF token: send X-CSRF-Token with every change made in a cookie session',
+      );
+    }
     if (!(await isSessionActive(claims.sessionId))) throw new AppError('UNAUTHENTICATED', 'this session has ended; sign in again');
     return {
       principal: principalOf(PrincipalKind.USER, claims.userId, claims.tenantId, claims.role),
-      credential: { kind: 'access_token', sessionId: claims.sessionId },
+      credential: { kind: 'access_token', sessionId: claims.sessionId, via },
     };
   }
 
@@ -136,7 +156,7 @@ export function createAuthenticate({
     } else {
       const { context } = await tenants.resolveContext({ tenantId: principal.tenantId }, { requestId: request.requestId });
       if (!context) throw new AppError('NOT_FOUND', 'tenant not found');
-      target = { tenantId: context.tenantId, tenantName: context.tenantName, assistantId: '' };
+      target = { tenantId: context.tenantId, tenantName: context.tenantName, plan: context.tenantPlan, assistantId: '' };
     }
     return { request, target, principal, credential } as AuthenticatedContext;
   };

@@ -2,7 +2,7 @@ import { AppError, type GrpcClient } from '@portcullis/kit';
 import { PrincipalKind, Role, type Principal } from '@portcullis/proto/common';
 import type { PolicyService } from '@portcullis/proto/policy';
 import type { DecisionAuditor } from './audit-decision.js';
-import type { AuthenticatedContext, AuthorizedContext, Capability } from './types.js';
+import type { AuthorizedContext, Capability, RateLimitedContext } from './types.js';
 
 export interface AuthorizeDeps {
   policy: Pick<GrpcClient<typeof PolicyService>, 'check'>;
@@ -10,7 +10,7 @@ export interface AuthorizeDeps {
 }
 
 /**
- * Step 3 — authorize the capability. Deny by default: a policy service that fails or does
+ * Step 4 — authorize the capability. Deny by default: a policy service that fails or does
  * not answer in time denies with 503, never allows. Every decision is audited (with the
  * principal that authenticated) before the request may act.
  *
@@ -23,11 +23,11 @@ export interface AuthorizeDeps {
  * grants AND the creator holds now.
  */
 export function createAuthorize({ policy, auditDecision }: AuthorizeDeps) {
-  return async function authorize(authenticated: AuthenticatedContext, capability: Capability): Promise<AuthorizedContext> {
-    const { request, target, principal, credential } = authenticated;
+  return async function authorize(limited: RateLimitedContext, capability: Capability): Promise<AuthorizedContext> {
+    const { request, target, principal, credential, rateLimit } = limited;
     const name = `${capability.object}:${capability.action}`;
     const record = (allowed: boolean, reason: string) => auditDecision({ request, target, principal, capability, allowed, reason });
-    const allow = () => ({ request, target, principal, credential, capability }) as AuthorizedContext;
+    const allow = () => ({ request, target, principal, credential, capability, rateLimit }) as AuthorizedContext;
     const deny = () => new AppError('PERMISSION_DENIED', `missing capability ${name}`);
 
     // Access tokens and robot tokens are decided as the principal that authenticated.

@@ -1,30 +1,39 @@
 import { createAuthenticate, type AuthenticateDeps } from './authenticate.js';
 import { createAuthorize, type AuthorizeDeps } from './authorize.js';
+import { createRateLimit, type RateLimitDeps } from './rate-limit.js';
 import { createResolveContext, type ResolveContextDeps } from './resolve-context.js';
+import type { SensitiveRouteClass } from '../libraries/rate-limit-config.js';
 import type { AuthorizedContext, Capability, RequestInfo } from './types.js';
 
-export type PipelineDeps = ResolveContextDeps & AuthenticateDeps & AuthorizeDeps;
+export type PipelineDeps = ResolveContextDeps & AuthenticateDeps & RateLimitDeps & AuthorizeDeps;
 
 /**
  * The ordered gate every protected request passes, in this order and no other:
  *
  *   1. resolveContext — which tenant/assistant the request is for
  *   2. authenticate   — exactly one verified credential of that tenant
- *   3. authorize      — the policy service allows the route's capability (audited)
+ *   3. rateLimit      — the tenant's and the principal's buckets, sized by the tenant's plan
+ *   4. authorize      — the policy service allows the route's capability (audited)
  *
  * The route handler (act) then receives the AuthorizedContext only this function makes.
  */
 export function createPipeline(deps: PipelineDeps) {
   const resolveContext = createResolveContext(deps);
   const authenticate = createAuthenticate(deps);
+  const rateLimit = createRateLimit(deps);
   const authorize = createAuthorize(deps);
 
   return {
     resolveContext,
-    async run(request: RequestInfo, capability: Capability): Promise<AuthorizedContext> {
+    async run(
+      request: RequestInfo,
+      capability: Capability,
+      { sensitive }: { sensitive?: SensitiveRouteClass } = {},
+    ): Promise<AuthorizedContext> {
       const resolved = await resolveContext(request);
       const authenticated = await authenticate(resolved);
-      return authorize(authenticated, capability);
+      const limited = await rateLimit(authenticated, sensitive ? { capability, sensitive } : { capability });
+      return authorize(limited, capability);
     },
   };
 }

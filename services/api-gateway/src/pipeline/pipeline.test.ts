@@ -12,6 +12,7 @@ import { createDecisionAuditor } from './audit-decision.js';
 import { bearerTokenOf } from './authenticate.js';
 import { createPipeline } from './index.js';
 import type { RequestInfo } from './types.js';
+import { passThroughLimits, requestInfo } from '../test-support/pipeline-fakes.js';
 
 const tenantA = '00000000-0000-4000-8000-00000000000a';
 const tenantB = '00000000-0000-4000-8000-00000000000b';
@@ -43,7 +44,13 @@ const keys = new Map([
     { keyId: 'tenantb', tenantId: tenantB, kind: ApiKeyKind.TENANT, userId: '', createdByUserId: alice, scopes: ['tools:invoke'] },
   ],
 ]);
-const claimsOf = (tenantId: string, role: Role, sessionId = liveSession): AccessClaims => ({ userId: alice, tenantId, role, sessionId });
+const claimsOf = (tenantId: string, role: Role, sessionId = liveSession): AccessClaims => ({
+  userId: alice,
+  tenantId,
+  role,
+  sessionId,
+  expiresAt: Date.now() + 60_000,
+});
 const robotA = '00000000-0000-4000-8000-0000000000c1';
 const robotB = '00000000-0000-4000-8000-0000000000c2';
 const team1 = '00000000-0000-4000-8000-0000000000e1';
@@ -80,6 +87,7 @@ function fakes({
   const accessCalls: string[] = [];
   const auditedPrincipals: unknown[] = [];
   const pipeline = createPipeline({
+    ...passThroughLimits,
     platformHosts: ['localhost'],
     tenants: {
       async resolveContext(request) {
@@ -140,16 +148,7 @@ function fakes({
   return { pipeline, audited, policyCalls, authCalls, robotCalls, accessCalls, auditedPrincipals };
 }
 
-const request = (overrides: Partial<RequestInfo> = {}): RequestInfo => ({
-  requestId: 'r1',
-  host: 'alpha.example',
-  assistantId: undefined,
-  authorization: `Bearer ${token}`,
-  apiKey: undefined,
-  clientIp: '127.0.0.1',
-  userAgent: 'test',
-  ...overrides,
-});
+const request = (overrides: Partial<RequestInfo> = {}): RequestInfo => requestInfo({ authorization: `Bearer ${token}`, ...overrides });
 const capability = { object: 'tools', action: 'invoke' };
 
 describe('ordered pipeline', () => {
@@ -173,7 +172,7 @@ describe('ordered pipeline', () => {
   it('carries the session of the credential to the route', async () => {
     const { pipeline } = fakes({ claims: claimsOf(tenantA, Role.OWNER) });
     const context = await pipeline.run(request(), capability);
-    expect(context.credential).toEqual({ kind: 'access_token', sessionId: liveSession });
+    expect(context.credential).toEqual({ kind: 'access_token', sessionId: liveSession, via: 'header' });
   });
 
   it('rejects a request with no credential before asking the policy', async () => {

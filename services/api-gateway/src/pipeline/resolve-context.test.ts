@@ -6,18 +6,13 @@ import { ResolveContextResponseSchema } from '@portcullis/proto/tenant';
 import { createContextCache, type ResolveContextCall } from '../libraries/context-cache.js';
 import { createResolveContext } from './resolve-context.js';
 import type { RequestInfo } from './types.js';
+import { requestInfo } from '../test-support/pipeline-fakes.js';
 
 const tenantA = '00000000-0000-4000-8000-00000000000a';
 const assistantA = '00000000-0000-4000-8000-0000000000a1';
 
 const request = (overrides: Partial<RequestInfo>): RequestInfo => ({
-  requestId: 'req-1',
-  host: 'chat.alpha.example',
-  assistantId: undefined,
-  authorization: undefined,
-  apiKey: undefined,
-  clientIp: '127.0.0.1',
-  userAgent: 'test',
+  ...requestInfo({ requestId: 'req-1', host: 'chat.alpha.example' }),
   ...overrides,
 });
 
@@ -29,7 +24,7 @@ function setup() {
     calls.push(assistantId || host);
     if (truth.suspended) throw new AppError('TENANT_SUSPENDED', 'tenant is suspended');
     return create(ResolveContextResponseSchema, {
-      context: { tenantId: tenantA, tenantName: 'Alpha', tenantStatus: TenantStatus.ACTIVE, assistantId: assistantA },
+      context: { tenantId: tenantA, tenantName: 'Alpha', tenantStatus: TenantStatus.ACTIVE, tenantPlan: 'pro', assistantId: assistantA },
     });
   };
   const cache = createContextCache({
@@ -53,7 +48,7 @@ function setup() {
 describe('resolve context (step 1) over the context cache', () => {
   it('resolves a domain and an assistant id to the tenant, asking the registry once per key', async () => {
     const { step, calls } = setup();
-    const expected = { tenantId: tenantA, tenantName: 'Alpha', assistantId: assistantA };
+    const expected = { tenantId: tenantA, tenantName: 'Alpha', plan: 'pro', assistantId: assistantA };
     expect((await step(request({}))).target).toEqual(expected);
     expect((await step(request({}))).target).toEqual(expected);
     expect((await step(request({ assistantId: assistantA }))).target).toEqual(expected);

@@ -34,6 +34,6 @@ export function createResolveContext({ tenants, platformHosts }: ResolveContextD
   async function lookUp({ requestId, ...query }: { host?: string; assistantId?: string; requestId: string }): Promise<TenantTarget> {
     const { context } = await tenants.resolveContext(query, { requestId });
     if (!context) throw new AppError('NOT_FOUND', 'no tenant is configured for this request');
-    return { tenantId: context.tenantId, tenantName: context.tenantName, assistantId: context.assistantId };
+    return { tenantId: context.tenantId, tenantName: context.tenantName, plan: context.tenantPlan, assistantId: context.assistantId };
   }
 }

@@ -1,4 +1,6 @@
 import type { Principal } from '@portcullis/proto/common';
+import type { SensitiveRouteClass } from '../libraries/rate-limit-config.js';
+import type { RateLimitState } from '../libraries/rate-limiter.js';
 
 /** What the gateway knows about a request before any step has run. */
 export interface RequestInfo {
@@ -11,6 +13,12 @@ export interface RequestInfo {
   authorization: string | undefined;
   /** Value of the X-API-Key header, if sent. */
   apiKey: string | undefined;
+  /** The access token of the cookie session, if the request carries that cookie. */
+  sessionCookie: string | undefined;
+  /** Value of the X-CSRF-Token header, if sent (checked for cookie sessions). */
+  csrfToken: string | undefined;
+  /** Whether the method may change state (anything but GET, HEAD and OPTIONS). */
+  changesState: boolean;
   /** Address of the connecting client (the gateway does not trust forwarding headers). */
   clientIp: string;
   userAgent: string;
@@ -21,7 +29,12 @@ export interface RequestInfo {
  * for routes only a signed-in person may use (`humansOnly`: anything but an access token is refused).
  */
 export type Credential =
-  | { kind: 'access_token'; sessionId: string }
+  | {
+      kind: 'access_token';
+      sessionId: string;
+      /** Where the token came from: an Authorization header, or the cookie session (CSRF-checked). */
+      via: 'header' | 'cookie';
+    }
   | {
       kind: 'api_key';
       keyId: string;
@@ -51,15 +64,25 @@ export interface Capability {
   action: string;
 }
 
+/** What a protected route asks of the pipeline. */
+export interface RouteRequirement {
+  capability: Capability;
+  /** A stricter limit on top of the plan's, for routes attackers hammer (activation-code entry). */
+  sensitive?: SensitiveRouteClass;
+}
+
 export interface TenantTarget {
   tenantId: string;
   tenantName: string;
+  /** The tenant's plan (tier); its rate limits apply. */
+  plan: string;
   /** Empty when the request is tenant-wide (no assistant in the context). */
   assistantId: string;
 }
 
 declare const resolved: unique symbol;
 declare const authenticated: unique symbol;
+declare const rateLimited: unique symbol;
 declare const authorized: unique symbol;
 
 /**
@@ -82,8 +105,21 @@ export interface AuthenticatedContext {
   readonly [authenticated]: true;
 }
 
+/** Step 3 output: the request spent a point from each of its buckets and none is exhausted. */
+export interface RateLimitedContext {
+  readonly request: RequestInfo;
+  readonly target: TenantTarget;
+  readonly principal: Principal;
+  readonly credential: Credential;
+  /** The most constrained bucket after this request, for the `RateLimit-*` headers. */
+  readonly rateLimit: RateLimitState;
+  readonly [resolved]: true;
+  readonly [authenticated]: true;
+  readonly [rateLimited]: true;
+}
+
 /**
- * Step 3 output, and the only context a protected route handler accepts: it can exist only
+ * Step 4 output, and the only context a protected route handler accepts: it can exist only
  * when every step of the pipeline ran and allowed the request.
  */
 export interface AuthorizedContext {
@@ -92,7 +128,9 @@ export interface AuthorizedContext {
   readonly principal: Principal;
   readonly credential: Credential;
   readonly capability: Capability;
+  readonly rateLimit: RateLimitState;
   readonly [resolved]: true;
   readonly [authenticated]: true;
+  readonly [rateLimited]: true;
   readonly [authorized]: true;
 }

@@ -15,7 +15,7 @@ const creator = '00000000-0000-4000-8000-0000000000f4';
 const principal = { kind: PrincipalKind.USER, id: '00000000-0000-4000-8000-0000000000f1', tenantId, role: Role.ADMIN };
 
 /** The routes over fake policy and registry clients that record every call. */
-function setup(credential: Credential = { kind: 'access_token', sessionId: 's1' }) {
+function setup(credential: Credential = { kind: 'access_token', sessionId: 's1', via: 'header' }) {
   const calls: [string, unknown][] = [];
   const record = (method: string) => (request: unknown) => {
     calls.push([method, request]);

@@ -26,6 +26,8 @@ export function createDeviceRoutes({ devices }: DeviceRouteDeps): ProtectedRoute
       capability: { object: 'devices', action: 'bind' },
       needsAssistant: true,
       humansOnly: true,
+      // Entering codes is how activation codes would be guessed: a stricter limit per person and address.
+      sensitive: 'activationCode',
       summary: 'Bind the device showing this activation code to the signed-in user and the assistant',
       async handle({ request, target, principal }, { body }) {
         const input = parseInput(z.object({ code: z.string().min(1).max(16) }), body);

@@ -66,6 +66,7 @@ export function createOAuthRoutes({ auth, secureCookies }: OAuthRouteDeps): Publ
       kind: 'public',
       method: 'get',
       path: '/api/auth/oauth/:provider/start',
+      rateLimit: 'oauth',
       summary: 'Start Google or GitHub sign-in: sets the browser-binding cookie and redirects to the provider',
       async handle({ request }, input) {
         const provider = providerOf(input.params);
@@ -83,6 +84,7 @@ export function createOAuthRoutes({ auth, secureCookies }: OAuthRouteDeps): Publ
       kind: 'public',
       method: 'get',
       path: '/api/auth/oauth/:provider/callback',
+      rateLimit: 'oauth',
       summary: 'Finish Google or GitHub sign-in; returns a login ticket and the tenants, like /api/auth/login',
       async handle({ request }, input) {
         const provider = providerOf(input.params);

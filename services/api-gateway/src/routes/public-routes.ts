@@ -4,7 +4,8 @@ import type { Role } from '@portcullis/proto/common';
 import type { DeviceEnrollmentService } from '@portcullis/proto/devices';
 import type { TenantRegistryService } from '@portcullis/proto/tenant';
 import { isoTime, presentSignIn, roleName } from '../http/presenters.js';
-import { parseInput, type PublicRoute } from '../http/route.js';
+import { parseInput, type PublicRoute, type RouteInput } from '../http/route.js';
+import { unverifiedSessionIdOf, type CookieSessions } from '../libraries/cookie-sessions.js';
 import { createOAuthRoutes, type OAuthRouteDeps } from './oauth-routes.js';
 
 export interface PublicRouteDeps {
@@ -15,6 +16,8 @@ export interface PublicRouteDeps {
     OAuthRouteDeps['auth'];
   /** Mark cookies Secure (`__Host-` names); false only for plain-HTTP local development. */
   secureCookies: boolean;
+  /** Browser sessions in HttpOnly cookies, with their CSRF tokens. */
+  cookieSessions: CookieSessions;
   tenants: Pick<GrpcClient<typeof TenantRegistryService>, 'createTenant'>;
   devices: Pick<GrpcClient<typeof DeviceEnrollmentService>, 'startActivation'>;
   /** Fetches the auth service's JWKS document. */
@@ -45,6 +48,26 @@ function presentTokens(tokens: IssuedTokens) {
   };
 }
 
+/**
+ * The answer of a cookie-delivered sign-in: the tokens go into HttpOnly cookies (never into the
+ * body, where a script could read them), the CSRF token for later changes into the body.
+ */
+function presentCookieSession(tokens: IssuedTokens, cookieSessions: CookieSessions, input: RouteInput) {
+  if (!input.setCookie) throw new AppError('INTERNAL', 'this route needs to set cookies');
+  const { cookies, csrfToken } = cookieSessions.deliver(tokens);
+  for (const cookie of cookies) input.setCookie(cookie);
+  return {
+    tokenType: 'cookie',
+    expiresIn: tokens.expiresInSeconds,
+    refreshExpiresIn: tokens.refreshExpiresInSeconds,
+    tenantId: tokens.tenantId,
+    role: roleName(tokens.role),
+    sessionId: tokens.sessionId,
+    csrfToken,
+  };
+}
+
+const delivery = z.enum(['body', 'cookie']).default('body');
 const email = z.string().max(254);
 const password = z.string().max(256);
 const ticket = z.string().min(1).max(128);
@@ -53,13 +76,14 @@ const ticket = z.string().min(1).max(128);
  * The complete allow-list of routes that do not pass the whole pipeline. Each one says why.
  * Anything not listed here is a ProtectedRoute.
  */
-export function createPublicRoutes({ auth, tenants, devices, fetchJwks, secureCookies }: PublicRouteDeps): PublicRoute[] {
+export function createPublicRoutes({ auth, tenants, devices, fetchJwks, secureCookies, cookieSessions }: PublicRouteDeps): PublicRoute[] {
   return [
     {
       // Anyone may create an account; it holds no tenant rights until a tenant is created or joined.
       kind: 'public',
       method: 'post',
       path: '/api/auth/signup',
+      rateLimit: 'signIn',
       summary: 'Create an account (email + phone + password); the phone must be verified before creating a tenant',
       async handle({ request }, { body }) {
         const input = parseInput(
@@ -75,6 +99,7 @@ export function createPublicRoutes({ auth, tenants, devices, fetchJwks, secureCo
       kind: 'public',
       method: 'post',
       path: '/api/auth/login',
+      rateLimit: 'signIn',
       summary: 'Verify email + password; returns a single-use login ticket and the tenants of the account',
       async handle({ request }, { body }) {
         const input = parseInput(z.object({ email, password }), body);
@@ -87,14 +112,18 @@ export function createPublicRoutes({ auth, tenants, devices, fetchJwks, secureCo
       kind: 'public',
       method: 'post',
       path: '/api/auth/select-tenant',
-      summary: 'Exchange a login ticket for an access token bound to one tenant',
-      async handle({ request }, { body }) {
-        const input = parseInput(z.object({ loginTicket: ticket, tenantId: z.uuid() }), body);
+      rateLimit: 'signIn',
+      summary: 'Exchange a login ticket for an access token bound to one tenant (in the body, or a cookie session with delivery: "cookie")',
+      async handle({ request }, routeInput) {
+        const { delivery: deliverTo, ...input } = parseInput(
+          z.object({ loginTicket: ticket, tenantId: z.uuid(), delivery }),
+          routeInput.body,
+        );
         const result = await auth.selectTenant(
           { ...input, clientIp: request.clientIp, userAgent: request.userAgent },
           { requestId: request.requestId },
         );
-        return { body: presentTokens(result) };
+        return { body: deliverTo === 'cookie' ? presentCookieSession(result, cookieSessions, routeInput) : presentTokens(result) };
       },
     },
     {
@@ -103,6 +132,7 @@ export function createPublicRoutes({ auth, tenants, devices, fetchJwks, secureCo
       kind: 'public',
       method: 'post',
       path: '/api/auth/phone/start',
+      rateLimit: 'sms',
       summary: "Send a 6-digit verification code by SMS to the signed-in account's phone number (optionally setting it first)",
       async handle({ request }, { body }) {
         const input = parseInput(z.object({ loginTicket: ticket, phone: z.string().max(32).default('') }), body);
@@ -117,6 +147,7 @@ export function createPublicRoutes({ auth, tenants, devices, fetchJwks, secureCo
       kind: 'public',
       method: 'post',
       path: '/api/auth/phone/verify',
+      rateLimit: 'sms',
       summary: 'Confirm the SMS code; marks the phone number verified',
       async handle({ request }, { body }) {
         const input = parseInput(z.object({ loginTicket: ticket, code: z.string().regex(/^\d{6}$/u) }), body);
@@ -129,11 +160,47 @@ export function createPublicRoutes({ auth, tenants, devices, fetchJwks, secureCo
       kind: 'public',
       method: 'post',
       path: '/api/auth/refresh',
-      summary: 'Exchange a refresh token for a new access token and refresh token',
-      async handle({ request }, { body }) {
-        const input = parseInput(z.object({ refreshToken: z.string().min(1).max(128) }), body);
-        const result = await auth.refreshTokens(input, { requestId: request.requestId });
-        return { body: presentTokens(result) };
+      rateLimit: 'signIn',
+      summary: 'Exchange a refresh token for new tokens; with delivery: "cookie", the cookie session\'s (X-CSRF-Token required)',
+      async handle({ request }, routeInput) {
+        const input = parseInput(
+          z.union([
+            z.object({ refreshToken: z.string().min(1).max(128), delivery: z.literal('body').default('body') }),
+            z.object({ delivery: z.literal('cookie') }),
+          ]),
+          routeInput.body,
+        );
+        if ('refreshToken' in input) {
+          return { body: presentTokens(await auth.refreshTokens({ refreshToken: input.refreshToken }, { requestId: request.requestId })) };
+        }
+        // A cookie session: the refresh token is the cookie's, and the request must carry the
+        // session's CSRF token, so no other origin can make the browser rotate its tokens.
+        const cookies = routeInput.cookies ?? {};
+        const sessionId = unverifiedSessionIdOf(cookies[cookieSessions.names.access]);
+        const refreshToken = cookies[cookieSessions.names.refresh];
+        if (sessionId === undefined || refreshToken === undefined || refreshToken === '') {
+          throw new AppError('UNAUTHENTICATED', 'no cookie session to refresh; sign in again');
+        }
+        if (!cookieSessions.isValidCsrfToken(sessionId, request.csrfToken)) {
+          throw new AppError(
+            'PERMISSION_DENIED',
+            'missing or invalid CSRF token: send X-CSRF-Token with every change made in a cookie session',
+          );
+        }
+        const clear = () => {
+          for (const cookie of cookieSessions.clear()) routeInput.setCookie?.(cookie);
+        };
+        const result = await auth
+          .refreshTokens({ refreshToken: refreshToken.slice(0, 128) }, { requestId: request.requestId })
+          .catch((error: unknown) => {
+            clear();
+            throw error;
+          });
+        if (result.sessionId !== sessionId) {
+          clear();
+          throw new AppError('UNAUTHENTICATED', 'the session cookies do not belong together; sign in again');
+        }
+        return { body: presentCookieSession(result, cookieSessions, routeInput) };
       },
     },
     {
@@ -142,6 +209,7 @@ export function createPublicRoutes({ auth, tenants, devices, fetchJwks, secureCo
       kind: 'public',
       method: 'post',
       path: '/api/tenants',
+      rateLimit: 'signIn',
       summary: 'Create a tenant; the signed-in account becomes its owner',
       async handle({ request }, { body }) {
         const input = parseInput(z.object({ loginTicket: ticket, name: z.string().min(1).max(100) }), body);
@@ -160,6 +228,7 @@ export function createPublicRoutes({ auth, tenants, devices, fetchJwks, secureCo
       kind: 'public',
       method: 'post',
       path: '/api/devices/activations',
+      rateLimit: 'activationStart',
       summary: "Start a device activation on the assistant of the request's domain; returns a 6-character code",
       async handle({ request, resolveContext }, { body }) {
         const input = parseInput(z.object({ deviceName: z.string().min(1).max(100) }), body);
@@ -180,6 +249,7 @@ export function createPublicRoutes({ auth, tenants, devices, fetchJwks, secureCo
       kind: 'public',
       method: 'get',
       path: '/.well-known/jwks.json',
+      rateLimit: 'none',
       summary: 'Public keys that verify Portcullis access tokens',
       async handle() {
         return { body: await fetchJwks() };

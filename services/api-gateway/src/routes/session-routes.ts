@@ -1,11 +1,13 @@
 import { z, type GrpcClient } from '@portcullis/kit';
 import type { AuthService, Session } from '@portcullis/proto/auth';
 import { isoTime } from '../http/presenters.js';
-import { parseInput, type ProtectedRoute } from '../http/route.js';
+import { parseInput, type ProtectedRoute, type RouteInput } from '../http/route.js';
+import type { CookieSessions } from '../libraries/cookie-sessions.js';
 import type { Credential } from '../pipeline/index.js';
 
 export interface SessionRouteDeps {
   auth: Pick<GrpcClient<typeof AuthService>, 'listSessions' | 'revokeSession' | 'revokeAllSessions'>;
+  cookieSessions: Pick<CookieSessions, 'clear'>;
 }
 
 const sessionOf = (credential: Credential) => (credential.kind === 'access_token' ? credential.sessionId : '');
@@ -26,8 +28,13 @@ function presentSession(session: Session, current: string) {
  * The signed-in person's own sessions. Every role holds `tenant:read`; each route acts only
  * on the principal's own account, never on another user's sessions.
  */
-export function createSessionRoutes({ auth }: SessionRouteDeps): ProtectedRoute[] {
+export function createSessionRoutes({ auth, cookieSessions }: SessionRouteDeps): ProtectedRoute[] {
   const capability = { object: 'tenant', action: 'read' };
+  /** A cookie session that ends also loses its cookies. */
+  const clearCookies = (credential: Credential, input: RouteInput) => {
+    if (credential.kind === 'access_token' && credential.via === 'cookie')
+      for (const cookie of cookieSessions.clear()) input.setCookie?.(cookie);
+  };
   return [
     {
       kind: 'protected',
@@ -61,8 +68,9 @@ export function createSessionRoutes({ auth }: SessionRouteDeps): ProtectedRoute[
       capability,
       humansOnly: true,
       summary: 'End the session of this access token',
-      async handle({ request, principal, credential }) {
+      async handle({ request, principal, credential }, input) {
         await auth.revokeSession({ userId: principal.id, sessionId: sessionOf(credential) }, { requestId: request.requestId });
+        clearCookies(credential, input);
         return { status: 204, body: null };
       },
     },
@@ -73,8 +81,9 @@ export function createSessionRoutes({ auth }: SessionRouteDeps): ProtectedRoute[
       capability,
       humansOnly: true,
       summary: 'End every session of your account (log out everywhere)',
-      async handle({ request, principal }) {
+      async handle({ request, principal, credential }, input) {
         const { revoked } = await auth.revokeAllSessions({ userId: principal.id }, { requestId: request.requestId });
+        clearCookies(credential, input);
         return { body: { revoked } };
       },
     },

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { create, toBinary } from '@bufbuild/protobuf';
 import { describe, expect, it } from '@jest/globals';
 import { createLogger } from '@portcullis/kit';
-import { AuditEventSchema } from '@portcullis/proto/audit';
+import { AuditEventBatchSchema, AuditEventSchema } from '@portcullis/proto/audit';
 import type { AuditRecord } from './audit-record.js';
 import { createEventIngest } from './event-ingest.js';
 
@@ -25,6 +25,11 @@ function fakeStore() {
       if (rows.has(record.eventId)) return false;
       rows.set(record.eventId, record);
       return true;
+    },
+    async storeMany(_tenantId: string, records: readonly AuditRecord[]): Promise<number> {
+      let stored = 0;
+      for (const record of records) if (await this.store(record)) stored += 1;
+      return stored;
     },
   };
 }
@@ -49,7 +54,12 @@ function encoded(tenantId: string, subjectTenant: string, extra: { eventId?: str
 describe('event ingest', () => {
   it('stores a valid event once, however often it is delivered', async () => {
     const store = fakeStore();
-    const ingest = createEventIngest({ store: store.store, logger: captureLogs().logger, subjectPrefix: prefix });
+    const ingest = createEventIngest({
+      store: store.store,
+      storeMany: store.storeMany.bind(store),
+      logger: captureLogs().logger,
+      subjectPrefix: prefix,
+    });
     const tenant = randomUUID();
     const msg = encoded(tenant, tenant);
     expect(await ingest.ingest(msg)).toBe('stored');
@@ -61,7 +71,7 @@ describe('event ingest', () => {
   it('drops and counts an event filed under another tenant, logging no payload', async () => {
     const store = fakeStore();
     const { lines, logger } = captureLogs();
-    const ingest = createEventIngest({ store: store.store, logger, subjectPrefix: prefix });
+    const ingest = createEventIngest({ store: store.store, storeMany: store.storeMany.bind(store), logger, subjectPrefix: prefix });
     const secret = 'payload-marker-7f3a';
     expect(await ingest.ingest(encoded(randomUUID(), randomUUID(), { reason: secret }))).toBe('rejected');
     expect(store.rows.size).toBe(0);
@@ -72,7 +82,13 @@ describe('event ingest', () => {
   });
 
   it('counts each rejection reason separately', async () => {
-    const ingest = createEventIngest({ store: fakeStore().store, logger: captureLogs().logger, subjectPrefix: prefix });
+    const store = fakeStore();
+    const ingest = createEventIngest({
+      store: store.store,
+      storeMany: store.storeMany.bind(store),
+      logger: captureLogs().logger,
+      subjectPrefix: prefix,
+    });
     const tenant = randomUUID();
     await ingest.ingest(encoded(tenant, tenant, { eventId: 'nope' }));
     await ingest.ingest({ subject: `${prefix}.audit.${tenant}.x`, data: new Uint8Array([0xff]) });
@@ -82,7 +98,12 @@ describe('event ingest', () => {
 
   it('throws when storage fails, so the message is redelivered, and stores it on the next delivery', async () => {
     const store = fakeStore();
-    const ingest = createEventIngest({ store: store.store, logger: captureLogs().logger, subjectPrefix: prefix });
+    const ingest = createEventIngest({
+      store: store.store,
+      storeMany: store.storeMany.bind(store),
+      logger: captureLogs().logger,
+      subjectPrefix: prefix,
+    });
     const tenant = randomUUID();
     const msg = encoded(tenant, tenant);
     store.failOnce();
@@ -90,5 +111,35 @@ describe('event ingest', () => {
     expect(ingest.counts()).toMatchObject({ stored: 0, rejected: 0 });
     expect(await ingest.ingest(msg)).toBe('stored');
     expect(store.rows.size).toBe(1);
+  });
+
+  it('stores the valid events of a batch once each and refuses the others with their reasons', async () => {
+    const store = fakeStore();
+    const { lines, logger } = captureLogs();
+    const ingest = createEventIngest({ store: store.store, storeMany: store.storeMany.bind(store), logger, subjectPrefix: prefix });
+    const tenant = randomUUID();
+    const secret = 'payload-marker-b4tch';
+    const good = [randomUUID(), randomUUID()].map((eventId) =>
+      create(AuditEventSchema, { eventId, tenantId: tenant, kind: 'authz.decision' }),
+    );
+    const foreign = create(AuditEventSchema, { eventId: randomUUID(), tenantId: randomUUID(), kind: 'authz.decision', reason: secret });
+    const reserved = create(AuditEventSchema, { eventId: randomUUID(), tenantId: tenant, kind: '_batch' });
+    const batch = {
+      subject: `${prefix}.audit.${tenant}._batch`,
+      data: toBinary(AuditEventBatchSchema, create(AuditEventBatchSchema, { events: [...good, foreign, reserved] })),
+    };
+    expect(await ingest.ingest(batch)).toBe('stored');
+    expect(await ingest.ingest(batch)).toBe('duplicate');
+    expect([...store.rows.keys()].sort()).toEqual(good.map((e) => e.eventId).sort());
+    expect(ingest.counts()).toMatchObject({
+      stored: 2,
+      duplicates: 2,
+      rejected: 4,
+      rejectedByReason: { tenant_mismatch: 2, reserved_kind: 2 },
+    });
+    expect(lines.join('\n')).not.toContain(secret);
+    expect(await ingest.ingest({ subject: `${prefix}.audit.${tenant}._batch`, data: new Uint8Array([0xff]) })).toBe('rejected');
+    expect(await ingest.ingest({ subject: `${prefix}.audit.not-a-tenant._batch`, data: batch.data })).toBe('rejected');
+    expect(ingest.counts().rejectedByReason).toMatchObject({ undecodable: 1, bad_subject: 1 });
   });
 });

@@ -1,7 +1,8 @@
 import { fromBinary } from '@bufbuild/protobuf';
 import type { Timestamp } from '@bufbuild/protobuf/wkt';
 import { isUuid, namespaced } from '@portcullis/kit';
-import { AuditEventSchema, type AuditEvent } from '@portcullis/proto/audit';
+import { auditBatchKind } from '@portcullis/kit';
+import { AuditEventBatchSchema, AuditEventSchema, type AuditEvent } from '@portcullis/proto/audit';
 import { recordOf, type AuditRecord } from './audit-record.js';
 
 /** Why a message was not stored. Closed set, so counts and logs stay bounded. */
@@ -15,6 +16,7 @@ export const rejectReasons = [
   'kind_mismatch',
   'invalid_occurred_at',
   'invalid_text',
+  'reserved_kind',
 ] as const;
 
 export type RejectReason = (typeof rejectReasons)[number];
@@ -70,10 +72,28 @@ export function parseAuditSubject(subject: string, subjectPrefix: string): { ten
 }
 
 /**
- * Decodes and validates one message from the audit stream. Only an event whose ids are
- * UUIDs, whose kind is set, and whose subject names the same tenant and kind it carries
- * is accepted: a publisher cannot file an event under another tenant's subject.
+ * Validates one event addressed to `addressed.tenantId`: ids are UUIDs, the kind is set (and
+ * equals the subject's for a single event), the tenant is the subject's — a publisher cannot file
+ * an event under another tenant's subject — and every text can be stored.
  */
+function validateEvent(event: AuditEvent, addressed: { tenantId: string; kind: string | undefined }): ParsedAuditMessage {
+  if (!isUuid(event.eventId)) return { ok: false, reason: 'invalid_event_id' };
+  if (!isUuid(event.tenantId)) return { ok: false, reason: 'invalid_tenant_id' };
+  if (event.kind.trim() === '') return { ok: false, reason: 'missing_kind' };
+  if (event.kind.startsWith('_')) return { ok: false, reason: 'reserved_kind' };
+  if (addressed.tenantId.toLowerCase() !== event.tenantId.toLowerCase()) return { ok: false, reason: 'tenant_mismatch' };
+  if (addressed.kind !== undefined && addressed.kind !== event.kind) return { ok: false, reason: 'kind_mismatch' };
+  if (event.occurredAt && !isValidTimestamp(event.occurredAt)) return { ok: false, reason: 'invalid_occurred_at' };
+  if (!hasStorableText(event)) return { ok: false, reason: 'invalid_text' };
+  return { ok: true, record: recordOf(event) };
+}
+
+/** Whether a message is a batch (`audit.<tenant>._batch`) rather than one event. */
+export function isAuditBatch(subject: string, subjectPrefix: string): boolean {
+  return parseAuditSubject(subject, subjectPrefix)?.kind === auditBatchKind;
+}
+
+/** Decodes and validates one message from the audit stream that carries one event. */
 export function parseAuditMessage({ subject, data }: InboundMessage, subjectPrefix: string): ParsedAuditMessage {
   let event: AuditEvent;
   try {
@@ -81,14 +101,34 @@ export function parseAuditMessage({ subject, data }: InboundMessage, subjectPref
   } catch {
     return { ok: false, reason: 'undecodable' };
   }
-  if (!isUuid(event.eventId)) return { ok: false, reason: 'invalid_event_id' };
-  if (!isUuid(event.tenantId)) return { ok: false, reason: 'invalid_tenant_id' };
-  if (event.kind.trim() === '') return { ok: false, reason: 'missing_kind' };
   const addressed = parseAuditSubject(subject, subjectPrefix);
   if (!addressed) return { ok: false, reason: 'bad_subject' };
-  if (addressed.tenantId.toLowerCase() !== event.tenantId.toLowerCase()) return { ok: false, reason: 'tenant_mismatch' };
-  if (addressed.kind !== event.kind) return { ok: false, reason: 'kind_mismatch' };
-  if (event.occurredAt && !isValidTimestamp(event.occurredAt)) return { ok: false, reason: 'invalid_occurred_at' };
-  if (!hasStorableText(event)) return { ok: false, reason: 'invalid_text' };
-  return { ok: true, record: recordOf(event) };
+  return validateEvent(event, addressed);
+}
+
+/**
+ * Decodes a batch (`audit.<tenant>._batch`) and validates each of its events as if it had been
+ * published alone to that tenant: the valid ones are kept, each invalid one is refused with its
+ * reason. An undecodable batch is refused whole.
+ */
+export function parseAuditBatch(
+  { subject, data }: InboundMessage,
+  subjectPrefix: string,
+): { ok: true; tenantId: string; records: AuditRecord[]; rejected: RejectReason[] } | { ok: false; reason: RejectReason } {
+  const addressed = parseAuditSubject(subject, subjectPrefix);
+  if (addressed?.kind !== auditBatchKind || !isUuid(addressed.tenantId)) return { ok: false, reason: 'bad_subject' };
+  let events: AuditEvent[];
+  try {
+    events = fromBinary(AuditEventBatchSchema, data).events;
+  } catch {
+    return { ok: false, reason: 'undecodable' };
+  }
+  const records: AuditRecord[] = [];
+  const rejected: RejectReason[] = [];
+  for (const event of events) {
+    const parsed = validateEvent(event, { tenantId: addressed.tenantId, kind: undefined });
+    if (parsed.ok) records.push(parsed.record);
+    else rejected.push(parsed.reason);
+  }
+  return { ok: true, tenantId: addressed.tenantId.toLowerCase(), records, rejected };
 }

@@ -1,5 +1,5 @@
 import type { TenantScope } from '@portcullis/kit';
-import type { AuditEvent as AuditEventRow, Prisma } from '../generated/prisma/client.js';
+import { Prisma, type AuditEvent as AuditEventRow } from '../generated/prisma/client.js';
 import type { AuditRecord, StoredAuditRecord } from '../libraries/audit-record.js';
 
 export type Tx = Prisma.TransactionClient;
@@ -56,6 +56,28 @@ export function createAuditEventQueries(scope: TenantScope<Tx>) {
           ON CONFLICT (tenant_id, event_id) DO NOTHING`,
       );
       return inserted === 1;
+    },
+
+    /** Appends events of one tenant in one statement; returns how many were new (the others' ids were stored already). */
+    async insertMany(tenantId: string, records: readonly AuditRecord[]): Promise<number> {
+      if (records.length === 0) return 0;
+      const rows = records.map(
+        (record) => Prisma.sql`(
+          ${record.eventId}::uuid, ${record.tenantId}::uuid, ${record.kind}, ${record.principalKind}, ${record.principalId},
+          ${record.principalRole}, ${record.principalTenantId}, ${record.assistantId}, ${record.object}, ${record.action},
+          ${record.outcome}, ${record.reason}, ${record.traceId}, ${record.requestId}, ${record.occurredAt}::timestamptz,
+          ${JSON.stringify(record.attributes)}::jsonb
+        )`,
+      );
+      return scope.run(
+        tenantId,
+        (tx) => tx.$executeRaw`
+          INSERT INTO audit_events (
+            event_id, tenant_id, kind, principal_kind, principal_id, principal_role, principal_tenant_id,
+            assistant_id, object, action, outcome, reason, trace_id, request_id, occurred_at, attributes
+          ) VALUES ${Prisma.join(rows)}
+          ON CONFLICT (tenant_id, event_id) DO NOTHING`,
+      );
     },
 
     /** Up to `limit` of the tenant's events, newest first, older than `before` when given. */

@@ -1,5 +1,5 @@
 import { create, type MessageInitShape, type MessageShape } from '@bufbuild/protobuf';
-import { Client, credentials, Metadata, type ServiceError } from '@grpc/grpc-js';
+import { Client, connectivityState, credentials, Metadata, type ServiceError } from '@grpc/grpc-js';
 import { context, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import { AppError, codeOfGrpcStatus, isAppErrorCode } from '../errors.js';
 import { injectContext, tracer } from '../telemetry/telemetry.js';
@@ -19,7 +19,15 @@ export type GrpcClient<S extends AnyService> = {
     request: MessageInitShape<MethodsOf<S>[K]['input']>,
     options?: CallOptions,
   ) => Promise<MessageShape<MethodsOf<S>[K]['output']>>;
-} & { close(): void };
+} & {
+  close(): void;
+  /**
+   * Whether the channel holds a live connection now (READY). False before the first call, and
+   * from the moment the connection is lost until a call connects again: callers that cache the
+   * service's answers stop serving them while it is false, so an outage is never papered over.
+   */
+  isConnected(): boolean;
+};
 
 export interface GrpcClientOptions {
   address: string;
@@ -103,5 +111,6 @@ export function createGrpcClient<S extends AnyService>(service: S, { address, de
       );
   }
   methods['close'] = () => client.close();
+  methods['isConnected'] = () => client.getChannel().getConnectivityState(false) === connectivityState.READY;
   return methods as GrpcClient<S>;
 }

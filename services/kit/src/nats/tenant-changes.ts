@@ -12,6 +12,14 @@ export function tenantChangedSubject(subjectPrefix: string): string {
   return namespaced(subjectPrefix, 'tenant.changed');
 }
 
+/**
+ * The core NATS subject the policy service publishes a tenant's id on after every change of that
+ * tenant's rules (roles, permissions, plan), so cached decisions can be dropped.
+ */
+export function policyChangedSubject(subjectPrefix: string): string {
+  return namespaced(subjectPrefix, 'policy.changed');
+}
+
 /** Header naming what changed (e.g. `tenant.status.changed`); the payload is the tenant id alone. */
 export const tenantChangeHeader = 'portcullis-change';
 
@@ -26,6 +34,8 @@ export interface TenantChangeSubscriptionOptions {
   subjectPrefix: string;
   logger: Logger;
   onChange(notice: TenantChangeNotice): void;
+  /** The notices to hear: tenant-registry's (the default) or the policy service's (`policyChangedSubject`). */
+  subject?: string;
   /**
    * Called when the connection to NATS came back after being lost: notices published meanwhile
    * were missed (core NATS does not replay them), so whatever they would have invalidated may
@@ -39,8 +49,14 @@ export interface TenantChangeSubscriptionOptions {
  * every consumer must hear every notice to drop its own cached copies. A payload that is not a
  * tenant id is logged and ignored. Returns a function that ends the subscription.
  */
-export function subscribeTenantChanges({ nc, subjectPrefix, logger, onChange, onReconnect }: TenantChangeSubscriptionOptions): () => void {
-  const subject = tenantChangedSubject(subjectPrefix);
+export function subscribeTenantChanges({
+  nc,
+  subjectPrefix,
+  logger,
+  onChange,
+  onReconnect,
+  subject = tenantChangedSubject(subjectPrefix),
+}: TenantChangeSubscriptionOptions): () => void {
   const state = { active: true };
   if (onReconnect) {
     void (async () => {

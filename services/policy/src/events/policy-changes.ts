@@ -1,11 +1,11 @@
-import { namespaced, type Logger, type NatsConnection } from '@portcullis/kit';
+import { policyChangedSubject, type Logger, type NatsConnection } from '@portcullis/kit';
 
 /**
  * Policy-change notices on core NATS: every replica drops the changed tenant's enforcer,
  * so a role change made on one replica is honoured by all of them.
  */
 export function createPolicyChangeChannel({ nc, subjectPrefix, logger }: { nc: NatsConnection; subjectPrefix: string; logger: Logger }) {
-  const subject = namespaced(subjectPrefix, 'policy.changed');
+  const subject = policyChangedSubject(subjectPrefix);
   return {
     publish(tenantId: string): void {
       nc.publish(subject, tenantId);

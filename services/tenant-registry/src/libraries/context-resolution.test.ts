@@ -7,8 +7,14 @@ const assistantB = '66666666-6666-4666-8666-666666666666';
 
 const tenantA = '88888888-8888-4888-8888-888888888888';
 const tenantB = '99999999-9999-4999-8999-999999999999';
-const active: ContextRecord = { tenantId: tenantA, tenantName: 'Acme', tenantStatus: 'active', assistantId: assistantA };
-const suspended: ContextRecord = { tenantId: tenantB, tenantName: 'Shady', tenantStatus: 'suspended', assistantId: assistantB };
+const active: ContextRecord = { tenantId: tenantA, tenantName: 'Acme', tenantStatus: 'active', tenantPlan: 'pro', assistantId: assistantA };
+const suspended: ContextRecord = {
+  tenantId: tenantB,
+  tenantName: 'Shady',
+  tenantStatus: 'suspended',
+  tenantPlan: 'free',
+  assistantId: assistantB,
+};
 
 function setup() {
   const asked: string[] = [];

@@ -54,6 +54,8 @@ export interface ContextRecord {
   tenantId: string;
   tenantName: string;
   tenantStatus: TenantStatusName;
+  /** The tenant's plan (tier). */
+  tenantPlan: string;
   assistantId: string;
 }
 

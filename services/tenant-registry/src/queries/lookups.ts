@@ -8,13 +8,20 @@ interface ContextRow {
   tenant_id: string;
   tenant_name: string;
   tenant_status: string;
+  tenant_plan: string;
   assistant_id: string;
 }
 
 function contextOf(rows: ContextRow[]): ContextRecord | undefined {
   const row = rows[0];
   if (!row) return undefined;
-  return { tenantId: row.tenant_id, tenantName: row.tenant_name, tenantStatus: statusOf(row.tenant_status), assistantId: row.assistant_id };
+  return {
+    tenantId: row.tenant_id,
+    tenantName: row.tenant_name,
+    tenantStatus: statusOf(row.tenant_status),
+    tenantPlan: row.tenant_plan,
+    assistantId: row.assistant_id,
+  };
 }
 
 /**
@@ -29,14 +36,22 @@ export function createLookupQueries({ db, scope }: { db: RawQueryable; scope: Te
       return scope.run(tenantId, async (tx) => {
         const tenant = await tx.tenant.findUnique({ where: { id: tenantId } });
         return tenant
-          ? { tenantId: tenant.id, tenantName: tenant.name, tenantStatus: statusOf(tenant.status), assistantId: '' }
+          ? {
+              tenantId: tenant.id,
+              tenantName: tenant.name,
+              tenantStatus: statusOf(tenant.status),
+              tenantPlan: tenant.plan,
+              assistantId: '',
+            }
           : undefined;
       });
     },
 
     async byHost(host) {
       return contextOf(
-        await db.$queryRaw<ContextRow[]>`SELECT tenant_id::text, tenant_name, tenant_status, assistant_id::text FROM resolve_host(${host})`,
+        await db.$queryRaw<
+          ContextRow[]
+        >`SELECT tenant_id::text, tenant_name, tenant_status, tenant_plan, assistant_id::text FROM resolve_host(${host})`,
       );
     },
 
@@ -44,7 +59,7 @@ export function createLookupQueries({ db, scope }: { db: RawQueryable; scope: Te
       return contextOf(
         await db.$queryRaw<
           ContextRow[]
-        >`SELECT tenant_id::text, tenant_name, tenant_status, assistant_id::text FROM resolve_assistant(${assistantId}::uuid)`,
+        >`SELECT tenant_id::text, tenant_name, tenant_status, tenant_plan, assistant_id::text FROM resolve_assistant(${assistantId}::uuid)`,
       );
     },
 

@@ -1,0 +1,104 @@
+import type { GrpcClient } from '@portcullis/kit';
+import type { PolicyService } from '@portcullis/proto/policy';
+
+type CheckCall = GrpcClient<typeof PolicyService>['check'];
+type CheckRequest = Parameters<CheckCall>[0];
+
+interface Entry {
+  allowed: boolean;
+  reason: string;
+  tenantId: string;
+  expiresAt: number;
+}
+
+export interface DecisionCacheOptions {
+  policy: { check: CheckCall };
+  /** How long a decision is reused at most; change notices drop it sooner. */
+  ttlMs: number;
+  maxEntries: number;
+  /**
+   * Whether the policy service is reachable now (its channel is connected). While it is not, no
+   * cached decision is served: every request asks, and is denied when the service cannot answer.
+   */
+  isPolicyAvailable(): boolean;
+  now?: () => number;
+}
+
+/** Every field the decision depends on, in a fixed order; undefined for a request not cached. */
+function keyOf(request: CheckRequest): string | undefined {
+  const p = request.principal;
+  if (!p || request.tenantId === undefined) return undefined;
+  return JSON.stringify([
+    request.tenantId,
+    request.assistantId ?? '',
+    request.object ?? '',
+    request.action ?? '',
+    p.kind ?? 0,
+    p.id ?? '',
+    p.tenantId ?? '',
+    p.role ?? 0,
+    p.actingUserId ?? '',
+    [...(p.teamIds ?? [])].sort(),
+  ]);
+}
+
+/**
+ * The policy service's Check, remembered per exact question for a short bound. It answers like
+ * Check itself (the same shape), so the authorize step cannot tell it from the service.
+ *
+ * - Kept: allow and deny answers, for `ttlMs` at most.
+ * - Dropped: a tenant's answers at any policy or tenant change notice of that tenant
+ *   (`invalidate`); everything after notices may have been missed (`reset`, e.g. a NATS reconnect).
+ * - Races: an answer fetched while a notice of its tenant arrived is returned but not kept.
+ * - Outage: nothing is served while the policy service is unreachable, so a request that needs
+ *   a decision is denied (503) while it is down, cached or not.
+ * - Failures are never kept.
+ */
+export function createDecisionCache({ policy, ttlMs, maxEntries, isPolicyAvailable, now = Date.now }: DecisionCacheOptions) {
+  const entries = new Map<string, Entry>();
+  /** Notices per tenant, and resets: a fill begun under another count is not kept. */
+  const tenantEpochs = new Map<string, number>();
+  let globalEpoch = 0;
+  const epochOf = (tenantId: string) => `${globalEpoch}:${tenantEpochs.get(tenantId) ?? 0}`;
+
+  const check: CheckCall = async (request, options) => {
+    const key = keyOf(request);
+    if (key === undefined || !isPolicyAvailable()) return policy.check(request, options);
+    const tenantId = request.tenantId ?? '';
+    const hit = entries.get(key);
+    if (hit && hit.expiresAt > now()) {
+      entries.delete(key);
+      entries.set(key, hit); // most recently used
+      return { $typeName: 'portcullis.policy.v1.CheckResponse', allowed: hit.allowed, reason: hit.reason };
+    }
+    if (hit) entries.delete(key);
+    const since = epochOf(tenantId);
+    const answer = await policy.check(request, options);
+    if (since === epochOf(tenantId)) {
+      entries.set(key, { allowed: answer.allowed, reason: answer.reason, tenantId, expiresAt: now() + ttlMs });
+      while (entries.size > maxEntries) {
+        const oldest = entries.keys().next();
+        if (oldest.done === true) break;
+        entries.delete(oldest.value);
+      }
+    }
+    return answer;
+  };
+
+  return {
+    check,
+    /** A tenant's policy or data changed: forget its decisions now. */
+    invalidate(tenantId: string): void {
+      tenantEpochs.set(tenantId, (tenantEpochs.get(tenantId) ?? 0) + 1);
+      for (const [key, entry] of entries) if (entry.tenantId === tenantId) entries.delete(key);
+    },
+    /** Notices may have been missed: forget everything. */
+    reset(): void {
+      globalEpoch += 1;
+      entries.clear();
+    },
+    size: () => entries.size,
+  };
+}
+
+export type DecisionCache = ReturnType<typeof createDecisionCache>;
