@@ -1,7 +1,7 @@
 import cors from 'cors';
 import express, { type Express, type RequestHandler, type Response } from 'express';
 import helmet from 'helmet';
-import { AppError, type Logger } from '@portcullis/kit';
+import type { Logger } from '@portcullis/kit';
 import { parseCookieHeader } from './http/cookies.js';
 import { rejectDeepJson } from './http/json-depth.js';
 import { errorHandler, notFound, requestContext, requestInfoOf } from './http/middleware.js';
@@ -81,16 +81,21 @@ export function createApp({
   async function dispatch(route: Route, request: RequestInfo, input: RouteInput, res: Response): Promise<RouteResult> {
     if (route.kind === 'public') {
       await limitPublic(route, request, res);
-      return route.handle({ request, resolveContext: () => pipeline.resolveContext(request) }, input);
+      // A public route acting inside a tenant (device activation) has no caller to authenticate
+      // first: a refused assistant id is answered as the registry refused it.
+      const resolveContext = async () => {
+        const resolved = await pipeline.resolveContext(request);
+        if (resolved.assistantRefusal) throw resolved.assistantRefusal;
+        return resolved;
+      };
+      return route.handle({ request, resolveContext }, input);
     }
-    const authorized = await pipeline.run(request, route.capability, route.sensitive ? { sensitive: route.sensitive } : {});
+    const authorized = await pipeline.run(request, route.capability, {
+      sensitive: route.sensitive,
+      humansOnly: route.humansOnly,
+      needsAssistant: route.needsAssistant,
+    });
     res.set(rateLimitHeaders(authorized.rateLimit, false));
-    if (route.humansOnly && authorized.credential.kind !== 'access_token') {
-      throw new AppError('PERMISSION_DENIED', 'this route needs a signed-in person; API keys and robot tokens cannot use it');
-    }
-    if (route.needsAssistant && !authorized.target.assistantId) {
-      throw new AppError('INVALID_ARGUMENT', "this route acts on an assistant: send it to the assistant's domain or set X-Assistant-Id");
-    }
     return route.handle(authorized, input);
   }
 

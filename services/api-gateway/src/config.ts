@@ -79,6 +79,8 @@ export const configSchema = natsConfigSchema
     TOKEN_CACHE_MAX_ENTRIES: z.coerce.number().int().positive().default(50_000),
     /** Audit events accepted but not yet stored by JetStream, at most; beyond it requests are denied (503). */
     AUDIT_MAX_PENDING: z.coerce.number().int().positive().default(10_000),
+    /** How long a batch of audit events waits for more before it is published (requests never wait for it). */
+    AUDIT_BATCH_LINGER_MS: z.coerce.number().int().min(0).max(1_000).default(10),
     /** TLS termination (TLS 1.3 minimum): PEM certificate chain and private key; both or neither. */
     TLS_CERT_FILE: z.string().min(1).optional(),
     TLS_KEY_FILE: z.string().min(1).optional(),

@@ -57,7 +57,12 @@ await runService({
     await durableAudit.ensureStream();
     // Requests do not wait for JetStream's ack; events are retried until stored, and drained
     // at shutdown (registered after NATS, so it runs before NATS is drained).
-    const auditPublisher = createBackgroundAuditPublisher({ publisher: durableAudit, maxPending: config.AUDIT_MAX_PENDING, logger });
+    const auditPublisher = createBackgroundAuditPublisher({
+      publisher: durableAudit,
+      maxPending: config.AUDIT_MAX_PENDING,
+      lingerMs: config.AUDIT_BATCH_LINGER_MS,
+      logger,
+    });
     lifecycle.onShutdown('audit events', async () => {
       await auditPublisher.drain(config.SHUTDOWN_BUDGET_MS / 2);
     });

@@ -2,6 +2,7 @@ import { AppError, type GrpcClient } from '@portcullis/kit';
 import { PrincipalKind, Role, type Principal } from '@portcullis/proto/common';
 import type { TenantRegistryService } from '@portcullis/proto/tenant';
 import type { AccessTokenVerifier } from '../libraries/access-tokens.js';
+import { denyWhenUnavailable } from '../libraries/dependency-failure.js';
 import type { ApiKeyVerifier } from '../libraries/api-keys.js';
 import { isRobotToken, type RobotTokenVerifier } from '../libraries/robot-tokens.js';
 import type { SessionCheck } from '../libraries/sessions.js';
@@ -91,7 +92,7 @@ export function createAuthenticate({
   async function identify(request: RequestInfo): Promise<{ principal: Principal; credential: Credential }> {
     const presented = credentialOf(request);
     if (presented.kind === 'api_key') {
-      const key = await verifyApiKey(presented.value, request.requestId);
+      const key = await verifyApiKey(presented.value, request.requestId).catch(denyWhenUnavailable('the auth service'));
       return {
         principal: principalOf(PrincipalKind.API_KEY, key.keyId, key.tenantId, Role.UNSPECIFIED),
         credential: {
@@ -105,7 +106,7 @@ export function createAuthenticate({
       };
     }
     if (presented.kind === 'robot_token') {
-      const robot = await verifyRobotToken(presented.value, request.requestId);
+      const robot = await verifyRobotToken(presented.value, request.requestId).catch(denyWhenUnavailable('the auth service'));
       // No role of its own: the policy allows a robot only what the robot template grants AND
       // its creator (actingUserId) holds now.
       return {
@@ -136,6 +137,16 @@ export function createAuthenticate({
   return async function authenticate(resolved: ResolvedContext): Promise<AuthenticatedContext> {
     const { request } = resolved;
     const { principal, credential } = await identify(request);
+    if (resolved.assistantRefusal) {
+      // Only now, with the caller authenticated: a suspended tenant's own members learn it is
+      // suspended (their tenant's lookup refuses too); everyone else gets the unknown id's answer.
+      if (resolved.assistantRefusal.code === 'TENANT_SUSPENDED') {
+        await tenants
+          .resolveContext({ tenantId: principal.tenantId }, { requestId: request.requestId })
+          .catch(denyWhenUnavailable('the tenant registry'));
+      }
+      throw new AppError('NOT_FOUND', 'no tenant is configured for this request');
+    }
     let target: TenantTarget;
     if (resolved.target) {
       target = resolved.target;
@@ -154,7 +165,9 @@ export function createAuthenticate({
         throw new AppError('CROSS_TENANT', 'this credential belongs to another tenant');
       }
     } else {
-      const { context } = await tenants.resolveContext({ tenantId: principal.tenantId }, { requestId: request.requestId });
+      const { context } = await tenants
+        .resolveContext({ tenantId: principal.tenantId }, { requestId: request.requestId })
+        .catch(denyWhenUnavailable('the tenant registry'));
       if (!context) throw new AppError('NOT_FOUND', 'tenant not found');
       target = { tenantId: context.tenantId, tenantName: context.tenantName, plan: context.tenantPlan, assistantId: '' };
     }

@@ -2,7 +2,7 @@ import { AppError, type GrpcClient } from '@portcullis/kit';
 import { PrincipalKind, Role, type Principal } from '@portcullis/proto/common';
 import type { PolicyService } from '@portcullis/proto/policy';
 import type { DecisionAuditor } from './audit-decision.js';
-import type { AuthorizedContext, Capability, RateLimitedContext } from './types.js';
+import type { AuthorizedContext, RateLimitedContext, RouteRequirement } from './types.js';
 
 export interface AuthorizeDeps {
   policy: Pick<GrpcClient<typeof PolicyService>, 'check'>;
@@ -10,7 +10,9 @@ export interface AuthorizeDeps {
 }
 
 /**
- * Step 4 — authorize the capability. Deny by default: a policy service that fails or does
+ * Step 4 — authorize the capability. A route only people may use refuses API keys and robots, and
+ * a route that acts on an assistant refuses a context without one, before the policy is asked
+ * (both audited as denials). Deny by default: a policy service that fails or does
  * not answer in time denies with 503, never allows. Every decision is audited (with the
  * principal that authenticated) before the request may act.
  *
@@ -23,12 +25,23 @@ export interface AuthorizeDeps {
  * grants AND the creator holds now.
  */
 export function createAuthorize({ policy, auditDecision }: AuthorizeDeps) {
-  return async function authorize(limited: RateLimitedContext, capability: Capability): Promise<AuthorizedContext> {
+  return async function authorize(limited: RateLimitedContext, route: RouteRequirement): Promise<AuthorizedContext> {
     const { request, target, principal, credential, rateLimit } = limited;
+    const { capability } = route;
     const name = `${capability.object}:${capability.action}`;
     const record = (allowed: boolean, reason: string) => auditDecision({ request, target, principal, capability, allowed, reason });
     const allow = () => ({ request, target, principal, credential, capability, rateLimit }) as AuthorizedContext;
     const deny = () => new AppError('PERMISSION_DENIED', `missing capability ${name}`);
+
+    // The route's own conditions first, so a refused request is never recorded as allowed.
+    if (route.humansOnly && credential.kind !== 'access_token') {
+      await record(false, 'this route needs a signed-in person');
+      throw new AppError('PERMISSION_DENIED', 'this route needs a signed-in person; API keys and robot tokens cannot use it');
+    }
+    if (route.needsAssistant && !target.assistantId) {
+      await record(false, 'this route acts on an assistant and none was named');
+      throw new AppError('INVALID_ARGUMENT', "this route acts on an assistant: send it to the assistant's domain or set X-Assistant-Id");
+    }
 
     // Access tokens and robot tokens are decided as the principal that authenticated.
     let subject: Principal = principal;

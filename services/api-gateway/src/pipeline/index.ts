@@ -2,8 +2,7 @@ import { createAuthenticate, type AuthenticateDeps } from './authenticate.js';
 import { createAuthorize, type AuthorizeDeps } from './authorize.js';
 import { createRateLimit, type RateLimitDeps } from './rate-limit.js';
 import { createResolveContext, type ResolveContextDeps } from './resolve-context.js';
-import type { SensitiveRouteClass } from '../libraries/rate-limit-config.js';
-import type { AuthorizedContext, Capability, RequestInfo } from './types.js';
+import type { AuthorizedContext, Capability, RequestInfo, RouteConditions } from './types.js';
 
 export type PipelineDeps = ResolveContextDeps & AuthenticateDeps & RateLimitDeps & AuthorizeDeps;
 
@@ -25,15 +24,12 @@ export function createPipeline(deps: PipelineDeps) {
 
   return {
     resolveContext,
-    async run(
-      request: RequestInfo,
-      capability: Capability,
-      { sensitive }: { sensitive?: SensitiveRouteClass } = {},
-    ): Promise<AuthorizedContext> {
+    async run(request: RequestInfo, capability: Capability, conditions: RouteConditions = {}): Promise<AuthorizedContext> {
+      const route = { ...conditions, capability };
       const resolved = await resolveContext(request);
       const authenticated = await authenticate(resolved);
-      const limited = await rateLimit(authenticated, sensitive ? { capability, sensitive } : { capability });
-      return authorize(limited, capability);
+      const limited = await rateLimit(authenticated, route);
+      return authorize(limited, route);
     },
   };
 }

@@ -58,13 +58,15 @@ describe('resolve context (step 1) over the context cache', () => {
   it('refuses a suspended tenant with TENANT_SUSPENDED and no data, until the change notice of its reactivation', async () => {
     const { step, cache, truth } = setup();
     truth.suspended = true;
-    for (const overrides of [{}, { assistantId: assistantA }]) {
-      const error: unknown = await step(request(overrides)).then(
-        () => undefined,
-        (thrown: unknown) => thrown,
-      );
-      expect(error).toMatchObject({ code: 'TENANT_SUSPENDED', message: 'tenant is suspended', details: undefined });
-    }
+    const error: unknown = await step(request({})).then(
+      () => undefined,
+      (thrown: unknown) => thrown,
+    );
+    expect(error).toMatchObject({ code: 'TENANT_SUSPENDED', message: 'tenant is suspended', details: undefined });
+    // By assistant id, the refusal waits for step 2 (the caller must be authenticated first).
+    const byAssistant = await step(request({ assistantId: assistantA }));
+    expect(byAssistant.target).toBeUndefined();
+    expect(byAssistant.assistantRefusal).toMatchObject({ code: 'TENANT_SUSPENDED', details: undefined });
     truth.suspended = false;
     await expect(step(request({}))).rejects.toMatchObject({ code: 'TENANT_SUSPENDED' });
     await cache.invalidate(tenantA);

@@ -1,3 +1,4 @@
+import type { AppError } from '@portcullis/kit';
 import type { Principal } from '@portcullis/proto/common';
 import type { SensitiveRouteClass } from '../libraries/rate-limit-config.js';
 import type { RateLimitState } from '../libraries/rate-limiter.js';
@@ -64,11 +65,19 @@ export interface Capability {
   action: string;
 }
 
-/** What a protected route asks of the pipeline. */
-export interface RouteRequirement {
-  capability: Capability;
+/** What a protected route asks of the pipeline besides its capability. */
+export interface RouteConditions {
   /** A stricter limit on top of the plan's, for routes attackers hammer (activation-code entry). */
-  sensitive?: SensitiveRouteClass;
+  sensitive?: SensitiveRouteClass | undefined;
+  /** Only a signed-in person (access token) may call it: API keys and robots are denied. */
+  humansOnly?: boolean | undefined;
+  /** The route acts on one assistant, so the context must name one. */
+  needsAssistant?: boolean | undefined;
+}
+
+/** What a protected route asks of the pipeline. */
+export interface RouteRequirement extends RouteConditions {
+  capability: Capability;
 }
 
 export interface TenantTarget {
@@ -92,6 +101,12 @@ declare const authorized: unique symbol;
 export interface ResolvedContext {
   readonly request: RequestInfo;
   readonly target: TenantTarget | undefined;
+  /**
+   * The registry's refusal of an assistant named by X-Assistant-Id (NOT_FOUND, TENANT_SUSPENDED),
+   * held back until step 2 has authenticated the caller: whether an assistant id exists must not
+   * show to a caller without a credential of its tenant.
+   */
+  readonly assistantRefusal?: AppError;
   readonly [resolved]: true;
 }
 

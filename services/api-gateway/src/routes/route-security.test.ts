@@ -59,6 +59,7 @@ const checks = [
   'foreign signing key',
   'wrong tenant',
   'suspended tenant',
+  'assistant id probing',
   'missing capability',
   'oversized body',
   'deeply nested body',
@@ -401,14 +402,34 @@ describe.each(protectedRoutes.map((route) => [keyOf(route), route] as const))('%
     }
   });
 
+  it('tells nobody without a credential of its tenant whether an assistant id exists', async () => {
+    running(route, 'assistant id probing');
+    const probe = (assistantId: string, headers: Record<string, string> = {}) =>
+      observe(main, mainServer, requestTo(route, { host: hosts.platform, headers: { ...headers, 'x-assistant-id': assistantId } }));
+    // Without a valid credential: the same 401 for a live, a suspended tenant's and an unknown id.
+    for (const [label, headers] of [
+      ['no credential', {}],
+      ['malformed credential', bearer('a.b.c')],
+    ] as const) {
+      const answers = await Promise.all([ids.assistantA, ids.assistantS, unknownAssistant].map((id) => probe(id, headers)));
+      for (const observed of answers) expectRefused(observed, label, { status: 401, code: 'UNAUTHENTICATED' });
+      expect(new Set(answers.map(messageOf)).size).toBe(1);
+    }
+    // Another tenant's credential: a suspended tenant's assistant is answered like an unknown one.
+    const suspendedForeign = await probe(ids.assistantS, bearer(tokens.ownerB));
+    expectRefused(suspendedForeign, "tenant B's token with the suspended tenant's assistant id", { status: 404, code: 'NOT_FOUND' });
+    expect(messageOf(suspendedForeign)).toBe(messageOf(await probe(unknownAssistant, bearer(tokens.ownerB))));
+  });
+
   it('refuses a principal without the capability (403 PERMISSION_DENIED) and audits the denial', async () => {
     running(route, 'missing capability');
     const variants: [string, Record<string, string>, number][] = [
       ['a user the policy denies', bearer(tokens.noRights), 1],
       ['the same user in a cookie session', cookieSession(tokens.noRights), 1],
       ['an API key whose scopes lack it (the policy is not asked)', { 'x-api-key': apiKeys.noScopes }, 0],
-      ['an API key whose creator lacks it', { 'x-api-key': apiKeys.noRightsCreator }, 1],
-      ['a robot whose creator lacks it', bearer(tokens.robotNoRights), 1],
+      // On a route only people may use, keys and robots are refused before the policy is asked.
+      ['an API key whose creator lacks it', { 'x-api-key': apiKeys.noRightsCreator }, route.humansOnly ? 0 : 1],
+      ['a robot whose creator lacks it', bearer(tokens.robotNoRights), route.humansOnly ? 0 : 1],
     ];
     for (const [label, headers, policyAsked] of variants) {
       const observed = await observe(main, mainServer, requestTo(route, { headers }));
@@ -479,18 +500,16 @@ describe.each(protectedRoutes.map((route) => [keyOf(route), route] as const))('%
   }
 
   if (route.humansOnly) {
-    it('refuses API keys and robot tokens after the pipeline, before the handler: 403 PERMISSION_DENIED', async () => {
+    it('refuses API keys and robot tokens before the policy is asked, and audits the denial: 403 PERMISSION_DENIED', async () => {
       running(route, 'API keys and robot tokens');
       const variants: [string, Record<string, string>][] = [
         ['API key with every scope', { 'x-api-key': apiKeys.full }],
         ['robot token', bearer(tokens.robot)],
       ];
       for (const [label, headers] of variants) {
-        expectRefused(await observe(main, mainServer, requestTo(route, { headers })), label, {
-          status: 403,
-          code: 'PERMISSION_DENIED',
-          policyAsked: 1,
-        });
+        const observed = await observe(main, mainServer, requestTo(route, { headers }));
+        expectRefused(observed, label, { status: 403, code: 'PERMISSION_DENIED' });
+        expect({ label, decisions: observed.audits.map(({ allowed }) => allowed) }).toEqual({ label, decisions: [false] });
       }
     });
   } else {

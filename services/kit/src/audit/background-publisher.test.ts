@@ -63,6 +63,27 @@ describe('background audit publisher', () => {
     expect(stream.stored.map((e) => e.kind).sort()).toEqual(['a', 'b', 'c', 'd', 'e']);
   });
 
+  it('lets a batch that is not full linger, so events accepted meanwhile leave with it', async () => {
+    const stream = fakeStream();
+    const waits: number[] = [];
+    let audit: ReturnType<typeof createBackgroundAuditPublisher> | undefined;
+    audit = createBackgroundAuditPublisher({
+      publisher: stream.publisher,
+      maxPending: 100,
+      lingerMs: 10,
+      logger,
+      sleep: async (ms) => {
+        waits.push(ms);
+        // Events accepted while the batch lingers.
+        if (waits.length === 1) for (const kind of ['b', 'c']) await audit?.publish(event(kind));
+      },
+    });
+    await audit.publish(event('a'));
+    await audit.drain(1_000);
+    expect(waits).toEqual([10]);
+    expect(stream.batches.map((b) => b.size)).toEqual([3]);
+  });
+
   it('retries a batch with backoff under the same message id until stored: nothing lost, nothing twice', async () => {
     const stream = fakeStream({ failures: 5 });
     const waits: number[] = [];

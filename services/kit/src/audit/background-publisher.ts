@@ -11,6 +11,11 @@ export interface BackgroundAuditPublisherOptions {
   maxPending: number;
   /** Events of one tenant in one message, at most. */
   maxBatch?: number;
+  /**
+   * How long a batch that is not full waits for more events before it leaves. Requests never wait
+   * for it (events are accepted at once); it only trades a little audit lag for far fewer messages.
+   */
+  lingerMs?: number;
   logger: Logger;
   /** Waits between attempts; the last one repeats until the batch is stored. */
   retryDelaysMs?: readonly number[];
@@ -31,8 +36,8 @@ const sleepFor = (ms: number) => new Promise<void>((resolve) => setTimeout(resol
  *
  * - `publish` completes the event (id, trace id, time) and accepts it at once.
  * - Accepted events leave in batches, one message per tenant (`audit.<tenant>._batch`): whatever
- *   was accepted while the previous batch awaited its ack goes next, up to `maxBatch` — no
- *   added wait at low load, one publish for many events at high load.
+ *   was accepted while the previous batch awaited its ack (and `lingerMs` more) goes next, up to
+ *   `maxBatch` — one publish and one stored statement for many events at high load.
  * - A batch that is not acknowledged is retried with backoff under the same message id (the
  *   stream keeps it once; the consumer keeps each event once) until it is stored.
  * - Bounded: with `maxPending` events unacknowledged (JetStream unreachable for a while),
@@ -44,6 +49,7 @@ export function createBackgroundAuditPublisher({
   publisher,
   maxPending,
   maxBatch = 256,
+  lingerMs = 0,
   logger,
   retryDelaysMs = defaultRetryDelaysMs,
   sleep = sleepFor,
@@ -79,6 +85,7 @@ export function createBackgroundAuditPublisher({
     flushing = true;
     try {
       while (queue.length > 0) {
+        if (lingerMs > 0 && queue.length < maxBatch) await sleep(lingerMs);
         const taken = queue.splice(0, maxBatch);
         sending = taken.length;
         const byTenant = new Map<string, Accepted[]>();
