@@ -66,8 +66,8 @@ describe('background audit publisher', () => {
   it('lets a batch that is not full linger, so events accepted meanwhile leave with it', async () => {
     const stream = fakeStream();
     const waits: number[] = [];
-    let audit: ReturnType<typeof createBackgroundAuditPublisher> | undefined;
-    audit = createBackgroundAuditPublisher({
+    const later: { audit?: ReturnType<typeof createBackgroundAuditPublisher> } = {};
+    const audit = createBackgroundAuditPublisher({
       publisher: stream.publisher,
       maxPending: 100,
       lingerMs: 10,
@@ -75,9 +75,10 @@ describe('background audit publisher', () => {
       sleep: async (ms) => {
         waits.push(ms);
         // Events accepted while the batch lingers.
-        if (waits.length === 1) for (const kind of ['b', 'c']) await audit?.publish(event(kind));
+        if (waits.length === 1) for (const kind of ['b', 'c']) await later.audit?.publish(event(kind));
       },
     });
+    later.audit = audit;
     await audit.publish(event('a'));
     await audit.drain(1_000);
     expect(waits).toEqual([10]);
