@@ -57,6 +57,7 @@ describe('gateway app: web security', () => {
       expect(response.headers.get('referrer-policy')).toBe('no-referrer');
       expect(response.headers.get('cache-control')).toBe('no-store');
       expect(response.headers.get('x-powered-by')).toBeNull();
+      expect(response.headers.get('etag')).toBeNull();
       expect(response.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
     }
   });

@@ -101,6 +101,8 @@ export function createApp({
 
   const app = express();
   app.disable('x-powered-by');
+  // Answers are never cached (no-store), so no ETag is worked out for them.
+  app.set('etag', false);
   app.set('trust proxy', false);
   app.use(securityHeaders());
   app.use(requestContext());

@@ -45,7 +45,7 @@ export interface PublicContext {
   resolveContext(): Promise<ResolvedContext>;
 }
 
-/** A route outside the pipeline. Only the short allow-list in routes/public-routes.ts defines these. */
+/** A route outside the pipeline. Only the short allow-list in routes/public-routes.ts and the OpenAPI route (routes/openapi-route.ts) define these. */
 export interface PublicRoute {
   kind: 'public';
   method: Method;
