@@ -28,7 +28,7 @@ import type * as platformTypes from '../../deploy/local/platform.mjs';
 import type * as seedTypes from '../../deploy/local/seed.mjs';
 import { infra } from '../src/infra.js';
 import { deleteAuditStream, deleteRedisKeysWithPrefix, dropDatabasesWithPrefix, freePlatformPorts } from '../src/run-resources.js';
-import { fmt, loadCompiled, repositoryRoot, summarize, type Summary } from './bench-support.js';
+import { benchPlatformEnv, fmt, loadCompiled, repositoryRoot, summarize, type Summary } from './bench-support.js';
 
 // The deploy scripts and the gateway are loaded at run time from the repository root, because the
 // compiled file (test/dist/bench) sits at a different depth than this source file. Only their
@@ -223,21 +223,7 @@ async function benchFlow(): Promise<void> {
     const tool = await demoToolModule.startDemoTool({ port: 0 });
     cleanups.push(() => tool.close());
     const ports = await freePlatformPorts();
-    const env = platformModule.platformEnv({
-      serviceKeys: platformModule.generateServiceKeys(),
-      ports,
-      pgAdminUrl: infra.postgresAdminUrl,
-      dbPrefix,
-      redisUrl: infra.redisUrl,
-      redisKeyPrefix,
-      natsUrl: infra.natsUrl,
-      natsSubjectPrefix: runId,
-      signingKeySecret: randomBytes(32).toString('base64'),
-      activationCodeSecret: randomBytes(32).toString('base64'),
-      smsOutboxFile,
-      allowedToolTargets: [`127.0.0.1:${new URL(tool.url).port || '80'}`],
-      logLevel: 'warn',
-    });
+    const env = benchPlatformEnv(platformModule, { ports, runId, dbPrefix, redisKeyPrefix, smsOutboxFile, toolUrl: tool.url, infra });
     console.log(`\nStarting the platform (run ${runId}, logs in ${logDir})…`);
     const started = performance.now();
     // startPlatform stops what it started when a service fails to become ready.

@@ -1,8 +1,10 @@
 // What every benchmark in this folder shares: finding the repository, loading compiled modules at
 // run time, and summarising samples.
+import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import type * as platformTypes from '../../deploy/local/platform.mjs';
 
 /** The repository root (the folder holding pnpm-workspace.yaml) above the running benchmark. */
 export function repositoryRoot(): string {
@@ -55,4 +57,41 @@ export function summarize(samples: readonly number[]): Summary {
 export function fmt(value: number): string {
   if (!Number.isFinite(value)) return '–';
   return value >= 100 ? value.toFixed(0) : value >= 10 ? value.toFixed(1) : value.toFixed(2);
+}
+
+/**
+ * The environment of a platform a benchmark starts, the way the end-to-end harness makes it: this
+ * run's databases, Redis key prefix and NATS subjects, new keys and secrets, the demo tool as the
+ * one private target the tool gateway may call, services logging at warn. `extra` adds settings per
+ * service (deploy/local/platform.mjs `platformEnv`).
+ */
+export function benchPlatformEnv(
+  platform: Pick<typeof platformTypes, 'platformEnv' | 'generateServiceKeys'>,
+  run: {
+    ports: platformTypes.Ports;
+    runId: string;
+    dbPrefix: string;
+    redisKeyPrefix: string;
+    smsOutboxFile: string;
+    toolUrl: string;
+    infra: { postgresAdminUrl: string; redisUrl: string; natsUrl: string };
+    extra?: Partial<Record<platformTypes.ServiceName, Record<string, string>>>;
+  },
+): platformTypes.PlatformEnv {
+  return platform.platformEnv({
+    serviceKeys: platform.generateServiceKeys(),
+    ports: run.ports,
+    pgAdminUrl: run.infra.postgresAdminUrl,
+    dbPrefix: run.dbPrefix,
+    redisUrl: run.infra.redisUrl,
+    redisKeyPrefix: run.redisKeyPrefix,
+    natsUrl: run.infra.natsUrl,
+    natsSubjectPrefix: run.runId,
+    signingKeySecret: randomBytes(32).toString('base64'),
+    activationCodeSecret: randomBytes(32).toString('base64'),
+    smsOutboxFile: run.smsOutboxFile,
+    allowedToolTargets: [`127.0.0.1:${new URL(run.toolUrl).port || '80'}`],
+    logLevel: 'warn',
+    ...(run.extra ? { extra: run.extra } : {}),
+  });
 }

@@ -48,7 +48,7 @@ import express from 'express';
 import type * as demoToolTypes from '../../deploy/local/demo-tool.mjs';
 import type * as platformTypes from '../../deploy/local/platform.mjs';
 import type * as seedTypes from '../../deploy/local/seed.mjs';
-import { fmt, loadCompiled, repositoryRoot, summarize, type Summary } from './bench-support.js';
+import { benchPlatformEnv, fmt, loadCompiled, repositoryRoot, summarize, type Summary } from './bench-support.js';
 
 // ---------------------------------------------------------------------------------------------
 // Settings
@@ -273,20 +273,14 @@ async function startBenchPlatform(settings: Settings, cleanups: Cleanups, logs: 
   const tool = await demoToolModule.startDemoTool({ port: 0 });
   cleanups.push(() => tool.close());
   const ports = await resources.freePlatformPorts();
-  const env = platformModule.platformEnv({
-    serviceKeys: platformModule.generateServiceKeys(),
+  const env = benchPlatformEnv(platformModule, {
     ports,
-    pgAdminUrl: infra.postgresAdminUrl,
+    runId,
     dbPrefix,
-    redisUrl: infra.redisUrl,
     redisKeyPrefix,
-    natsUrl: infra.natsUrl,
-    natsSubjectPrefix: runId,
-    signingKeySecret: randomBytes(32).toString('base64'),
-    activationCodeSecret: randomBytes(32).toString('base64'),
     smsOutboxFile,
-    allowedToolTargets: [`127.0.0.1:${new URL(tool.url).port || '80'}`],
-    logLevel: 'warn',
+    toolUrl: tool.url,
+    infra,
     extra: { 'api-gateway': { RATE_LIMITS: settings.rateLimits } },
   });
   console.log(`\nStarting the platform (run ${runId}, logs in ${logDir})…`);

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { Redis } from 'ioredis';
 import { demo, httpJson, signIn, type HttpJsonResponse } from '../../deploy/local/seed.mjs';
 import { infra, pollUntil, testRunId } from '../src/infra.js';
-import { startTestPlatform, unreachableRateLimits, type TestPlatform } from '../src/platform.js';
+import { startTestPlatform, unreachableRateLimits, type ListedAuditEvent, type TestPlatform } from '../src/platform.js';
 
 /** Starting a platform and seeding it; stopping it. */
 const platformStartMs = 120_000;
@@ -142,15 +142,7 @@ describe('rate limits, per person and per client address, through every real ser
       });
       expect(created.status).toBe(201);
       const { key } = created.body as { key: string };
-      interface AuditEntry {
-        kind: string;
-        outcome: string;
-        reason: string;
-        object: string;
-        action: string;
-        requestId: string;
-        principal: { id: string } | null;
-      }
+      type AuditEntry = ListedAuditEvent;
       const entry = await pollUntil(
         async () => {
           const listed = await httpJson(platform.gatewayUrl, 'GET', '/api/audit/events?pageSize=200', {

@@ -4,17 +4,9 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { demo, httpJson, newestSmsCode, signIn } from '../../deploy/local/seed.mjs';
 import { pollUntil } from '../src/infra.js';
-import { startTestPlatform, type TestPlatform } from '../src/platform.js';
+import { startTestPlatform, type ListedAuditEvent, type TestPlatform } from '../src/platform.js';
 
-interface AuditEntry {
-  kind: string;
-  outcome: string;
-  reason: string;
-  object: string;
-  action: string;
-  traceId: string;
-  principal: { id: string } | null;
-}
+type AuditEntry = ListedAuditEvent;
 
 describe('the whole platform, every process spawned', () => {
   let platform: TestPlatform;

@@ -192,3 +192,15 @@ export function useDemoPlatform(options: TestPlatformOptions = {}) {
   }, 60_000);
   return run;
 }
+
+/** An audit event as `GET /api/audit/events` lists it (the fields the end-to-end tests read). */
+export interface ListedAuditEvent {
+  kind: string;
+  outcome: string;
+  reason: string;
+  object: string;
+  action: string;
+  traceId: string;
+  requestId: string;
+  principal: { id: string } | null;
+}

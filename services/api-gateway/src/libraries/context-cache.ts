@@ -2,6 +2,7 @@ import { create } from '@bufbuild/protobuf';
 import { AppError, isUuid, normalizeHost, type GrpcClient, type Logger } from '@portcullis/kit';
 import { TenantStatus } from '@portcullis/proto/common';
 import { ResolveContextResponseSchema, type ResolveContextResponse, type TenantRegistryService } from '@portcullis/proto/tenant';
+import { setBounded, touch } from './lru.js';
 
 /** tenant-registry's ResolveContext, the call this cache stands in front of (same shape, so callers cannot tell). */
 export type ResolveContextCall = GrpcClient<typeof TenantRegistryService>['resolveContext'];
@@ -194,22 +195,15 @@ export function createContextCache({
   function keepLocal(lookup: string, answer: Answer, tag: string, since: number): void {
     if (since !== epoch) return;
     const ttl = answer.kind === 'refusal' ? Math.min(refusalTtlMs, localTtlMs) : localTtlMs;
-    entries.delete(lookup);
-    entries.set(lookup, { answer, tag, expiresAt: now() + ttl });
-    while (entries.size > maxEntries) {
-      const oldest = entries.keys().next();
-      if (oldest.done === true) break;
-      entries.delete(oldest.value);
-    }
+    setBounded(entries, lookup, { answer, tag, expiresAt: now() + ttl }, maxEntries);
   }
 
   function readLocal(lookup: string): Answer | undefined {
-    const entry = entries.get(lookup);
+    const entry = touch(entries, lookup);
     if (!entry) return undefined;
+    if (entry.expiresAt > now()) return entry.answer;
     entries.delete(lookup);
-    if (entry.expiresAt <= now()) return undefined;
-    entries.set(lookup, entry); // most recently used
-    return entry.answer;
+    return undefined;
   }
 
   /**

@@ -1,5 +1,6 @@
 import type { GrpcClient } from '@portcullis/kit';
 import type { PolicyService } from '@portcullis/proto/policy';
+import { setBounded, touch } from './lru.js';
 
 type CheckCall = GrpcClient<typeof PolicyService>['check'];
 type CheckRequest = Parameters<CheckCall>[0];
@@ -65,22 +66,15 @@ export function createDecisionCache({ policy, ttlMs, maxEntries, isPolicyAvailab
     const key = keyOf(request);
     if (key === undefined || !isPolicyAvailable()) return policy.check(request, options);
     const tenantId = request.tenantId ?? '';
-    const hit = entries.get(key);
+    const hit = touch(entries, key);
     if (hit && hit.expiresAt > now()) {
-      entries.delete(key);
-      entries.set(key, hit); // most recently used
       return { $typeName: 'portcullis.policy.v1.CheckResponse', allowed: hit.allowed, reason: hit.reason };
     }
     if (hit) entries.delete(key);
     const since = epochOf(tenantId);
     const answer = await policy.check(request, options);
     if (since === epochOf(tenantId)) {
-      entries.set(key, { allowed: answer.allowed, reason: answer.reason, tenantId, expiresAt: now() + ttlMs });
-      while (entries.size > maxEntries) {
-        const oldest = entries.keys().next();
-        if (oldest.done === true) break;
-        entries.delete(oldest.value);
-      }
+      setBounded(entries, key, { allowed: answer.allowed, reason: answer.reason, tenantId, expiresAt: now() + ttlMs }, maxEntries);
     }
     return answer;
   };

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { AccessClaims, AccessTokenVerifier } from './access-tokens.js';
+import { setBounded, touch } from './lru.js';
 
 export interface VerifiedTokenCacheOptions {
   verify: AccessTokenVerifier;
@@ -19,24 +20,12 @@ export function createVerifiedTokenCache({ verify, maxAgeMs, maxEntries, now = D
   const entries = new Map<string, { claims: AccessClaims; until: number }>();
   return async function verifyAccessToken(token: string): Promise<AccessClaims> {
     const key = createHash('sha256').update(token).digest('base64url');
-    const hit = entries.get(key);
-    if (hit) {
-      entries.delete(key);
-      if (hit.until > now()) {
-        entries.set(key, hit); // most recently used
-        return hit.claims;
-      }
-    }
+    const hit = touch(entries, key);
+    if (hit && hit.until > now()) return hit.claims;
+    if (hit) entries.delete(key);
     const claims = await verify(token);
     const until = Math.min(claims.expiresAt, now() + maxAgeMs);
-    if (until > now()) {
-      entries.set(key, { claims, until });
-      while (entries.size > maxEntries) {
-        const oldest = entries.keys().next();
-        if (oldest.done === true) break;
-        entries.delete(oldest.value);
-      }
-    }
+    if (until > now()) setBounded(entries, key, { claims, until }, maxEntries);
     return claims;
   };
 }

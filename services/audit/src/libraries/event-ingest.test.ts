@@ -34,6 +34,10 @@ function fakeStore() {
   };
 }
 
+/** The ingest over a fake store. */
+const ingestOver = (store: ReturnType<typeof fakeStore>, logger = captureLogs().logger) =>
+  createEventIngest({ store: store.store, storeMany: store.storeMany.bind(store), logger, subjectPrefix: prefix });
+
 /** Captures log lines so tests can prove what is (not) logged. */
 function captureLogs() {
   const lines: string[] = [];
@@ -54,12 +58,7 @@ function encoded(tenantId: string, subjectTenant: string, extra: { eventId?: str
 describe('event ingest', () => {
   it('stores a valid event once, however often it is delivered', async () => {
     const store = fakeStore();
-    const ingest = createEventIngest({
-      store: store.store,
-      storeMany: store.storeMany.bind(store),
-      logger: captureLogs().logger,
-      subjectPrefix: prefix,
-    });
+    const ingest = ingestOver(store);
     const tenant = randomUUID();
     const msg = encoded(tenant, tenant);
     expect(await ingest.ingest(msg)).toBe('stored');
@@ -71,7 +70,7 @@ describe('event ingest', () => {
   it('drops and counts an event filed under another tenant, logging no payload', async () => {
     const store = fakeStore();
     const { lines, logger } = captureLogs();
-    const ingest = createEventIngest({ store: store.store, storeMany: store.storeMany.bind(store), logger, subjectPrefix: prefix });
+    const ingest = ingestOver(store, logger);
     const secret = 'payload-marker-7f3a';
     expect(await ingest.ingest(encoded(randomUUID(), randomUUID(), { reason: secret }))).toBe('rejected');
     expect(store.rows.size).toBe(0);
@@ -83,12 +82,7 @@ describe('event ingest', () => {
 
   it('counts each rejection reason separately', async () => {
     const store = fakeStore();
-    const ingest = createEventIngest({
-      store: store.store,
-      storeMany: store.storeMany.bind(store),
-      logger: captureLogs().logger,
-      subjectPrefix: prefix,
-    });
+    const ingest = ingestOver(store);
     const tenant = randomUUID();
     await ingest.ingest(encoded(tenant, tenant, { eventId: 'nope' }));
     await ingest.ingest({ subject: `${prefix}.audit.${tenant}.x`, data: new Uint8Array([0xff]) });
@@ -98,12 +92,7 @@ describe('event ingest', () => {
 
   it('throws when storage fails, so the message is redelivered, and stores it on the next delivery', async () => {
     const store = fakeStore();
-    const ingest = createEventIngest({
-      store: store.store,
-      storeMany: store.storeMany.bind(store),
-      logger: captureLogs().logger,
-      subjectPrefix: prefix,
-    });
+    const ingest = ingestOver(store);
     const tenant = randomUUID();
     const msg = encoded(tenant, tenant);
     store.failOnce();
@@ -116,7 +105,7 @@ describe('event ingest', () => {
   it('stores the valid events of a batch once each and refuses the others with their reasons', async () => {
     const store = fakeStore();
     const { lines, logger } = captureLogs();
-    const ingest = createEventIngest({ store: store.store, storeMany: store.storeMany.bind(store), logger, subjectPrefix: prefix });
+    const ingest = ingestOver(store, logger);
     const tenant = randomUUID();
     const secret = 'payload-marker-b4tch';
     const good = [randomUUID(), randomUUID()].map((eventId) =>
