@@ -1,14 +1,21 @@
 // The gateway's web-security features through every real service (Redis, NATS, Postgres):
 // rate limits per person and per client address, cookie sessions with their CSRF tokens, the
-// security headers, CORS, the OpenAPI document, body limits, and assistant ids that cannot be
-// probed. Two platforms, one after the other: one with small rate limits, one with the harness's
+// security headers, CORS, the OpenAPI document, body limits, assistant ids that cannot be
+// probed, and TLS termination (a gateway replica with a certificate from a CA made in the test).
+// Two platforms, one after the other: one with small rate limits, one with the harness's
 // out-of-reach limits.
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { request as httpsRequest } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { TLSSocket } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { Redis } from 'ioredis';
 import { demo, httpJson, signIn, type HttpJsonResponse } from '../../deploy/local/seed.mjs';
 import { infra, pollUntil, testRunId } from '../src/infra.js';
 import { startTestPlatform, unreachableRateLimits, type ListedAuditEvent, type TestPlatform } from '../src/platform.js';
+import { issueCertificate, privateKeyPem } from '../src/test-pki.js';
 
 /** Starting a platform and seeding it; stopping it. */
 const platformStartMs = 120_000;
@@ -562,6 +569,59 @@ describe('cookie sessions, CSRF and web security through every real service', ()
         });
         // The same caller with a body of ordinary size and depth is served.
         expect((await send({ input: nested(5) })).status).toBe(200);
+      },
+      testMs,
+    );
+  });
+
+  describe('TLS termination', () => {
+    it(
+      'serves HTTPS with TLS 1.3 only when TLS_CERT_FILE and TLS_KEY_FILE are set (a gateway replica, a CA made here)',
+      async () => {
+        const dir = await mkdtemp(join(tmpdir(), 'portcullis-e2e-tls-'));
+        try {
+          const root = await issueCertificate({ subject: 'CN=Portcullis e2e Root CA', ca: true });
+          const leaf = await issueCertificate({ subject: 'CN=localhost', issuer: root, ca: false });
+          const certFile = join(dir, 'gateway.pem');
+          const keyFile = join(dir, 'gateway-key.pem');
+          await writeFile(certFile, leaf.pem);
+          await writeFile(keyFile, await privateKeyPem(leaf.keys), { mode: 0o600 });
+          const replica = await platform.startGatewayReplica({ TLS_CERT_FILE: certFile, TLS_KEY_FILE: keyFile });
+          const port = Number(new URL(replica.url).port);
+          const get = (options: { maxVersion?: 'TLSv1.2' | 'TLSv1.3'; ca?: string }) =>
+            new Promise<{ status: number | undefined; protocol: string | null; body: string }>((resolve, reject) => {
+              const request = httpsRequest(
+                {
+                  host: '127.0.0.1',
+                  port,
+                  path: '/api/context',
+                  servername: 'localhost',
+                  headers: { host: demo.host, authorization: `Bearer ${tokens.owner}` },
+                  agent: false,
+                  ...options,
+                },
+                (response) => {
+                  let body = '';
+                  response.setEncoding('utf8');
+                  response.on('data', (chunk: string) => (body += chunk));
+                  response.on('end', () => {
+                    const socket = response.socket;
+                    resolve({ status: response.statusCode, protocol: socket instanceof TLSSocket ? socket.getProtocol() : null, body });
+                  });
+                },
+              );
+              request.on('error', reject);
+              request.end();
+            });
+          const answer = await get({ ca: root.pem });
+          expect({ status: answer.status, protocol: answer.protocol }).toEqual({ status: 200, protocol: 'TLSv1.3' });
+          expect(JSON.parse(answer.body)).toMatchObject({ tenant: { id: platform.seeded.tenantId } });
+          await expect(get({ ca: root.pem, maxVersion: 'TLSv1.2' })).rejects.toThrow(/protocol version|alert/i);
+          await expect(get({})).rejects.toThrow(/certificate/i);
+          await replica.stop();
+        } finally {
+          await rm(dir, { recursive: true, force: true });
+        }
       },
       testMs,
     );

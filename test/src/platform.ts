@@ -130,12 +130,13 @@ export async function startTestPlatform(options: TestPlatformOptions = {}) {
     },
     /**
      * Starts one more api-gateway process — a second replica with the same configuration (same
-     * Redis, NATS and services) on its own ports — and waits until it is ready. Stopped with the platform.
+     * Redis, NATS and services, plus `extraEnv`) on its own ports — and waits until it is ready.
+     * Stopped with the platform. `url` is plain http; a replica given TLS settings serves https there.
      */
-    async startGatewayReplica() {
+    async startGatewayReplica(extraEnv: Record<string, string> = {}) {
       const http = await freePort();
       const admin = await freePort();
-      const replicaEnv = { ...env['api-gateway'], HTTP_PORT: String(http), ADMIN_PORT: String(admin) };
+      const replicaEnv = { ...env['api-gateway'], ...extraEnv, HTTP_PORT: String(http), ADMIN_PORT: String(admin) };
       const replica = startService({ root, name: 'api-gateway', env: replicaEnv, logDir: join(logDir, `api-gateway-${http}`) });
       gatewayReplicas.push(replica);
       await pollUntil(

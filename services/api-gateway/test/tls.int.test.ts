@@ -1,4 +1,3 @@
-import { webcrypto } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { get as httpGet, type IncomingMessage, type RequestListener, type Server } from 'node:http';
 import { get as httpsGet, type RequestOptions } from 'node:https';
@@ -7,9 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, TLSSocket, type ConnectionOptions } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-// @peculiar/x509 resolves its parts through tsyringe, which needs the Reflect metadata API loaded first.
-import 'reflect-metadata';
-import type { X509Certificate } from '@peculiar/x509';
+import { issueCertificate as issue, privateKeyPem, type Issued } from '@portcullis/test/test-pki';
 import {
   HEADERS_TIMEOUT_MS,
   KEEP_ALIVE_TIMEOUT_MS,
@@ -19,62 +16,12 @@ import {
   type TlsFiles,
 } from '../src/http/server.js';
 
-const x509 = await import('@peculiar/x509');
-x509.cryptoProvider.set(webcrypto);
-
 const host = '127.0.0.1';
 const answer = 'hello from the gateway';
 const handler: RequestListener = (_request, response) => {
   response.setHeader('content-type', 'text/plain');
   response.end(answer);
 };
-
-// ---- a throwaway PKI, generated per run (never committed) -------------------------------------
-
-const ecdsa = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' };
-
-interface Issued {
-  cert: X509Certificate;
-  keys: webcrypto.CryptoKeyPair;
-  pem: string;
-}
-
-async function issue({ subject, issuer, ca }: { subject: string; issuer?: Issued; ca: boolean }): Promise<Issued> {
-  const keys = await webcrypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign', 'verify']);
-  const signer = issuer?.keys ?? keys;
-  const extensions = [
-    new x509.BasicConstraintsExtension(ca, undefined, true),
-    ca
-      ? new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true)
-      : new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
-    await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
-    await x509.AuthorityKeyIdentifierExtension.create(signer.publicKey),
-    ...(ca
-      ? []
-      : [
-          new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth]),
-          new x509.SubjectAlternativeNameExtension([
-            { type: 'dns', value: 'localhost' },
-            { type: 'ip', value: '127.0.0.1' },
-          ]),
-        ]),
-  ];
-  const cert = await x509.X509CertificateGenerator.create({
-    subject,
-    issuer: issuer?.cert.subject ?? subject,
-    notBefore: new Date(Date.now() - 3_600_000),
-    notAfter: new Date(Date.now() + 86_400_000),
-    publicKey: keys.publicKey,
-    signingKey: signer.privateKey,
-    signingAlgorithm: ecdsa,
-    extensions,
-  });
-  return { cert, keys, pem: cert.toString('pem') };
-}
-
-async function privateKeyPem(keys: webcrypto.CryptoKeyPair): Promise<string> {
-  return x509.PemConverter.encode(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey), 'PRIVATE KEY');
-}
 
 // ---- clients ----------------------------------------------------------------------------------
 
