@@ -168,6 +168,7 @@ Portcullis is running.
                   other tenant (${demo.otherTenantName}) owner ${demo.accounts.betaOwner} / ${passwords.betaOwner}
   Logs:           ${logDir}/<service>.log      Secrets: ${join(stateDir, 'dev-secrets.json')}
   SMS codes:      ${smsOutboxFile}   (development SMS provider: phone verification codes land here)
+  API reference:  ${g}/api/openapi.json   (OpenAPI 3.1; every answer carries RateLimit-* headers)
 
 Copy-paste (bash):
 
