@@ -53,7 +53,14 @@ export const unreachableRateLimits = {
     ]),
   ),
   defaultPlan: 'free',
-  sensitive: { signIn: outOfReach, sms: outOfReach, oauth: outOfReach, activationStart: outOfReach, activationCode: outOfReach },
+  sensitive: {
+    signIn: outOfReach,
+    sms: outOfReach,
+    oauth: outOfReach,
+    activationStart: outOfReach,
+    activationCode: outOfReach,
+    failedAuth: outOfReach,
+  },
 };
 
 export async function startTestPlatform(options: TestPlatformOptions = {}) {

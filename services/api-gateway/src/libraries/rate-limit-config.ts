@@ -39,6 +39,11 @@ const sensitiveLimitsSchema = z.strictObject({
   activationStart: windowSchema,
   /** Entering an activation code (binding a device), per client address and per person. */
   activationCode: windowSchema,
+  /**
+   * API keys and robot tokens the auth service refused, per client address: beyond it, that
+   * address's API keys and robot tokens are refused before the auth service is asked.
+   */
+  failedAuth: windowSchema,
 });
 
 export type SensitiveRouteClass = keyof z.infer<typeof sensitiveLimitsSchema>;
@@ -75,12 +80,14 @@ export const defaultRateLimits: RateLimits = {
     oauth: perMinute(20),
     activationStart: perMinute(10),
     activationCode: { points: 10, windowSeconds: 600 },
+    failedAuth: perMinute(60),
   },
 };
 
 /**
- * `RATE_LIMITS`: JSON with any of `plans`, `defaultPlan`, `sensitive`; what is given replaces the
- * default of that key. Refused (start-up fails) when malformed or when `defaultPlan` has no limits.
+ * `RATE_LIMITS`: JSON with any of `plans`, `defaultPlan`, `sensitive`. `plans` and `defaultPlan`
+ * replace their defaults; `sensitive` entries replace theirs one by one. Refused (start-up fails)
+ * when malformed or when `defaultPlan` has no limits.
  */
 export const rateLimitsConfigSchema = z
   .string()
@@ -94,7 +101,13 @@ export const rateLimitsConfigSchema = z
       ctx.addIssue({ code: 'custom', message: 'must be JSON' });
       return z.NEVER;
     }
-    const merged = rateLimitsSchema.safeParse({ ...defaultRateLimits, ...(typeof parsed === 'object' ? parsed : {}) });
+    const given = (typeof parsed === 'object' && parsed !== null ? parsed : {}) as Record<string, unknown>;
+    const sensitive = typeof given['sensitive'] === 'object' && given['sensitive'] !== null ? given['sensitive'] : {};
+    const merged = rateLimitsSchema.safeParse({
+      ...defaultRateLimits,
+      ...given,
+      sensitive: { ...defaultRateLimits.sensitive, ...sensitive },
+    });
     if (!merged.success) {
       const issue = merged.error.issues[0];
       ctx.addIssue({ code: 'custom', message: `${issue?.path.join('.') ?? ''}: ${issue?.message ?? 'invalid'}` });

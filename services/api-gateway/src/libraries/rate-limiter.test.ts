@@ -25,6 +25,20 @@ describe('rate limiter', () => {
     expect(rateLimitStateOf(refused as AppError)).toEqual({ limit: 2, remaining: 0, resetSeconds: 30, windowSeconds: 30 });
   });
 
+  it('checks a bucket without spending from it, refusing once it is spent', async () => {
+    const consume = createRateLimiter({ limiters: memory, keyPrefix: 't:' });
+    const failures = bucket('failedAuth', '203.0.113.7', 2);
+    await consume.check(failures);
+    await consume.check(failures);
+    await consume([failures]);
+    await consume.check(failures);
+    await consume([failures]);
+    const refused = await consume.check(failures).catch((error: unknown) => error);
+    expect(refused).toMatchObject({ code: 'RATE_LIMITED' });
+    expect(rateLimitStateOf(refused as AppError)).toMatchObject({ limit: 2, remaining: 0, windowSeconds: 60 });
+    await consume.check(bucket('failedAuth', '203.0.113.8', 2));
+  });
+
   it('counts each key of a bucket apart', async () => {
     const consume = createRateLimiter({ limiters: memory, keyPrefix: 't:' });
     await consume([bucket('user', 'alice', 1)]);
@@ -33,9 +47,11 @@ describe('rate limiter', () => {
   });
 
   it('denies with DEPENDENCY_UNAVAILABLE when the store fails, never an allow', async () => {
-    const failing: WindowLimiterFactory = () => ({ consume: () => Promise.reject(new Error('redis down')) });
+    const down = () => Promise.reject(new Error('redis down'));
+    const failing: WindowLimiterFactory = () => ({ consume: down, get: down });
     const consume = createRateLimiter({ limiters: failing, keyPrefix: 't:' });
     await expect(consume([bucket('tenant', 'A', 100)])).rejects.toMatchObject({ code: 'DEPENDENCY_UNAVAILABLE' });
+    await expect(consume.check(bucket('tenant', 'A', 100))).rejects.toMatchObject({ code: 'DEPENDENCY_UNAVAILABLE' });
   });
 
   it('stores keys hashed, never the client address or id itself', async () => {
@@ -47,6 +63,7 @@ describe('rate limiter', () => {
           seen.push(`${keyPrefix}|${String(key)}`);
           return inner.consume(key, points);
         },
+        get: (key: string | number) => inner.get(key),
       };
     };
     await createRateLimiter({ limiters: recording, keyPrefix: 't:' })([bucket('sign-in', '203.0.113.7', 5)]);
@@ -68,11 +85,10 @@ describe('rate limiter', () => {
 });
 
 describe('rate limit configuration', () => {
-  it('uses the defaults when unset and replaces only the keys given', () => {
+  it('uses the defaults when unset and replaces only the keys given (sensitive entries one by one)', () => {
     expect(rateLimitsConfigSchema.parse(undefined)).toEqual(defaultRateLimits);
-    const sensitive = { ...defaultRateLimits.sensitive, signIn: { points: 3, windowSeconds: 60 } };
-    const parsed = rateLimitsConfigSchema.parse(JSON.stringify({ sensitive }));
-    expect(parsed.sensitive.signIn).toEqual({ points: 3, windowSeconds: 60 });
+    const parsed = rateLimitsConfigSchema.parse(JSON.stringify({ sensitive: { signIn: { points: 3, windowSeconds: 60 } } }));
+    expect(parsed.sensitive).toEqual({ ...defaultRateLimits.sensitive, signIn: { points: 3, windowSeconds: 60 } });
     expect(parsed.plans).toEqual(defaultRateLimits.plans);
   });
 

@@ -5,6 +5,8 @@ import type { AccessTokenVerifier } from '../libraries/access-tokens.js';
 import { denyWhenUnavailable } from '../libraries/dependency-failure.js';
 import type { ApiKeyVerifier } from '../libraries/api-keys.js';
 import { isRobotToken, type RobotTokenVerifier } from '../libraries/robot-tokens.js';
+import type { RateLimits } from '../libraries/rate-limit-config.js';
+import type { RateLimiter } from '../libraries/rate-limiter.js';
 import type { SessionCheck } from '../libraries/sessions.js';
 import type { DecisionAuditor } from './audit-decision.js';
 import type { AuthenticatedContext, Credential, RequestInfo, ResolvedContext, TenantTarget } from './types.js';
@@ -18,6 +20,9 @@ export interface AuthenticateDeps {
   isValidCsrfToken(sessionId: string, token: string | undefined): boolean;
   tenants: Pick<GrpcClient<typeof TenantRegistryService>, 'resolveContext'>;
   auditDecision: DecisionAuditor;
+  /** Counts API keys and robot tokens the auth service refused, per client address. */
+  consumeRateLimit: RateLimiter;
+  rateLimits: RateLimits;
 }
 
 /** The single bearer credential of a request; anything else is UNAUTHENTICATED. */
@@ -88,11 +93,36 @@ export function createAuthenticate({
   isValidCsrfToken,
   tenants,
   auditDecision,
+  consumeRateLimit,
+  rateLimits,
 }: AuthenticateDeps) {
+  /**
+   * Runs a verification the auth service makes (API keys, robot tokens), counting its refusals per
+   * client address: an address past `sensitive.failedAuth` is refused (429) before auth is asked,
+   * so nobody can make the gateway query auth for guesses without bound.
+   */
+  async function verifiedRemotely<T>(request: RequestInfo, verify: () => Promise<T>): Promise<T> {
+    const failures = { name: 'failedAuth', key: request.clientIp, window: rateLimits.sensitive.failedAuth };
+    await consumeRateLimit.check(failures);
+    try {
+      return await verify();
+    } catch (error) {
+      if (error instanceof AppError && error.code === 'UNAUTHENTICATED') {
+        await consumeRateLimit([failures]).catch((counted: unknown) => {
+          // Past the limit now: this answer is still the refusal it was.
+          if (!(counted instanceof AppError && counted.code === 'RATE_LIMITED')) throw counted;
+        });
+      }
+      throw error;
+    }
+  }
+
   async function identify(request: RequestInfo): Promise<{ principal: Principal; credential: Credential }> {
     const presented = credentialOf(request);
     if (presented.kind === 'api_key') {
-      const key = await verifyApiKey(presented.value, request.requestId).catch(denyWhenUnavailable('the auth service'));
+      const key = await verifiedRemotely(request, () =>
+        verifyApiKey(presented.value, request.requestId).catch(denyWhenUnavailable('the auth service')),
+      );
       return {
         principal: principalOf(PrincipalKind.API_KEY, key.keyId, key.tenantId, Role.UNSPECIFIED),
         credential: {
@@ -106,7 +136,9 @@ export function createAuthenticate({
       };
     }
     if (presented.kind === 'robot_token') {
-      const robot = await verifyRobotToken(presented.value, request.requestId).catch(denyWhenUnavailable('the auth service'));
+      const robot = await verifiedRemotely(request, () =>
+        verifyRobotToken(presented.value, request.requestId).catch(denyWhenUnavailable('the auth service')),
+      );
       // No role of its own: the policy allows a robot only what the robot template grants AND
       // its creator (actingUserId) holds now.
       return {

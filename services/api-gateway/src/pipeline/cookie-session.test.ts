@@ -2,7 +2,7 @@ import { describe, expect, it } from '@jest/globals';
 import { AppError } from '@portcullis/kit';
 import { Role } from '@portcullis/proto/common';
 import { createCookieSessions } from '../libraries/cookie-sessions.js';
-import { requestInfo } from '../test-support/pipeline-fakes.js';
+import { passThroughLimits, requestInfo } from '../test-support/pipeline-fakes.js';
 import { createAuthenticate, credentialOf } from './authenticate.js';
 import type { RequestInfo, ResolvedContext } from './types.js';
 
@@ -13,6 +13,7 @@ const sessions = createCookieSessions({ secure: true, csrfSecret: Buffer.alloc(3
 function setup() {
   const sessionChecks: string[] = [];
   const authenticate = createAuthenticate({
+    ...passThroughLimits,
     verifyAccessToken: (presented) =>
       presented === token
         ? Promise.resolve({

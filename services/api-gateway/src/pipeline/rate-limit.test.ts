@@ -73,10 +73,13 @@ describe('rate limit step (3)', () => {
       new AppError('DEPENDENCY_UNAVAILABLE', 'down'),
     ];
     const step = createRateLimit({
-      consumeRateLimit: () => {
-        const next = outcomes.shift();
-        return next ? Promise.reject(next) : Promise.resolve(roomyRateLimit);
-      },
+      consumeRateLimit: Object.assign(
+        () => {
+          const next = outcomes.shift();
+          return next ? Promise.reject(next) : Promise.resolve(roomyRateLimit);
+        },
+        { check: () => Promise.resolve() },
+      ),
       rateLimits: defaultRateLimits satisfies RateLimits,
       auditDecision: (record) => {
         audited.push(record);
