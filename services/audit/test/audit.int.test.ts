@@ -191,8 +191,20 @@ describe('audit service against Postgres and NATS', () => {
 
   it('stores every event of a batch once, also when the batch and its events are published again', async () => {
     const tenantId = randomUUID();
-    const events = ['authz.decision', 'tool.call', 'authz.decision'].map((kind) =>
-      completeAuditEvent({ tenantId, kind, outcome: Outcome.ALLOW, reason: 'batched' }),
+    const principalId = randomUUID();
+    const events = ['authz.decision', 'tool.call', 'authz.decision'].map((kind, index) =>
+      completeAuditEvent({
+        tenantId,
+        kind,
+        principal: { kind: PrincipalKind.USER, id: principalId, tenantId, role: Role.USER },
+        object: 'tools',
+        action: 'invoke',
+        outcome: Outcome.ALLOW,
+        reason: 'batched',
+        requestId: `req-${index}`,
+        occurredAt: timestampFromDate(new Date(Date.UTC(2026, 11, 3, 10, 0, index))),
+        attributes: { position: String(index) },
+      }),
     );
     const batchId = randomUUID();
     await publisher.publishBatch(tenantId, events, batchId);
@@ -202,13 +214,21 @@ describe('audit service against Postgres and NATS', () => {
     for (const event of events) await waitForEvent(tenantId, event.eventId);
     // Published after them, so listed once they were all handled.
     await publisher.publish({ tenantId, kind: 'marker' }).then((id) => waitForEvent(tenantId, id));
-    const listed = await listAll(tenantId, 50);
-    expect(
-      listed
-        .filter((e) => e.reason === 'batched')
-        .map((e) => e.eventId)
-        .sort(),
-    ).toEqual(events.map((e) => e.eventId).sort());
+    const listed = (await listAll(tenantId, 50)).filter((e) => e.reason === 'batched');
+    // Newest first: the batch's order is the stored order.
+    expect(listed.map((e) => e.eventId)).toEqual(events.map((e) => e.eventId).reverse());
+    for (const [index, event] of events.entries()) {
+      expect(listed.find((e) => e.eventId === event.eventId)).toMatchObject({
+        kind: event.kind,
+        principal: { kind: PrincipalKind.USER, id: principalId, role: Role.USER, tenantId },
+        object: 'tools',
+        action: 'invoke',
+        outcome: Outcome.ALLOW,
+        requestId: `req-${index}`,
+        occurredAt: { seconds: event.occurredAt?.seconds },
+        attributes: { position: String(index) },
+      });
+    }
     for (const event of events) expect(await rowCount(event.eventId)).toBe(1);
   });
 

@@ -1,5 +1,5 @@
 import type { TenantScope } from '@portcullis/kit';
-import { Prisma, type AuditEvent as AuditEventRow } from '../generated/prisma/client.js';
+import type { AuditEvent as AuditEventRow, Prisma } from '../generated/prisma/client.js';
 import type { AuditRecord, StoredAuditRecord } from '../libraries/audit-record.js';
 
 export type Tx = Prisma.TransactionClient;
@@ -58,24 +58,29 @@ export function createAuditEventQueries(scope: TenantScope<Tx>) {
       return inserted === 1;
     },
 
-    /** Appends events of one tenant in one statement; returns how many were new (the others' ids were stored already). */
+    /**
+     * Appends events of one tenant in one statement; returns how many were new (the others' ids
+     * were stored already). One array parameter per column (`unnest`), whatever the batch size.
+     */
     async insertMany(tenantId: string, records: readonly AuditRecord[]): Promise<number> {
       if (records.length === 0) return 0;
-      const rows = records.map(
-        (record) => Prisma.sql`(
-          ${record.eventId}::uuid, ${record.tenantId}::uuid, ${record.kind}, ${record.principalKind}, ${record.principalId},
-          ${record.principalRole}, ${record.principalTenantId}, ${record.assistantId}, ${record.object}, ${record.action},
-          ${record.outcome}, ${record.reason}, ${record.traceId}, ${record.requestId}, ${record.occurredAt}::timestamptz,
-          ${JSON.stringify(record.attributes)}::jsonb
-        )`,
-      );
+      const column = <T>(pick: (record: AuditRecord) => T) => records.map(pick);
       return scope.run(
         tenantId,
         (tx) => tx.$executeRaw`
           INSERT INTO audit_events (
             event_id, tenant_id, kind, principal_kind, principal_id, principal_role, principal_tenant_id,
             assistant_id, object, action, outcome, reason, trace_id, request_id, occurred_at, attributes
-          ) VALUES ${Prisma.join(rows)}
+          )
+          SELECT * FROM unnest(
+            ${column((r) => r.eventId)}::uuid[], ${column((r) => r.tenantId)}::uuid[], ${column((r) => r.kind)}::text[],
+            ${column((r) => r.principalKind)}::text[], ${column((r) => r.principalId)}::text[], ${column((r) => r.principalRole)}::text[],
+            ${column((r) => r.principalTenantId)}::text[], ${column((r) => r.assistantId)}::text[], ${column((r) => r.object)}::text[],
+            ${column((r) => r.action)}::text[], ${column((r) => r.outcome)}::text[], ${column((r) => r.reason)}::text[],
+            ${column((r) => r.traceId)}::text[], ${column((r) => r.requestId)}::text[],
+            ${column((r) => r.occurredAt?.toISOString() ?? null)}::timestamptz[],
+            ${column((r) => JSON.stringify(r.attributes))}::jsonb[]
+          )
           ON CONFLICT (tenant_id, event_id) DO NOTHING`,
       );
     },
