@@ -95,6 +95,14 @@ describe('gateway app: web security', () => {
     const deepBody = (await deep.json()) as { error: { code: string; message: string } };
     expect(deepBody.error.code).toBe('INVALID_ARGUMENT');
     expect(deepBody.error.message).toMatch(/nested too deeply/);
+    // Another charset would be decoded after the byte scan, and is not JSON between systems anyway.
+    const utf16 = await fetch(`${base}/api/auth/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json; charset=utf-16le' },
+      body: Buffer.from(`["\u2200",${'['.repeat(100)}${']'.repeat(101)}`, 'utf16le'),
+    });
+    expect(utf16.status).toBe(400);
+    expect(((await utf16.json()) as { error: { message: string } }).error.message).toBe('request bodies must be JSON in UTF-8');
     const broken = await post('{"email": ');
     expect(broken.status).toBe(400);
     expect(JSON.stringify(await broken.json())).not.toMatch(/at .*\.js|SyntaxError/);

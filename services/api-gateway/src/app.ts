@@ -3,9 +3,10 @@ import express, { type Express, type RequestHandler, type Response } from 'expre
 import helmet from 'helmet';
 import type { Logger } from '@portcullis/kit';
 import { parseCookieHeader } from './http/cookies.js';
-import { rejectDeepJson } from './http/json-depth.js';
+import { rejectUnsafeJson } from './http/json-depth.js';
 import { errorHandler, notFound, requestContext, requestInfoOf } from './http/middleware.js';
 import type { ProtectedRoute, PublicRoute, Route, RouteInput, RouteResult } from './http/route.js';
+import { addressBucketKey } from './libraries/client-address.js';
 import type { RateLimits, SensitiveRouteClass } from './libraries/rate-limit-config.js';
 import { rateLimitHeaders, type RateLimiter } from './libraries/rate-limiter.js';
 import type { Pipeline, RequestInfo } from './pipeline/index.js';
@@ -74,7 +75,9 @@ export function createApp({
   async function limitPublic(route: PublicRoute, request: RequestInfo, res: Response): Promise<void> {
     if (route.rateLimit === 'none') return;
     const limitClass: SensitiveRouteClass = route.rateLimit;
-    const state = await consumeRateLimit([{ name: limitClass, key: request.clientIp, window: rateLimits.sensitive[limitClass] }]);
+    const state = await consumeRateLimit([
+      { name: limitClass, key: addressBucketKey(request.clientIp), window: rateLimits.sensitive[limitClass] },
+    ]);
     res.set(rateLimitHeaders(state, false));
   }
 
@@ -116,7 +119,13 @@ export function createApp({
       maxAge: 600,
     }),
   );
-  app.use(express.json({ limit: bodyLimitBytes, strict: true, verify: (_req, _res, body) => rejectDeepJson(body, maxJsonDepth) }));
+  app.use(
+    express.json({
+      limit: bodyLimitBytes,
+      strict: true,
+      verify: (_req, _res, body, encoding) => rejectUnsafeJson(body, encoding, maxJsonDepth),
+    }),
+  );
   for (const route of [...publicRoutes, ...protectedRoutes]) {
     app[route.method](route.path, async (req, res) => {
       const queryStart = req.originalUrl.indexOf('?');

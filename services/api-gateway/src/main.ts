@@ -20,6 +20,7 @@ import { ToolGatewayService } from '@portcullis/proto/tools';
 import { createApp } from './app.js';
 import { configSchema } from './config.js';
 import { createAccessTokenVerifier } from './libraries/access-tokens.js';
+import { cachedDocument } from './libraries/cached-document.js';
 import { createApiKeyVerifier } from './libraries/api-keys.js';
 import { createContextCache, invalidatingContextWrites } from './libraries/context-cache.js';
 import { createCookieSessions } from './libraries/cookie-sessions.js';
@@ -148,13 +149,14 @@ await runService({
       policy: decisions,
     });
 
-    const fetchJwks = async (): Promise<unknown> => {
+    // The public JWKS route serves a copy at most a minute old: a flood of requests is never a flood of fetches.
+    const fetchJwks = cachedDocument(async (): Promise<unknown> => {
       const response = await fetch(jwksUrl, { signal: AbortSignal.timeout(config.GRPC_DEADLINE_MS) }).catch((error: unknown) => {
         throw new AppError('DEPENDENCY_UNAVAILABLE', 'key set is unavailable', { cause: error });
       });
       if (!response.ok) throw new AppError('DEPENDENCY_UNAVAILABLE', 'key set is unavailable');
       return response.json();
-    };
+    }, 60_000);
 
     const { publicRoutes, protectedRoutes } = createRoutes({
       public: { auth, tenants, devices, fetchJwks, secureCookies: config.COOKIE_SECURE, cookieSessions },

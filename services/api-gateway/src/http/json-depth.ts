@@ -6,10 +6,20 @@ const OPEN = new Set([0x5b, 0x7b]); // [ {
 const CLOSE = new Set([0x5d, 0x7d]); // ] }
 
 /**
- * Refuses a JSON body nested deeper than `maxDepth` arrays/objects, by scanning its bytes before
- * it is parsed (strings skipped, escapes honoured), so a deeply nested body never reaches the
- * parser or the code walking the result. The syntax itself is left to the parser.
+ * Refuses a JSON body that is not UTF-8 (RFC 8259 JSON between systems is UTF-8; another charset
+ * would also defeat the byte scan below) or is nested deeper than `maxDepth` arrays/objects.
+ * The bytes are scanned before the body is parsed (strings skipped, escapes honoured), so a
+ * deeply nested body never reaches the parser or the code walking the result. The syntax itself
+ * is left to the parser.
  */
+export function rejectUnsafeJson(body: Buffer, encoding: string, maxDepth: number): void {
+  if (encoding.toLowerCase().replace('_', '-') !== 'utf-8') {
+    throw new AppError('INVALID_ARGUMENT', 'request bodies must be JSON in UTF-8');
+  }
+  rejectDeepJson(body, maxDepth);
+}
+
+/** Refuses bytes of UTF-8 JSON nested deeper than `maxDepth` arrays/objects. */
 export function rejectDeepJson(body: Buffer, maxDepth: number): void {
   let depth = 0;
   let inString = false;

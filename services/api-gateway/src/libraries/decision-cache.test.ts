@@ -111,6 +111,23 @@ describe('decision cache', () => {
     expect(asked).toHaveLength(2);
   });
 
+  it('keeps nothing of a tenant for a grace after its notice: another policy replica may still answer from the old rules', async () => {
+    const { cache, asked, clock } = setup();
+    cache.invalidate(tenantA);
+    clock.now = 500;
+    await cache.check(question());
+    await cache.check(question());
+    expect(asked).toHaveLength(2);
+    clock.now = 1_001;
+    await cache.check(question());
+    await cache.check(question());
+    expect(asked).toHaveLength(3);
+    // Other tenants were never held back.
+    await cache.check(question({ tenantId: tenantB, principal: { ...alice, tenantId: tenantB } }));
+    await cache.check(question({ tenantId: tenantB, principal: { ...alice, tenantId: tenantB } }));
+    expect(asked).toHaveLength(4);
+  });
+
   it('serves nothing while the policy service is unreachable, so an outage denies', async () => {
     const { cache, asked, state } = setup();
     await cache.check(question());

@@ -22,6 +22,11 @@ export interface DecisionCacheOptions {
    * cached decision is served: every request asks, and is denied when the service cannot answer.
    */
   isPolicyAvailable(): boolean;
+  /**
+   * After a tenant's change notice, its answers are not kept for this long (other policy replicas
+   * may still answer from the old rules until they hear the same notice). Default 1 s.
+   */
+  changeGraceMs?: number;
   now?: () => number;
 }
 
@@ -50,17 +55,27 @@ function keyOf(request: CheckRequest): string | undefined {
  * - Kept: allow and deny answers, for `ttlMs` at most.
  * - Dropped: a tenant's answers at any policy or tenant change notice of that tenant
  *   (`invalidate`); everything after notices may have been missed (`reset`, e.g. a NATS reconnect).
- * - Races: an answer fetched while a notice of its tenant arrived is returned but not kept.
+ * - Races: an answer to a question asked before a notice of its tenant, or within `changeGraceMs`
+ *   after it (another policy replica may not have heard it yet), is returned but not kept.
  * - Outage: nothing is served while the policy service is unreachable, so a request that needs
  *   a decision is denied (503) while it is down, cached or not.
  * - Failures are never kept.
  */
-export function createDecisionCache({ policy, ttlMs, maxEntries, isPolicyAvailable, now = Date.now }: DecisionCacheOptions) {
+export function createDecisionCache({
+  policy,
+  ttlMs,
+  maxEntries,
+  isPolicyAvailable,
+  changeGraceMs = 1_000,
+  now = Date.now,
+}: DecisionCacheOptions) {
   const entries = new Map<string, Entry>();
-  /** Notices per tenant, and resets: a fill begun under another count is not kept. */
-  const tenantEpochs = new Map<string, number>();
-  let globalEpoch = 0;
-  const epochOf = (tenantId: string) => `${globalEpoch}:${tenantEpochs.get(tenantId) ?? 0}`;
+  /** When each tenant last changed; only changes within the grace are remembered. */
+  const changedAt = new Map<string, number>();
+  let resetAt = Number.NEGATIVE_INFINITY;
+  /** An answer to a question asked at `askedAt` may be kept: no change of its tenant since, nor just before. */
+  const keepable = (tenantId: string, askedAt: number) =>
+    askedAt > Math.max(resetAt, changedAt.get(tenantId) ?? Number.NEGATIVE_INFINITY) + changeGraceMs;
 
   const check: CheckCall = async (request, options) => {
     const key = keyOf(request);
@@ -71,9 +86,9 @@ export function createDecisionCache({ policy, ttlMs, maxEntries, isPolicyAvailab
       return { $typeName: 'portcullis.policy.v1.CheckResponse', allowed: hit.allowed, reason: hit.reason };
     }
     if (hit) entries.delete(key);
-    const since = epochOf(tenantId);
+    const askedAt = now();
     const answer = await policy.check(request, options);
-    if (since === epochOf(tenantId)) {
+    if (keepable(tenantId, askedAt)) {
       setBounded(entries, key, { allowed: answer.allowed, reason: answer.reason, tenantId, expiresAt: now() + ttlMs }, maxEntries);
     }
     return answer;
@@ -83,12 +98,15 @@ export function createDecisionCache({ policy, ttlMs, maxEntries, isPolicyAvailab
     check,
     /** A tenant's policy or data changed: forget its decisions now. */
     invalidate(tenantId: string): void {
-      tenantEpochs.set(tenantId, (tenantEpochs.get(tenantId) ?? 0) + 1);
+      const at = now();
+      for (const [tenant, when] of changedAt) if (when + changeGraceMs < at) changedAt.delete(tenant);
+      changedAt.set(tenantId, at);
       for (const [key, entry] of entries) if (entry.tenantId === tenantId) entries.delete(key);
     },
     /** Notices may have been missed: forget everything. */
     reset(): void {
-      globalEpoch += 1;
+      resetAt = now();
+      changedAt.clear();
       entries.clear();
     },
     size: () => entries.size,

@@ -25,18 +25,15 @@ describe('rate limiter', () => {
     expect(rateLimitStateOf(refused as AppError)).toEqual({ limit: 2, remaining: 0, resetSeconds: 30, windowSeconds: 30 });
   });
 
-  it('checks a bucket without spending from it, refusing once it is spent', async () => {
+  it('gives a spent point back on refund', async () => {
     const consume = createRateLimiter({ limiters: memory, keyPrefix: 't:' });
     const failures = bucket('failedAuth', '203.0.113.7', 2);
-    await consume.check(failures);
-    await consume.check(failures);
     await consume([failures]);
-    await consume.check(failures);
+    await consume.refund(failures);
     await consume([failures]);
-    const refused = await consume.check(failures).catch((error: unknown) => error);
-    expect(refused).toMatchObject({ code: 'RATE_LIMITED' });
+    await expect(consume([failures])).resolves.toMatchObject({ remaining: 0 });
+    const refused = await consume([failures]).catch((error: unknown) => error);
     expect(rateLimitStateOf(refused as AppError)).toMatchObject({ limit: 2, remaining: 0, windowSeconds: 60 });
-    await consume.check(bucket('failedAuth', '203.0.113.8', 2));
   });
 
   it('counts each key of a bucket apart', async () => {
@@ -48,10 +45,10 @@ describe('rate limiter', () => {
 
   it('denies with DEPENDENCY_UNAVAILABLE when the store fails, never an allow', async () => {
     const down = () => Promise.reject(new Error('redis down'));
-    const failing: WindowLimiterFactory = () => ({ consume: down, get: down });
+    const failing: WindowLimiterFactory = () => ({ consume: down, reward: down });
     const consume = createRateLimiter({ limiters: failing, keyPrefix: 't:' });
     await expect(consume([bucket('tenant', 'A', 100)])).rejects.toMatchObject({ code: 'DEPENDENCY_UNAVAILABLE' });
-    await expect(consume.check(bucket('tenant', 'A', 100))).rejects.toMatchObject({ code: 'DEPENDENCY_UNAVAILABLE' });
+    await expect(consume.refund(bucket('tenant', 'A', 100))).rejects.toMatchObject({ code: 'DEPENDENCY_UNAVAILABLE' });
   });
 
   it('stores keys hashed, never the client address or id itself', async () => {
@@ -63,7 +60,7 @@ describe('rate limiter', () => {
           seen.push(`${keyPrefix}|${String(key)}`);
           return inner.consume(key, points);
         },
-        get: (key: string | number) => inner.get(key),
+        reward: (key: string | number, points?: number) => inner.reward(key, points),
       };
     };
     await createRateLimiter({ limiters: recording, keyPrefix: 't:' })([bucket('sign-in', '203.0.113.7', 5)]);

@@ -22,7 +22,7 @@ export interface RateLimitState {
 }
 
 /** A limiter of one window (rate-limiter-flexible's RateLimiterRedis, or RateLimiterMemory in tests). */
-export type WindowLimiterFactory = (window: RateWindow, keyPrefix: string) => Pick<RateLimiterAbstract, 'consume' | 'get'>;
+export type WindowLimiterFactory = (window: RateWindow, keyPrefix: string) => Pick<RateLimiterAbstract, 'consume' | 'reward'>;
 
 /** Atomic fixed-window counters in Redis: one Lua script (set NX, INCRBY, PTTL) per bucket. */
 export function redisWindowLimiters(storeClient: unknown): WindowLimiterFactory {
@@ -46,7 +46,7 @@ const keyHash = (key: string) => createHash('sha256').update(key).digest('base64
  * Keys are hashed, so no client address or id is stored in the clear.
  */
 export function createRateLimiter({ limiters, keyPrefix }: { limiters: WindowLimiterFactory; keyPrefix: string }) {
-  const byWindow = new Map<string, Pick<RateLimiterAbstract, 'consume' | 'get'>>();
+  const byWindow = new Map<string, Pick<RateLimiterAbstract, 'consume' | 'reward'>>();
   const limiterOf = ({ name, window }: Bucket) => {
     const id = `${name}:${window.points}:${window.windowSeconds}`;
     let limiter = byWindow.get(id);
@@ -60,25 +60,13 @@ export function createRateLimiter({ limiters, keyPrefix }: { limiters: WindowLim
   const unavailable = (cause: unknown) =>
     new AppError('DEPENDENCY_UNAVAILABLE', 'the rate limiter is unavailable; request denied', { cause });
 
-  /**
-   * Refuses with RATE_LIMITED when `bucket` is spent, without spending from it (for counting
-   * failures: the bucket is only spent by `consume` when a failure happens).
-   */
-  async function check(bucket: Bucket): Promise<void> {
-    const answer = await limiterOf(bucket)
-      .get(keyHash(bucket.key))
+  /** Gives back the point a request spent from `bucket` (it turned out not to count). */
+  async function refund(bucket: Bucket): Promise<void> {
+    await limiterOf(bucket)
+      .reward(keyHash(bucket.key), 1)
       .catch((error: unknown) => {
         throw unavailable(error);
       });
-    if (answer && answer.consumedPoints >= bucket.window.points) {
-      const state: RateLimitState = {
-        limit: bucket.window.points,
-        remaining: 0,
-        resetSeconds: Math.max(1, Math.ceil(answer.msBeforeNext / 1000)),
-        windowSeconds: bucket.window.windowSeconds,
-      };
-      throw new AppError('RATE_LIMITED', `too many requests; retry in ${state.resetSeconds} s`, { details: { rateLimit: state } });
-    }
   }
 
   async function consume(buckets: readonly Bucket[]): Promise<RateLimitState> {
@@ -105,7 +93,7 @@ export function createRateLimiter({ limiters, keyPrefix }: { limiters: WindowLim
     return tightest;
   }
 
-  return Object.assign(consume, { check });
+  return Object.assign(consume, { refund });
 }
 
 export type RateLimiter = ReturnType<typeof createRateLimiter>;

@@ -1,7 +1,10 @@
+import { createHash } from 'node:crypto';
 import { AppError, type GrpcClient } from '@portcullis/kit';
 import { PrincipalKind, Role, type Principal } from '@portcullis/proto/common';
 import type { TenantRegistryService } from '@portcullis/proto/tenant';
 import type { AccessTokenVerifier } from '../libraries/access-tokens.js';
+import { addressBucketKey } from '../libraries/client-address.js';
+import { setBounded, touch } from '../libraries/lru.js';
 import { denyWhenUnavailable } from '../libraries/dependency-failure.js';
 import type { ApiKeyVerifier } from '../libraries/api-keys.js';
 import { isRobotToken, type RobotTokenVerifier } from '../libraries/robot-tokens.js';
@@ -24,6 +27,10 @@ export interface AuthenticateDeps {
   consumeRateLimit: RateLimiter;
   rateLimits: RateLimits;
 }
+
+/** How long a credential auth accepted is asked about without the address's refusal budget. */
+const RECENTLY_ACCEPTED_MS = 600_000;
+const RECENTLY_ACCEPTED_MAX = 10_000;
 
 /** The single bearer credential of a request; anything else is UNAUTHENTICATED. */
 export function bearerTokenOf(authorization: string | undefined): string {
@@ -96,31 +103,41 @@ export function createAuthenticate({
   consumeRateLimit,
   rateLimits,
 }: AuthenticateDeps) {
+  /** Credentials auth accepted lately (by SHA-256): busy clients are not held to the refusal budget. */
+  const recentlyAccepted = new Map<string, number>();
+
   /**
-   * Runs a verification the auth service makes (API keys, robot tokens), counting its refusals per
-   * client address: an address past `sensitive.failedAuth` is refused (429) before auth is asked,
-   * so nobody can make the gateway query auth for guesses without bound.
+   * Runs a verification the auth service makes (API keys, robot tokens) against the client
+   * address's budget of refusals: a point is spent before auth is asked and given back unless auth
+   * refused the credential, so an address past `sensitive.failedAuth` is refused (429) before auth
+   * is asked — however many of its requests are in flight at once. A credential auth accepted
+   * within the last RECENTLY_ACCEPTED_MS is asked about without the budget (so a busy client's many
+   * requests in flight do not crowd it), until auth refuses it.
    */
-  async function verifiedRemotely<T>(request: RequestInfo, verify: () => Promise<T>): Promise<T> {
-    const failures = { name: 'failedAuth', key: request.clientIp, window: rateLimits.sensitive.failedAuth };
-    await consumeRateLimit.check(failures);
+  async function verifiedRemotely<T>(request: RequestInfo, credential: string, verify: () => Promise<T>): Promise<T> {
+    const fingerprint = createHash('sha256').update(credential).digest('base64url');
+    const acceptedAt = touch(recentlyAccepted, fingerprint);
+    const budgeted = acceptedAt === undefined || Date.now() - acceptedAt > RECENTLY_ACCEPTED_MS;
+    const failures = { name: 'failedAuth', key: addressBucketKey(request.clientIp), window: rateLimits.sensitive.failedAuth };
+    if (budgeted) await consumeRateLimit([failures]);
+    let refused = false;
     try {
-      return await verify();
+      const verified = await verify();
+      setBounded(recentlyAccepted, fingerprint, Date.now(), RECENTLY_ACCEPTED_MAX);
+      return verified;
     } catch (error) {
-      if (error instanceof AppError && error.code === 'UNAUTHENTICATED') {
-        await consumeRateLimit([failures]).catch((counted: unknown) => {
-          // Past the limit now: this answer is still the refusal it was.
-          if (!(counted instanceof AppError && counted.code === 'RATE_LIMITED')) throw counted;
-        });
-      }
+      refused = error instanceof AppError && error.code === 'UNAUTHENTICATED';
+      if (refused) recentlyAccepted.delete(fingerprint);
       throw error;
+    } finally {
+      if (budgeted && !refused) await consumeRateLimit.refund(failures);
     }
   }
 
   async function identify(request: RequestInfo): Promise<{ principal: Principal; credential: Credential }> {
     const presented = credentialOf(request);
     if (presented.kind === 'api_key') {
-      const key = await verifiedRemotely(request, () =>
+      const key = await verifiedRemotely(request, presented.value, () =>
         verifyApiKey(presented.value, request.requestId).catch(denyWhenUnavailable('the auth service')),
       );
       return {
@@ -136,7 +153,7 @@ export function createAuthenticate({
       };
     }
     if (presented.kind === 'robot_token') {
-      const robot = await verifiedRemotely(request, () =>
+      const robot = await verifiedRemotely(request, presented.value, () =>
         verifyRobotToken(presented.value, request.requestId).catch(denyWhenUnavailable('the auth service')),
       );
       // No role of its own: the policy allows a robot only what the robot template grants AND

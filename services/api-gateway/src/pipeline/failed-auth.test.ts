@@ -73,6 +73,34 @@ describe('refused API keys and robot tokens, per client address', () => {
     expect(await run({ ...fromA, authorization: 'Bearer a.b.c' })).toBe('allowed');
   });
 
+  it('lets no more guesses reach auth than the limit, however many are in flight at once', async () => {
+    const { run, authCalls } = setup();
+    const answers = await Promise.all(
+      Array.from({ length: 12 }, (_, i) => run({ clientIp: '198.51.100.9', apiKey: keyOf(`race${String(i)}`) })),
+    );
+    expect(authCalls).toHaveLength(3);
+    expect(answers.filter((code) => code === 'UNAUTHENTICATED')).toHaveLength(3);
+    expect(answers.filter((code) => code === 'RATE_LIMITED')).toHaveLength(9);
+  });
+
+  it('counts IPv6 clients by their /64', async () => {
+    const { run, authCalls } = setup();
+    for (const suffix of ['1', '2', '3'])
+      expect(await run({ clientIp: `2001:db8:0:1::${suffix}`, apiKey: keyOf('v6') })).toBe('UNAUTHENTICATED');
+    expect(await run({ clientIp: '2001:db8:0:1::ffff', apiKey: goodKey })).toBe('RATE_LIMITED');
+    expect(await run({ clientIp: '2001:db8:0:2::1', apiKey: goodKey })).toBe('allowed');
+    expect(authCalls).toHaveLength(4);
+  });
+
+  it('does not hold a key auth accepted lately to the budget, so a busy client is never crowded out', async () => {
+    const { run, authCalls } = setup();
+    const fromA = { clientIp: '198.51.100.4' };
+    expect(await run({ ...fromA, apiKey: goodKey })).toBe('allowed');
+    const answers = await Promise.all(Array.from({ length: 12 }, () => run({ ...fromA, apiKey: goodKey })));
+    expect(answers.every((answer) => answer === 'allowed')).toBe(true);
+    expect(authCalls).toHaveLength(13);
+  });
+
   it('counts only refusals: accepted keys and an unavailable auth service spend nothing', async () => {
     const { run, state } = setup();
     const fromA = { clientIp: '198.51.100.3' };

@@ -78,7 +78,7 @@ describe('rate limit step (3)', () => {
           const next = outcomes.shift();
           return next ? Promise.reject(next) : Promise.resolve(roomyRateLimit);
         },
-        { check: () => Promise.resolve() },
+        { refund: () => Promise.resolve() },
       ),
       rateLimits: defaultRateLimits satisfies RateLimits,
       auditDecision: (record) => {

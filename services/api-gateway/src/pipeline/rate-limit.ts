@@ -1,4 +1,5 @@
 import { AppError } from '@portcullis/kit';
+import { addressBucketKey } from '../libraries/client-address.js';
 import { limitsOfPlan, type RateLimits } from '../libraries/rate-limit-config.js';
 import type { Bucket, RateLimiter } from '../libraries/rate-limiter.js';
 import type { DecisionAuditor } from './audit-decision.js';
@@ -29,7 +30,7 @@ export function bucketsOf({ target, principal, credential, request }: Authentica
     const window = limits.sensitive[route.sensitive];
     buckets.push(
       { name: `${route.sensitive}:principal`, key: `${target.tenantId}:${principal.id}`, window },
-      { name: `${route.sensitive}:address`, key: request.clientIp, window },
+      { name: `${route.sensitive}:address`, key: addressBucketKey(request.clientIp), window },
     );
   }
   return buckets;

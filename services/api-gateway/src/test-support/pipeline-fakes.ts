@@ -24,7 +24,7 @@ export const roomyRateLimit: RateLimitState = { limit: 1000, remaining: 999, res
 
 /** Pipeline deps of the steps a test does not exercise: no limit reached, no cookie session valid. */
 export const passThroughLimits = {
-  consumeRateLimit: Object.assign(() => Promise.resolve(roomyRateLimit), { check: () => Promise.resolve() }),
+  consumeRateLimit: Object.assign(() => Promise.resolve(roomyRateLimit), { refund: () => Promise.resolve() }),
   rateLimits: defaultRateLimits,
   isValidCsrfToken: () => false,
 };

@@ -5,6 +5,7 @@ import { createLogger } from '@portcullis/kit';
 import { AuditEventBatchSchema, AuditEventSchema } from '@portcullis/proto/audit';
 import type { AuditRecord } from './audit-record.js';
 import { createEventIngest } from './event-ingest.js';
+import { maxEventsPerBatch } from './event-validation.js';
 
 const prefix = 'unit';
 
@@ -129,6 +130,15 @@ describe('event ingest', () => {
     expect(lines.join('\n')).not.toContain(secret);
     expect(await ingest.ingest({ subject: `${prefix}.audit.${tenant}._batch`, data: new Uint8Array([0xff]) })).toBe('rejected');
     expect(await ingest.ingest({ subject: `${prefix}.audit.not-a-tenant._batch`, data: batch.data })).toBe('rejected');
-    expect(ingest.counts().rejectedByReason).toMatchObject({ undecodable: 1, bad_subject: 1 });
+    const huge = Array.from({ length: maxEventsPerBatch + 1 }, () =>
+      create(AuditEventSchema, { eventId: randomUUID(), tenantId: tenant, kind: 'x' }),
+    );
+    expect(
+      await ingest.ingest({
+        subject: `${prefix}.audit.${tenant}._batch`,
+        data: toBinary(AuditEventBatchSchema, create(AuditEventBatchSchema, { events: huge })),
+      }),
+    ).toBe('rejected');
+    expect(ingest.counts().rejectedByReason).toMatchObject({ undecodable: 1, bad_subject: 1, batch_too_large: 1 });
   });
 });

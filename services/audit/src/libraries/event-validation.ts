@@ -17,7 +17,11 @@ export const rejectReasons = [
   'invalid_occurred_at',
   'invalid_text',
   'reserved_kind',
+  'batch_too_large',
 ] as const;
+
+/** Events in one batch, at most (publishers send up to 256); a larger batch is refused whole. */
+export const maxEventsPerBatch = 1_000;
 
 export type RejectReason = (typeof rejectReasons)[number];
 
@@ -109,7 +113,7 @@ export function parseAuditMessage({ subject, data }: InboundMessage, subjectPref
 /**
  * Decodes a batch (`audit.<tenant>._batch`) and validates each of its events as if it had been
  * published alone to that tenant: the valid ones are kept, each invalid one is refused with its
- * reason. An undecodable batch is refused whole.
+ * reason. An undecodable batch, or one of more than `maxEventsPerBatch` events, is refused whole.
  */
 export function parseAuditBatch(
   { subject, data }: InboundMessage,
@@ -123,6 +127,7 @@ export function parseAuditBatch(
   } catch {
     return { ok: false, reason: 'undecodable' };
   }
+  if (events.length > maxEventsPerBatch) return { ok: false, reason: 'batch_too_large' };
   const records: AuditRecord[] = [];
   const rejected: RejectReason[] = [];
   for (const event of events) {
