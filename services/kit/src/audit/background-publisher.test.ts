@@ -106,6 +106,31 @@ describe('background audit publisher', () => {
     expect(waits).toEqual([10, 20, 40, 40, 40]);
   });
 
+  it('halves a batch NATS refuses as too large until it fits, and counts a single event that never will', async () => {
+    const sizes: number[] = [];
+    const stored: string[] = [];
+    const tooLarge = new Error('event bus did not accept the event', { cause: new Error("'payload' max_payload size exceeded") });
+    const audit = createBackgroundAuditPublisher({
+      publisher: {
+        publishBatch(_tenantId, events) {
+          sizes.push(events.length);
+          if (events.length > 2 || events.some((e) => e.kind === 'huge')) return Promise.reject(tooLarge);
+          stored.push(...events.map((e) => e.kind));
+          return Promise.resolve();
+        },
+      },
+      maxPending: 100,
+      logger,
+      sleep: noWait,
+    });
+    for (const kind of ['a', 'b', 'c', 'd', 'e', 'huge']) await audit.publish(event(kind));
+    await expect(audit.drain(1_000)).resolves.toBe(0);
+    expect(stored).toEqual(['a', 'b', 'c', 'd', 'e']);
+    expect(audit.unpublishable()).toBe(1);
+    expect(audit.failedAttempts()).toBe(0);
+    expect(sizes[0]).toBe(6);
+  });
+
   it('refuses (so the caller denies) once maxPending events await their ack', async () => {
     const stream = fakeStream();
     stream.state.hold = true;

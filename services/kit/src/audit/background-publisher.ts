@@ -31,6 +31,14 @@ interface Accepted {
 const defaultRetryDelaysMs = [50, 200, 1_000, 3_000];
 const sleepFor = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
+/** NATS refuses a message above the server's max_payload; no retry of the same bytes can pass. */
+function isTooLarge(error: unknown): boolean {
+  for (let at: unknown = error, depth = 0; at instanceof Error && depth < 5; at = at.cause, depth += 1) {
+    if (/max_payload/i.test(at.message)) return true;
+  }
+  return false;
+}
+
 /**
  * Audit events published without making the request wait for JetStream, and without losing them.
  *
@@ -39,7 +47,9 @@ const sleepFor = (ms: number) => new Promise<void>((resolve) => setTimeout(resol
  *   was accepted while the previous batch awaited its ack (and `lingerMs` more) goes next, up to
  *   `maxBatch` — one publish and one stored statement for many events at high load.
  * - A batch that is not acknowledged is retried with backoff under the same message id (the
- *   stream keeps it once; the consumer keeps each event once) until it is stored.
+ *   stream keeps it once; the consumer keeps each event once) until it is stored. A batch above
+ *   NATS's message size limit is halved until it fits; a single event above it cannot be stored
+ *   and is logged and counted (`unpublishable`).
  * - Bounded: with `maxPending` events unacknowledged (JetStream unreachable for a while),
  *   `publish` throws DEPENDENCY_UNAVAILABLE, so the caller denies instead of acting unaudited.
  * - `drain` waits for every accepted event (at shutdown); what is still pending when the process
@@ -59,6 +69,7 @@ export function createBackgroundAuditPublisher({
   let sending = 0;
   let flushing = false;
   let failures = 0;
+  let unpublishable = 0;
   let idle: (() => void)[] = [];
 
   const pending = () => queue.length + sending;
@@ -72,6 +83,21 @@ export function createBackgroundAuditPublisher({
         await context.with(parent, () => publisher.publishBatch(tenantId, events, batchId));
         return;
       } catch (error) {
+        if (isTooLarge(error)) {
+          // Retrying cannot help: halve the batch (each half its own message), down to one event.
+          if (items.length > 1) {
+            const half = Math.ceil(items.length / 2);
+            await deliver(tenantId, items.slice(0, half));
+            await deliver(tenantId, items.slice(half));
+          } else {
+            unpublishable += 1;
+            logger.error(
+              { eventId: events[0]?.eventId, kind: events[0]?.kind },
+              'audit event larger than a NATS message may be; not stored',
+            );
+          }
+          return;
+        }
         failures += 1;
         if (attempt === 0 || attempt % 20 === 0) {
           logger.warn({ err: error, batchId, events: events.length, attempt }, 'audit events not yet stored; retrying');
@@ -131,6 +157,9 @@ export function createBackgroundAuditPublisher({
 
     /** Publish attempts that failed and were retried, since start. */
     failedAttempts: () => failures,
+
+    /** Events that could not be stored at all (one event larger than NATS's message limit), since start. */
+    unpublishable: () => unpublishable,
 
     /** Waits until every accepted event is stored, or `timeoutMs` passed; returns how many are left. */
     async drain(timeoutMs: number): Promise<number> {
