@@ -6,6 +6,7 @@ import { PrismaClient } from './generated/prisma/client.js';
 import { createAuditService } from './grpc/audit-service.js';
 import { createEventIngest } from './libraries/event-ingest.js';
 import { createEventLog } from './libraries/event-log.js';
+import { createChainVerifier } from './libraries/hash-chain.js';
 import { appendOnlyTables, createAuditEventQueries } from './queries/audit-events.js';
 
 const config = loadConfig(configSchema, process.env);
@@ -39,7 +40,7 @@ await runService({
     lifecycle.onShutdown('audit-consumer', () => consumer.stop());
 
     return {
-      services: [createAuditService({ log: createEventLog({ listPage: events.listPage }) })],
+      services: [createAuditService({ log: createEventLog({ listPage: events.listPage }), verifyChain: createChainVerifier(events) })],
       isReady: () => connection.isConnected() && consumer.isRunning(),
     };
   },

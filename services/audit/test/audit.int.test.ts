@@ -32,6 +32,7 @@ import { createAuditService } from '../src/grpc/audit-service.js';
 import type { AuditRecord } from '../src/libraries/audit-record.js';
 import { createEventIngest, type EventIngest } from '../src/libraries/event-ingest.js';
 import { createEventLog } from '../src/libraries/event-log.js';
+import { createChainVerifier } from '../src/libraries/hash-chain.js';
 import { appendOnlyTables, createAuditEventQueries } from '../src/queries/audit-events.js';
 
 const identities = createTrustedIdentities();
@@ -104,7 +105,7 @@ describe('audit service against Postgres and NATS', () => {
     server = createGrpcServer({
       identity: identities['audit'],
       logger,
-      services: [createAuditService({ log: createEventLog({ listPage: queries.listPage }) })],
+      services: [createAuditService({ log: createEventLog({ listPage: queries.listPage }), verifyChain: createChainVerifier(queries, 2) })],
     });
     const port = await server.listen('127.0.0.1', 0);
     server.setServing(true);
@@ -243,6 +244,75 @@ describe('audit service against Postgres and NATS', () => {
       what: 'the batch to be refused',
     });
     expect(await rowCount(event.eventId)).toBe(0);
+  });
+
+  describe('hash chain', () => {
+    /** A tenant with five stored events (two batches and a single one), in chain order. */
+    async function chainOfFive() {
+      const tenantId = randomUUID();
+      const events = ['a', 'b', 'c', 'd', 'e'].map((kind) => completeAuditEvent({ tenantId, kind, reason: `event ${kind}` }));
+      await publisher.publishBatch(tenantId, events.slice(0, 2), randomUUID());
+      await waitForEvent(tenantId, events[1]?.eventId ?? '');
+      await publisher.publishBatch(tenantId, events.slice(2, 4), randomUUID());
+      await waitForEvent(tenantId, events[3]?.eventId ?? '');
+      await publisher.publish(events[4] ?? { tenantId, kind: 'missing' });
+      await waitForEvent(tenantId, events[4]?.eventId ?? '');
+      return { tenantId, ids: events.map((e) => e.eventId) };
+    }
+    const tamper = (sql: string, params: unknown[]) => withPg(db.ownerUrl, (c) => c.query(sql, params));
+
+    it('links every stored record, across batches and single events, and verifies intact', async () => {
+      const { tenantId, ids } = await chainOfFive();
+      const verdict = await client.verifyChain({ tenantId });
+      expect({ intact: verdict.intact, checked: verdict.recordsChecked, broken: verdict.firstBroken }).toEqual({
+        intact: true,
+        checked: 5n,
+        broken: undefined,
+      });
+      const seqs = await withPg(
+        db.ownerUrl,
+        async (c) =>
+          (
+            await c.query<{ event_id: string; chain_seq: string }>(
+              'SELECT event_id, chain_seq FROM audit_events WHERE tenant_id = $1 ORDER BY chain_seq',
+              [tenantId],
+            )
+          ).rows,
+      );
+      expect(seqs).toEqual(ids.map((id, index) => ({ event_id: id, chain_seq: String(index + 1) })));
+    });
+
+    it('reports exactly the record whose stored fields were changed directly in Postgres', async () => {
+      const { tenantId, ids } = await chainOfFive();
+      await tamper('UPDATE audit_events SET reason = $1 WHERE event_id = $2', ['rewritten', ids[2]]);
+      const verdict = await client.verifyChain({ tenantId });
+      expect(verdict.intact).toBe(false);
+      expect(verdict.firstBroken).toMatchObject({ chainSeq: 3n, eventId: ids[2], reason: 'record_altered' });
+    });
+
+    it('reports a deleted record, a relinked record and records cut off the end', async () => {
+      const deleted = await chainOfFive();
+      await tamper('DELETE FROM audit_events WHERE event_id = $1', [deleted.ids[1]]);
+      expect((await client.verifyChain({ tenantId: deleted.tenantId })).firstBroken).toMatchObject({
+        chainSeq: 2n,
+        reason: 'record_missing',
+      });
+
+      const relinked = await chainOfFive();
+      await tamper('UPDATE audit_events SET prev_hash = $1 WHERE event_id = $2', [Buffer.alloc(32, 9), relinked.ids[3]]);
+      expect((await client.verifyChain({ tenantId: relinked.tenantId })).firstBroken).toMatchObject({
+        chainSeq: 4n,
+        eventId: relinked.ids[3],
+        reason: 'link_altered',
+      });
+
+      const truncated = await chainOfFive();
+      await tamper('DELETE FROM audit_events WHERE event_id = $1', [truncated.ids[4]]);
+      expect((await client.verifyChain({ tenantId: truncated.tenantId })).firstBroken).toMatchObject({
+        chainSeq: 5n,
+        reason: 'head_mismatch',
+      });
+    });
   });
 
   it('stores one row when a message is redelivered after its write committed', async () => {

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file portcullis/audit/v1/audit.proto.
  */
 export const file_portcullis_audit_v1_audit: GenFile = /*@__PURE__*/
-  fileDesc("Ch9wb3J0Y3VsbGlzL2F1ZGl0L3YxL2F1ZGl0LnByb3RvEhNwb3J0Y3VsbGlzLmF1ZGl0LnYxIrcDCgpBdWRpdEV2ZW50EhAKCGV2ZW50X2lkGAEgASgJEhEKCXRlbmFudF9pZBgCIAEoCRIMCgRraW5kGAMgASgJEjIKCXByaW5jaXBhbBgEIAEoCzIfLnBvcnRjdWxsaXMuY29tbW9uLnYxLlByaW5jaXBhbBIUCgxhc3Npc3RhbnRfaWQYBSABKAkSDgoGb2JqZWN0GAYgASgJEg4KBmFjdGlvbhgHIAEoCRItCgdvdXRjb21lGAggASgOMhwucG9ydGN1bGxpcy5hdWRpdC52MS5PdXRjb21lEg4KBnJlYXNvbhgJIAEoCRIQCgh0cmFjZV9pZBgKIAEoCRISCgpyZXF1ZXN0X2lkGAsgASgJEi8KC29jY3VycmVkX2F0GAwgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBJDCgphdHRyaWJ1dGVzGA0gAygLMi8ucG9ydGN1bGxpcy5hdWRpdC52MS5BdWRpdEV2ZW50LkF0dHJpYnV0ZXNFbnRyeRoxCg9BdHRyaWJ1dGVzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJCCg9BdWRpdEV2ZW50QmF0Y2gSLwoGZXZlbnRzGAEgAygLMh8ucG9ydGN1bGxpcy5hdWRpdC52MS5BdWRpdEV2ZW50Ik0KEUxpc3RFdmVudHNSZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCSJeChJMaXN0RXZlbnRzUmVzcG9uc2USLwoGZXZlbnRzGAEgAygLMh8ucG9ydGN1bGxpcy5hdWRpdC52MS5BdWRpdEV2ZW50EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSpxCgdPdXRjb21lEhcKE09VVENPTUVfVU5TUEVDSUZJRUQQABIRCg1PVVRDT01FX0FMTE9XEAESEAoMT1VUQ09NRV9ERU5ZEAISEwoPT1VUQ09NRV9TVUNDRVNTEAMSEwoPT1VUQ09NRV9GQUlMVVJFEAQybQoMQXVkaXRTZXJ2aWNlEl0KCkxpc3RFdmVudHMSJi5wb3J0Y3VsbGlzLmF1ZGl0LnYxLkxpc3RFdmVudHNSZXF1ZXN0GicucG9ydGN1bGxpcy5hdWRpdC52MS5MaXN0RXZlbnRzUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp, file_portcullis_common_v1_common]);
+  fileDesc("Ch9wb3J0Y3VsbGlzL2F1ZGl0L3YxL2F1ZGl0LnByb3RvEhNwb3J0Y3VsbGlzLmF1ZGl0LnYxIrcDCgpBdWRpdEV2ZW50EhAKCGV2ZW50X2lkGAEgASgJEhEKCXRlbmFudF9pZBgCIAEoCRIMCgRraW5kGAMgASgJEjIKCXByaW5jaXBhbBgEIAEoCzIfLnBvcnRjdWxsaXMuY29tbW9uLnYxLlByaW5jaXBhbBIUCgxhc3Npc3RhbnRfaWQYBSABKAkSDgoGb2JqZWN0GAYgASgJEg4KBmFjdGlvbhgHIAEoCRItCgdvdXRjb21lGAggASgOMhwucG9ydGN1bGxpcy5hdWRpdC52MS5PdXRjb21lEg4KBnJlYXNvbhgJIAEoCRIQCgh0cmFjZV9pZBgKIAEoCRISCgpyZXF1ZXN0X2lkGAsgASgJEi8KC29jY3VycmVkX2F0GAwgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBJDCgphdHRyaWJ1dGVzGA0gAygLMi8ucG9ydGN1bGxpcy5hdWRpdC52MS5BdWRpdEV2ZW50LkF0dHJpYnV0ZXNFbnRyeRoxCg9BdHRyaWJ1dGVzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJCCg9BdWRpdEV2ZW50QmF0Y2gSLwoGZXZlbnRzGAEgAygLMh8ucG9ydGN1bGxpcy5hdWRpdC52MS5BdWRpdEV2ZW50Ik0KEUxpc3RFdmVudHNSZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCSJeChJMaXN0RXZlbnRzUmVzcG9uc2USLwoGZXZlbnRzGAEgAygLMh8ucG9ydGN1bGxpcy5hdWRpdC52MS5BdWRpdEV2ZW50EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSInChJWZXJpZnlDaGFpblJlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJInUKE1ZlcmlmeUNoYWluUmVzcG9uc2USDgoGaW50YWN0GAEgASgIEhcKD3JlY29yZHNfY2hlY2tlZBgCIAEoAxI1CgxmaXJzdF9icm9rZW4YAyABKAsyHy5wb3J0Y3VsbGlzLmF1ZGl0LnYxLkJyb2tlbkxpbmsiQQoKQnJva2VuTGluaxIRCgljaGFpbl9zZXEYASABKAMSEAoIZXZlbnRfaWQYAiABKAkSDgoGcmVhc29uGAMgASgJKnEKB091dGNvbWUSFwoTT1VUQ09NRV9VTlNQRUNJRklFRBAAEhEKDU9VVENPTUVfQUxMT1cQARIQCgxPVVRDT01FX0RFTlkQAhITCg9PVVRDT01FX1NVQ0NFU1MQAxITCg9PVVRDT01FX0ZBSUxVUkUQBDLPAQoMQXVkaXRTZXJ2aWNlEl0KCkxpc3RFdmVudHMSJi5wb3J0Y3VsbGlzLmF1ZGl0LnYxLkxpc3RFdmVudHNSZXF1ZXN0GicucG9ydGN1bGxpcy5hdWRpdC52MS5MaXN0RXZlbnRzUmVzcG9uc2USYAoLVmVyaWZ5Q2hhaW4SJy5wb3J0Y3VsbGlzLmF1ZGl0LnYxLlZlcmlmeUNoYWluUmVxdWVzdBooLnBvcnRjdWxsaXMuYXVkaXQudjEuVmVyaWZ5Q2hhaW5SZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp, file_portcullis_common_v1_common]);
 
 /**
  * One audit record; published as binary protobuf on JetStream.
@@ -170,6 +170,84 @@ export const ListEventsResponseSchema: GenMessage<ListEventsResponse> = /*@__PUR
   messageDesc(file_portcullis_audit_v1_audit, 3);
 
 /**
+ * @generated from message portcullis.audit.v1.VerifyChainRequest
+ */
+export type VerifyChainRequest = Message<"portcullis.audit.v1.VerifyChainRequest"> & {
+  /**
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+};
+
+/**
+ * Describes the message portcullis.audit.v1.VerifyChainRequest.
+ * Use `create(VerifyChainRequestSchema)` to create a new message.
+ */
+export const VerifyChainRequestSchema: GenMessage<VerifyChainRequest> = /*@__PURE__*/
+  messageDesc(file_portcullis_audit_v1_audit, 4);
+
+/**
+ * @generated from message portcullis.audit.v1.VerifyChainResponse
+ */
+export type VerifyChainResponse = Message<"portcullis.audit.v1.VerifyChainResponse"> & {
+  /**
+   * True when every chained record still hashes to its stored hash, links to its predecessor,
+   * no sequence number is missing, and the head names the last record.
+   *
+   * @generated from field: bool intact = 1;
+   */
+  intact: boolean;
+
+  /**
+   * @generated from field: int64 records_checked = 2;
+   */
+  recordsChecked: bigint;
+
+  /**
+   * The first link that does not hold; unset when intact.
+   *
+   * @generated from field: portcullis.audit.v1.BrokenLink first_broken = 3;
+   */
+  firstBroken?: BrokenLink | undefined;
+};
+
+/**
+ * Describes the message portcullis.audit.v1.VerifyChainResponse.
+ * Use `create(VerifyChainResponseSchema)` to create a new message.
+ */
+export const VerifyChainResponseSchema: GenMessage<VerifyChainResponse> = /*@__PURE__*/
+  messageDesc(file_portcullis_audit_v1_audit, 5);
+
+/**
+ * @generated from message portcullis.audit.v1.BrokenLink
+ */
+export type BrokenLink = Message<"portcullis.audit.v1.BrokenLink"> & {
+  /**
+   * @generated from field: int64 chain_seq = 1;
+   */
+  chainSeq: bigint;
+
+  /**
+   * @generated from field: string event_id = 2;
+   */
+  eventId: string;
+
+  /**
+   * "record_altered", "link_altered", "record_missing" or "head_mismatch".
+   *
+   * @generated from field: string reason = 3;
+   */
+  reason: string;
+};
+
+/**
+ * Describes the message portcullis.audit.v1.BrokenLink.
+ * Use `create(BrokenLinkSchema)` to create a new message.
+ */
+export const BrokenLinkSchema: GenMessage<BrokenLink> = /*@__PURE__*/
+  messageDesc(file_portcullis_audit_v1_audit, 6);
+
+/**
  * @generated from enum portcullis.audit.v1.Outcome
  */
 export enum Outcome {
@@ -218,6 +296,16 @@ export const AuditService: GenService<{
     methodKind: "unary";
     input: typeof ListEventsRequestSchema;
     output: typeof ListEventsResponseSchema;
+  },
+  /**
+   * Recomputes a tenant's hash chain and reports the first link that does not hold.
+   *
+   * @generated from rpc portcullis.audit.v1.AuditService.VerifyChain
+   */
+  verifyChain: {
+    methodKind: "unary";
+    input: typeof VerifyChainRequestSchema;
+    output: typeof VerifyChainResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_portcullis_audit_v1_audit, 0);
