@@ -37,7 +37,7 @@ function withDatabase(url: string, database: string, user?: string): string {
 export async function createTestDatabase(
   service: string,
   migrationsDir: string,
-  options: { appendOnlyTables?: readonly string[] } = {},
+  options: { appendOnlyTables?: readonly string[]; undeletableTables?: readonly string[] } = {},
 ): Promise<TestDatabase> {
   const database = `pc_${testRunId}_${service.replaceAll('-', '_')}_${randomBytes(2).toString('hex')}`;
   const appUrl = withDatabase(infra.postgresAdminUrl, database, testAppRole);
@@ -46,6 +46,7 @@ export async function createTestDatabase(
     appUrl,
     migrationsDir,
     appendOnlyTables: options.appendOnlyTables ?? [],
+    undeletableTables: options.undeletableTables ?? [],
     logger: createLogger({ name: 'test-migrate', level: 'silent' }),
   });
   return {

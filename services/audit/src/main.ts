@@ -7,7 +7,7 @@ import { createAuditService } from './grpc/audit-service.js';
 import { createEventIngest } from './libraries/event-ingest.js';
 import { createEventLog } from './libraries/event-log.js';
 import { createChainVerifier } from './libraries/hash-chain.js';
-import { appendOnlyTables, createAuditEventQueries } from './queries/audit-events.js';
+import { appendOnlyTables, createAuditEventQueries, undeletableTables } from './queries/audit-events.js';
 
 const config = loadConfig(configSchema, process.env);
 
@@ -16,6 +16,7 @@ await runService({
   config,
   migrationsDir: new URL('../../prisma/migrations', import.meta.url).pathname,
   appendOnlyTables,
+  undeletableTables,
   async start({ logger, lifecycle }) {
     const prisma = new PrismaClient({ adapter: new PrismaPg({ connectionString: config.DATABASE_URL }) });
     lifecycle.onShutdown('postgres', () => prisma.$disconnect());

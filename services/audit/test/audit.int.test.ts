@@ -33,7 +33,7 @@ import type { AuditRecord } from '../src/libraries/audit-record.js';
 import { createEventIngest, type EventIngest } from '../src/libraries/event-ingest.js';
 import { createEventLog } from '../src/libraries/event-log.js';
 import { createChainVerifier } from '../src/libraries/hash-chain.js';
-import { appendOnlyTables, createAuditEventQueries } from '../src/queries/audit-events.js';
+import { appendOnlyTables, createAuditEventQueries, undeletableTables } from '../src/queries/audit-events.js';
 
 const identities = createTrustedIdentities();
 
@@ -86,7 +86,7 @@ describe('audit service against Postgres and NATS', () => {
   beforeAll(async () => {
     telemetry = startTelemetry({ serviceName: 'audit-test' });
     // The grants runService applies on start: the app role may only read and append audit_events.
-    db = await createTestDatabase('audit', migrationsDir, { appendOnlyTables });
+    db = await createTestDatabase('audit', migrationsDir, { appendOnlyTables, undeletableTables });
     prisma = new PrismaClient({ adapter: new PrismaPg({ connectionString: db.appUrl }) });
     nc = await connectNats({ servers: infra.natsUrl, name: 'audit-test', logger });
     const queries = createAuditEventQueries(createTenantScope(prisma));
@@ -429,6 +429,17 @@ describe('audit service against Postgres and NATS', () => {
         /permission denied/,
       );
       await expect(inTenant((c) => c.query('TRUNCATE audit_events'))).rejects.toThrow(/permission denied/);
+      // A chain head moves forward but is never removed.
+      await inTenant((c) =>
+        c.query("INSERT INTO audit_chain_heads (tenant_id, last_seq, last_hash) VALUES ($1, 0, decode(repeat('00', 32), 'hex'))", [
+          tenantId,
+        ]),
+      );
+      await inTenant((c) => c.query('UPDATE audit_chain_heads SET last_seq = 1 WHERE tenant_id = $1', [tenantId]));
+      await expect(inTenant((c) => c.query('DELETE FROM audit_chain_heads WHERE tenant_id = $1', [tenantId]))).rejects.toThrow(
+        /permission denied/,
+      );
+      await expect(inTenant((c) => c.query('TRUNCATE audit_chain_heads'))).rejects.toThrow(/permission denied/);
       const stored = await withPg(
         db.ownerUrl,
         async (c) => (await c.query<{ reason: string | null }>('SELECT reason FROM audit_events WHERE event_id = $1', [eventId])).rows,

@@ -34,6 +34,8 @@ export interface RunServiceOptions<C extends RuntimeConfig> {
   /** Prisma-layout migrations folder; applied on start when DATABASE_ADMIN_URL is set. */
   migrationsDir?: string;
   appendOnlyTables?: readonly string[];
+  /** Tables the app role may update but never delete from or truncate. */
+  undeletableTables?: readonly string[];
   /**
    * Opens the service's connections (registering their closers) and returns its gRPC services.
    * `identity` signs this service's calls to others (`identity.credentialFor(<service>)`).
@@ -52,6 +54,7 @@ export async function runService<C extends RuntimeConfig>({
   config,
   migrationsDir,
   appendOnlyTables,
+  undeletableTables,
   start,
 }: RunServiceOptions<C>): Promise<void> {
   const telemetry = startTelemetry({ serviceName: name, otlpEndpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT });
@@ -66,6 +69,7 @@ export async function runService<C extends RuntimeConfig>({
         appUrl: config.DATABASE_URL,
         migrationsDir,
         appendOnlyTables: appendOnlyTables ?? [],
+        undeletableTables: undeletableTables ?? [],
         logger,
       });
     }

@@ -8,6 +8,9 @@ export type Tx = Prisma.TransactionClient;
 /** The table the application role may only read and append to. */
 export const appendOnlyTables = ['audit_events'] as const;
 
+/** Chain heads move forward (UPDATE) but are never removed: a deleted head would hide a cut-off chain. */
+export const undeletableTables = ['audit_chain_heads'] as const;
+
 function attributesOf(value: Prisma.JsonValue): Record<string, string> {
   if (value === null || typeof value !== 'object' || Array.isArray(value)) return {};
   const attributes: Record<string, string> = {};

@@ -13,6 +13,8 @@ export interface MigrateOptions {
   migrationsDir: string;
   /** Tables the app role may only read and insert into (append-only). */
   appendOnlyTables?: readonly string[];
+  /** Tables the app role may read, insert into and update, but never delete from or truncate. */
+  undeletableTables?: readonly string[];
   logger: Logger;
 }
 
@@ -58,7 +60,14 @@ async function assertRowLevelSecurityApplies(client: pg.Client, appRole: string)
  * and grants that role DML (or read+insert for append-only tables) without ownership, so
  * row-level security always applies to it.
  */
-export async function migrate({ adminUrl, appUrl, migrationsDir, appendOnlyTables = [], logger }: MigrateOptions): Promise<string[]> {
+export async function migrate({
+  adminUrl,
+  appUrl,
+  migrationsDir,
+  appendOnlyTables = [],
+  undeletableTables = [],
+  logger,
+}: MigrateOptions): Promise<string[]> {
   const app = new URL(appUrl);
   const database = decodeURIComponent(app.pathname.replace(/^\//, ''));
   const appRole = decodeURIComponent(app.username);
@@ -128,6 +137,7 @@ export async function migrate({ adminUrl, appUrl, migrationsDir, appendOnlyTable
     await client.query(`GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA public TO ${role}`);
     await client.query(`REVOKE ALL ON ${MIGRATIONS_TABLE} FROM ${role}`);
     for (const table of appendOnlyTables) await client.query(`REVOKE UPDATE, DELETE, TRUNCATE ON ${ident(table)} FROM ${role}`);
+    for (const table of undeletableTables) await client.query(`REVOKE DELETE, TRUNCATE ON ${ident(table)} FROM ${role}`);
   } finally {
     await client.query('SELECT pg_advisory_unlock(hashtext($1))', [MIGRATIONS_TABLE]).catch(() => undefined);
     await client.end();
