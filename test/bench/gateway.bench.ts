@@ -10,8 +10,8 @@
 //   --duration <s>        measured seconds per target and level, 1–30   GATEWAY_BENCH_DURATION_S  (default 5)
 //   --warmup <s>          warm-up seconds before each measurement, 0–10  GATEWAY_BENCH_WARMUP_S    (default 2)
 //   --concurrency <list>  connections per level, comma-separated        GATEWAY_BENCH_CONCURRENCY (default 1,32,128)
-//   GATEWAY_BENCH_RATE_LIMITS  JSON handed to the gateway as RATE_LIMITS (unset: the pro plan's limits raised
-//                              out of reach, so every request is counted but none refused)
+//   GATEWAY_BENCH_RATE_LIMITS  JSON handed to the gateway as RATE_LIMITS (unset: every limit out of reach,
+//                              test/src/rate-limits.ts — every request is counted but none refused)
 //
 // It spawns the whole platform the way the end-to-end harness (test/src/platform.ts) does —
 // compiled services, free ports, databases, Redis key prefix and NATS subjects of this run only,
@@ -48,6 +48,7 @@ import express from 'express';
 import type * as demoToolTypes from '../../deploy/local/demo-tool.mjs';
 import type * as platformTypes from '../../deploy/local/platform.mjs';
 import type * as seedTypes from '../../deploy/local/seed.mjs';
+import { unreachableRateLimits } from '../src/rate-limits.js';
 import { benchPlatformEnv, fmt, loadCompiled, repositoryRoot, summarize, type Summary } from './bench-support.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -63,16 +64,6 @@ const REQUEST_TIMEOUT_S = 10;
 const RUN_GRACE_MS = 20_000;
 /** Platform start, seeding and sign-in (startPlatform alone gives up after 60 s). */
 const STARTUP_BUDGET_MS = 150_000;
-
-/**
- * Limits the benchmark cannot reach: the buckets are still counted in Redis at every request (the
- * cost is measured), but no request is refused. The demo tenant is on the free plan.
- */
-const outOfReach = { points: 10_000_000, windowSeconds: 60 };
-const unreachableRateLimits = {
-  plans: { free: { tenant: outOfReach, user: outOfReach, apiKey: outOfReach, robot: outOfReach, device: outOfReach } },
-  defaultPlan: 'free',
-};
 
 interface Settings {
   durationS: number;

@@ -24,6 +24,7 @@ import { startDnsServer } from './dns-server.js';
 import { startOtlpReceiver } from './otlp-receiver.js';
 import { freePort } from './ports.js';
 import { deleteAuditStream, deleteRedisKeysWithPrefix, dropDatabasesWithPrefix, freePlatformPorts } from './run-resources.js';
+import { unreachableRateLimits } from './rate-limits.js';
 
 const root = new URL('../..', import.meta.url).pathname;
 
@@ -43,25 +44,7 @@ export interface TestPlatformOptions {
   rateLimits?: object;
 }
 
-const outOfReach = { points: 1_000_000, windowSeconds: 60 };
-/** Limits no end-to-end test reaches unless it means to (see TestPlatformOptions.rateLimits). */
-export const unreachableRateLimits = {
-  plans: Object.fromEntries(
-    ['free', 'pro', 'enterprise'].map((plan) => [
-      plan,
-      { tenant: outOfReach, user: outOfReach, apiKey: outOfReach, robot: outOfReach, device: outOfReach },
-    ]),
-  ),
-  defaultPlan: 'free',
-  sensitive: {
-    signIn: outOfReach,
-    sms: outOfReach,
-    oauth: outOfReach,
-    activationStart: outOfReach,
-    activationCode: outOfReach,
-    failedAuth: outOfReach,
-  },
-};
+export { unreachableRateLimits };
 
 export async function startTestPlatform(options: TestPlatformOptions = {}) {
   const otlp = await startOtlpReceiver();

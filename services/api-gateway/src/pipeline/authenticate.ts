@@ -107,7 +107,8 @@ export function createAuthenticate({
   const recentlyAccepted = new Map<string, number>();
 
   /**
-   * Runs a verification the auth service makes (API keys, robot tokens) against the client
+   * Runs a verification the auth service makes (API keys, robot tokens; auth down or slow ⇒ 503)
+   * against the client
    * address's budget of refusals: a point is spent before auth is asked and given back unless auth
    * refused the credential, so an address past `sensitive.failedAuth` is refused (429) before auth
    * is asked — however many of its requests are in flight at once. A credential auth accepted
@@ -122,7 +123,7 @@ export function createAuthenticate({
     if (budgeted) await consumeRateLimit([failures]);
     let refused = false;
     try {
-      const verified = await verify();
+      const verified = await verify().catch(denyWhenUnavailable('the auth service'));
       setBounded(recentlyAccepted, fingerprint, Date.now(), RECENTLY_ACCEPTED_MAX);
       return verified;
     } catch (error) {
@@ -137,9 +138,7 @@ export function createAuthenticate({
   async function identify(request: RequestInfo): Promise<{ principal: Principal; credential: Credential }> {
     const presented = credentialOf(request);
     if (presented.kind === 'api_key') {
-      const key = await verifiedRemotely(request, presented.value, () =>
-        verifyApiKey(presented.value, request.requestId).catch(denyWhenUnavailable('the auth service')),
-      );
+      const key = await verifiedRemotely(request, presented.value, () => verifyApiKey(presented.value, request.requestId));
       return {
         principal: principalOf(PrincipalKind.API_KEY, key.keyId, key.tenantId, Role.UNSPECIFIED),
         credential: {
@@ -153,9 +152,7 @@ export function createAuthenticate({
       };
     }
     if (presented.kind === 'robot_token') {
-      const robot = await verifiedRemotely(request, presented.value, () =>
-        verifyRobotToken(presented.value, request.requestId).catch(denyWhenUnavailable('the auth service')),
-      );
+      const robot = await verifiedRemotely(request, presented.value, () => verifyRobotToken(presented.value, request.requestId));
       // No role of its own: the policy allows a robot only what the robot template grants AND
       // its creator (actingUserId) holds now.
       return {

@@ -1,7 +1,6 @@
 import { fromBinary } from '@bufbuild/protobuf';
 import type { Timestamp } from '@bufbuild/protobuf/wkt';
-import { isUuid, namespaced } from '@portcullis/kit';
-import { auditBatchKind } from '@portcullis/kit';
+import { auditBatchKind, isUuid, namespaced } from '@portcullis/kit';
 import { AuditEventBatchSchema, AuditEventSchema, type AuditEvent } from '@portcullis/proto/audit';
 import { recordOf, type AuditRecord } from './audit-record.js';
 

@@ -1,8 +1,9 @@
-import { policyChangedSubject, type Logger, type NatsConnection } from '@portcullis/kit';
+import { policyChangedSubject, subscribeTenantChanges, type Logger, type NatsConnection } from '@portcullis/kit';
 
 /**
  * Policy-change notices on core NATS: every replica drops the changed tenant's enforcer,
- * so a role change made on one replica is honoured by all of them.
+ * so a role change made on one replica is honoured by all of them. Heard with the kit's notice
+ * subscriber (the gateway hears them the same way to drop its cached decisions).
  */
 export function createPolicyChangeChannel({ nc, subjectPrefix, logger }: { nc: NatsConnection; subjectPrefix: string; logger: Logger }) {
   const subject = policyChangedSubject(subjectPrefix);
@@ -11,16 +12,7 @@ export function createPolicyChangeChannel({ nc, subjectPrefix, logger }: { nc: N
       nc.publish(subject, tenantId);
     },
     subscribe(onChange: (tenantId: string) => void): () => void {
-      const subscription = nc.subscribe(subject, {
-        callback(error, message) {
-          if (error) {
-            logger.warn({ err: error }, 'policy change subscription error');
-            return;
-          }
-          onChange(message.string());
-        },
-      });
-      return () => subscription.unsubscribe();
+      return subscribeTenantChanges({ nc, subjectPrefix, subject, logger, onChange: ({ tenantId }) => onChange(tenantId) });
     },
   };
 }
