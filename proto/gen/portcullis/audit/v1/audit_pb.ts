@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file portcullis/audit/v1/audit.proto.
  */
 export const file_portcullis_audit_v1_audit: GenFile = /*@__PURE__*/
-  fileDesc("Ch9wb3J0Y3VsbGlzL2F1ZGl0L3YxL2F1ZGl0LnByb3RvEhNwb3J0Y3VsbGlzLmF1ZGl0LnYxIrcDCgpBdWRpdEV2ZW50EhAKCGV2ZW50X2lkGAEgASgJEhEKCXRlbmFudF9pZBgCIAEoCRIMCgRraW5kGAMgASgJEjIKCXByaW5jaXBhbBgEIAEoCzIfLnBvcnRjdWxsaXMuY29tbW9uLnYxLlByaW5jaXBhbBIUCgxhc3Npc3RhbnRfaWQYBSABKAkSDgoGb2JqZWN0GAYgASgJEg4KBmFjdGlvbhgHIAEoCRItCgdvdXRjb21lGAggASgOMhwucG9ydGN1bGxpcy5hdWRpdC52MS5PdXRjb21lEg4KBnJlYXNvbhgJIAEoCRIQCgh0cmFjZV9pZBgKIAEoCRISCgpyZXF1ZXN0X2lkGAsgASgJEi8KC29jY3VycmVkX2F0GAwgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBJDCgphdHRyaWJ1dGVzGA0gAygLMi8ucG9ydGN1bGxpcy5hdWRpdC52MS5BdWRpdEV2ZW50LkF0dHJpYnV0ZXNFbnRyeRoxCg9BdHRyaWJ1dGVzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJCCg9BdWRpdEV2ZW50QmF0Y2gSLwoGZXZlbnRzGAEgAygLMh8ucG9ydGN1bGxpcy5hdWRpdC52MS5BdWRpdEV2ZW50Ik0KEUxpc3RFdmVudHNSZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCSJeChJMaXN0RXZlbnRzUmVzcG9uc2USLwoGZXZlbnRzGAEgAygLMh8ucG9ydGN1bGxpcy5hdWRpdC52MS5BdWRpdEV2ZW50EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSInChJWZXJpZnlDaGFpblJlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJInUKE1ZlcmlmeUNoYWluUmVzcG9uc2USDgoGaW50YWN0GAEgASgIEhcKD3JlY29yZHNfY2hlY2tlZBgCIAEoAxI1CgxmaXJzdF9icm9rZW4YAyABKAsyHy5wb3J0Y3VsbGlzLmF1ZGl0LnYxLkJyb2tlbkxpbmsiQQoKQnJva2VuTGluaxIRCgljaGFpbl9zZXEYASABKAMSEAoIZXZlbnRfaWQYAiABKAkSDgoGcmVhc29uGAMgASgJKnEKB091dGNvbWUSFwoTT1VUQ09NRV9VTlNQRUNJRklFRBAAEhEKDU9VVENPTUVfQUxMT1cQARIQCgxPVVRDT01FX0RFTlkQAhITCg9PVVRDT01FX1NVQ0NFU1MQAxITCg9PVVRDT01FX0ZBSUxVUkUQBDLPAQoMQXVkaXRTZXJ2aWNlEl0KCkxpc3RFdmVudHMSJi5wb3J0Y3VsbGlzLmF1ZGl0LnYxLkxpc3RFdmVudHNSZXF1ZXN0GicucG9ydGN1bGxpcy5hdWRpdC52MS5MaXN0RXZlbnRzUmVzcG9uc2USYAoLVmVyaWZ5Q2hhaW4SJy5wb3J0Y3VsbGlzLmF1ZGl0LnYxLlZlcmlmeUNoYWluUmVxdWVzdBooLnBvcnRjdWxsaXMuYXVkaXQudjEuVmVyaWZ5Q2hhaW5SZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp, file_portcullis_common_v1_common]);
+  fileDesc("Ch9wb3J0Y3VsbGlzL2F1ZGl0L3YxL2F1ZGl0LnByb3RvEhNwb3J0Y3VsbGlzLmF1ZGl0LnYxIrcDCgpBdWRpdEV2ZW50EhAKCGV2ZW50X2lkGAEgASgJEhEKCXRlbmFudF9pZBgCIAEoCRIMCgRraW5kGAMgASgJEjIKCXByaW5jaXBhbBgEIAEoCzIfLnBvcnRjdWxsaXMuY29tbW9uLnYxLlByaW5jaXBhbBIUCgxhc3Npc3RhbnRfaWQYBSABKAkSDgoGb2JqZWN0GAYgASgJEg4KBmFjdGlvbhgHIAEoCRItCgdvdXRjb21lGAggASgOMhwucG9ydGN1bGxpcy5hdWRpdC52MS5PdXRjb21lEg4KBnJlYXNvbhgJIAEoCRIQCgh0cmFjZV9pZBgKIAEoCRISCgpyZXF1ZXN0X2lkGAsgASgJEi8KC29jY3VycmVkX2F0GAwgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBJDCgphdHRyaWJ1dGVzGA0gAygLMi8ucG9ydGN1bGxpcy5hdWRpdC52MS5BdWRpdEV2ZW50LkF0dHJpYnV0ZXNFbnRyeRoxCg9BdHRyaWJ1dGVzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJCCg9BdWRpdEV2ZW50QmF0Y2gSLwoGZXZlbnRzGAEgAygLMh8ucG9ydGN1bGxpcy5hdWRpdC52MS5BdWRpdEV2ZW50It4BCgtFdmVudEZpbHRlchIxCg1vY2N1cnJlZF9mcm9tGAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIzCg9vY2N1cnJlZF9iZWZvcmUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhQKDHByaW5jaXBhbF9pZBgDIAEoCRIMCgRraW5kGAQgASgJEhQKDGFzc2lzdGFudF9pZBgFIAEoCRItCgdvdXRjb21lGAYgASgOMhwucG9ydGN1bGxpcy5hdWRpdC52MS5PdXRjb21lIn8KEUxpc3RFdmVudHNSZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCRIwCgZmaWx0ZXIYBCABKAsyIC5wb3J0Y3VsbGlzLmF1ZGl0LnYxLkV2ZW50RmlsdGVyIl4KEkxpc3RFdmVudHNSZXNwb25zZRIvCgZldmVudHMYASADKAsyHy5wb3J0Y3VsbGlzLmF1ZGl0LnYxLkF1ZGl0RXZlbnQSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIncKCUNoYWluTGluaxIRCgljaGFpbl9zZXEYASABKAMSEQoJcHJldl9oYXNoGAIgASgMEhMKC3JlY29yZF9oYXNoGAMgASgMEi8KC3JlY2VpdmVkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJsCgxDaGFpbmVkRXZlbnQSLgoFZXZlbnQYASABKAsyHy5wb3J0Y3VsbGlzLmF1ZGl0LnYxLkF1ZGl0RXZlbnQSLAoEbGluaxgCIAEoCzIeLnBvcnRjdWxsaXMuYXVkaXQudjEuQ2hhaW5MaW5rIoMBCgpDaGVja3BvaW50EhEKCXRlbmFudF9pZBgBIAEoCRIRCgljaGFpbl9zZXEYAiABKAMSEwoLcmVjb3JkX2hhc2gYAyABKAwSLQoJc2lnbmVkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBILCgNqd3MYBSABKAkigQEKE0V4cG9ydEV2ZW50c1JlcXVlc3QSEQoJdGVuYW50X2lkGAEgASgJEjAKBmZpbHRlchgCIAEoCzIgLnBvcnRjdWxsaXMuYXVkaXQudjEuRXZlbnRGaWx0ZXISEQoJcGFnZV9zaXplGAMgASgFEhIKCnBhZ2VfdG9rZW4YBCABKAkisQEKFEV4cG9ydEV2ZW50c1Jlc3BvbnNlEjEKBmV2ZW50cxgBIAMoCzIhLnBvcnRjdWxsaXMuYXVkaXQudjEuQ2hhaW5lZEV2ZW50EjQKC2NoZWNrcG9pbnRzGAIgAygLMh8ucG9ydGN1bGxpcy5hdWRpdC52MS5DaGVja3BvaW50EhcKD2NoZWNrcG9pbnRfa2V5cxgDIAMoCRIXCg9uZXh0X3BhZ2VfdG9rZW4YBCABKAkiJwoSVmVyaWZ5Q2hhaW5SZXF1ZXN0EhEKCXRlbmFudF9pZBgBIAEoCSJ1ChNWZXJpZnlDaGFpblJlc3BvbnNlEg4KBmludGFjdBgBIAEoCBIXCg9yZWNvcmRzX2NoZWNrZWQYAiABKAMSNQoMZmlyc3RfYnJva2VuGAMgASgLMh8ucG9ydGN1bGxpcy5hdWRpdC52MS5Ccm9rZW5MaW5rIkEKCkJyb2tlbkxpbmsSEQoJY2hhaW5fc2VxGAEgASgDEhAKCGV2ZW50X2lkGAIgASgJEg4KBnJlYXNvbhgDIAEoCSL8AQoKUm9ib3RFdmVudBIQCghldmVudF9pZBgBIAEoCRIMCgRraW5kGAIgASgJEg8KB3RlYW1faWQYAyABKAkSFAoMYXNzaXN0YW50X2lkGAQgASgJEi8KC29jY3VycmVkX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBJDCgphdHRyaWJ1dGVzGAYgAygLMi8ucG9ydGN1bGxpcy5hdWRpdC52MS5Sb2JvdEV2ZW50LkF0dHJpYnV0ZXNFbnRyeRoxCg9BdHRyaWJ1dGVzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASpxCgdPdXRjb21lEhcKE09VVENPTUVfVU5TUEVDSUZJRUQQABIRCg1PVVRDT01FX0FMTE9XEAESEAoMT1VUQ09NRV9ERU5ZEAISEwoPT1VUQ09NRV9TVUNDRVNTEAMSEwoPT1VUQ09NRV9GQUlMVVJFEAQytAIKDEF1ZGl0U2VydmljZRJdCgpMaXN0RXZlbnRzEiYucG9ydGN1bGxpcy5hdWRpdC52MS5MaXN0RXZlbnRzUmVxdWVzdBonLnBvcnRjdWxsaXMuYXVkaXQudjEuTGlzdEV2ZW50c1Jlc3BvbnNlEmMKDEV4cG9ydEV2ZW50cxIoLnBvcnRjdWxsaXMuYXVkaXQudjEuRXhwb3J0RXZlbnRzUmVxdWVzdBopLnBvcnRjdWxsaXMuYXVkaXQudjEuRXhwb3J0RXZlbnRzUmVzcG9uc2USYAoLVmVyaWZ5Q2hhaW4SJy5wb3J0Y3VsbGlzLmF1ZGl0LnYxLlZlcmlmeUNoYWluUmVxdWVzdBooLnBvcnRjdWxsaXMuYXVkaXQudjEuVmVyaWZ5Q2hhaW5SZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp, file_portcullis_common_v1_common]);
 
 /**
  * One audit record; published as binary protobuf on JetStream.
@@ -121,6 +121,56 @@ export const AuditEventBatchSchema: GenMessage<AuditEventBatch> = /*@__PURE__*/
   messageDesc(file_portcullis_audit_v1_audit, 1);
 
 /**
+ * Every condition set must hold; an unset one matches everything.
+ *
+ * @generated from message portcullis.audit.v1.EventFilter
+ */
+export type EventFilter = Message<"portcullis.audit.v1.EventFilter"> & {
+  /**
+   * occurred_at >= occurred_from
+   *
+   * @generated from field: google.protobuf.Timestamp occurred_from = 1;
+   */
+  occurredFrom?: Timestamp | undefined;
+
+  /**
+   * occurred_at < occurred_before
+   *
+   * @generated from field: google.protobuf.Timestamp occurred_before = 2;
+   */
+  occurredBefore?: Timestamp | undefined;
+
+  /**
+   * @generated from field: string principal_id = 3;
+   */
+  principalId: string;
+
+  /**
+   * An exact kind ("tool.call"), or a family when it ends in "." ("tool.").
+   *
+   * @generated from field: string kind = 4;
+   */
+  kind: string;
+
+  /**
+   * @generated from field: string assistant_id = 5;
+   */
+  assistantId: string;
+
+  /**
+   * @generated from field: portcullis.audit.v1.Outcome outcome = 6;
+   */
+  outcome: Outcome;
+};
+
+/**
+ * Describes the message portcullis.audit.v1.EventFilter.
+ * Use `create(EventFilterSchema)` to create a new message.
+ */
+export const EventFilterSchema: GenMessage<EventFilter> = /*@__PURE__*/
+  messageDesc(file_portcullis_audit_v1_audit, 2);
+
+/**
  * @generated from message portcullis.audit.v1.ListEventsRequest
  */
 export type ListEventsRequest = Message<"portcullis.audit.v1.ListEventsRequest"> & {
@@ -138,6 +188,11 @@ export type ListEventsRequest = Message<"portcullis.audit.v1.ListEventsRequest">
    * @generated from field: string page_token = 3;
    */
   pageToken: string;
+
+  /**
+   * @generated from field: portcullis.audit.v1.EventFilter filter = 4;
+   */
+  filter?: EventFilter | undefined;
 };
 
 /**
@@ -145,7 +200,7 @@ export type ListEventsRequest = Message<"portcullis.audit.v1.ListEventsRequest">
  * Use `create(ListEventsRequestSchema)` to create a new message.
  */
 export const ListEventsRequestSchema: GenMessage<ListEventsRequest> = /*@__PURE__*/
-  messageDesc(file_portcullis_audit_v1_audit, 2);
+  messageDesc(file_portcullis_audit_v1_audit, 3);
 
 /**
  * @generated from message portcullis.audit.v1.ListEventsResponse
@@ -167,7 +222,183 @@ export type ListEventsResponse = Message<"portcullis.audit.v1.ListEventsResponse
  * Use `create(ListEventsResponseSchema)` to create a new message.
  */
 export const ListEventsResponseSchema: GenMessage<ListEventsResponse> = /*@__PURE__*/
-  messageDesc(file_portcullis_audit_v1_audit, 3);
+  messageDesc(file_portcullis_audit_v1_audit, 4);
+
+/**
+ * A stored record's place in its tenant's hash chain.
+ *
+ * @generated from message portcullis.audit.v1.ChainLink
+ */
+export type ChainLink = Message<"portcullis.audit.v1.ChainLink"> & {
+  /**
+   * @generated from field: int64 chain_seq = 1;
+   */
+  chainSeq: bigint;
+
+  /**
+   * SHA-256 of the previous record (32 zero bytes before the first).
+   *
+   * @generated from field: bytes prev_hash = 2;
+   */
+  prevHash: Uint8Array;
+
+  /**
+   * SHA-256 over prev_hash, the record's canonical encoding and chain_seq.
+   *
+   * @generated from field: bytes record_hash = 3;
+   */
+  recordHash: Uint8Array;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp received_at = 4;
+   */
+  receivedAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message portcullis.audit.v1.ChainLink.
+ * Use `create(ChainLinkSchema)` to create a new message.
+ */
+export const ChainLinkSchema: GenMessage<ChainLink> = /*@__PURE__*/
+  messageDesc(file_portcullis_audit_v1_audit, 5);
+
+/**
+ * @generated from message portcullis.audit.v1.ChainedEvent
+ */
+export type ChainedEvent = Message<"portcullis.audit.v1.ChainedEvent"> & {
+  /**
+   * @generated from field: portcullis.audit.v1.AuditEvent event = 1;
+   */
+  event?: AuditEvent | undefined;
+
+  /**
+   * @generated from field: portcullis.audit.v1.ChainLink link = 2;
+   */
+  link?: ChainLink | undefined;
+};
+
+/**
+ * Describes the message portcullis.audit.v1.ChainedEvent.
+ * Use `create(ChainedEventSchema)` to create a new message.
+ */
+export const ChainedEventSchema: GenMessage<ChainedEvent> = /*@__PURE__*/
+  messageDesc(file_portcullis_audit_v1_audit, 6);
+
+/**
+ * A signed statement that a tenant's chain reached `chain_seq` with `record_hash`. The audit
+ * service makes one periodically for every chain that grew. Rewriting records that a checkpoint
+ * covers, even with every hash after them recomputed, no longer matches the signature.
+ *
+ * @generated from message portcullis.audit.v1.Checkpoint
+ */
+export type Checkpoint = Message<"portcullis.audit.v1.Checkpoint"> & {
+  /**
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * @generated from field: int64 chain_seq = 2;
+   */
+  chainSeq: bigint;
+
+  /**
+   * @generated from field: bytes record_hash = 3;
+   */
+  recordHash: Uint8Array;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp signed_at = 4;
+   */
+  signedAt?: Timestamp | undefined;
+
+  /**
+   * Compact JWS (EdDSA) whose payload is the JSON {"tenantId","chainSeq","recordHash" (hex),
+   * "signedAt" (RFC 3339)}; its header's kid names the signing key.
+   *
+   * @generated from field: string jws = 5;
+   */
+  jws: string;
+};
+
+/**
+ * Describes the message portcullis.audit.v1.Checkpoint.
+ * Use `create(CheckpointSchema)` to create a new message.
+ */
+export const CheckpointSchema: GenMessage<Checkpoint> = /*@__PURE__*/
+  messageDesc(file_portcullis_audit_v1_audit, 7);
+
+/**
+ * @generated from message portcullis.audit.v1.ExportEventsRequest
+ */
+export type ExportEventsRequest = Message<"portcullis.audit.v1.ExportEventsRequest"> & {
+  /**
+   * @generated from field: string tenant_id = 1;
+   */
+  tenantId: string;
+
+  /**
+   * @generated from field: portcullis.audit.v1.EventFilter filter = 2;
+   */
+  filter?: EventFilter | undefined;
+
+  /**
+   * At most 1000; 0 means 500.
+   *
+   * @generated from field: int32 page_size = 3;
+   */
+  pageSize: number;
+
+  /**
+   * @generated from field: string page_token = 4;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message portcullis.audit.v1.ExportEventsRequest.
+ * Use `create(ExportEventsRequestSchema)` to create a new message.
+ */
+export const ExportEventsRequestSchema: GenMessage<ExportEventsRequest> = /*@__PURE__*/
+  messageDesc(file_portcullis_audit_v1_audit, 8);
+
+/**
+ * @generated from message portcullis.audit.v1.ExportEventsResponse
+ */
+export type ExportEventsResponse = Message<"portcullis.audit.v1.ExportEventsResponse"> & {
+  /**
+   * Chained records matching the filter, in chain order.
+   *
+   * @generated from field: repeated portcullis.audit.v1.ChainedEvent events = 1;
+   */
+  events: ChainedEvent[];
+
+  /**
+   * The checkpoints from this page's first record up to the next checkpoint after its last one.
+   *
+   * @generated from field: repeated portcullis.audit.v1.Checkpoint checkpoints = 2;
+   */
+  checkpoints: Checkpoint[];
+
+  /**
+   * Public keys (JWK JSON) that checkpoints may be signed with, current key first.
+   *
+   * @generated from field: repeated string checkpoint_keys = 3;
+   */
+  checkpointKeys: string[];
+
+  /**
+   * @generated from field: string next_page_token = 4;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message portcullis.audit.v1.ExportEventsResponse.
+ * Use `create(ExportEventsResponseSchema)` to create a new message.
+ */
+export const ExportEventsResponseSchema: GenMessage<ExportEventsResponse> = /*@__PURE__*/
+  messageDesc(file_portcullis_audit_v1_audit, 9);
 
 /**
  * @generated from message portcullis.audit.v1.VerifyChainRequest
@@ -184,7 +415,7 @@ export type VerifyChainRequest = Message<"portcullis.audit.v1.VerifyChainRequest
  * Use `create(VerifyChainRequestSchema)` to create a new message.
  */
 export const VerifyChainRequestSchema: GenMessage<VerifyChainRequest> = /*@__PURE__*/
-  messageDesc(file_portcullis_audit_v1_audit, 4);
+  messageDesc(file_portcullis_audit_v1_audit, 10);
 
 /**
  * @generated from message portcullis.audit.v1.VerifyChainResponse
@@ -216,7 +447,7 @@ export type VerifyChainResponse = Message<"portcullis.audit.v1.VerifyChainRespon
  * Use `create(VerifyChainResponseSchema)` to create a new message.
  */
 export const VerifyChainResponseSchema: GenMessage<VerifyChainResponse> = /*@__PURE__*/
-  messageDesc(file_portcullis_audit_v1_audit, 5);
+  messageDesc(file_portcullis_audit_v1_audit, 11);
 
 /**
  * @generated from message portcullis.audit.v1.BrokenLink
@@ -233,7 +464,9 @@ export type BrokenLink = Message<"portcullis.audit.v1.BrokenLink"> & {
   eventId: string;
 
   /**
-   * "record_altered", "link_altered", "record_missing" or "head_mismatch".
+   * "record_altered", "link_altered", "record_missing", "head_mismatch", or, for a signed
+   * checkpoint, "checkpoint_mismatch" (the stored record at its sequence has another hash or is
+   * gone) or "checkpoint_unverifiable" (its signature does not hold under any trusted key).
    *
    * @generated from field: string reason = 3;
    */
@@ -245,7 +478,60 @@ export type BrokenLink = Message<"portcullis.audit.v1.BrokenLink"> & {
  * Use `create(BrokenLinkSchema)` to create a new message.
  */
 export const BrokenLinkSchema: GenMessage<BrokenLink> = /*@__PURE__*/
-  messageDesc(file_portcullis_audit_v1_audit, 6);
+  messageDesc(file_portcullis_audit_v1_audit, 12);
+
+/**
+ * Published by a robot on JetStream subject `robots.<tenant>.<robot>.events`, binary protobuf,
+ * with its robot token in the `Portcullis-Robot-Token` header. The audit service verifies the
+ * token for every message and stores a valid event in the tenant's audit trail as kind
+ * `robot.<kind>`; anything else is rejected and counted.
+ *
+ * @generated from message portcullis.audit.v1.RobotEvent
+ */
+export type RobotEvent = Message<"portcullis.audit.v1.RobotEvent"> & {
+  /**
+   * UUID chosen by the robot; an event id is stored once, however often it is published.
+   *
+   * @generated from field: string event_id = 1;
+   */
+  eventId: string;
+
+  /**
+   * Dotted kind chosen by the robot, e.g. "arm.moved".
+   *
+   * @generated from field: string kind = 2;
+   */
+  kind: string;
+
+  /**
+   * A team of the robot's, when the event concerns one; any other team is refused.
+   *
+   * @generated from field: string team_id = 3;
+   */
+  teamId: string;
+
+  /**
+   * @generated from field: string assistant_id = 4;
+   */
+  assistantId: string;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp occurred_at = 5;
+   */
+  occurredAt?: Timestamp | undefined;
+
+  /**
+   * @generated from field: map<string, string> attributes = 6;
+   */
+  attributes: { [key: string]: string };
+};
+
+/**
+ * Describes the message portcullis.audit.v1.RobotEvent.
+ * Use `create(RobotEventSchema)` to create a new message.
+ */
+export const RobotEventSchema: GenMessage<RobotEvent> = /*@__PURE__*/
+  messageDesc(file_portcullis_audit_v1_audit, 13);
 
 /**
  * @generated from enum portcullis.audit.v1.Outcome
@@ -290,6 +576,8 @@ export const OutcomeSchema: GenEnum<Outcome> = /*@__PURE__*/
  */
 export const AuditService: GenService<{
   /**
+   * A tenant's audit trail, newest first, narrowed by a filter, in pages joined by cursors.
+   *
    * @generated from rpc portcullis.audit.v1.AuditService.ListEvents
    */
   listEvents: {
@@ -298,7 +586,19 @@ export const AuditService: GenService<{
     output: typeof ListEventsResponseSchema;
   },
   /**
-   * Recomputes a tenant's hash chain and reports the first link that does not hold.
+   * A tenant's chained records in chain order, each with its link, plus the signed checkpoints
+   * over them and the keys to check those: everything an outside party needs to verify a copy.
+   *
+   * @generated from rpc portcullis.audit.v1.AuditService.ExportEvents
+   */
+  exportEvents: {
+    methodKind: "unary";
+    input: typeof ExportEventsRequestSchema;
+    output: typeof ExportEventsResponseSchema;
+  },
+  /**
+   * Recomputes a tenant's hash chain, checks its signed checkpoints, and reports the first link
+   * that does not hold.
    *
    * @generated from rpc portcullis.audit.v1.AuditService.VerifyChain
    */
