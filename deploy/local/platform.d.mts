@@ -19,6 +19,7 @@ export type PlatformEnv = Record<ServiceName, Record<string, string>>;
 
 /** The identity of operator tooling (bring-up, tests, benchmarks) for platform-operation RPCs. */
 export declare const operatorName: 'platform-ops';
+export declare const auditorName: 'platform-auditor';
 
 /** Service identity keys: each process's private key (PKCS#8 PEM) and the shared trust list (JSON of public JWKs). */
 export interface ServiceKeys {
@@ -68,6 +69,8 @@ export declare function platformEnv(options: {
   csrfSecret?: string;
   /** The gateway's RATE_LIMITS (services/api-gateway/src/libraries/rate-limit-config.ts); its defaults when absent. */
   rateLimits?: object;
+  /** Each service's audit spool, `<auditSpoolDir>/<service>` (AUDIT_SPOOL_DIR); their OS-temp-dir defaults when absent. */
+  auditSpoolDir?: string;
 }): PlatformEnv;
 
 export interface RunningService {

@@ -31,13 +31,16 @@ export const serviceNames = /** @type {const} */ ([
 /** The identity of operator tooling (this bring-up, tests, benchmarks) for platform-operation RPCs. */
 export const operatorName = 'platform-ops';
 
+/** The identity of the platform auditor's tooling: it may read and export any tenant's audit trail. */
+export const auditorName = 'platform-auditor';
+
 /**
  * A new Ed25519 service identity key for every service and for the operator: `privateKeys[name]`
  * (PKCS#8 PEM, that process's SERVICE_IDENTITY_KEY) and `trust` (SERVICE_TRUST, every public key
  * as a JWK). Made at start-up, never written to the repository.
  * @param {readonly string[]} [names]
  */
-export function generateServiceKeys(names = [...serviceNames, operatorName]) {
+export function generateServiceKeys(names = [...serviceNames, operatorName, auditorName]) {
   /** @type {Record<string, string>} */
   const privateKeys = {};
   /** @type {Record<string, unknown>} */
@@ -66,12 +69,14 @@ function databaseUrl(pgAdminUrl, database, role) {
  * sign-in in the auth service (see platform.d.mts) and, since the platform is plain HTTP on loopback,
  * makes the gateway's binding cookie non-Secure. `serviceKeys` (generateServiceKeys) gives each process its
  * service identity and every process the same trust list. `dnsServers` (optional) are the DNS servers
- * tenant-registry asks for domain ownership records (default: the system's).
+ * tenant-registry asks for domain ownership records (default: the system's). `auditSpoolDir` (optional)
+ * gives every service its own audit spool, `<auditSpoolDir>/<service>` (AUDIT_SPOOL_DIR);
+ * without it they use their development default under the OS temp dir.
  * @param {{ ports: typeof defaultPorts, pgAdminUrl: string, dbPrefix: string, redisUrl: string, redisKeyPrefix: string,
  *   serviceKeys: ReturnType<typeof generateServiceKeys>, dnsServers?: string[],
  *   natsUrl: string, natsSubjectPrefix: string, signingKeySecret: string, activationCodeSecret: string, smsOutboxFile: string,
  *   allowedToolTargets: string[], otlpEndpoint?: string, logLevel?: string, extra?: Record<string, Record<string, string>>,
- *   oauth?: import('./platform.d.mts').PlatformOAuth, csrfSecret?: string, rateLimits?: object }} options
+ *   oauth?: import('./platform.d.mts').PlatformOAuth, csrfSecret?: string, rateLimits?: object, auditSpoolDir?: string }} options
  */
 export function platformEnv(options) {
   const { ports, pgAdminUrl, dbPrefix, redisUrl, redisKeyPrefix, natsUrl, natsSubjectPrefix, signingKeySecret } = options;
@@ -113,7 +118,15 @@ export function platformEnv(options) {
       SMS_PROVIDER: 'file',
       SMS_OUTBOX_FILE: smsOutboxFile,
     },
-    audit: { ...common, ...grpc('audit'), ...db('audit') },
+    audit: {
+      ...common,
+      ...grpc('audit'),
+      ...db('audit'),
+      // Verifies the token of every robot event.
+      AUTH_ADDRESS: address('auth'),
+      // Signs the audit chains' checkpoints; made fresh for every run, never stored.
+      AUDIT_CHECKPOINT_KEY: generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
+    },
     'tool-gateway': {
       ...common,
       ...grpc('tool-gateway'),
@@ -148,6 +161,10 @@ export function platformEnv(options) {
   if (options.oauth) {
     Object.assign(env.auth, oauthEnv(options.oauth));
     env['api-gateway'].COOKIE_SECURE = 'false';
+  }
+  // Every service gets its own spool directory; those that publish no audit events ignore it.
+  if (options.auditSpoolDir) {
+    for (const name of serviceNames) env[name].AUDIT_SPOOL_DIR = join(options.auditSpoolDir, name);
   }
   for (const name of serviceNames) {
     Object.assign(env[name], { SERVICE_IDENTITY_KEY: options.serviceKeys.privateKeys[name], SERVICE_TRUST: options.serviceKeys.trust });
@@ -207,6 +224,18 @@ function tail(file, lines = 15) {
 }
 
 /**
+ * The standard OpenTelemetry settings (OTEL_*) of this process, passed on to every service, so
+ * `OTEL_EXPORTER_OTLP_HEADERS=… OTEL_TRACES_SAMPLER=… make up` reaches them. OTEL_SERVICE_NAME is
+ * left out: each service names itself. A service's own environment wins over these.
+ * @param {NodeJS.ProcessEnv} env
+ */
+function otelSettingsOf(env) {
+  return Object.fromEntries(
+    Object.entries(env).filter(([key, value]) => key.startsWith('OTEL_') && key !== 'OTEL_SERVICE_NAME' && value !== undefined),
+  );
+}
+
+/**
  * Starts one service process (compiled) with its environment; output goes to logDir/<name>.log.
  * @returns {{ name: string, child: import('node:child_process').ChildProcess, logFile: string, stop(): Promise<void> }}
  */
@@ -219,7 +248,7 @@ export function startService({ root, name, env, logDir }) {
   const profile = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${join(profileDir, name)}`] : [];
   const child = spawn(process.execPath, [...profile, 'dist/src/main.js'], {
     cwd: join(root, 'services', name),
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...otelSettingsOf(process.env), ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   child.stdout.pipe(log);

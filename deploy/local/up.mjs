@@ -242,6 +242,8 @@ try {
     smsOutboxFile,
     // The demo tool on loopback is the one private endpoint the tool gateway may call.
     allowedToolTargets: [`127.0.0.1:${new URL(tool.url).port || '80'}`],
+    // Audit events that cannot reach NATS wait here (one folder per service) and survive a restart.
+    auditSpoolDir: join(stateDir, 'audit-spool'),
     ...(process.env.OTEL_EXPORTER_OTLP_ENDPOINT ? { otlpEndpoint: process.env.OTEL_EXPORTER_OTLP_ENDPOINT } : {}),
   });
   log('starting services: ' + serviceNames.join(', '));

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { demo, httpJson, newestSmsCode, signIn } from '../../deploy/local/seed.mjs';
 import { pollUntil } from '../src/infra.js';
+import type { ReceivedSpan } from '../src/otlp-receiver.js';
 import { startTestPlatform, type ListedAuditEvent, type TestPlatform } from '../src/platform.js';
 
 type AuditEntry = ListedAuditEvent;
@@ -182,23 +183,46 @@ describe('the whole platform, every process spawned', () => {
     const traceId = randomBytes(16).toString('hex');
     const response = await invoke(tokens.owner, { traceparent: `00-${traceId}-${randomBytes(8).toString('hex')}-01` });
     expect(response.status).toBe(200);
+    const tenantId = platform.seeded.tenantId;
 
     const wanted = ['api-gateway', 'tenant-registry', 'policy', 'tool-gateway', 'audit'];
+    // Services whose Postgres statements for this call must be in the trace: the tool lookup and the audit insert.
+    const withDatabase = ['tool-gateway', 'audit'];
+    const isStatement = (s: ReceivedSpan) => s.attributes['db.system.name'] === 'postgresql';
     const spans = await pollUntil(
       () => {
         const inTrace = platform.otlp.spans.filter((s) => s.traceId === traceId);
         const services = new Set(inTrace.map((s) => s.service));
         const consumed = inTrace.filter((s) => s.service === 'audit' && s.kind === 5);
-        return wanted.every((s) => services.has(s)) && consumed.length >= 2 ? inTrace : undefined;
+        const queried = new Set(inTrace.filter(isStatement).map((s) => s.service));
+        const complete = wanted.every((s) => services.has(s)) && consumed.length >= 2 && withDatabase.every((s) => queried.has(s));
+        return complete ? inTrace : undefined;
       },
       { timeoutMs: 20_000, what: 'spans of every service in one trace' },
     );
 
     const byId = new Map(spans.map((s) => [s.spanId, s]));
+    /** The span's parent, grandparent… up to the trace's root. */
+    const ancestorsOf = (span: ReceivedSpan): ReceivedSpan[] => {
+      const parent = byId.get(span.parentSpanId);
+      return parent ? [parent, ...ancestorsOf(parent)] : [];
+    };
     // Every span except the gateway's entry span has its parent inside the same trace.
     const roots = spans.filter((s) => !byId.has(s.parentSpanId));
     expect(roots).toHaveLength(1);
     expect(roots[0]).toMatchObject({ service: 'api-gateway', kind: 2 });
+    // The gateway's request span names the tenant the request resolved to (never a credential).
+    expect(roots[0]?.attributes).toMatchObject({ 'portcullis.tenant_id': tenantId });
+    // Postgres: each statement is a CLIENT span under its own service's gRPC server or NATS consumer
+    // span; the tenant-scoped ones name the tenant.
+    for (const service of withDatabase) {
+      const statements = spans.filter((s) => s.service === service && isStatement(s));
+      for (const statement of statements) {
+        expect(statement).toMatchObject({ kind: 3, attributes: { 'db.operation.name': expect.any(String) } });
+        expect(ancestorsOf(statement).some((a) => a.service === service && (a.kind === 2 || a.kind === 5))).toBe(true);
+      }
+      expect(statements.some((s) => s.attributes['portcullis.tenant_id'] === tenantId)).toBe(true);
+    }
     // The NATS hop: the audit service's consumer spans are children of producer spans.
     for (const consumer of spans.filter((s) => s.service === 'audit' && s.kind === 5)) {
       expect(byId.get(consumer.parentSpanId)).toMatchObject({ kind: 4 });
@@ -207,6 +231,10 @@ describe('the whole platform, every process spawned', () => {
     for (const service of ['tenant-registry', 'policy', 'tool-gateway']) {
       const server = spans.find((s) => s.service === service && s.kind === 2);
       expect(server && byId.get(server.parentSpanId)).toMatchObject({ kind: 3 });
+    }
+    // Requests that name a tenant put it on the server span.
+    for (const service of ['policy', 'tool-gateway']) {
+      expect(spans.find((s) => s.service === service && s.kind === 2)?.attributes).toMatchObject({ 'portcullis.tenant_id': tenantId });
     }
     // The trace continues into the upstream tool over HTTP, as the child of tool-gateway's client span.
     const received = platform.tool.calls.find((c) => c.traceparent?.includes(traceId));

@@ -10,6 +10,7 @@ import { startDemoTool } from '../../deploy/local/demo-tool.mjs';
 import {
   generateServiceKeys,
   type operatorName,
+  type auditorName,
   platformEnv,
   startPlatform,
   startService,
@@ -36,6 +37,10 @@ export interface TestPlatformOptions {
   oauth?: (gatewayUrl: string) => Promise<PlatformOAuth>;
   /** The Redis every service of this platform uses instead of the shared one (e.g. a private one a fault test stops). */
   redisUrl?: string;
+  /** The NATS every service of this platform uses instead of the shared one (e.g. a private one a fault test stops). */
+  natsUrl?: string;
+  /** More environment for some services (e.g. smaller audit spool bounds), over the platform's own. */
+  extraEnv?: Partial<Record<ServiceName, Record<string, string>>>;
   /**
    * The gateway's RATE_LIMITS. By default every limit is set out of the tests' reach — all of a
    * run's requests come from 127.0.0.1 and a few accounts — while still counted at every request;
@@ -55,6 +60,8 @@ export async function startTestPlatform(options: TestPlatformOptions = {}) {
   const dbPrefix = `pc_${testRunId}`;
   const smsOutboxFile = join(tmpdir(), `portcullis-sms-${testRunId}.jsonl`);
   const serviceKeys = generateServiceKeys();
+  /** Each service spools audit events under `<auditSpoolDir>/<service>`, beside the run's logs. */
+  const auditSpoolDir = join(tmpdir(), `portcullis-e2e-${testRunId}`, 'audit-spool');
   const env = platformEnv({
     serviceKeys,
     dnsServers: [dns.address],
@@ -64,8 +71,9 @@ export async function startTestPlatform(options: TestPlatformOptions = {}) {
     redisUrl: options.redisUrl ?? infra.redisUrl,
     rateLimits: options.rateLimits ?? unreachableRateLimits,
     redisKeyPrefix: `${testRunId}:`,
-    natsUrl: infra.natsUrl,
+    natsUrl: options.natsUrl ?? infra.natsUrl,
     natsSubjectPrefix: testRunId,
+    auditSpoolDir,
     signingKeySecret: randomBytes(32).toString('base64'),
     activationCodeSecret: randomBytes(32).toString('base64'),
     smsOutboxFile,
@@ -73,6 +81,8 @@ export async function startTestPlatform(options: TestPlatformOptions = {}) {
     allowedToolTargets: [`127.0.0.1:${new URL(tool.url).port || '80'}`],
     otlpEndpoint: otlp.endpoint,
     logLevel: 'info',
+    // Chains are checkpointed every half second, so tests see signed checkpoints without waiting a minute.
+    extra: { ...options.extraEnv, audit: { AUDIT_CHECKPOINT_INTERVAL_MS: '500', ...options.extraEnv?.audit } },
     ...(oauth ? { oauth } : {}),
   });
   const logDir = join(tmpdir(), `portcullis-e2e-${testRunId}`);
@@ -103,12 +113,17 @@ export async function startTestPlatform(options: TestPlatformOptions = {}) {
     seeded,
     passwords,
     logDir,
+    /** The services' audit spools: `<auditSpoolDir>/<service>` (AUDIT_SPOOL_DIR). */
+    auditSpoolDir,
+    /** NATS_SUBJECT_PREFIX of every service of this run (robots publish on `<prefix>.robots.<tenant>.<robot>.events`). */
+    natsSubjectPrefix: testRunId,
     /**
-     * The service identities of this run (every service's and the operator's, `platform-ops`),
+     * The service identities of this run (every service's, the operator's, `platform-ops`, and the
+     * platform auditor's, `platform-auditor`),
      * as trusted by the services: to call gRPC as a given service would, e.g. the operator for the
      * platform-operation RPCs (tenant status, plan) that have no gateway route.
      */
-    identityOf: (name: ServiceName | typeof operatorName) =>
+    identityOf: (name: ServiceName | typeof operatorName | typeof auditorName) =>
       createServiceIdentity({ name, privateKey: createPrivateKey(serviceKeys.privateKeys[name] ?? ''), trust: new Map() }),
     /** The development SMS outbox the auth service writes phone codes to. */
     smsOutboxFile,

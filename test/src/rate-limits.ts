@@ -22,5 +22,6 @@ export const unreachableRateLimits = {
     activationStart: outOfReach,
     activationCode: outOfReach,
     failedAuth: outOfReach,
+    auditExport: outOfReach,
   },
 };

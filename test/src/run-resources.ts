@@ -3,7 +3,7 @@
 // named after the run.
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
-import { auditStreamOf } from '@portcullis/kit';
+import { auditStreamOf, robotEventStreamOf } from '@portcullis/kit';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import type { Ports } from '../../deploy/local/platform.mjs';
@@ -55,12 +55,14 @@ export async function deleteRedisKeysWithPrefix(prefix: string): Promise<number>
   return deleted;
 }
 
-/** Removes the audit stream of a subject prefix from the shared NATS server. */
+/** Removes the audit and robot event streams of a subject prefix from the shared NATS server. */
 export async function deleteAuditStream(subjectPrefix: string): Promise<void> {
   const nc = await connect({ servers: infra.natsUrl });
   try {
     const jsm = await jetstreamManager(nc);
-    await jsm.streams.delete(auditStreamOf(subjectPrefix).name).catch(() => false);
+    for (const stream of [auditStreamOf(subjectPrefix), robotEventStreamOf(subjectPrefix)]) {
+      await jsm.streams.delete(stream.name).catch(() => false);
+    }
   } finally {
     await nc.close();
   }

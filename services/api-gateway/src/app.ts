@@ -4,7 +4,10 @@ import helmet from 'helmet';
 import type { Logger } from '@portcullis/kit';
 import { parseCookieHeader } from './http/cookies.js';
 import { rejectUnsafeJson } from './http/json-depth.js';
-import { errorHandler, notFound, requestContext, requestInfoOf } from './http/middleware.js';
+import { streamLines } from './http/stream-lines.js';
+import { countHttpRequests, type HttpDurationHistogram, type HttpRequestCounter } from './http/metrics.js';
+import type { RequestErrorAuditor } from './http/audit-request-error.js';
+import { errorHandler, notFound, requestContext, requestIdOf, requestInfoOf } from './http/middleware.js';
 import type { ProtectedRoute, PublicRoute, Route, RouteInput, RouteResult } from './http/route.js';
 import { addressBucketKey } from './libraries/client-address.js';
 import type { RateLimits, SensitiveRouteClass } from './libraries/rate-limit-config.js';
@@ -26,6 +29,10 @@ export interface AppDeps {
   /** The counters public routes spend from (per client address). */
   consumeRateLimit: RateLimiter;
   rateLimits: RateLimits;
+  /** Every answered request counted and timed by route pattern (`createGatewayMetrics`); not measured when absent. */
+  httpMetrics?: { requests: HttpRequestCounter; duration: HttpDurationHistogram };
+  /** Records an allowed request that failed with an internal or dependency error (`request.error`); not recorded when absent. */
+  auditRequestError?: RequestErrorAuditor;
 }
 
 /** Headers browsers may send cross-origin, and read back. */
@@ -71,6 +78,8 @@ export function createApp({
   sessionCookieName,
   consumeRateLimit,
   rateLimits,
+  httpMetrics,
+  auditRequestError,
 }: AppDeps): Express {
   async function limitPublic(route: PublicRoute, request: RequestInfo, res: Response): Promise<void> {
     if (route.rateLimit === 'none') return;
@@ -99,7 +108,12 @@ export function createApp({
       needsAssistant: route.needsAssistant,
     });
     res.set(rateLimitHeaders(authorized.rateLimit, false));
-    return route.handle(authorized, input);
+    try {
+      return await route.handle(authorized, input);
+    } catch (error) {
+      await auditRequestError?.(authorized, route, error);
+      throw error;
+    }
   }
 
   const app = express();
@@ -107,6 +121,7 @@ export function createApp({
   // Answers are never cached (no-store), so no ETag is worked out for them.
   app.set('etag', false);
   app.set('trust proxy', false);
+  if (httpMetrics) app.use(countHttpRequests(httpMetrics));
   app.use(securityHeaders());
   app.use(requestContext());
   app.use(
@@ -138,7 +153,14 @@ export function createApp({
         setCookie: (cookie) => res.append('Set-Cookie', cookie),
       };
       const result = await dispatch(route, requestInfoOf(req, input.cookies?.[sessionCookieName]), input, res);
-      if (result.redirectTo !== undefined) res.redirect(302, result.redirectTo);
+      if (result.lines !== undefined) {
+        await streamLines(res, {
+          lines: result.lines,
+          contentType: result.contentType ?? 'text/plain',
+          requestId: requestIdOf(req),
+          logger,
+        });
+      } else if (result.redirectTo !== undefined) res.redirect(302, result.redirectTo);
       else if (result.status === 204) res.status(204).end();
       else res.status(result.status ?? 200).json(result.body);
     });

@@ -1,5 +1,7 @@
 import {
+  auditSpoolConfigSchema,
   base64KeySchema,
+  checkAuditSpoolConfig,
   commaListSchema,
   natsConfigSchema,
   portSchema,
@@ -24,6 +26,8 @@ const origin = z.string().refine((value) => {
 export const configSchema = natsConfigSchema
   .extend(redisConfigSchema.shape)
   .extend(serviceIdentityConfigSchema.shape)
+  /** AUDIT_SPOOL_DIR, AUDIT_SPOOL_MAX_BYTES, AUDIT_SPOOL_MAX_EVENTS: audit batches JetStream has not acknowledged (kit README). */
+  .extend(auditSpoolConfigSchema.shape)
   .extend({
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     LISTEN_HOST: z.string().default('127.0.0.1'),
@@ -77,7 +81,7 @@ export const configSchema = natsConfigSchema
     /** A verified access token is remembered (by hash) until it expires, or at most this long. */
     TOKEN_CACHE_MAX_AGE_MS: z.coerce.number().int().min(0).max(3_600_000).default(300_000),
     TOKEN_CACHE_MAX_ENTRIES: z.coerce.number().int().positive().default(50_000),
-    /** Audit events accepted but not yet stored by JetStream, at most; beyond it requests are denied (503). */
+    /** Audit events accepted and neither stored by JetStream nor spooled, at most; beyond it requests are denied (503). */
     AUDIT_MAX_PENDING: z.coerce.number().int().positive().default(10_000),
     /** How long a batch of audit events waits for more before it is published (requests never wait for it). */
     AUDIT_BATCH_LINGER_MS: z.coerce.number().int().min(0).max(1_000).default(10),
@@ -95,6 +99,7 @@ export const configSchema = natsConfigSchema
   .refine((config) => (config.TLS_CERT_FILE === undefined) === (config.TLS_KEY_FILE === undefined), {
     message: 'set TLS_CERT_FILE and TLS_KEY_FILE together',
     path: ['TLS_CERT_FILE'],
-  });
+  })
+  .superRefine(checkAuditSpoolConfig);
 
 export type Config = z.infer<typeof configSchema>;

@@ -2,11 +2,13 @@ import { Redis } from 'ioredis';
 import { createRemoteJWKSet } from 'jose';
 import {
   AppError,
+  auditSpoolDirOf,
   connectNats,
   createAuditPublisher,
   createBackgroundAuditPublisher,
   createGrpcClient,
   loadConfig,
+  openAuditSpool,
   policyChangedSubject,
   runService,
   subscribeTenantChanges,
@@ -29,6 +31,8 @@ import { createRateLimiter, redisWindowLimiters } from './libraries/rate-limiter
 import { createRobotTokenVerifier } from './libraries/robot-tokens.js';
 import { createSessionCheck } from './libraries/sessions.js';
 import { createVerifiedTokenCache } from './libraries/verified-tokens.js';
+import { countingRateLimitHits, createGatewayMetrics, trackDecisionSource } from './http/metrics.js';
+import { createRequestErrorAuditor } from './http/audit-request-error.js';
 import { startHttpServer } from './http/server.js';
 import { createDecisionAuditor } from './pipeline/audit-decision.js';
 import { createPipeline } from './pipeline/index.js';
@@ -39,9 +43,15 @@ const config = loadConfig(configSchema, process.env);
 await runService({
   name: 'api-gateway',
   config,
-  async start({ logger, lifecycle, identity }) {
+  async start({ logger, lifecycle, identity, metrics }) {
+    const gatewayMetrics = createGatewayMetrics(metrics);
     const client = <S extends Parameters<typeof createGrpcClient>[0]>(service: S, address: string, audience: string) => {
-      const c = createGrpcClient(service, { address, deadlineMs: config.GRPC_DEADLINE_MS, credential: identity.credentialFor(audience) });
+      const c = createGrpcClient(service, {
+        address,
+        deadlineMs: config.GRPC_DEADLINE_MS,
+        credential: identity.credentialFor(audience),
+        metrics,
+      });
       lifecycle.onShutdown(`${service.typeName} client`, () => c.close());
       return c;
     };
@@ -56,13 +66,20 @@ await runService({
     lifecycle.onShutdown('nats', () => nc.drain());
     const durableAudit = createAuditPublisher({ nc, subjectPrefix: config.NATS_SUBJECT_PREFIX });
     await durableAudit.ensureStream();
-    // Requests do not wait for JetStream's ack; events are retried until stored, and drained
-    // at shutdown (registered after NATS, so it runs before NATS is drained).
+    // Requests do not wait for JetStream's ack; events are retried until stored, spooled to disk
+    // while JetStream does not ack (replayed in order, also after a restart), and drained at
+    // shutdown (registered after NATS, so it runs before NATS is drained).
     const auditPublisher = createBackgroundAuditPublisher({
       publisher: durableAudit,
       maxPending: config.AUDIT_MAX_PENDING,
       lingerMs: config.AUDIT_BATCH_LINGER_MS,
       logger,
+      spool: await openAuditSpool({
+        dir: auditSpoolDirOf(config, 'api-gateway'),
+        maxBytes: config.AUDIT_SPOOL_MAX_BYTES,
+        maxEvents: config.AUDIT_SPOOL_MAX_EVENTS,
+        logger,
+      }),
     });
     lifecycle.onShutdown('audit events', async () => {
       await auditPublisher.drain(config.SHUTDOWN_BUDGET_MS / 2);
@@ -95,8 +112,10 @@ await runService({
     });
     // Policy decisions reused briefly (src/libraries/decision-cache.ts); never while the policy
     // service is unreachable, and dropped at any policy or tenant change of their tenant.
+    // The answers the cache got from the service are remembered, so decisions are counted by source.
+    const decisionSource = trackDecisionSource(policy);
     const decisions = createDecisionCache({
-      policy,
+      policy: decisionSource.policy,
       ttlMs: config.DECISION_CACHE_TTL_MS,
       maxEntries: config.DECISION_CACHE_MAX_ENTRIES,
       isPolicyAvailable: () => config.DECISION_CACHE_TTL_MS > 0 && policy.isConnected(),
@@ -124,7 +143,10 @@ await runService({
     await nc.flush();
 
     const cookieSessions = createCookieSessions({ secure: config.COOKIE_SECURE, csrfSecret: config.CSRF_SECRET });
-    const consumeRateLimit = createRateLimiter({ limiters: redisWindowLimiters(redis), keyPrefix: config.REDIS_KEY_PREFIX });
+    const consumeRateLimit = countingRateLimitHits(
+      createRateLimiter({ limiters: redisWindowLimiters(redis), keyPrefix: config.REDIS_KEY_PREFIX }),
+      gatewayMetrics.rateLimitHits,
+    );
 
     const jwksUrl = new URL(config.AUTH_JWKS_URL);
     const pipeline = createPipeline({
@@ -147,6 +169,8 @@ await runService({
       rateLimits: config.RATE_LIMITS,
       auditDecision: createDecisionAuditor(auditPublisher),
       policy: decisions,
+      authzDecisions: gatewayMetrics.authzDecisions,
+      decisionSourceOf: decisionSource.sourceOf,
     });
 
     // The public JWKS route serves a copy at most a minute old: a flood of requests is never a flood of fetches.
@@ -169,6 +193,8 @@ await runService({
       tools: { tools },
       devices: { devices },
       audit: { audit },
+      // Conversation and feedback records wait for JetStream's ack: 201 means stored, 503 means send it again.
+      records: { audit: durableAudit },
     });
     const app = createApp({
       logger,
@@ -181,6 +207,8 @@ await runService({
       sessionCookieName: cookieSessions.names.access,
       consumeRateLimit,
       rateLimits: config.RATE_LIMITS,
+      httpMetrics: { requests: gatewayMetrics.httpRequests, duration: gatewayMetrics.httpDuration },
+      auditRequestError: createRequestErrorAuditor({ audit: auditPublisher, logger }),
     });
 
     const tls =

@@ -1,12 +1,26 @@
 import { PrismaPg } from '@prisma/adapter-pg';
-import { connectNats, createTenantScope, loadConfig, runService } from '@portcullis/kit';
+import {
+  connectNats,
+  counterOn,
+  createGrpcClient,
+  createTenantScope,
+  loadConfig,
+  metricNames,
+  runService,
+  startPeriodicTask,
+} from '@portcullis/kit';
+import { AuthService } from '@portcullis/proto/auth';
 import { configSchema } from './config.js';
 import { startAuditConsumer, watchConnection } from './events/audit-consumer.js';
+import { startRobotEventConsumer } from './events/robot-consumer.js';
 import { PrismaClient } from './generated/prisma/client.js';
 import { createAuditService } from './grpc/audit-service.js';
 import { createEventIngest } from './libraries/event-ingest.js';
 import { createEventLog } from './libraries/event-log.js';
+import { createCheckpointer, createCheckpointKeyring } from './libraries/checkpoints.js';
 import { createChainVerifier } from './libraries/hash-chain.js';
+import { createRobotEvents, robotRejectReasons } from './libraries/robot-events.js';
+import { checkpointTables, createAuditReadQueries } from './queries/audit-read.js';
 import { appendOnlyTables, createAuditEventQueries, undeletableTables } from './queries/audit-events.js';
 
 const config = loadConfig(configSchema, process.env);
@@ -15,9 +29,9 @@ await runService({
   name: 'audit',
   config,
   migrationsDir: new URL('../../prisma/migrations', import.meta.url).pathname,
-  appendOnlyTables,
+  appendOnlyTables: [...appendOnlyTables, ...checkpointTables],
   undeletableTables,
-  async start({ logger, lifecycle }) {
+  async start({ logger, lifecycle, identity, metrics }) {
     const prisma = new PrismaClient({ adapter: new PrismaPg({ connectionString: config.DATABASE_URL }) });
     lifecycle.onShutdown('postgres', () => prisma.$disconnect());
     const nc = await connectNats({ servers: config.NATS_URL, name: 'audit', logger });
@@ -40,9 +54,57 @@ await runService({
     });
     lifecycle.onShutdown('audit-consumer', () => consumer.stop());
 
+    // Robot events: auth verifies the token of every message before it joins its tenant's trail.
+    const auth = createGrpcClient(AuthService, {
+      address: config.AUTH_ADDRESS,
+      deadlineMs: config.GRPC_DEADLINE_MS,
+      credential: identity.credentialFor('auth'),
+      metrics,
+    });
+    lifecycle.onShutdown('auth-client', () => auth.close());
+    const rejectedRobotEvents = counterOn(metrics, {
+      name: metricNames.robotEventsRejected,
+      help: 'Robot events refused (not stored), by reason',
+      labelNames: ['reason'],
+    });
+    for (const reason of robotRejectReasons) rejectedRobotEvents.inc({ reason }, 0);
+    const robotConsumer = await startRobotEventConsumer({
+      nc,
+      subjectPrefix: config.NATS_SUBJECT_PREFIX,
+      durable: config.ROBOT_EVENTS_CONSUMER_NAME,
+      events: createRobotEvents({
+        subjectPrefix: config.NATS_SUBJECT_PREFIX,
+        verifyRobotToken: (token) => auth.verifyRobotToken({ token }),
+        store: events.insert,
+        rejected: rejectedRobotEvents,
+        stored: counterOn(metrics, { name: metricNames.robotEventsStored, help: "Robot events stored in their tenant's audit trail" }),
+        logger,
+      }),
+      logger,
+    });
+    lifecycle.onShutdown('robot-event-consumer', () => robotConsumer.stop());
+
+    const reads = createAuditReadQueries(createTenantScope(prisma), prisma);
+    const keyring = await createCheckpointKeyring({
+      signingKey: config.AUDIT_CHECKPOINT_KEY,
+      previousKeys: config.AUDIT_CHECKPOINT_PREVIOUS_KEYS,
+    });
+    const checkpointRound = createCheckpointer({ ...reads, chainHead: events.chainHead, keyring, logger });
+    startPeriodicTask({
+      name: 'audit-checkpoints',
+      everyMs: config.AUDIT_CHECKPOINT_INTERVAL_MS,
+      run: async () => {
+        await checkpointRound();
+      },
+      logger,
+      lifecycle,
+    });
+    const log = createEventLog({ ...reads, checkpointKeys: () => keyring.publicKeys() });
+    const verifyChain = createChainVerifier(events, { listCheckpoints: reads.listCheckpoints, verify: keyring.verify });
+
     return {
-      services: [createAuditService({ log: createEventLog({ listPage: events.listPage }), verifyChain: createChainVerifier(events) })],
-      isReady: () => connection.isConnected() && consumer.isRunning(),
+      services: [createAuditService({ log, verifyChain })],
+      isReady: () => connection.isConnected() && consumer.isRunning() && robotConsumer.isRunning(),
     };
   },
 });

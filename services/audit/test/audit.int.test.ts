@@ -33,6 +33,7 @@ import type { AuditRecord } from '../src/libraries/audit-record.js';
 import { createEventIngest, type EventIngest } from '../src/libraries/event-ingest.js';
 import { createEventLog } from '../src/libraries/event-log.js';
 import { createChainVerifier } from '../src/libraries/hash-chain.js';
+import { createAuditReadQueries } from '../src/queries/audit-read.js';
 import { appendOnlyTables, createAuditEventQueries, undeletableTables } from '../src/queries/audit-events.js';
 
 const identities = createTrustedIdentities();
@@ -105,7 +106,12 @@ describe('audit service against Postgres and NATS', () => {
     server = createGrpcServer({
       identity: identities['audit'],
       logger,
-      services: [createAuditService({ log: createEventLog({ listPage: queries.listPage }), verifyChain: createChainVerifier(queries, 2) })],
+      services: [
+        createAuditService({
+          log: createEventLog({ ...createAuditReadQueries(createTenantScope(prisma), prisma), checkpointKeys: () => [] }),
+          verifyChain: createChainVerifier(queries, undefined, { pageSize: 2 }),
+        }),
+      ],
     });
     const port = await server.listen('127.0.0.1', 0);
     server.setServing(true);

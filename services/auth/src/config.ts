@@ -1,4 +1,14 @@
-import { base64KeySchema, baseConfigSchema, databaseConfigSchema, portSchema, redisConfigSchema, z } from '@portcullis/kit';
+import {
+  auditSpoolConfigSchema,
+  base64KeySchema,
+  baseConfigSchema,
+  checkAuditSpoolConfig,
+  databaseConfigSchema,
+  natsConfigSchema,
+  portSchema,
+  redisConfigSchema,
+  z,
+} from '@portcullis/kit';
 import { isAllowedEndpoint, isLoopbackHost } from './libraries/oauth-providers.js';
 
 /** The AES-256-GCM key that wraps private signing keys. */
@@ -7,6 +17,10 @@ const signingKeySecret = base64KeySchema(32);
 export const configSchema = baseConfigSchema
   .extend(databaseConfigSchema.shape)
   .extend(redisConfigSchema.shape)
+  /** NATS_URL, NATS_SUBJECT_PREFIX: where sign-ins, token, API-key and robot events are published (audit stream). */
+  .extend(natsConfigSchema.shape)
+  /** AUDIT_SPOOL_DIR, AUDIT_SPOOL_MAX_BYTES, AUDIT_SPOOL_MAX_EVENTS: audit events JetStream has not acknowledged (kit README). */
+  .extend(auditSpoolConfigSchema.shape)
   .extend({
     GRPC_PORT: baseConfigSchema.shape.GRPC_PORT.default(50051),
     ADMIN_PORT: baseConfigSchema.shape.ADMIN_PORT.default(9051),
@@ -71,6 +85,7 @@ export const configSchema = baseConfigSchema
     GITHUB_TOKEN_URL: z.url({ protocol: /^https?$/u }).default('https://github.com/login/oauth/access_token'),
     GITHUB_API_URL: z.url({ protocol: /^https?$/u }).default('https://api.github.com'),
   })
+  .superRefine(checkAuditSpoolConfig)
   .superRefine((config, ctx) => {
     if (config.SMS_PROVIDER !== 'aliyun') return;
     for (const name of [

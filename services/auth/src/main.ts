@@ -1,5 +1,17 @@
 import { PrismaPg } from '@prisma/adapter-pg';
-import { createGrpcClient, loadConfig, runService, startPeriodicTask, type Logger } from '@portcullis/kit';
+import {
+  auditSpoolDirOf,
+  connectNats,
+  createAuditPublisher,
+  createBackgroundAuditPublisher,
+  createChangeAuditPublisher,
+  createGrpcClient,
+  loadConfig,
+  openAuditSpool,
+  runService,
+  startPeriodicTask,
+  type Logger,
+} from '@portcullis/kit';
 import { TenantRegistryService } from '@portcullis/proto/tenant';
 import { Redis } from 'ioredis';
 import { configSchema } from './config.js';
@@ -42,6 +54,9 @@ const REFRESH_TOKEN_PURGE_EVERY_MS = 3_600_000;
 
 /** How long a replica trusts its copy of the active signing keys (matches the JWKS max-age). */
 const SIGNING_KEY_REFRESH_MS = 60_000;
+
+/** Audit events in memory (neither acknowledged nor spooled), at most; beyond it the changes they record answer 503. */
+const AUDIT_MAX_PENDING = 1_000;
 
 const config = loadConfig(configSchema, process.env);
 
@@ -109,6 +124,32 @@ await runService({
       credential: identity.credentialFor('tenant-registry'),
     });
     lifecycle.onShutdown('tenant-registry client', () => tenantRegistry.close());
+    const nc = await connectNats({ servers: config.NATS_URL, name: 'auth', logger });
+    lifecycle.onShutdown('nats', () => nc.drain());
+    const durableAudit = createAuditPublisher({ nc, subjectPrefix: config.NATS_SUBJECT_PREFIX });
+    await durableAudit.ensureStream();
+    // Sign-ins, token events, API-key and robot changes are published once stored; a publish waits
+    // until JetStream acknowledged the event or the local spool holds it (replayed in order when
+    // JetStream is back, also after a restart). One that does neither is logged with the event and
+    // answered DEPENDENCY_UNAVAILABLE; credentials it would have handed out are not (README: "Audit
+    // events"). Drained at shutdown (registered after NATS, so it runs before NATS is drained).
+    const backgroundAudit = createBackgroundAuditPublisher({
+      publisher: durableAudit,
+      confirm: 'stored',
+      confirmTimeoutMs: config.GRPC_DEADLINE_MS,
+      maxPending: AUDIT_MAX_PENDING,
+      logger,
+      spool: await openAuditSpool({
+        dir: auditSpoolDirOf(config, 'auth'),
+        maxBytes: config.AUDIT_SPOOL_MAX_BYTES,
+        maxEvents: config.AUDIT_SPOOL_MAX_EVENTS,
+        logger,
+      }),
+    });
+    lifecycle.onShutdown('audit events', async () => {
+      await backgroundAudit.drain(config.SHUTDOWN_BUDGET_MS / 2);
+    });
+    const audit = createChangeAuditPublisher({ publisher: backgroundAudit, logger });
 
     const signingKeys = createSigningKeys({
       store: createSigningKeyQueries(prisma),
@@ -149,6 +190,7 @@ await runService({
       store: createSessionQueries(redis, config.REDIS_KEY_PREFIX),
       refreshTokens,
       ttlSeconds: config.REFRESH_TOKEN_TTL_SECONDS,
+      audit,
       logger,
     });
     const tickets = createLoginTickets({
@@ -188,6 +230,7 @@ await runService({
       tenants: tenantRegistry,
       sessions,
       tokens,
+      audit,
       logger,
     });
     const refresh = createTokenRefresh({
@@ -196,6 +239,7 @@ await runService({
       tenants: tenantRegistry,
       tokens,
       ttlSeconds: config.REFRESH_TOKEN_TTL_SECONDS,
+      audit,
       logger,
     });
     const providers = oauthProviders(logger);
@@ -210,6 +254,7 @@ await runService({
       sessions,
       tickets,
       signIn,
+      audit,
       logger,
     });
 
@@ -222,7 +267,7 @@ await runService({
           sessions,
           signingKeys,
           phone,
-          apiKeys: createApiKeys({ store: createApiKeyQueries(prisma), tenants: tenantRegistry, logger }),
+          apiKeys: createApiKeys({ store: createApiKeyQueries(prisma), tenants: tenantRegistry, audit, logger }),
           robots: createRobots({
             store: createRobotQueries(prisma),
             tokens: createRobotTokens({
@@ -233,13 +278,14 @@ await runService({
               keyRefreshMs: SIGNING_KEY_REFRESH_MS,
             }),
             tenants: tenantRegistry,
+            audit,
             logger,
           }),
           serviceTokens: createServiceTokens({ identity, ttlSeconds: config.SERVICE_TOKEN_TTL_SECONDS }),
           oauth,
         }),
       ],
-      isReady: () => redis.status === 'ready',
+      isReady: () => redis.status === 'ready' && !nc.isClosed(),
     };
   },
 });

@@ -7,20 +7,36 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { PrismaPg } from '@prisma/adapter-pg';
 import {
   AppError,
+  connectNats,
+  createAuditPublisher,
+  createChangeAuditPublisher,
   createGrpcClient,
   createGrpcServer,
   createTrustedIdentities,
   createLogger,
   implement,
   migrate,
+  type AuditPublisher,
   type GrpcClient,
   type GrpcServer,
+  type NatsConnection,
   type ServiceHandlers,
 } from '@portcullis/kit';
+import { Outcome, type AuditEvent } from '@portcullis/proto/audit';
 import { ApiKeyKind, AuthService } from '@portcullis/proto/auth';
 import { PrincipalKind, Role, type Principal } from '@portcullis/proto/common';
 import { TenantRegistryService, type Membership } from '@portcullis/proto/tenant';
-import { createTestDatabase, infra, pollUntil, testAppRole, testRunId, withPg, type TestDatabase } from '@portcullis/test';
+import {
+  createTestDatabase,
+  infra,
+  pollUntil,
+  startAuditRecorder,
+  testAppRole,
+  testRunId,
+  withPg,
+  type AuditRecorder,
+  type TestDatabase,
+} from '@portcullis/test';
 import { Redis } from 'ioredis';
 import {
   createLocalJWKSet,
@@ -163,6 +179,14 @@ describe('auth service against Postgres, Redis and a fake tenant-registry', () =
   let userId: string;
   let sessions: Sessions;
   let tokens: AccessTokens;
+  let nc: NatsConnection;
+  /** The service's audit events, published to JetStream as main.ts does (without the spool). */
+  let audit: Pick<AuditPublisher, 'publish'>;
+  let recorder: AuditRecorder;
+
+  /** Waits for an audit event of the run's tenants of `kind` that `matches`, as JetStream delivered it. */
+  const auditedEvent = (kind: string, matches: (event: AuditEvent) => boolean) =>
+    pollUntil(() => recorder.events.find((event) => event.kind === kind && matches(event)), { timeoutMs: 10_000, what: `a ${kind} event` });
 
   const login = async () => {
     const result = await client.login({ email, password });
@@ -213,6 +237,9 @@ describe('auth service against Postgres, Redis and a fake tenant-registry', () =
     db = await createTestDatabase('auth', migrationsDir);
     prisma = new PrismaClient({ adapter: new PrismaPg({ connectionString: db.appUrl }) });
     redis = new Redis(infra.redisUrl);
+    nc = await connectNats({ servers: infra.natsUrl, name: 'auth-test', logger });
+    recorder = await startAuditRecorder({ nc, subjectPrefix: testRunId, name: `auth_test_${testRunId}` });
+    audit = createChangeAuditPublisher({ publisher: createAuditPublisher({ nc, subjectPrefix: testRunId }), logger });
 
     registry = fakeTenantRegistry(memberships);
     const registryPort = await registry.listen('127.0.0.1', 0);
@@ -241,6 +268,7 @@ describe('auth service against Postgres, Redis and a fake tenant-registry', () =
       store: createSessionQueries(redis, keyPrefix),
       refreshTokens,
       ttlSeconds: refreshTtlSeconds,
+      audit,
       logger,
     });
     const tickets = createLoginTickets({ store: redis, keyPrefix, ttlSeconds: 300 });
@@ -274,9 +302,18 @@ describe('auth service against Postgres, Redis and a fake tenant-registry', () =
       tenants: registryClient,
       sessions,
       tokens,
+      audit,
       logger,
     });
-    const refresh = createTokenRefresh({ refreshTokens, sessions, tenants: registryClient, tokens, ttlSeconds: refreshTtlSeconds, logger });
+    const refresh = createTokenRefresh({
+      refreshTokens,
+      sessions,
+      tenants: registryClient,
+      tokens,
+      ttlSeconds: refreshTtlSeconds,
+      audit,
+      logger,
+    });
     server = createGrpcServer({
       identity: identities.auth,
       logger,
@@ -288,7 +325,7 @@ describe('auth service against Postgres, Redis and a fake tenant-registry', () =
           sessions,
           signingKeys,
           phone: phoneVerification,
-          apiKeys: createApiKeys({ store: createApiKeyQueries(prisma), tenants: registryClient, logger }),
+          apiKeys: createApiKeys({ store: createApiKeyQueries(prisma), tenants: registryClient, audit, logger }),
           serviceTokens: createServiceTokens({ identity: identities.auth, ttlSeconds: 300 }),
           // Robots have their own integration test (robots.int.test.ts); here they are only wired.
           robots: createRobots({
@@ -301,6 +338,7 @@ describe('auth service against Postgres, Redis and a fake tenant-registry', () =
               keyRefreshMs: 60_000,
             }),
             tenants: registryClient,
+            audit,
             logger,
           }),
         }),
@@ -330,6 +368,8 @@ describe('auth service against Postgres, Redis and a fake tenant-registry', () =
     const keys = await redis.keys(`${keyPrefix}*`);
     if (keys.length > 0) await redis.del(...keys);
     await redis.quit();
+    await recorder.stop();
+    await nc.drain();
     await prisma.$disconnect();
     await db.drop();
   });
@@ -708,6 +748,7 @@ describe('auth service against Postgres, Redis and a fake tenant-registry', () =
         tenants: registryClient,
         tokens,
         ttlSeconds: refreshTtlSeconds,
+        audit,
         logger,
       });
       const session = await openSession();
@@ -917,6 +958,7 @@ describe('auth service against Postgres, Redis and a fake tenant-registry', () =
           tenants: registryClient,
           sessions: { open: () => Promise.reject(new Error('unused')), end: () => Promise.reject(new Error('unused')) },
           tokens: { issue: () => Promise.reject(new Error('unused')) },
+          audit,
           logger,
         });
         const error = await rejectionOf(isolated.login({ email, password, clientIp: '192.0.2.99' }));
@@ -1226,6 +1268,84 @@ describe('auth service against Postgres, Redis and a fake tenant-registry', () =
     });
   });
 
+  describe('audit events on JetStream', () => {
+    const person: Principal = {
+      $typeName: 'portcullis.common.v1.Principal',
+      kind: PrincipalKind.USER,
+      id: '',
+      tenantId: tenantAlpha,
+      role: Role.UNSPECIFIED,
+      actingUserId: '',
+      teamIds: [],
+    };
+    const inAlpha = (event: AuditEvent) => event.tenantId === tenantAlpha && event.principal?.id === userId;
+
+    it('records a sign-in, a refresh, a detected reuse and a sign-out in the tenant, after each is stored', async () => {
+      const session = await openSession(tenantAlpha, { clientIp: '192.0.2.61' });
+      const ofSession = (event: AuditEvent) => inAlpha(event) && event.attributes['session_id'] === session.sessionId;
+      const signin = await auditedEvent('auth.signin', ofSession);
+      expect(signin).toMatchObject({
+        object: 'sessions',
+        action: 'create',
+        outcome: Outcome.SUCCESS,
+        principal: { kind: PrincipalKind.USER, id: userId, tenantId: tenantAlpha, role: Role.ADMIN },
+        attributes: { role: 'admin', client_ip: '192.0.2.61' },
+        eventId: expect.stringMatching(/^[0-9a-f-]{36}$/),
+      });
+      expect(signin.occurredAt).toBeDefined();
+
+      const refreshed = await refreshWith(session.refreshToken);
+      await auditedEvent('auth.token_refreshed', ofSession);
+      await expect(client.refreshTokens({ refreshToken: session.refreshToken })).rejects.toMatchObject({ code: 'UNAUTHENTICATED' });
+      const reuse = await auditedEvent('auth.token_reuse', ofSession);
+      expect(reuse).toMatchObject({ outcome: Outcome.FAILURE, reason: expect.stringContaining('family revoked') });
+
+      const other = await openSession(tenantAlpha);
+      await client.revokeSession({ userId, sessionId: other.sessionId });
+      const revoked = await auditedEvent(
+        'auth.session_revoked',
+        (event) => inAlpha(event) && event.attributes['session_id'] === other.sessionId,
+      );
+      expect(revoked).toMatchObject({ object: 'sessions', action: 'revoke', reason: 'signed out' });
+
+      const text = JSON.stringify(
+        recorder.events.filter((event) => event.tenantId === tenantAlpha),
+        (_key, value: unknown) => (typeof value === 'bigint' ? String(value) : value),
+      );
+      for (const secretValue of [session.accessToken, session.refreshToken, refreshed.refreshToken, refreshed.accessToken]) {
+        expect(text).not.toContain(secretValue);
+      }
+    });
+
+    it('records the life of an API key by the acting person: created, rotated, revoked — never the key', async () => {
+      const actor = { ...person, id: userId };
+      const created = await client.createApiKey({
+        tenantId: tenantAlpha,
+        actor,
+        kind: ApiKeyKind.TENANT,
+        name: 'audited',
+        scopes: ['audit:read'],
+      });
+      secretsSeen.push(created.key);
+      const keyId = created.apiKey?.keyId ?? '';
+      const rotated = await client.rotateApiKey({ tenantId: tenantAlpha, actor, keyId, graceSeconds: 0 });
+      secretsSeen.push(rotated.key);
+      const newKeyId = rotated.apiKey?.keyId ?? '';
+      await client.revokeApiKey({ tenantId: tenantAlpha, actor, keyId: newKeyId });
+
+      const ofKey = (id: string) => (event: AuditEvent) => inAlpha(event) && event.attributes['key_id'] === id;
+      await expect(auditedEvent('apikey.created', ofKey(keyId))).resolves.toMatchObject({
+        object: 'apikeys',
+        action: 'create',
+        attributes: { key_prefix: `pck_${keyId}`, key_kind: 'tenant', scopes: 'audit:read' },
+      });
+      await expect(auditedEvent('apikey.rotated', ofKey(newKeyId))).resolves.toMatchObject({ attributes: { rotated_from: keyId } });
+      await auditedEvent('apikey.revoked', ofKey(newKeyId));
+      const text = JSON.stringify(recorder.events.filter((event) => event.kind.startsWith('apikey.')).map((event) => event.attributes));
+      for (const key of [created.key, rotated.key]) expect(text).not.toContain(key.slice(21));
+    });
+  });
+
   describe('API keys', () => {
     const actorOf = (id: string, tenantId = tenantAlpha): Principal => ({
       $typeName: 'portcullis.common.v1.Principal',
@@ -1439,7 +1559,7 @@ describe('auth service against Postgres, Redis and a fake tenant-registry', () =
         credential: identities.auth.credentialFor('tenant-registry'),
       });
       try {
-        const cut = createApiKeys({ store: createApiKeyQueries(prisma), tenants: unreachable, logger });
+        const cut = createApiKeys({ store: createApiKeyQueries(prisma), tenants: unreachable, audit, logger });
         expect((await rejectionOf(cut.verify(key))).code).toBe('DEPENDENCY_UNAVAILABLE');
       } finally {
         unreachable.close();

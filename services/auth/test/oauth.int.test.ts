@@ -62,6 +62,7 @@ import { createRobotQueries, createVerificationKeyQueries } from '../src/queries
 import { createSessionQueries, sessionKey } from '../src/queries/sessions.js';
 import { createSigningKeyQueries } from '../src/queries/signing-keys.js';
 import { createUserQueries } from '../src/queries/users.js';
+import { recordingAudit } from '../src/test-support/audit-events.js';
 import { rejectionOf } from '../src/test-support/rejections.js';
 
 const serviceIdentities = createTrustedIdentities();
@@ -235,7 +236,9 @@ describe('Google and GitHub sign-in against real providers, Postgres and Redis',
     const accounts = createAccounts({ users, passwords: createPasswordHasher(), logger });
     const tokens = createAccessTokens({ keys: signingKeys, issuer: 'oauth-test', audience: 'oauth-test', ttlSeconds: 900 });
     const refreshTokens = createRefreshTokenQueries(prisma);
-    const sessions = createSessions({ store: createSessionQueries(redis, keyPrefix), refreshTokens, ttlSeconds: 3_600, logger });
+    // Audit events are checked where they are published (unit tests, auth.int.test.ts); here they are only recorded.
+    const { audit } = recordingAudit();
+    const sessions = createSessions({ store: createSessionQueries(redis, keyPrefix), refreshTokens, ttlSeconds: 3_600, audit, logger });
     const tickets = createLoginTickets({ store: redis, index: createTicketIndexQueries(redis, keyPrefix), keyPrefix, ttlSeconds: 300 });
     const phone = createPhoneVerification({
       tickets,
@@ -261,6 +264,7 @@ describe('Google and GitHub sign-in against real providers, Postgres and Redis',
       tenants: registryClient,
       sessions,
       tokens,
+      audit,
       logger,
     });
     const common = { allowInsecureLoopback: true, timeoutSeconds: 5, logger };
@@ -291,6 +295,7 @@ describe('Google and GitHub sign-in against real providers, Postgres and Redis',
       sessions,
       tickets,
       signIn,
+      audit,
       logger,
     });
 
@@ -301,11 +306,11 @@ describe('Google and GitHub sign-in against real providers, Postgres and Redis',
         createAuthService({
           accounts,
           signIn,
-          refresh: createTokenRefresh({ refreshTokens, sessions, tenants: registryClient, tokens, ttlSeconds: 3_600, logger }),
+          refresh: createTokenRefresh({ refreshTokens, sessions, tenants: registryClient, tokens, ttlSeconds: 3_600, audit, logger }),
           sessions,
           signingKeys,
           phone,
-          apiKeys: createApiKeys({ store: createApiKeyQueries(prisma), tenants: registryClient, logger }),
+          apiKeys: createApiKeys({ store: createApiKeyQueries(prisma), tenants: registryClient, audit, logger }),
           serviceTokens: createServiceTokens({ identity: serviceIdentities.auth, ttlSeconds: 300 }),
           // Robots have their own tests; here they are what a reclaim must revoke.
           robots: createRobots({
@@ -318,6 +323,7 @@ describe('Google and GitHub sign-in against real providers, Postgres and Redis',
               keyRefreshMs: 60_000,
             }),
             tenants: registryClient,
+            audit,
             logger,
           }),
           oauth,

@@ -26,6 +26,7 @@ import { createRobots, type TeamDirectory } from '../src/libraries/robots.js';
 import { createSigningKeys, type SigningKeys } from '../src/libraries/signing-keys.js';
 import { createRobotQueries, createVerificationKeyQueries } from '../src/queries/robots.js';
 import { createSigningKeyQueries } from '../src/queries/signing-keys.js';
+import { recordingAudit } from '../src/test-support/audit-events.js';
 import { rejectionOf } from '../src/test-support/rejections.js';
 
 const identities = createTrustedIdentities();
@@ -119,6 +120,8 @@ function robotServer(tenants: TeamDirectory, prisma: PrismaClient, signingKeys: 
       keyRefreshMs: 0,
     }),
     tenants,
+    // Robot events are checked in robots.test.ts and the end-to-end audit coverage test.
+    audit: recordingAudit().audit,
     logger,
   });
   const absent = async (): Promise<never> => {

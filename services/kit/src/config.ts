@@ -18,6 +18,29 @@ export function loadConfig<S extends z.ZodType>(schema: S, env: NodeJS.ProcessEn
 const port = z.coerce.number().int().min(0).max(65535);
 const logLevel = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
 
+/** An OpenTelemetry variable: set to the empty string counts as unset, as the specification says. */
+const otel = <S extends z.ZodType>(schema: S) => z.preprocess((value) => (value === '' ? undefined : value), schema.optional());
+
+/**
+ * The standard OpenTelemetry variables the kit decides on, checked so that a mistyped value stops
+ * the start instead of being silently replaced by a default. The SDK reads these (and the rest:
+ * OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES, OTEL_EXPORTER_OTLP_HEADERS, OTEL_BSP_*) itself;
+ * see docs/tracing.md. Traces are exported only when an endpoint is set.
+ */
+export const otelConfigSchema = z.object({
+  OTEL_SDK_DISABLED: otel(z.string()).transform((value) => value?.trim().toLowerCase() === 'true'),
+  OTEL_TRACES_EXPORTER: otel(z.enum(['otlp', 'none'], { message: 'only "otlp" and "none" are supported' })),
+  OTEL_EXPORTER_OTLP_ENDPOINT: otel(z.url()),
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: otel(z.url()),
+  /** Traces are sent as OTLP/HTTP JSON; another protocol would reach a receiver that cannot read them. */
+  OTEL_EXPORTER_OTLP_PROTOCOL: otel(z.literal('http/json', { message: 'only "http/json" is supported' })),
+  OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: otel(z.literal('http/json', { message: 'only "http/json" is supported' })),
+  OTEL_TRACES_SAMPLER: otel(
+    z.enum(['always_on', 'always_off', 'traceidratio', 'parentbased_always_on', 'parentbased_always_off', 'parentbased_traceidratio']),
+  ),
+  OTEL_TRACES_SAMPLER_ARG: otel(z.coerce.number().min(0).max(1)),
+});
+
 /** Settings every service shares; services extend this with their own. */
 export const baseConfigSchema = z.object({
   LOG_LEVEL: logLevel.default('info'),
@@ -26,7 +49,7 @@ export const baseConfigSchema = z.object({
   ADMIN_PORT: port,
   GRPC_DEADLINE_MS: z.coerce.number().int().positive().default(3000),
   SHUTDOWN_BUDGET_MS: z.coerce.number().int().positive().default(10000),
-  OTEL_EXPORTER_OTLP_ENDPOINT: z.url().optional(),
+  ...otelConfigSchema.shape,
   ...serviceIdentityConfigSchema.shape,
 });
 

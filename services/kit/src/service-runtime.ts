@@ -5,6 +5,7 @@ import { createServiceIdentity, type ServiceIdentity } from './grpc/service-cred
 import type { KeyObject } from 'node:crypto';
 import { createLifecycle, type Lifecycle } from './lifecycle.js';
 import { createLogger, type Logger } from './logger.js';
+import { createMetrics, type Registry } from './metrics/metrics.js';
 import { startTelemetry } from './telemetry/telemetry.js';
 
 export interface RuntimeConfig {
@@ -38,9 +39,11 @@ export interface RunServiceOptions<C extends RuntimeConfig> {
   undeletableTables?: readonly string[];
   /**
    * Opens the service's connections (registering their closers) and returns its gRPC services.
-   * `identity` signs this service's calls to others (`identity.credentialFor(<service>)`).
+   * `identity` signs this service's calls to others (`identity.credentialFor(<service>)`);
+   * `metrics` is the process's Prometheus registry (served on the admin port's `/metrics`),
+   * where the service registers its own counters and histograms.
    */
-  start(runtime: { logger: Logger; lifecycle: Lifecycle; identity: ServiceIdentity }): Promise<ServiceParts>;
+  start(runtime: { logger: Logger; lifecycle: Lifecycle; identity: ServiceIdentity; metrics: Registry }): Promise<ServiceParts>;
 }
 
 /**
@@ -57,8 +60,9 @@ export async function runService<C extends RuntimeConfig>({
   undeletableTables,
   start,
 }: RunServiceOptions<C>): Promise<void> {
-  const telemetry = startTelemetry({ serviceName: name, otlpEndpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT });
+  const telemetry = startTelemetry({ serviceName: name, settings: config });
   const logger = createLogger({ name, level: config.LOG_LEVEL });
+  const metrics = createMetrics({ service: name });
   const lifecycle = createLifecycle({ logger, budgetMs: config.SHUTDOWN_BUDGET_MS });
   lifecycle.onShutdown('telemetry', () => telemetry.shutdown());
   lifecycle.handleSignals();
@@ -74,9 +78,9 @@ export async function runService<C extends RuntimeConfig>({
       });
     }
     const identity = createServiceIdentity({ name, privateKey: config.SERVICE_IDENTITY_KEY, trust: config.SERVICE_TRUST });
-    const parts = await start({ logger, lifecycle, identity });
+    const parts = await start({ logger, lifecycle, identity, metrics });
     const services = parts.services ?? [];
-    const grpc = services.length > 0 ? createGrpcServer({ logger, services, identity }) : undefined;
+    const grpc = services.length > 0 ? createGrpcServer({ logger, services, identity, metrics }) : undefined;
     let grpcPort: number | undefined;
     if (grpc) {
       if (config.GRPC_PORT === undefined) throw new Error('GRPC_PORT is required to serve gRPC');
@@ -87,7 +91,10 @@ export async function runService<C extends RuntimeConfig>({
     lifecycle.onShutdown('readiness', () => {
       serving = false;
     });
-    const admin = createAdminServer({ isReady: async () => serving && (parts.isReady ? await parts.isReady() : true) });
+    const admin = createAdminServer({
+      isReady: async () => serving && (parts.isReady ? await parts.isReady() : true),
+      metrics,
+    });
     const adminPort = await admin.listen(config.LISTEN_HOST, config.ADMIN_PORT);
     lifecycle.onShutdown('admin', () => admin.close());
     grpc?.setServing(true);

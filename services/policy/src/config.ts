@@ -1,8 +1,17 @@
-import { baseConfigSchema, databaseConfigSchema, natsConfigSchema, z } from '@portcullis/kit';
+import {
+  auditSpoolConfigSchema,
+  baseConfigSchema,
+  checkAuditSpoolConfig,
+  databaseConfigSchema,
+  natsConfigSchema,
+  z,
+} from '@portcullis/kit';
 
 export const configSchema = baseConfigSchema
   .extend(databaseConfigSchema.shape)
   .extend(natsConfigSchema.shape)
+  /** AUDIT_SPOOL_DIR, AUDIT_SPOOL_MAX_BYTES, AUDIT_SPOOL_MAX_EVENTS: grant events JetStream has not acknowledged (kit README). */
+  .extend(auditSpoolConfigSchema.shape)
   .extend({
     GRPC_PORT: baseConfigSchema.shape.GRPC_PORT.default(50053),
     ADMIN_PORT: baseConfigSchema.shape.ADMIN_PORT.default(9053),
@@ -16,6 +25,7 @@ export const configSchema = baseConfigSchema
     POLICY_MAX_CACHED_TENANTS: z.coerce.number().int().positive().default(10_000),
     /** Rules are reloaded at least this often, bounding staleness if a change notice is missed. */
     POLICY_CACHE_MAX_AGE_MS: z.coerce.number().int().positive().default(30_000),
-  });
+  })
+  .superRefine(checkAuditSpoolConfig);
 
 export type Config = z.infer<typeof configSchema>;

@@ -1,13 +1,24 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { Outcome } from '@portcullis/proto/audit';
 import { PrincipalKind, Role } from '@portcullis/proto/common';
-import { createTestDatabase, pollUntil, withPg, type TestDatabase } from '@portcullis/test';
+import {
+  createTestDatabase,
+  pollUntil,
+  startAuditRecorder,
+  testRunId,
+  withPg,
+  type AuditRecorder,
+  type TestDatabase,
+} from '@portcullis/test';
 import { startReplica, type Replica } from './replica.js';
 
 describe('policy service against Postgres and NATS', () => {
   let db: TestDatabase;
   let one: Replica;
   let two: Replica;
+  /** The audit events of the run, as JetStream delivered them. */
+  let recorder: AuditRecorder;
   const tenantA = randomUUID();
   const tenantB = randomUUID();
   const owner = randomUUID();
@@ -21,11 +32,13 @@ describe('policy service against Postgres and NATS', () => {
   beforeAll(async () => {
     db = await createTestDatabase('policy', new URL('../prisma/migrations', import.meta.url).pathname);
     [one, two] = await Promise.all([startReplica(db), startReplica(db)]);
+    recorder = await startAuditRecorder({ nc: one.nc, subjectPrefix: testRunId, name: `policy_test_${testRunId}` });
     // The tenant's first owner: the only grant without an actor.
     await one.client.assignRole({ tenantId: tenantA, userId: owner, role: Role.OWNER });
   });
 
   afterAll(async () => {
+    await recorder.stop();
     for (const replica of [one, two]) await replica.close();
     await db.drop();
   });
@@ -35,6 +48,38 @@ describe('policy service against Postgres and NATS', () => {
     expect((await ask()).allowed).toBe(false);
     await one.client.assignRole({ tenantId: tenantA, userId: alice, role: Role.ADMIN, ...byOwner });
     expect(await ask()).toMatchObject({ allowed: true, reason: expect.stringContaining('role:admin') });
+  });
+
+  it('records assistant roles and permissions in the tenant’s trail once each, and no tenant-wide role', async () => {
+    const erin = randomUUID();
+    await one.client.assignRole({ tenantId: tenantA, userId: erin, role: Role.USER, ...byOwner });
+    await one.client.assignRole({ tenantId: tenantA, userId: erin, role: Role.ADMIN, assistantId: assistant2, ...byOwner });
+    await two.client.grantPermission({ tenantId: tenantA, userId: erin, object: 'audit', action: 'read', ...byOwner });
+    await two.client.grantPermission({ tenantId: tenantA, userId: erin, object: 'audit', action: 'read', ...byOwner });
+    await one.client.revokePermission({ tenantId: tenantA, userId: erin, object: 'audit', action: 'read', ...byOwner });
+    await one.client.revokeRole({ tenantId: tenantA, userId: erin, role: Role.ADMIN, assistantId: assistant2, ...byOwner });
+
+    const expected = ['policy.role_assigned', 'policy.permission_granted', 'policy.permission_revoked', 'policy.role_revoked'];
+    const events = await pollUntil(
+      () => {
+        const about = recorder.events.filter((event) => event.tenantId === tenantA && event.attributes['user_id'] === erin);
+        return about.length >= expected.length ? about : undefined;
+      },
+      { timeoutMs: 10_000, what: "erin's grant events" },
+    );
+    expect(events.map((event) => event.kind).sort()).toEqual([...expected].sort());
+    expect(events.find((event) => event.kind === 'policy.role_assigned')).toMatchObject({
+      principal: { kind: PrincipalKind.USER, id: owner, tenantId: tenantA },
+      assistantId: assistant2,
+      object: 'members',
+      action: 'assign_role',
+      outcome: Outcome.SUCCESS,
+      attributes: { role: 'admin', assistant_id: assistant2 },
+    });
+    expect(events.find((event) => event.kind === 'policy.permission_granted')?.attributes).toEqual({
+      user_id: erin,
+      capability: 'audit:read',
+    });
   });
 
   it('never lets a principal act in another tenant', async () => {

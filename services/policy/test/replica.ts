@@ -1,6 +1,8 @@
 import { PrismaPg } from '@prisma/adapter-pg';
 import {
   connectNats,
+  createAuditPublisher,
+  createChangeAuditPublisher,
   createGrpcClient,
   createGrpcServer,
   createTrustedIdentities,
@@ -43,6 +45,9 @@ export async function startReplica(db: TestDatabase, { defaultPlan = 'free' } = 
   const changes = createPolicyChangeChannel({ nc, subjectPrefix: testRunId, logger });
   changes.subscribe((tenantId) => decisions.invalidate(tenantId));
   await nc.flush();
+  // Audit events go to the run's JetStream audit stream, as main.ts publishes them (without the spool).
+  const durableAudit = createAuditPublisher({ nc, subjectPrefix: testRunId });
+  await durableAudit.ensureStream();
   const grants = createGrantLibrary({
     store: rules,
     catalogue,
@@ -50,6 +55,7 @@ export async function startReplica(db: TestDatabase, { defaultPlan = 'free' } = 
       decisions.invalidate(tenantId);
       changes.publish(tenantId);
     },
+    audit: createChangeAuditPublisher({ publisher: durableAudit, logger }),
   });
   const server = createGrpcServer({ identity: identities['policy'], logger, services: [createPolicyService({ decisions, grants })] });
   const port = await server.listen('127.0.0.1', 0);

@@ -1,6 +1,17 @@
 import { Resolver } from 'node:dns/promises';
 import { PrismaPg } from '@prisma/adapter-pg';
-import { connectNats, createGrpcClient, createTenantScope, loadConfig, runService } from '@portcullis/kit';
+import {
+  auditSpoolDirOf,
+  connectNats,
+  createAuditPublisher,
+  createBackgroundAuditPublisher,
+  createChangeAuditPublisher,
+  createGrpcClient,
+  createTenantScope,
+  loadConfig,
+  openAuditSpool,
+  runService,
+} from '@portcullis/kit';
 import { PolicyService } from '@portcullis/proto/policy';
 import { configSchema } from './config.js';
 import { createTenantChangePublisher } from './events/tenant-changes.js';
@@ -19,6 +30,8 @@ import { createTeamQueries } from './queries/teams.js';
 import { createTenantQueries } from './queries/tenants.js';
 
 const config = loadConfig(configSchema, process.env);
+/** Audit events in memory (neither acknowledged nor spooled), at most; beyond it the changes they record answer 503. */
+const auditMaxPending = 1_000;
 
 await runService({
   name: 'tenant-registry',
@@ -29,6 +42,30 @@ await runService({
     lifecycle.onShutdown('postgres', () => prisma.$disconnect());
     const nc = await connectNats({ servers: config.NATS_URL, name: 'tenant-registry', logger });
     lifecycle.onShutdown('nats', () => nc.drain());
+    const durableAudit = createAuditPublisher({ nc, subjectPrefix: config.NATS_SUBJECT_PREFIX });
+    await durableAudit.ensureStream();
+    // Membership and team changes are published once stored; a publish waits until JetStream
+    // acknowledged the event or the local spool holds it (replayed in order when JetStream is
+    // back, also after a restart). One that does neither is logged with the event and answered
+    // DEPENDENCY_UNAVAILABLE (README: "Audit events"). Drained at shutdown (registered after
+    // NATS, so it runs before NATS is drained).
+    const backgroundAudit = createBackgroundAuditPublisher({
+      publisher: durableAudit,
+      confirm: 'stored',
+      confirmTimeoutMs: config.GRPC_DEADLINE_MS,
+      maxPending: auditMaxPending,
+      logger,
+      spool: await openAuditSpool({
+        dir: auditSpoolDirOf(config, 'tenant-registry'),
+        maxBytes: config.AUDIT_SPOOL_MAX_BYTES,
+        maxEvents: config.AUDIT_SPOOL_MAX_EVENTS,
+        logger,
+      }),
+    });
+    lifecycle.onShutdown('audit events', async () => {
+      await backgroundAudit.drain(config.SHUTDOWN_BUDGET_MS / 2);
+    });
+    const audit = createChangeAuditPublisher({ publisher: backgroundAudit, logger });
     const policy = createGrpcClient(PolicyService, {
       address: config.POLICY_ADDRESS,
       deadlineMs: config.GRPC_DEADLINE_MS,
@@ -45,10 +82,10 @@ await runService({
       resolveTxt: (name) => resolver.resolveTxt(name),
       exemptSuffixes: config.DOMAIN_VERIFICATION_EXEMPT_SUFFIXES,
     });
-    const tenants = createTenantLibrary({ store: createTenantQueries(scope), ownership, policy, announce: changes.publish });
+    const tenants = createTenantLibrary({ store: createTenantQueries(scope), ownership, policy, announce: changes.publish, audit });
     const membershipStore = createMembershipQueries(scope);
-    const memberships = createMembershipLibrary({ store: membershipStore, lookups, policy, announce: changes.publish });
-    const teams = createTeamLibrary({ store: createTeamQueries(scope), members: membershipStore, announce: changes.publish });
+    const memberships = createMembershipLibrary({ store: membershipStore, lookups, policy, announce: changes.publish, audit });
+    const teams = createTeamLibrary({ store: createTeamQueries(scope), members: membershipStore, announce: changes.publish, audit });
     const chatGroups = createChatGroupLibrary({
       store: createChatGroupQueries(scope),
       members: membershipStore,

@@ -2,6 +2,8 @@ import { PrismaPg } from '@prisma/adapter-pg';
 import {
   AppError,
   connectNats,
+  createAuditPublisher,
+  createChangeAuditPublisher,
   createGrpcClient,
   createGrpcServer,
   createTrustedIdentities,
@@ -179,6 +181,10 @@ export async function startRegistry(db: TestDatabase, policyAddress: string): Pr
     },
   });
   await nc.flush();
+  // Audit events go to the run's JetStream audit stream, as main.ts publishes them (without the spool).
+  const durableAudit = createAuditPublisher({ nc, subjectPrefix: testRunId });
+  await durableAudit.ensureStream();
+  const audit = createChangeAuditPublisher({ publisher: durableAudit, logger });
 
   const policy = createGrpcClient(PolicyService, {
     address: policyAddress,
@@ -190,9 +196,14 @@ export async function startRegistry(db: TestDatabase, policyAddress: string): Pr
   const changes = createTenantChangePublisher({ nc, subjectPrefix: testRunId, logger });
   const dns = createFakeDns();
   const ownership = createDomainOwnership({ resolveTxt: (name) => dns.resolveTxt(name), exemptSuffixes: [] });
-  const tenants = createTenantLibrary({ store: createTenantQueries(scope), ownership, policy, announce: changes.publish });
-  const memberships = createMembershipLibrary({ store: createMembershipQueries(scope), lookups, policy, announce: changes.publish });
-  const teams = createTeamLibrary({ store: createTeamQueries(scope), members: createMembershipQueries(scope), announce: changes.publish });
+  const tenants = createTenantLibrary({ store: createTenantQueries(scope), ownership, policy, announce: changes.publish, audit });
+  const memberships = createMembershipLibrary({ store: createMembershipQueries(scope), lookups, policy, announce: changes.publish, audit });
+  const teams = createTeamLibrary({
+    store: createTeamQueries(scope),
+    members: createMembershipQueries(scope),
+    announce: changes.publish,
+    audit,
+  });
   const chatGroups = createChatGroupLibrary({
     store: createChatGroupQueries(scope),
     members: createMembershipQueries(scope),

@@ -1,24 +1,42 @@
 import { timestampDate } from '@bufbuild/protobuf/wkt';
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { connectNats, type NatsConnection } from '@portcullis/kit';
+import { Outcome, type AuditEvent } from '@portcullis/proto/audit';
 import { PrincipalKind, Role, TenantStatus } from '@portcullis/proto/common';
-import { createTestDatabase, pollUntil, testRunId, withPg, type TestDatabase } from '@portcullis/test';
-import { migrationsDir, startFakePolicy, startRegistry, type FakePolicy, type Registry } from './harness.js';
+import {
+  createTestDatabase,
+  infra,
+  pollUntil,
+  startAuditRecorder,
+  testRunId,
+  withPg,
+  type AuditRecorder,
+  type TestDatabase,
+} from '@portcullis/test';
+import { logger, migrationsDir, startFakePolicy, startRegistry, type FakePolicy, type Registry } from './harness.js';
 
 describe('tenant registry over gRPC against Postgres and NATS', () => {
   let db: TestDatabase;
   let policy: FakePolicy;
   let registry: Registry;
+  let nc: NatsConnection;
+  /** The audit events of the run, as JetStream delivered them. */
+  let recorder: AuditRecorder;
   const host = (label: string) => `${label}.${testRunId}.example`;
 
   beforeAll(async () => {
     db = await createTestDatabase('tenant-registry', migrationsDir);
     policy = await startFakePolicy();
     registry = await startRegistry(db, policy.address);
+    nc = await connectNats({ servers: infra.natsUrl, name: 'tenant-registry-audit-test', logger });
+    recorder = await startAuditRecorder({ nc, subjectPrefix: testRunId, name: `tenant_registry_test_${testRunId}` });
   });
 
   afterAll(async () => {
     await registry.stop();
+    await recorder.stop();
+    await nc.drain();
     await policy.stop();
     await db.drop();
   });
@@ -209,6 +227,49 @@ describe('tenant registry over gRPC against Postgres and NATS', () => {
       timeoutMs: 5_000,
       what: 'member.changed notice',
     });
+  });
+
+  it("records every membership and team change in the tenant's audit trail, by the actor, once", async () => {
+    const created = await newTenant();
+    const tenantId = created.tenant.id;
+    const actor = owner(created);
+    const userId = randomUUID();
+    await registry.client.addMember({ tenantId, userId, role: Role.ADMIN, actor });
+    await registry.client.addMember({ tenantId, userId, role: Role.USER, actor });
+    const { team } = await registry.client.createTeam({ tenantId, name: 'Audited' });
+    await registry.client.addTeamMember({ tenantId, teamId: team!.id, userId, actor });
+    await registry.client.addTeamMember({ tenantId, teamId: team!.id, userId, actor });
+    await registry.client.removeTeamMember({ tenantId, teamId: team!.id, userId, actor });
+    await registry.client.removeMember({ tenantId, userId, actor });
+
+    const expected = ['member.added', 'member.added', 'member.role_changed', 'team.member_added', 'team.member_removed', 'member.removed'];
+    const events = await pollUntil(
+      () => {
+        const ofTenant = recorder.events.filter((event) => event.tenantId === tenantId);
+        return ofTenant.length >= expected.length ? ofTenant : undefined;
+      },
+      { timeoutMs: 10_000, what: "the tenant's membership events" },
+    );
+    expect(events.map((event) => event.kind).sort()).toEqual([...expected].sort());
+    const ofKind = (kind: string) => events.find((event) => event.kind === kind && event.attributes['user_id'] === userId) as AuditEvent;
+    // The first member.added is the creator's own, as owner.
+    expect(events.find((event) => event.kind === 'member.added' && event.attributes['user_id'] === created.ownerId)).toMatchObject({
+      principal: { id: created.ownerId },
+      attributes: { role: 'owner' },
+    });
+    expect(ofKind('member.role_changed')).toMatchObject({
+      principal: { kind: PrincipalKind.USER, id: created.ownerId, tenantId },
+      object: 'members',
+      action: 'change_role',
+      outcome: Outcome.SUCCESS,
+      attributes: { role: 'user', previous_role: 'admin' },
+    });
+    expect(ofKind('team.member_added').attributes).toEqual({ team_id: team!.id, user_id: userId });
+    expect(ofKind('member.removed').attributes).toEqual({ user_id: userId, role: 'user' });
+    for (const event of events) {
+      expect(event.eventId).toMatch(/^[0-9a-f-]{36}$/);
+      expect(event.occurredAt).toBeDefined();
+    }
   });
 
   it('announces every change with the tenant id', async () => {

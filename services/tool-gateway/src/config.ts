@@ -1,4 +1,12 @@
-import { AppError, baseConfigSchema, databaseConfigSchema, natsConfigSchema, z } from '@portcullis/kit';
+import {
+  AppError,
+  auditSpoolConfigSchema,
+  baseConfigSchema,
+  checkAuditSpoolConfig,
+  databaseConfigSchema,
+  natsConfigSchema,
+  z,
+} from '@portcullis/kit';
 import { parseAllowedTargets } from './libraries/target-guard.js';
 
 /** Comma-separated `host:port` entries, parsed and normalised; empty allows nothing. */
@@ -17,6 +25,8 @@ const allowedTargets = z
 export const configSchema = baseConfigSchema
   .extend(databaseConfigSchema.shape)
   .extend(natsConfigSchema.shape)
+  /** AUDIT_SPOOL_DIR, AUDIT_SPOOL_MAX_BYTES, AUDIT_SPOOL_MAX_EVENTS: tool call records JetStream has not acknowledged (kit README). */
+  .extend(auditSpoolConfigSchema.shape)
   .extend({
     GRPC_PORT: baseConfigSchema.shape.GRPC_PORT.default(50054),
     ADMIN_PORT: baseConfigSchema.shape.ADMIN_PORT.default(9054),
@@ -26,6 +36,7 @@ export const configSchema = baseConfigSchema
     TOOL_MAX_RESPONSE_BYTES: z.coerce.number().int().positive().default(1_048_576),
     /** Exact `host:port` endpoints that may be called although they are loopback/private (development). */
     TOOL_ALLOWED_PRIVATE_TARGETS: allowedTargets,
-  });
+  })
+  .superRefine(checkAuditSpoolConfig);
 
 export type Config = z.infer<typeof configSchema>;

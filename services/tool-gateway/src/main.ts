@@ -1,5 +1,14 @@
 import { PrismaPg } from '@prisma/adapter-pg';
-import { connectNats, createAuditPublisher, createTenantScope, loadConfig, runService } from '@portcullis/kit';
+import {
+  auditSpoolDirOf,
+  connectNats,
+  createAuditPublisher,
+  createBackgroundAuditPublisher,
+  createTenantScope,
+  loadConfig,
+  openAuditSpool,
+  runService,
+} from '@portcullis/kit';
 import { configSchema } from './config.js';
 import { PrismaClient } from './generated/prisma/client.js';
 import { createToolGatewayService } from './grpc/tool-gateway-service.js';
@@ -10,6 +19,8 @@ import { createToolRegistry } from './libraries/tool-registry.js';
 import { createToolQueries } from './queries/tools.js';
 
 const config = loadConfig(configSchema, process.env);
+/** Tool call records in memory (neither acknowledged nor spooled), at most; beyond it calls fail with 503. */
+const auditMaxPending = 1_000;
 
 await runService({
   name: 'tool-gateway',
@@ -20,8 +31,28 @@ await runService({
     lifecycle.onShutdown('postgres', () => prisma.$disconnect());
     const nc = await connectNats({ servers: config.NATS_URL, name: 'tool-gateway', logger });
     lifecycle.onShutdown('nats', () => nc.drain());
-    const audit = createAuditPublisher({ nc, subjectPrefix: config.NATS_SUBJECT_PREFIX });
-    await audit.ensureStream();
+    const durableAudit = createAuditPublisher({ nc, subjectPrefix: config.NATS_SUBJECT_PREFIX });
+    await durableAudit.ensureStream();
+    // A call's result is returned only once its record is acknowledged by JetStream or fsynced to
+    // the local spool (replayed in order when JetStream is back, also after a restart); with the
+    // spool full and `auditMaxPending` records in memory, calls fail with 503. Drained at shutdown
+    // (registered after NATS, so it runs before NATS is drained).
+    const audit = createBackgroundAuditPublisher({
+      publisher: durableAudit,
+      confirm: 'stored',
+      confirmTimeoutMs: config.GRPC_DEADLINE_MS,
+      maxPending: auditMaxPending,
+      logger,
+      spool: await openAuditSpool({
+        dir: auditSpoolDirOf(config, 'tool-gateway'),
+        maxBytes: config.AUDIT_SPOOL_MAX_BYTES,
+        maxEvents: config.AUDIT_SPOOL_MAX_EVENTS,
+        logger,
+      }),
+    });
+    lifecycle.onShutdown('audit events', async () => {
+      await audit.drain(config.SHUTDOWN_BUDGET_MS / 2);
+    });
 
     if (config.TOOL_ALLOWED_PRIVATE_TARGETS.length > 0) {
       const targets = config.TOOL_ALLOWED_PRIVATE_TARGETS.map(formatAllowedTarget);

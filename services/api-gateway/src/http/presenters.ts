@@ -75,6 +75,7 @@ export function isoTime(timestamp: Timestamp | undefined): string | null {
 export function presentAuditEvent(event: AuditEvent) {
   return {
     eventId: event.eventId,
+    tenantId: event.tenantId,
     kind: event.kind,
     occurredAt: isoTime(event.occurredAt),
     principal: event.principal

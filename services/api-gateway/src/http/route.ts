@@ -19,6 +19,13 @@ export interface RouteResult {
   body: unknown;
   /** Answers 302 with this Location instead of a JSON body. */
   redirectTo?: string;
+  /**
+   * Streams these lines (each followed by a newline) as the body instead of JSON, with
+   * `contentType`. An error after the first line can only end the stream early, so a streamed
+   * format must say in its last line that it is complete.
+   */
+  lines?: AsyncIterable<string>;
+  contentType?: string;
 }
 
 type Method = 'get' | 'post' | 'delete';

@@ -44,6 +44,8 @@ const sensitiveLimitsSchema = z.strictObject({
    * address's API keys and robot tokens are refused before the auth service is asked.
    */
   failedAuth: windowSchema,
+  /** Exporting or verifying a whole audit trail (reads every record), per person and per client address. */
+  auditExport: windowSchema,
 });
 
 export type SensitiveRouteClass = keyof z.infer<typeof sensitiveLimitsSchema>;
@@ -81,6 +83,7 @@ export const defaultRateLimits: RateLimits = {
     activationStart: perMinute(10),
     activationCode: { points: 10, windowSeconds: 600 },
     failedAuth: perMinute(60),
+    auditExport: perMinute(6),
   },
 };
 

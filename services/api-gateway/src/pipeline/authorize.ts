@@ -1,12 +1,17 @@
 import { AppError, type GrpcClient } from '@portcullis/kit';
 import { PrincipalKind, Role, type Principal } from '@portcullis/proto/common';
 import type { PolicyService } from '@portcullis/proto/policy';
+import type { DecisionCounter, DecisionSource } from '../http/metrics.js';
 import type { DecisionAuditor } from './audit-decision.js';
 import type { AuthorizedContext, RateLimitedContext, RouteRequirement } from './types.js';
 
 export interface AuthorizeDeps {
   policy: Pick<GrpcClient<typeof PolicyService>, 'check'>;
   auditDecision: DecisionAuditor;
+  /** Counts every decision, `portcullis_authz_decisions_total{outcome,source}`. */
+  authzDecisions?: DecisionCounter;
+  /** Whether a policy answer came from the service or the decision cache (`trackDecisionSource`); 'policy' when absent. */
+  decisionSourceOf?: (answer: object) => Exclude<DecisionSource, 'route'>;
 }
 
 /**
@@ -24,21 +29,24 @@ export interface AuthorizeDeps {
  * goes to the policy service as it is; the policy allows only what the `role:robot` template
  * grants AND the creator holds now.
  */
-export function createAuthorize({ policy, auditDecision }: AuthorizeDeps) {
+export function createAuthorize({ policy, auditDecision, authzDecisions, decisionSourceOf = () => 'policy' }: AuthorizeDeps) {
   return async function authorize(limited: RateLimitedContext, route: RouteRequirement): Promise<AuthorizedContext> {
     const { request, target, principal, credential, rateLimit } = limited;
     const { capability } = route;
     const name = `${capability.object}:${capability.action}`;
     const record = (allowed: boolean, reason: string) => auditDecision({ request, target, principal, capability, allowed, reason });
+    const count = (allowed: boolean, source: DecisionSource) => authzDecisions?.inc({ outcome: allowed ? 'allow' : 'deny', source });
     const allow = () => ({ request, target, principal, credential, capability, rateLimit }) as AuthorizedContext;
     const deny = () => new AppError('PERMISSION_DENIED', `missing capability ${name}`);
 
     // The route's own conditions first, so a refused request is never recorded as allowed.
     if (route.humansOnly && credential.kind !== 'access_token') {
+      count(false, 'route');
       await record(false, 'this route needs a signed-in person');
       throw new AppError('PERMISSION_DENIED', 'this route needs a signed-in person; API keys and robot tokens cannot use it');
     }
     if (route.needsAssistant && !target.assistantId) {
+      count(false, 'route');
       await record(false, 'this route acts on an assistant and none was named');
       throw new AppError('INVALID_ARGUMENT', "this route acts on an assistant: send it to the assistant's domain or set X-Assistant-Id");
     }
@@ -47,6 +55,7 @@ export function createAuthorize({ policy, auditDecision }: AuthorizeDeps) {
     let subject: Principal = principal;
     if (credential.kind === 'api_key') {
       if (!credential.scopes.includes(name)) {
+        count(false, 'route');
         await record(false, `API key scopes do not include ${name}`);
         throw deny();
       }
@@ -73,6 +82,8 @@ export function createAuthorize({ policy, auditDecision }: AuthorizeDeps) {
       await record(false, 'policy service unavailable').catch(() => undefined);
       throw new AppError('DEPENDENCY_UNAVAILABLE', 'the authorization service is unavailable; request denied', { cause: error });
     }
+    // A policy service that did not answer made no decision: the 503 shows in the HTTP and gRPC client metrics.
+    count(decision.allowed, decisionSourceOf(decision));
     const reason = subject === principal ? decision.reason : `as user ${subject.id}: ${decision.reason}`;
     await record(decision.allowed, reason);
     if (!decision.allowed) throw deny();

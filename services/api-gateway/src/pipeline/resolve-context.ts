@@ -1,4 +1,4 @@
-import { AppError, isUuid, type GrpcClient } from '@portcullis/kit';
+import { AppError, isUuid, tagActiveSpan, type GrpcClient } from '@portcullis/kit';
 import type { TenantRegistryService } from '@portcullis/proto/tenant';
 import { denyWhenUnavailable } from '../libraries/dependency-failure.js';
 import type { RequestInfo, ResolvedContext, TenantTarget } from './types.js';
@@ -44,6 +44,8 @@ export function createResolveContext({ tenants, platformHosts }: ResolveContextD
   async function lookUp({ requestId, ...query }: { host?: string; assistantId?: string; requestId: string }): Promise<TenantTarget> {
     const { context } = await tenants.resolveContext(query, { requestId }).catch(denyWhenUnavailable('the tenant registry'));
     if (!context) throw new AppError('NOT_FOUND', 'no tenant is configured for this request');
+    // The request's server span names its tenant and assistant (portcullis.tenant_id / assistant_id).
+    tagActiveSpan({ tenantId: context.tenantId, assistantId: context.assistantId });
     return { tenantId: context.tenantId, tenantName: context.tenantName, plan: context.tenantPlan, assistantId: context.assistantId };
   }
 }

@@ -6,6 +6,7 @@ import { createAuditRoutes, type AuditRouteDeps } from './audit-routes.js';
 import { createDeviceRoutes, type DeviceRouteDeps } from './device-routes.js';
 import { apiVersion, createOpenApiRoute } from './openapi-route.js';
 import { createPublicRoutes, type PublicRouteDeps } from './public-routes.js';
+import { createRecordRoutes, type RecordRouteDeps } from './record-routes.js';
 import { createRobotRoutes, type RobotRouteDeps } from './robot-routes.js';
 import { createServiceTokenRoutes, type ServiceTokenRouteDeps } from './service-token-routes.js';
 import { createSessionRoutes, type SessionRouteDeps } from './session-routes.js';
@@ -24,6 +25,7 @@ export interface RouteDeps {
   tools: ToolRouteDeps;
   devices: DeviceRouteDeps;
   audit: AuditRouteDeps;
+  records: RecordRouteDeps;
 }
 
 export interface Routes {
@@ -51,6 +53,7 @@ export function createRoutes(deps: RouteDeps): Routes {
       ...createToolRoutes(deps.tools),
       ...createDeviceRoutes(deps.devices),
       ...createAuditRoutes(deps.audit),
+      ...createRecordRoutes(deps.records),
     ],
   };
   const openApiDocument = createOpenApiDocument({

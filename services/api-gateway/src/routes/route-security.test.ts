@@ -187,8 +187,11 @@ const tinyPlanLimits: RateLimits = {
   plans: { free: { tenant: roomy, user: tiny, apiKey: tiny, robot: tiny, device: tiny } },
   defaultPlan: 'free',
 };
-/** The same limits with refused API keys and robot tokens out of reach. */
-const roomyFailures = (limits: RateLimits): RateLimits => ({ ...limits, sensitive: { ...limits.sensitive, failedAuth: roomy } });
+/** The same limits with refused API keys and robot tokens, and whole-trail audit reads, out of reach. */
+const roomyFailures = (limits: RateLimits): RateLimits => ({
+  ...limits,
+  sensitive: { ...limits.sensitive, failedAuth: roomy, auditExport: roomy },
+});
 /** Two requests per client address per minute on every public route class. */
 const tinyPublicLimits: RateLimits = {
   ...defaultRateLimits,

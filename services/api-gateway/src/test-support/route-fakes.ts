@@ -45,6 +45,7 @@ export function fakeRouteDeps(overrides: Partial<RouteDeps> = {}): RouteDeps {
     tools: { tools: fakeClient() },
     devices: { devices: fakeClient() },
     audit: { audit: fakeClient() },
+    records: { audit: fakeClient() },
     ...overrides,
   };
 }

@@ -9,35 +9,98 @@ import { maxEventsPerBatch } from './event-validation.js';
 
 const prefix = 'unit';
 
-/** In-memory store with the database's semantics: one row per event id. */
+/**
+ * In-memory store with the database's semantics: one row per event id, a write stores all of its
+ * records or (when it throws) none. Writes can be held open, to see what waits and is merged.
+ */
 function fakeStore() {
   const rows = new Map<string, AuditRecord>();
-  let failNext = false;
-  return {
-    rows,
-    failOnce() {
-      failNext = true;
-    },
-    async store(record: AuditRecord): Promise<boolean> {
-      if (failNext) {
-        failNext = false;
+  /** Event ids of every storeMany call, in call order. */
+  const writes: string[][] = [];
+  /** Event ids whose write the database refuses. */
+  const refused = new Set<string>();
+  let failures = 0;
+  let held: Promise<void> | undefined;
+  let release = () => {};
+  const inFlight = new Map<string, number>();
+  const most = { total: 0, perTenant: 0 };
+
+  async function write<T>(tenantId: string, records: readonly AuditRecord[], result: (stored: boolean[]) => T): Promise<T> {
+    const running = (inFlight.get(tenantId) ?? 0) + 1;
+    inFlight.set(tenantId, running);
+    most.perTenant = Math.max(most.perTenant, running);
+    most.total = Math.max(
+      most.total,
+      [...inFlight.values()].reduce((sum, n) => sum + n, 0),
+    );
+    try {
+      await held;
+      if (failures > 0) {
+        failures -= 1;
         throw new Error('connection refused');
       }
-      if (rows.has(record.eventId)) return false;
-      rows.set(record.eventId, record);
-      return true;
+      if (records.some((record) => refused.has(record.eventId))) throw new Error('value refused by the database');
+      const stored = records.map((record) => {
+        if (rows.has(record.eventId)) return false;
+        rows.set(record.eventId, record);
+        return true;
+      });
+      return result(stored);
+    } finally {
+      inFlight.set(tenantId, (inFlight.get(tenantId) ?? 1) - 1);
+    }
+  }
+
+  return {
+    rows,
+    writes,
+    refused,
+    most,
+    failOnce() {
+      failures = 1;
     },
-    async storeMany(_tenantId: string, records: readonly AuditRecord[]): Promise<number> {
-      let stored = 0;
-      for (const record of records) if (await this.store(record)) stored += 1;
-      return stored;
+    failTimes(n: number) {
+      failures = n;
+    },
+    /** Holds every write until `release()`. */
+    hold() {
+      held = new Promise<void>((resolve) => {
+        release = () => {
+          held = undefined;
+          resolve();
+        };
+      });
+    },
+    release: () => {
+      release();
+    },
+    store(record: AuditRecord): Promise<boolean> {
+      return write(record.tenantId, [record], ([stored]) => stored === true);
+    },
+    storeMany(tenantId: string, records: readonly AuditRecord[]): Promise<boolean[]> {
+      writes.push(records.map((record) => record.eventId));
+      return write(tenantId, records, (stored) => stored);
     },
   };
 }
 
 /** The ingest over a fake store. */
-const ingestOver = (store: ReturnType<typeof fakeStore>, logger = captureLogs().logger) =>
-  createEventIngest({ store: store.store, storeMany: store.storeMany.bind(store), logger, subjectPrefix: prefix });
+const ingestOver = (store: ReturnType<typeof fakeStore>, logger = captureLogs().logger, options: { maxConcurrentWrites?: number } = {}) =>
+  createEventIngest({ store: store.store, storeMany: store.storeMany, logger, subjectPrefix: prefix, ...options });
+
+/** Lets every queued promise reaction run (no timer is involved). */
+const settle = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+function batchOf(tenantId: string, eventIds: string[] = [randomUUID(), randomUUID()]) {
+  const events = eventIds.map((eventId) => create(AuditEventSchema, { eventId, tenantId, kind: 'authz.decision' }));
+  return {
+    eventIds,
+    message: {
+      subject: `${prefix}.audit.${tenantId}._batch`,
+      data: toBinary(AuditEventBatchSchema, create(AuditEventBatchSchema, { events })),
+    },
+  };
+}
 
 /** Captures log lines so tests can prove what is (not) logged. */
 function captureLogs() {
@@ -140,5 +203,80 @@ describe('event ingest', () => {
       }),
     ).toBe('rejected');
     expect(ingest.counts().rejectedByReason).toMatchObject({ undecodable: 1, bad_subject: 1, batch_too_large: 1 });
+  });
+
+  it('stores the batches of a tenant that wait together in one write, in order, each message answered for itself', async () => {
+    const store = fakeStore();
+    const ingest = ingestOver(store);
+    const tenant = randomUUID();
+    const [first, second, third] = [batchOf(tenant), batchOf(tenant), batchOf(tenant)];
+    const singleId = randomUUID();
+    store.hold();
+    const outcomes = [ingest.ingest(first.message)];
+    await settle();
+    // While the first write is open, the others queue behind it: the same batch again, a new
+    // one, a single event and one more batch.
+    outcomes.push(
+      ingest.ingest(first.message),
+      ingest.ingest(second.message),
+      ingest.ingest(encoded(tenant, tenant, { eventId: singleId })),
+      ingest.ingest(third.message),
+    );
+    store.release();
+    expect(await Promise.all(outcomes)).toEqual(['stored', 'duplicate', 'stored', 'stored', 'stored']);
+    // The two batches before the single event went in one write; the one after it in another.
+    expect(store.writes).toEqual([first.eventIds, [...first.eventIds, ...second.eventIds], third.eventIds]);
+    expect([...store.rows.keys()]).toEqual([...first.eventIds, ...second.eventIds, singleId, ...third.eventIds]);
+    expect(ingest.counts()).toMatchObject({ stored: 7, duplicates: 2 });
+  });
+
+  it('writes tenants in parallel, one tenant at a time, and no more writes at once than allowed', async () => {
+    const store = fakeStore();
+    const ingest = ingestOver(store, captureLogs().logger, { maxConcurrentWrites: 2 });
+    const [a, b, c] = [randomUUID(), randomUUID(), randomUUID()];
+    store.hold();
+    const first = [ingest.ingest(batchOf(a).message), ingest.ingest(batchOf(b).message), ingest.ingest(batchOf(c).message)];
+    await settle();
+    const later = [ingest.ingest(batchOf(a).message), ingest.ingest(batchOf(c).message)];
+    store.release();
+    expect(await Promise.all([...first, ...later])).toEqual(['stored', 'stored', 'stored', 'stored', 'stored']);
+    expect(store.rows.size).toBe(10);
+    expect(store.most).toEqual({ total: 2, perTenant: 1 });
+  });
+
+  it('rejects every message of a write the database failed, so each is redelivered, and stores them on the next delivery', async () => {
+    const store = fakeStore();
+    const ingest = ingestOver(store);
+    const tenant = randomUUID();
+    const [first, second, third] = [batchOf(tenant), batchOf(tenant), batchOf(tenant)];
+    store.hold();
+    const pending = ingest.ingest(first.message);
+    await settle();
+    const merged = [ingest.ingest(second.message), ingest.ingest(third.message)];
+    // The first write fails, then the merged one, and each of its messages on its own.
+    store.failTimes(4);
+    store.release();
+    await expect(pending).rejects.toThrow('connection refused');
+    for (const outcome of merged) await expect(outcome).rejects.toThrow('connection refused');
+    expect(store.rows.size).toBe(0);
+    expect(await Promise.all([first, second, third].map((batch) => ingest.ingest(batch.message)))).toEqual(['stored', 'stored', 'stored']);
+    expect(store.rows.size).toBe(6);
+  });
+
+  it('does not let one message the database refuses hold back the others written with it', async () => {
+    const store = fakeStore();
+    const ingest = ingestOver(store);
+    const tenant = randomUUID();
+    const [first, refused, third] = [batchOf(tenant), batchOf(tenant), batchOf(tenant)];
+    store.refused.add(refused.eventIds[1] ?? '');
+    store.hold();
+    const pending = ingest.ingest(first.message);
+    await settle();
+    const merged = [ingest.ingest(refused.message), ingest.ingest(third.message)];
+    store.release();
+    expect(await pending).toBe('stored');
+    await expect(merged[0]).rejects.toThrow('refused');
+    expect(await merged[1]).toBe('stored');
+    expect([...store.rows.keys()]).toEqual([...first.eventIds, ...third.eventIds]);
   });
 });

@@ -112,9 +112,90 @@ describe('audit hash chain', () => {
         // A record appended after the head was read is not judged.
         chainHead: () => Promise.resolve({ seq: 4n, hash: (chain[3] as ChainedRecord).recordHash }),
       },
-      2,
+      undefined,
+      { pageSize: 2 },
     );
     await expect(verify(tenantId)).resolves.toEqual({ intact: true, recordsChecked: 4 });
     expect(pages).toEqual([0n, 2n]);
+  });
+});
+
+describe('audit hash chain with signed checkpoints', () => {
+  const chain = extendChain(
+    { seq: 0n, hash: genesisHash },
+    [1, 2, 3, 4, 5].map((n) => record(n)),
+  );
+  const at = (seq: number) => chain[seq - 1] as ChainedRecord;
+  const checkpoint = (seq: number, over: Partial<{ recordHash: Buffer; signatureValid: boolean }> = {}) => ({
+    chainSeq: BigInt(seq),
+    recordHash: at(seq).recordHash,
+    signatureValid: true,
+    ...over,
+  });
+  async function* checkpoints(list: ReturnType<typeof checkpoint>[]) {
+    for (const c of list) yield c;
+  }
+
+  it('holds when every checkpoint names its record as stored', async () => {
+    await expect(verifyChain(each(chain), headOf(chain), checkpoints([checkpoint(2), checkpoint(5)]))).resolves.toEqual({
+      intact: true,
+      recordsChecked: 5,
+    });
+  });
+
+  it('finds a chain rewritten with every hash recomputed, at the first checkpoint it contradicts', async () => {
+    // Someone with write access changes record 3 and recomputes every hash after it and the head:
+    // the chain alone holds, but the checkpoint signed over record 4 does not.
+    const rewritten = extendChain({ seq: 2n, hash: at(2).recordHash }, [record(3, { outcome: 'deny' }), record(4), record(5)]);
+    const forged = [at(1), at(2), ...rewritten];
+    await expect(verifyChain(each(forged), headOf(forged))).resolves.toMatchObject({ intact: true });
+    await expect(verifyChain(each(forged), headOf(forged), checkpoints([checkpoint(2), checkpoint(4)]))).resolves.toMatchObject({
+      intact: false,
+      firstBroken: { chainSeq: 4n, eventId: at(4).eventId, reason: 'checkpoint_mismatch' },
+    });
+  });
+
+  it('finds a chain cut back below a signed checkpoint, even with its head moved back', async () => {
+    const cut = chain.slice(0, 3);
+    await expect(verifyChain(each(cut), headOf(cut), checkpoints([checkpoint(2), checkpoint(5)]))).resolves.toMatchObject({
+      intact: false,
+      firstBroken: { chainSeq: 5n, eventId: at(3).eventId, reason: 'checkpoint_mismatch' },
+    });
+  });
+
+  it('reports a checkpoint whose signature does not hold', async () => {
+    await expect(verifyChain(each(chain), headOf(chain), checkpoints([checkpoint(3, { signatureValid: false })]))).resolves.toMatchObject({
+      intact: false,
+      firstBroken: { chainSeq: 3n, reason: 'checkpoint_unverifiable' },
+    });
+  });
+
+  it('judges only checkpoints signed before the verification began, and verifies their signatures', async () => {
+    const signedBefore = new Date('2026-12-03T10:00:00Z');
+    const startedAt = new Date('2026-12-03T10:00:01Z');
+    const verified: bigint[] = [];
+    const verify = createChainVerifier(
+      {
+        listChain: (_tenant, { afterSeq, limit }) => Promise.resolve(chain.filter((r) => r.chainSeq > afterSeq).slice(0, limit)),
+        chainHead: () => Promise.resolve({ seq: 4n, hash: at(4).recordHash }),
+      },
+      {
+        // A checkpoint over record 5 was made after the head was read: not judged.
+        listCheckpoints: (_tenant, { fromSeq }) =>
+          Promise.resolve(
+            [
+              { tenantId, chainSeq: 2n, recordHash: at(2).recordHash, signedAt: signedBefore, jws: 'x' },
+              { tenantId, chainSeq: 5n, recordHash: at(5).recordHash, signedAt: new Date('2026-12-03T10:00:02Z'), jws: 'y' },
+            ].filter((c) => c.chainSeq >= fromSeq),
+          ),
+        verify: (c) => {
+          verified.push(c.chainSeq);
+          return Promise.resolve(true);
+        },
+      },
+      { now: () => startedAt },
+    );
+    await expect(verify(tenantId)).resolves.toEqual({ intact: true, recordsChecked: 4 });
+    expect(verified).toEqual([2n]);
   });
 });

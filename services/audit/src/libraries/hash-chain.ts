@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { AuditRecord } from './audit-record.js';
+import type { CheckpointClaim } from './checkpoints.js';
 
 /** The hash a tenant's chain starts from (no record before the first). */
 export const genesisHash: Buffer = Buffer.alloc(32);
@@ -23,7 +24,12 @@ function sortedAttributes(attributes: Record<string, string>): [string, string][
  * the order, or a link changes it.
  */
 export function chainHashOf(prevHash: Buffer, chainSeq: bigint, record: AuditRecord): Buffer {
-  const canonical = JSON.stringify([
+  return createHash('sha256').update(prevHash).update(canonicalOf(chainSeq, record)).digest();
+}
+
+/** The text a record's hash covers after the previous hash: its sequence number and every stored field, in a fixed order. */
+export function canonicalOf(chainSeq: bigint, record: AuditRecord): string {
+  return JSON.stringify([
     'portcullis-audit-v1',
     chainSeq.toString(),
     record.eventId,
@@ -43,7 +49,6 @@ export function chainHashOf(prevHash: Buffer, chainSeq: bigint, record: AuditRec
     record.occurredAt?.toISOString() ?? null,
     sortedAttributes(record.attributes),
   ]);
-  return createHash('sha256').update(prevHash).update(canonical).digest();
 }
 
 /** Links `records` onto a chain whose last record is `head`, in order. */
@@ -58,7 +63,8 @@ export function extendChain(head: { seq: bigint; hash: Buffer }, records: readon
   });
 }
 
-export type BrokenLinkReason = 'record_altered' | 'link_altered' | 'record_missing' | 'head_mismatch';
+export type BrokenLinkReason =
+  'record_altered' | 'link_altered' | 'record_missing' | 'head_mismatch' | 'checkpoint_mismatch' | 'checkpoint_unverifiable';
 
 export interface ChainVerdict {
   intact: boolean;
@@ -67,41 +73,70 @@ export interface ChainVerdict {
   firstBroken?: { chainSeq: bigint; eventId: string; reason: BrokenLinkReason };
 }
 
+/** A stored checkpoint, its signature already checked against the trusted keys. */
+export interface CheckedCheckpoint {
+  chainSeq: bigint;
+  recordHash: Buffer;
+  signatureValid: boolean;
+}
+
 /**
  * Walks a tenant's chain in sequence order and reports the first link that does not hold: a
  * record whose fields no longer hash to its stored hash (`record_altered`), a record whose stored
  * previous hash is not its predecessor's (`link_altered`), a sequence number skipped
  * (`record_missing`, a deleted record), or a head that does not name the last record.
+ *
+ * Signed checkpoints (in sequence order) are checked as the walk reaches them: a checkpoint whose
+ * signature does not hold is `checkpoint_unverifiable`; one naming a record that now has another
+ * hash, or one beyond the last record, is `checkpoint_mismatch` — the chain was rewritten (every
+ * hash recomputed) or cut back since it was signed.
  */
 export async function verifyChain(
   records: AsyncIterable<ChainedRecord>,
   head: { seq: bigint; hash: Buffer } | undefined,
+  checkpoints: AsyncIterable<CheckedCheckpoint> = (async function* () {})(),
 ): Promise<ChainVerdict> {
   let expectedSeq = 1n;
   let prev: Buffer = genesisHash;
   let checked = 0;
   let lastEventId = '';
+  const pendingCheckpoints = checkpoints[Symbol.asyncIterator]();
+  let nextCheckpoint = (await pendingCheckpoints.next()).value as CheckedCheckpoint | undefined;
+  const brokenAt = (chainSeq: bigint, eventId: string, reason: BrokenLinkReason): ChainVerdict => ({
+    intact: false,
+    recordsChecked: checked,
+    firstBroken: { chainSeq, eventId, reason },
+  });
   for await (const record of records) {
     checked += 1;
-    const broken = (reason: BrokenLinkReason): ChainVerdict => ({
-      intact: false,
-      recordsChecked: checked,
-      firstBroken: { chainSeq: reason === 'record_missing' ? expectedSeq : record.chainSeq, eventId: record.eventId, reason },
-    });
-    if (record.chainSeq !== expectedSeq) return broken('record_missing');
-    if (!record.prevHash.equals(prev)) return broken('link_altered');
-    if (!chainHashOf(record.prevHash, record.chainSeq, record).equals(record.recordHash)) return broken('record_altered');
+    if (record.chainSeq !== expectedSeq) return brokenAt(expectedSeq, record.eventId, 'record_missing');
+    if (!record.prevHash.equals(prev)) return brokenAt(record.chainSeq, record.eventId, 'link_altered');
+    if (!chainHashOf(record.prevHash, record.chainSeq, record).equals(record.recordHash)) {
+      return brokenAt(record.chainSeq, record.eventId, 'record_altered');
+    }
+    while (nextCheckpoint && nextCheckpoint.chainSeq <= record.chainSeq) {
+      if (!nextCheckpoint.signatureValid) return brokenAt(nextCheckpoint.chainSeq, record.eventId, 'checkpoint_unverifiable');
+      // Checkpoints are read in order and each names an existing sequence number, so the walk
+      // meets every one exactly at its record unless that record is gone.
+      if (nextCheckpoint.chainSeq !== record.chainSeq || !nextCheckpoint.recordHash.equals(record.recordHash)) {
+        return brokenAt(nextCheckpoint.chainSeq, record.eventId, 'checkpoint_mismatch');
+      }
+      nextCheckpoint = (await pendingCheckpoints.next()).value as CheckedCheckpoint | undefined;
+    }
     prev = record.recordHash;
     expectedSeq += 1n;
     lastEventId = record.eventId;
   }
   const lastSeq = expectedSeq - 1n;
+  if (nextCheckpoint) {
+    return brokenAt(
+      nextCheckpoint.chainSeq,
+      lastEventId,
+      nextCheckpoint.signatureValid ? 'checkpoint_mismatch' : 'checkpoint_unverifiable',
+    );
+  }
   if ((head?.seq ?? 0n) !== lastSeq || !(head?.hash ?? genesisHash).equals(prev)) {
-    return {
-      intact: false,
-      recordsChecked: checked,
-      firstBroken: { chainSeq: lastSeq + 1n, eventId: lastEventId, reason: 'head_mismatch' },
-    };
+    return brokenAt(lastSeq + 1n, lastEventId, 'head_mismatch');
   }
   return { intact: true, recordsChecked: checked };
 }
@@ -112,24 +147,55 @@ export interface ChainReader {
   chainHead(tenantId: string): Promise<{ seq: bigint; hash: Buffer } | undefined>;
 }
 
-/** Verifies a tenant's stored chain page by page (the head is read first: records appended meanwhile are not judged). */
-export function createChainVerifier({ listChain, chainHead }: ChainReader, pageSize = 1_000) {
+export interface CheckpointReader {
+  /** The tenant's checkpoints with chain_seq >= fromSeq, in order, at most `limit`. */
+  listCheckpoints(tenantId: string, page: { fromSeq: bigint; limit: number }): Promise<(CheckpointClaim & { jws: string })[]>;
+  /** True when the checkpoint's signature holds under a trusted key and states exactly this claim. */
+  verify(checkpoint: CheckpointClaim & { jws: string }): Promise<boolean>;
+}
+
+async function* pagesOf<T extends { chainSeq: bigint }>(
+  read: (fromSeq: bigint, limit: number) => Promise<T[]>,
+  pageSize: number,
+  until: bigint,
+): AsyncIterable<T> {
+  let fromSeq = 1n;
+  for (;;) {
+    const page = await read(fromSeq, pageSize);
+    for (const item of page) {
+      if (item.chainSeq > until) return;
+      yield item;
+    }
+    const last = page[page.length - 1];
+    if (!last || page.length < pageSize || last.chainSeq >= until) return;
+    fromSeq = last.chainSeq + 1n;
+  }
+}
+
+/**
+ * Verifies a tenant's stored chain page by page, with its signed checkpoints when a checkpoint
+ * reader is given. The head is read first: records appended meanwhile are not judged, nor are
+ * checkpoints signed after the verification began. Every earlier checkpoint is judged, also one
+ * beyond the head read: the chain was cut back below a point that was signed.
+ */
+export function createChainVerifier(
+  { listChain, chainHead }: ChainReader,
+  checkpoints?: CheckpointReader,
+  { pageSize = 1_000, now = () => new Date() }: { pageSize?: number; now?: () => Date } = {},
+) {
+  const endless = 2n ** 63n;
   return async function verifyTenantChain(tenantId: string): Promise<ChainVerdict> {
+    const startedAt = now();
     const head = await chainHead(tenantId);
-    const until = head?.seq ?? 0n;
-    async function* records(): AsyncIterable<ChainedRecord> {
-      let afterSeq = 0n;
-      while (afterSeq < until) {
-        const page = await listChain(tenantId, { afterSeq, limit: pageSize });
-        for (const record of page) {
-          if (record.chainSeq > until) return;
-          yield record;
-        }
-        const last = page[page.length - 1];
-        if (!last || page.length < pageSize) return;
-        afterSeq = last.chainSeq;
+    const records = pagesOf((fromSeq, limit) => listChain(tenantId, { afterSeq: fromSeq - 1n, limit }), pageSize, head?.seq ?? 0n);
+    async function* checked(): AsyncIterable<CheckedCheckpoint> {
+      if (!checkpoints) return;
+      const stored = pagesOf((fromSeq, limit) => checkpoints.listCheckpoints(tenantId, { fromSeq, limit }), pageSize, endless);
+      for await (const checkpoint of stored) {
+        if (checkpoint.signedAt > startedAt) continue;
+        yield { chainSeq: checkpoint.chainSeq, recordHash: checkpoint.recordHash, signatureValid: await checkpoints.verify(checkpoint) };
       }
     }
-    return verifyChain(records(), head);
+    return verifyChain(records, head, checked());
   };
 }

@@ -149,11 +149,13 @@ export function oauthHandlers(
 
 /**
  * Only the gateway (and operators) call auth; tenant service credentials are minted only for the
- * gateway, which has authenticated and authorized the principal first.
+ * gateway, which has authenticated and authorized the principal first. The audit service verifies
+ * the token of every event a robot publishes.
  */
 export const authServiceAccess = {
   default: onlyServices('api-gateway', PLATFORM_OPS),
   issueServiceToken: onlyServices('api-gateway'),
+  verifyRobotToken: onlyServices('api-gateway', 'audit', PLATFORM_OPS),
 };
 
 export function createAuthService(deps: AuthServiceDeps) {

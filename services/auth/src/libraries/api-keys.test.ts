@@ -2,7 +2,9 @@ import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
 import { AppError } from '@portcullis/kit';
+import { Outcome } from '@portcullis/proto/audit';
 import { PrincipalKind, Role, type Principal } from '@portcullis/proto/common';
+import { recordingAudit } from '../test-support/audit-events.js';
 import { fakeClock } from '../test-support/memory-stores.js';
 import { createApiKeys, normaliseScopes, parseApiKey, type ApiKeyRecord, type ApiKeyStore } from './api-keys.js';
 
@@ -97,15 +99,17 @@ function setUp() {
   const store = memoryStore();
   const registry = fakeRegistry(clock);
   const logs: unknown[] = [];
+  const recorded = recordingAudit();
   const apiKeys = createApiKeys({
     store,
     tenants: registry.directory,
+    audit: recorded.audit,
     logger: { info: (...args: unknown[]) => logs.push(args), warn: (...args: unknown[]) => logs.push(args) },
     now: clock.now,
   });
   const create = (by: string, kind: 'tenant' | 'user', expiresAt?: Date) =>
     apiKeys.create({ tenantId: tenant, actor: actor(by), kind, name: 'ci', scopes: ['tools:invoke'], expiresAt });
-  return { clock, store, registry, apiKeys, logs, create };
+  return { clock, store, registry, apiKeys, logs, create, recorded };
 }
 
 describe('API keys', () => {
@@ -247,6 +251,70 @@ describe('API keys', () => {
     expect(registry.state.calls).toBe(callsBefore);
     await apiKeys.verify(key);
     expect(registry.state.calls).toBe(callsBefore + 1);
+  });
+
+  it('records creation, rotation and revocation by the acting person, with id, prefix and scopes but never a secret', async () => {
+    const { apiKeys, create, recorded, clock } = setUp();
+    const created = await create(admin, 'tenant', new Date(clock.now() + 86_400_000));
+    const rotated = await apiKeys.rotate(tenant, actor(admin), created.apiKey.id, 60);
+    await apiKeys.revoke(tenant, actor(owner), rotated.apiKey.id);
+    // Revoking it again changes nothing and records nothing.
+    await apiKeys.revoke(tenant, actor(owner), rotated.apiKey.id);
+    const by = (id: string, role: Role) => ({ kind: PrincipalKind.USER, id, tenantId: tenant, role });
+    const keyOf = (id: string) => ({
+      key_id: id,
+      key_prefix: `pck_${id}`,
+      key_kind: 'tenant',
+      name: 'ci',
+      scopes: 'tools:invoke',
+      expires_at: new Date(clock.now() + 86_400_000).toISOString(),
+    });
+    expect(recorded.events).toEqual([
+      {
+        tenantId: tenant,
+        kind: 'apikey.created',
+        principal: by(admin, Role.ADMIN),
+        object: 'apikeys',
+        action: 'create',
+        outcome: Outcome.SUCCESS,
+        attributes: keyOf(created.apiKey.id),
+      },
+      {
+        tenantId: tenant,
+        kind: 'apikey.rotated',
+        principal: by(admin, Role.ADMIN),
+        object: 'apikeys',
+        action: 'rotate',
+        outcome: Outcome.SUCCESS,
+        attributes: {
+          ...keyOf(rotated.apiKey.id),
+          rotated_from: created.apiKey.id,
+          old_key_valid_until: new Date(clock.now() + 60_000).toISOString(),
+        },
+      },
+      {
+        tenantId: tenant,
+        kind: 'apikey.revoked',
+        principal: by(owner, Role.OWNER),
+        object: 'apikeys',
+        action: 'revoke',
+        outcome: Outcome.SUCCESS,
+        attributes: keyOf(rotated.apiKey.id),
+      },
+    ]);
+    const text = JSON.stringify(recorded.events);
+    for (const key of [created.key, rotated.key]) expect(text).not.toContain(key.slice(21));
+  });
+
+  it('hands out no key whose creation was not recorded, and records a user key with its user', async () => {
+    const { create, recorded, store } = setUp();
+    recorded.fail();
+    await expect(create(user, 'user')).rejects.toMatchObject({ code: 'DEPENDENCY_UNAVAILABLE' });
+    // The row exists, but its secret was never shown to anyone.
+    expect(store.rows.size).toBe(1);
+    recorded.fail(false);
+    const { apiKey } = await create(user, 'user');
+    expect(recorded.ofKind('apikey.created')[0]?.attributes).toMatchObject({ key_kind: 'user', user_id: user, key_id: apiKey.id });
   });
 
   it('never logs a key', async () => {

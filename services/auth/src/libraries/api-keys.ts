@@ -1,6 +1,7 @@
 import { createHash, randomBytes, randomInt, timingSafeEqual } from 'node:crypto';
-import { AppError, capabilityNamePattern, requireText, type Logger, type RoleName } from '@portcullis/kit';
-import type { Principal } from '@portcullis/proto/common';
+import { AppError, capabilityNamePattern, requireText, roleOf, type AuditPublisher, type Logger, type RoleName } from '@portcullis/kit';
+import { Outcome } from '@portcullis/proto/audit';
+import { PrincipalKind, type Principal } from '@portcullis/proto/common';
 import { madeInMembership, membershipSince, signedInActor, type TenantDirectory } from './memberships.js';
 
 /**
@@ -130,8 +131,26 @@ export function normaliseScopes(scopes: readonly string[]): string[] {
 export interface ApiKeysDeps {
   store: ApiKeyStore;
   tenants: Pick<TenantDirectory, 'getMembership'>;
+  /** Where creation, rotation and revocation are recorded (`apikey.*`), never a key or its secret. */
+  audit: Pick<AuditPublisher, 'publish'>;
   logger: Pick<Logger, 'info' | 'warn'>;
   now?: () => number;
+}
+
+/** The audit event kinds of API keys and the action each records. */
+const keyActions = { 'apikey.created': 'create', 'apikey.rotated': 'rotate', 'apikey.revoked': 'revoke' } as const;
+
+/** What the audit trail keeps of a key: its public id and prefix, kind, scopes and times, never the secret. */
+function keyAttributes(key: ApiKeyRecord): Record<string, string> {
+  return {
+    key_id: key.id,
+    key_prefix: `${API_KEY_PREFIX}${key.id}`,
+    key_kind: key.kind,
+    name: key.name,
+    scopes: key.scopes.join(' '),
+    expires_at: key.expiresAt?.toISOString() ?? '',
+    ...(key.userId === null ? {} : { user_id: key.userId }),
+  };
 }
 
 export interface CreateApiKeyInput {
@@ -143,8 +162,24 @@ export interface CreateApiKeyInput {
   expiresAt: Date | undefined;
 }
 
-export function createApiKeys({ store, tenants, logger, now = Date.now }: ApiKeysDeps) {
+export function createApiKeys({ store, tenants, audit, logger, now = Date.now }: ApiKeysDeps) {
   const actorOf = (tenantIdInput: string, actor: Principal | undefined) => signedInActor(tenants, tenantIdInput, actor, 'API keys');
+
+  /** Records a change the actor made, once it is stored. */
+  const record = (
+    kind: keyof typeof keyActions,
+    actor: { tenantId: string; userId: string; role: RoleName },
+    attributes: Record<string, string>,
+  ) =>
+    audit.publish({
+      tenantId: actor.tenantId,
+      kind,
+      principal: { kind: PrincipalKind.USER, id: actor.userId, tenantId: actor.tenantId, role: roleOf(actor.role) },
+      object: 'apikeys',
+      action: keyActions[kind],
+      outcome: Outcome.SUCCESS,
+      attributes,
+    });
 
   const isManager = (role: RoleName) => role === 'owner' || role === 'admin';
   const visibleTo = (key: ApiKeyRecord, userId: string, role: RoleName) =>
@@ -202,6 +237,8 @@ export function createApiKeys({ store, tenants, logger, now = Date.now }: ApiKey
         rotatedFrom: null,
       });
       logger.info({ tenantId, keyId: apiKey.id, kind: apiKey.kind, createdBy: userId }, 'API key created');
+      // Without its record the key is not handed out: nobody ever holds its secret.
+      await record('apikey.created', { tenantId, userId, role }, keyAttributes(apiKey));
       return { apiKey, key: material.key };
     },
 
@@ -212,9 +249,11 @@ export function createApiKeys({ store, tenants, logger, now = Date.now }: ApiKey
 
     async revoke(tenantIdInput: string, actor: Principal | undefined, keyId: string): Promise<void> {
       const { tenantId, userId, role } = await actorOf(tenantIdInput, actor);
-      await visibleKey(tenantId, keyId, userId, role);
+      const key = await visibleKey(tenantId, keyId, userId, role);
       const revoked = await store.revoke(tenantId, keyId, new Date(now()));
       logger.info({ tenantId, keyId, by: userId, revoked }, 'API key revoked');
+      // Revoking a dead key changes nothing and records nothing.
+      if (revoked) await record('apikey.revoked', { tenantId, userId, role }, keyAttributes(key));
     },
 
     async rotate(
@@ -251,6 +290,15 @@ export function createApiKeys({ store, tenants, logger, now = Date.now }: ApiKey
       });
       if (!apiKey) throw new AppError('FAILED_PRECONDITION', 'only a live key that was never rotated can be rotated');
       logger.info({ tenantId, keyId: apiKey.id, rotatedFrom: old.id, graceSeconds, by: userId }, 'API key rotated');
+      await record(
+        'apikey.rotated',
+        { tenantId, userId, role },
+        {
+          ...keyAttributes(apiKey),
+          rotated_from: old.id,
+          old_key_valid_until: new Date(at + graceSeconds * 1000).toISOString(),
+        },
+      );
       return { apiKey, key: material.key };
     },
 

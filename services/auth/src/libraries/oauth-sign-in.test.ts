@@ -1,6 +1,9 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { describe, expect, it } from '@jest/globals';
 import { AppError, createLogger } from '@portcullis/kit';
+import { Outcome } from '@portcullis/proto/audit';
+import { PrincipalKind } from '@portcullis/proto/common';
+import { recordingAudit } from '../test-support/audit-events.js';
 import { fakeClock, type Clock } from '../test-support/memory-stores.js';
 import type { CallbackRedemption, OAuthProviderClient, ProviderIdentity } from './oauth-providers.js';
 import {
@@ -181,6 +184,9 @@ function setup({ providers = ['google', 'github'] as OAuthProviderName[] } = {})
   const google = fakeProvider('google', true);
   const github = fakeProvider('github', false);
   const revoked: { sessions: string[]; tickets: string[] } = { sessions: [], tickets: [] };
+  /** Why each revokeAll of sessions was asked for. */
+  const sessionReasons: (string | undefined)[] = [];
+  const recorded = recordingAudit();
   const failures: { revokeSessions?: Error | undefined } = {};
   /** Runs while sessions are being ended (inside the reclaim's transaction, the first time). */
   const hooks: { duringRevokeSessions?: (() => void) | undefined } = {};
@@ -197,10 +203,11 @@ function setup({ providers = ['google', 'github'] as OAuthProviderName[] } = {})
     stateTtlSeconds: 600,
     accounts: accounts.store,
     sessions: {
-      async revokeAll(userId) {
+      async revokeAll(userId, reason) {
         if (failures.revokeSessions) throw failures.revokeSessions;
         hooks.duringRevokeSessions?.();
         revoked.sessions.push(userId);
+        sessionReasons.push(reason);
         return 2;
       },
     },
@@ -215,6 +222,7 @@ function setup({ providers = ['google', 'github'] as OAuthProviderName[] } = {})
         return { ticket: `ticket-of-${userId}`, userId, ticketExpiresInSeconds: 300, tenants: [] };
       },
     },
+    audit: recorded.audit,
     logger,
     now: clock.now,
   });
@@ -229,7 +237,7 @@ function setup({ providers = ['google', 'github'] as OAuthProviderName[] } = {})
   const complete = (callbackQuery: string, provider: OAuthProviderName = 'google', browser = browserA) =>
     oauth.complete({ provider, binding: browser, callbackQuery, clientIp: '203.0.113.9' });
 
-  return { clock, states, accounts, google, github, revoked, failures, hooks, logLines, oauth, begin, complete };
+  return { clock, states, accounts, google, github, revoked, sessionReasons, recorded, failures, hooks, logLines, oauth, begin, complete };
 }
 
 describe('oauth sign-in: start', () => {
@@ -488,6 +496,41 @@ describe('oauth sign-in: account resolution', () => {
     // The second pass after the commit found nothing more, and said nothing.
     expect(accounts.calls.revokeCredentials).toBe(1);
     expect(logLines.join('\n')).not.toContain('late API keys');
+  });
+
+  it('records each revoked API key and robot in its own tenant, and ends the sessions with the reason', async () => {
+    const { begin, complete, accounts, recorded, sessionReasons } = setup();
+    squatterWithCredentials(accounts);
+    await complete((await begin()).query);
+    const reason = 'account reclaimed by a sign-in with a google-verified email';
+    const revokedBy = (tenantId: string, kind: string, object: string, attributes: Record<string, string>) => ({
+      tenantId,
+      kind,
+      principal: { kind: PrincipalKind.USER, id: 'squatted', tenantId },
+      object,
+      action: 'revoke',
+      outcome: Outcome.SUCCESS,
+      reason,
+      attributes,
+    });
+    expect(recorded.events).toHaveLength(3);
+    expect(recorded.events).toEqual(
+      expect.arrayContaining([
+        revokedBy('tenant-a', 'apikey.revoked', 'apikeys', { key_id: 'userkeyoftenanta' }),
+        revokedBy('tenant-b', 'apikey.revoked', 'apikeys', { key_id: 'tenantkeycreated' }),
+        revokedBy('tenant-a', 'robots.revoked', 'robots', { robot_id: 'robot-of-squatter' }),
+      ]),
+    );
+    expect(sessionReasons).toEqual([reason, reason]);
+  });
+
+  it('fails the sign-in when the revocations of a committed reclaim were not recorded', async () => {
+    const { begin, complete, accounts, recorded } = setup();
+    squatterWithCredentials(accounts);
+    recorded.fail();
+    await expect(complete((await begin()).query)).rejects.toMatchObject({ code: 'DEPENDENCY_UNAVAILABLE' });
+    // The reclaim stands: its credentials stay revoked.
+    expect(accounts.revokedIds()).toEqual(['robot-of-squatter', 'tenantkeycreated', 'userkeyoftenanta']);
   });
 
   it('revokes after the commit a credential made while the reclaim ran', async () => {

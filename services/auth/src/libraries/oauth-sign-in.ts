@@ -1,5 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { AppError, type Logger } from '@portcullis/kit';
+import { AppError, type AuditPublisher, type Logger } from '@portcullis/kit';
+import { Outcome } from '@portcullis/proto/audit';
+import { PrincipalKind } from '@portcullis/proto/common';
 import * as client from 'openid-client';
 import { parseClientIp } from './client-address.js';
 import { canonicalEmail, DISPLAY_NAME_MAX_LENGTH } from './credentials.js';
@@ -86,6 +88,8 @@ export interface OAuthSignInDeps {
   sessions: Pick<Sessions, 'revokeAll'>;
   tickets: Pick<LoginTickets, 'revokeAll'>;
   signIn: Pick<SignIn, 'ticketFor'>;
+  /** Where the API keys and robots a reclaim revoked are recorded, each in its tenant (its sessions: by `sessions`). */
+  audit: Pick<AuditPublisher, 'publish'>;
   logger: Logger;
   now?: () => number;
 }
@@ -155,7 +159,7 @@ function displayNameOf(identity: ProviderIdentity): string {
  * login does.
  */
 export function createOAuthSignIn(deps: OAuthSignInDeps) {
-  const { providers, signer, states, keyPrefix, stateTtlSeconds, accounts, sessions, tickets, signIn, logger } = deps;
+  const { providers, signer, states, keyPrefix, stateTtlSeconds, accounts, sessions, tickets, signIn, audit, logger } = deps;
   const now = deps.now ?? Date.now;
 
   const providerOf = (name: OAuthProviderName): OAuthProviderClient => {
@@ -164,9 +168,11 @@ export function createOAuthSignIn(deps: OAuthSignInDeps) {
     return provider;
   };
 
+  const reclaimReason = (provider: OAuthProviderName) => `account reclaimed by a sign-in with a ${provider}-verified email`;
+
   /** Ends every session and outstanding login ticket of a reclaimed account. */
-  const endEverything = async (userId: string): Promise<void> => {
-    const sessionsEnded = await sessions.revokeAll(userId);
+  const endEverything = async (userId: string, provider: OAuthProviderName): Promise<void> => {
+    const sessionsEnded = await sessions.revokeAll(userId, reclaimReason(provider));
     const ticketsEnded = await tickets.revokeAll(userId);
     logger.info({ userId, sessionsEnded, ticketsEnded }, 'reclaimed account: sessions and login tickets ended');
   };
@@ -183,6 +189,25 @@ export function createOAuthSignIn(deps: OAuthSignInDeps) {
       },
       message,
     );
+  };
+
+  /** Records, once committed, each API key and robot a reclaim revoked, in its own tenant, as the account's. */
+  const recordRevoked = async (userId: string, provider: OAuthProviderName, revoked: RevokedCredentials): Promise<void> => {
+    const event = (credential: RevokedCredential, kind: 'apikey.revoked' | 'robots.revoked', attribute: 'key_id' | 'robot_id') =>
+      audit.publish({
+        tenantId: credential.tenantId,
+        kind,
+        principal: { kind: PrincipalKind.USER, id: userId, tenantId: credential.tenantId },
+        object: kind === 'apikey.revoked' ? 'apikeys' : 'robots',
+        action: 'revoke',
+        outcome: Outcome.SUCCESS,
+        reason: reclaimReason(provider),
+        attributes: { [attribute]: credential.id },
+      });
+    await Promise.all([
+      ...revoked.apiKeys.map((key) => event(key, 'apikey.revoked', 'key_id')),
+      ...revoked.robots.map((robot) => event(robot, 'robots.revoked', 'robot_id')),
+    ]);
   };
 
   /**
@@ -208,7 +233,7 @@ export function createOAuthSignIn(deps: OAuthSignInDeps) {
         if (user.emailVerified) return { userId: user.id, outcome: 'linked' as const };
         const revoked = await tx.reclaimUser(user.id);
         // Inside the transaction: if this fails, nothing is committed and the next attempt redoes it all.
-        await endEverything(user.id);
+        await endEverything(user.id, provider);
         return { userId: user.id, outcome: 'reclaimed' as const, revoked };
       }
       const userId = await tx.createUser({ email: identity.email, displayName: displayNameOf(identity) });
@@ -217,16 +242,20 @@ export function createOAuthSignIn(deps: OAuthSignInDeps) {
     });
     if (resolved.outcome === 'reclaimed') {
       const { userId } = resolved;
-      if (resolved.revoked) logRevoked(userId, resolved.revoked, 'reclaimed account: API keys and robots revoked');
+      if (resolved.revoked) {
+        logRevoked(userId, resolved.revoked, 'reclaimed account: API keys and robots revoked');
+        await recordRevoked(userId, provider, resolved.revoked);
+      }
       // Again after the commit, for a session or ticket a password login opened in between, and
       // for a key or robot made concurrently with a credential that was still live (an insert
       // the transaction's update could not see).
-      await endEverything(userId).catch((error: unknown) => {
+      await endEverything(userId, provider).catch((error: unknown) => {
         logger.warn({ userId, err: error }, 'ending the sessions of a reclaimed account again failed');
       });
       await accounts.revokeCredentials(userId).then(
-        (late) => {
+        async (late) => {
           if (late.apiKeys.length + late.robots.length > 0) logRevoked(userId, late, 'reclaimed account: late API keys and robots revoked');
+          await recordRevoked(userId, provider, late);
         },
         (error: unknown) => {
           logger.warn({ userId, err: error }, 'revoking the credentials of a reclaimed account again failed');

@@ -2,7 +2,9 @@ import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { describe, expect, it } from '@jest/globals';
 import { calculateJwkThumbprint, decodeJwt, exportJWK, generateKeyPair, type JWK } from 'jose';
 import { AppError } from '@portcullis/kit';
+import { Outcome } from '@portcullis/proto/audit';
 import { PrincipalKind, Role, type Principal } from '@portcullis/proto/common';
+import { recordingAudit } from '../test-support/audit-events.js';
 import { fakeClock } from '../test-support/memory-stores.js';
 import { createRobotTokens } from './robot-tokens.js';
 import { createRobots, MAX_ROBOT_LIFETIME_SECONDS, type RobotRecord, type RobotStore, type TeamDirectory } from './robots.js';
@@ -128,6 +130,7 @@ async function setUp() {
   const store = memoryStore();
   const registry = fakeRegistry();
   const logs: unknown[] = [];
+  const recorded = recordingAudit();
   const robots = createRobots({
     store,
     tokens: createRobotTokens({
@@ -139,6 +142,7 @@ async function setUp() {
       now: clock.now,
     }),
     tenants: registry.directory,
+    audit: recorded.audit,
     logger: { info: (...args: unknown[]) => logs.push(args), warn: (...args: unknown[]) => logs.push(args) },
     now: clock.now,
   });
@@ -154,7 +158,7 @@ async function setUp() {
       teamIds,
       expiresAt: extra.expiresAt,
     });
-  return { clock, store, registry, robots, logs, create, kid };
+  return { clock, store, registry, robots, logs, create, kid, recorded };
 }
 
 describe('robots: creation', () => {
@@ -260,6 +264,35 @@ describe('robots: creation', () => {
     expect(store.rows.size).toBe(0);
   });
 
+  it('records the registration by its creator, with the robot and its teams, never the token', async () => {
+    const { create, recorded } = await setUp();
+    const { robot, token } = await create(admin, [teamBlue, teamRed], { name: 'build agent' });
+    expect(recorded.events).toEqual([
+      {
+        tenantId: tenant,
+        kind: 'robots.created',
+        principal: { kind: PrincipalKind.USER, id: admin, tenantId: tenant, role: Role.ADMIN },
+        object: 'robots',
+        action: 'create',
+        outcome: Outcome.SUCCESS,
+        attributes: {
+          robot_id: robot.id,
+          robot_name: 'build agent',
+          creator_id: admin,
+          team_ids: `${teamBlue} ${teamRed}`,
+          expires_at: '',
+        },
+      },
+    ]);
+    expect(JSON.stringify(recorded.events)).not.toContain(token.split('.')[2]);
+  });
+
+  it('hands out no token for a robot whose registration was not recorded', async () => {
+    const { create, recorded } = await setUp();
+    recorded.fail();
+    await expect(create(owner, [teamRed])).rejects.toMatchObject({ code: 'DEPENDENCY_UNAVAILABLE' });
+  });
+
   it('never logs the token', async () => {
     const { create, logs } = await setUp();
     const { token } = await create(owner, [teamRed]);
@@ -298,6 +331,22 @@ describe('robots: listing and revocation', () => {
     const ownersRobot = await create(owner, [teamRed]);
     await robots.revoke(tenant, actor(admin), ownersRobot.robot.id);
     expect(store.rows.get(ownersRobot.robot.id)).toMatchObject({ revokedBy: admin });
+  });
+
+  it('records each revocation that changed something, by the person who revoked', async () => {
+    const { create, robots, recorded } = await setUp();
+    const { robot } = await create(user, [teamRed]);
+    await robots.revoke(tenant, actor(user), robot.id);
+    await robots.revoke(tenant, actor(admin), robot.id);
+    expect(recorded.ofKind('robots.revoked')).toEqual([
+      expect.objectContaining({
+        tenantId: tenant,
+        principal: { kind: PrincipalKind.USER, id: user, tenantId: tenant, role: Role.USER },
+        object: 'robots',
+        action: 'revoke',
+        attributes: expect.objectContaining({ robot_id: robot.id, creator_id: user }),
+      }),
+    ]);
   });
 
   it("answers NOT_FOUND for another person's robot (to a user), an unknown id and a robot of another tenant", async () => {

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { AppError, isUuid, requireText, type GrpcClient, type Logger, type RoleName } from '@portcullis/kit';
-import type { Principal } from '@portcullis/proto/common';
+import { AppError, isUuid, requireText, roleOf, type AuditPublisher, type GrpcClient, type Logger, type RoleName } from '@portcullis/kit';
+import { Outcome } from '@portcullis/proto/audit';
+import { PrincipalKind, type Principal } from '@portcullis/proto/common';
 import type { TenantRegistryService } from '@portcullis/proto/tenant';
 import { madeInMembership, membershipSince, notAMember, signedInActor } from './memberships.js';
 import { invalidRobotToken, MAX_ROBOT_NAME_LENGTH, MAX_ROBOT_TEAMS, type RobotTokenClaims, type RobotTokens } from './robot-tokens.js';
@@ -50,6 +51,11 @@ export interface RobotsDeps {
   store: RobotStore;
   tokens: Pick<RobotTokens, 'issue' | 'verify'>;
   tenants: TeamDirectory;
+  /**
+   * Where registration and revocation are recorded (`robots.created`, `robots.revoked`; never the
+   * token). Not `robot.*`: that is where the audit service files the events robots publish.
+   */
+  audit: Pick<AuditPublisher, 'publish'>;
   logger: Pick<Logger, 'info' | 'warn'>;
   now?: () => number;
 }
@@ -124,8 +130,30 @@ function matchesRegistration(robot: RobotRecord, claims: RobotTokenClaims): bool
  * its token once. The robot never exceeds its creator's rights: verification re-reads the
  * creator's membership and teams every time, so it loses them the moment the creator does.
  */
-export function createRobots({ store, tokens, tenants, logger, now = Date.now }: RobotsDeps) {
+export function createRobots({ store, tokens, tenants, audit, logger, now = Date.now }: RobotsDeps) {
   const actorOf = (tenantIdInput: string, actor: Principal | undefined) => signedInActor(tenants, tenantIdInput, actor, 'robots');
+
+  /** Records a change the actor made to a robot, once it is stored. */
+  const record = (
+    change: { kind: 'robots.created'; action: 'create' } | { kind: 'robots.revoked'; action: 'revoke' },
+    actor: { tenantId: string; userId: string; role: RoleName },
+    robot: RobotRecord,
+  ) =>
+    audit.publish({
+      tenantId: actor.tenantId,
+      kind: change.kind,
+      principal: { kind: PrincipalKind.USER, id: actor.userId, tenantId: actor.tenantId, role: roleOf(actor.role) },
+      object: 'robots',
+      action: change.action,
+      outcome: Outcome.SUCCESS,
+      attributes: {
+        robot_id: robot.id,
+        robot_name: robot.name,
+        creator_id: robot.creatorId,
+        team_ids: robot.teamIds.join(' '),
+        expires_at: robot.expiresAt?.toISOString() ?? '',
+      },
+    });
 
   /**
    * The teams a person holds in the tenant: every team for owners and admins, their own teams
@@ -174,6 +202,8 @@ export function createRobots({ store, tokens, tenants, logger, now = Date.now }:
       });
       const robot = await store.insert({ id: robotId, tenantId, name, creatorId: userId, teamIds, signingKid: kid, createdAt, expiresAt });
       logger.info({ tenantId, robotId, creatorId: userId, teams: teamIds.length, expiresAt, kid }, 'robot created');
+      // Without its record the token is not handed out: nobody ever holds it.
+      await record({ kind: 'robots.created', action: 'create' }, { tenantId, userId, role }, robot);
       return { robot, token };
     },
 
@@ -191,6 +221,8 @@ export function createRobots({ store, tokens, tenants, logger, now = Date.now }:
       if (!robot || !visibleTo(robot, userId, role)) throw noSuchRobot();
       const revoked = await store.revoke(tenantId, robot.id, new Date(now()), userId);
       logger.info({ tenantId, robotId: robot.id, by: userId, revoked }, 'robot revoked');
+      // Revoking a revoked robot changes nothing and records nothing.
+      if (revoked) await record({ kind: 'robots.revoked', action: 'revoke' }, { tenantId, userId, role }, robot);
     },
 
     /**

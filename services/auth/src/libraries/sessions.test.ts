@@ -1,5 +1,8 @@
 import { describe, expect, it } from '@jest/globals';
 import { createLogger } from '@portcullis/kit';
+import { Outcome } from '@portcullis/proto/audit';
+import { PrincipalKind } from '@portcullis/proto/common';
+import { recordingAudit } from '../test-support/audit-events.js';
 import { fakeClock, memoryRefreshTokenStore, memorySessionStore } from '../test-support/memory-stores.js';
 import { hashRefreshToken } from './refresh-tokens.js';
 import { createSessions } from './sessions.js';
@@ -8,21 +11,36 @@ const logger = createLogger({ name: 'sessions-test', level: 'silent' });
 const ada = '00000000-0000-4000-8000-0000000000a1';
 const bob = '00000000-0000-4000-8000-0000000000b1';
 const tenant = '00000000-0000-4000-8000-00000000000a';
+const otherTenant = '00000000-0000-4000-8000-00000000000b';
 
 function setup() {
   const clock = fakeClock();
   const sessionStore = memorySessionStore(clock);
   const refreshStore = memoryRefreshTokenStore(clock);
+  const recorded = recordingAudit();
   const sessions = createSessions({
     store: sessionStore.store,
     refreshTokens: refreshStore.store,
     ttlSeconds: 3_600,
+    audit: recorded.audit,
     logger,
     now: clock.now,
   });
-  const open = (userId: string, clientIp = '') => sessions.open({ userId, tenantId: tenant, clientIp, userAgent: 'test-agent' });
-  return { clock, sessionStore, refreshStore, sessions, open };
+  const open = (userId: string, clientIp = '', tenantId = tenant) => sessions.open({ userId, tenantId, clientIp, userAgent: 'test-agent' });
+  return { clock, sessionStore, refreshStore, sessions, open, recorded };
 }
+
+/** The `auth.session_revoked` event of one of ada's sessions. */
+const revokedEvent = (sessionId: string, tenantId: string, reason: string) => ({
+  tenantId,
+  kind: 'auth.session_revoked',
+  principal: { kind: PrincipalKind.USER, id: ada, tenantId },
+  object: 'sessions',
+  action: 'revoke',
+  outcome: Outcome.SUCCESS,
+  reason,
+  attributes: { session_id: sessionId },
+});
 
 describe('sessions', () => {
   it('opens a session with the first refresh token of its own family, storing only the token hash', async () => {
@@ -88,6 +106,41 @@ describe('sessions', () => {
     expect(sessionStore.exists(mine.sessionId)).toBe(false);
     expect(refreshStore.rows.find((row) => row.sessionId === mine.sessionId)?.revokedAt).toEqual(expect.any(Date));
     await expect(sessions.revoke(ada, mine.sessionId)).rejects.toMatchObject({ code: 'NOT_FOUND' });
+  });
+
+  it('records a revoked session in its tenant’s trail, and only a session that was live', async () => {
+    const { open, sessions, recorded } = setup();
+    const mine = await open(ada);
+    const theirs = await open(bob);
+    await expect(sessions.revoke(ada, theirs.sessionId)).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    await sessions.revoke(ada, mine.sessionId);
+    await expect(sessions.revoke(ada, mine.sessionId)).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    expect(recorded.events).toEqual([revokedEvent(mine.sessionId, tenant, 'signed out')]);
+  });
+
+  it('ends the session even when its record is not stored, and says so (DEPENDENCY_UNAVAILABLE)', async () => {
+    const { open, sessions, sessionStore, recorded } = setup();
+    const mine = await open(ada);
+    recorded.fail();
+    await expect(sessions.revoke(ada, mine.sessionId)).rejects.toMatchObject({ code: 'DEPENDENCY_UNAVAILABLE' });
+    expect(sessionStore.exists(mine.sessionId)).toBe(false);
+  });
+
+  it("records every live session ended by revokeAll in that session's own tenant, with the reason given", async () => {
+    const { open, sessions, recorded, clock } = setup();
+    await open(ada);
+    clock.advance(3_600_000);
+    const inA = await open(ada);
+    const inB = await open(ada, '', otherTenant);
+    await open(bob);
+    await expect(sessions.revokeAll(ada, 'account linked to google')).resolves.toBe(2);
+    expect(recorded.events).toEqual(
+      expect.arrayContaining([
+        revokedEvent(inA.sessionId, tenant, 'account linked to google'),
+        revokedEvent(inB.sessionId, otherTenant, 'account linked to google'),
+      ]),
+    );
+    expect(recorded.events).toHaveLength(2);
   });
 
   it('revokes every session of the user and counts the live ones', async () => {

@@ -1,5 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { AppError, requireUuid, type Logger } from '@portcullis/kit';
+import { AppError, requireUuid, type AuditPublisher, type Logger } from '@portcullis/kit';
+import { Outcome } from '@portcullis/proto/audit';
+import { PrincipalKind } from '@portcullis/proto/common';
 import { generateRefreshToken, type RefreshTokenStore } from './refresh-tokens.js';
 
 /** A signed-in session: one tenant selection and the refresh-token family it started. */
@@ -28,10 +30,10 @@ export interface SessionStore {
    */
   touch(sessionId: string, userId: string, lastUsedAt: Date, ttlSeconds: number): Promise<boolean>;
   /**
-   * Deletes the session when it belongs to the user and removes it from the user's set; true
-   * when a live session was deleted.
+   * Deletes the session when it belongs to the user and removes it from the user's set; the
+   * tenant of the live session it deleted, undefined when there was none.
    */
-  remove(sessionId: string, userId: string): Promise<boolean>;
+  remove(sessionId: string, userId: string): Promise<string | undefined>;
 }
 
 export interface SessionsDeps {
@@ -39,6 +41,8 @@ export interface SessionsDeps {
   refreshTokens: Pick<RefreshTokenStore, 'insert' | 'revokeFamilies'>;
   /** REFRESH_TOKEN_TTL_SECONDS: lifetime of a session and of each of its refresh tokens. */
   ttlSeconds: number;
+  /** Where revocations are recorded (`auth.session_revoked`), once the session is gone. */
+  audit: Pick<AuditPublisher, 'publish'>;
   logger: Logger;
   now?: () => number;
 }
@@ -61,15 +65,32 @@ const sessionNotFound = () => new AppError('NOT_FOUND', 'session not found');
 /**
  * Sessions and their refresh-token families. Ending a session deletes its Redis key first —
  * from then on every access token carrying its `sid` is refused by the gateway — and then
- * revokes its refresh tokens.
+ * revokes its refresh tokens. A session the user revokes is recorded in its tenant's audit trail
+ * (`auth.session_revoked`) once it is gone.
  */
-export function createSessions({ store, refreshTokens, ttlSeconds, logger, now = Date.now }: SessionsDeps) {
-  /** Deletes the session (if it is this user's) and revokes its family; true when it was live. */
-  const end = async (sessionId: string, userId: string): Promise<boolean> => {
-    const removed = await store.remove(sessionId, userId);
+export function createSessions({ store, refreshTokens, ttlSeconds, audit, logger, now = Date.now }: SessionsDeps) {
+  /** Deletes the session (if it is this user's) and revokes its family; the tenant of the live session ended. */
+  const endSession = async (sessionId: string, userId: string): Promise<string | undefined> => {
+    const tenantId = await store.remove(sessionId, userId);
     await refreshTokens.revokeFamilies(userId, [sessionId]);
-    return removed;
+    return tenantId;
   };
+
+  /** The user ended the session themselves: the user is the principal, in the session's tenant. */
+  const recordRevoked = (userId: string, ended: { sessionId: string; tenantId: string }, reason: string) =>
+    audit.publish({
+      tenantId: ended.tenantId,
+      kind: 'auth.session_revoked',
+      principal: { kind: PrincipalKind.USER, id: userId, tenantId: ended.tenantId },
+      object: 'sessions',
+      action: 'revoke',
+      outcome: Outcome.SUCCESS,
+      reason,
+      attributes: { session_id: ended.sessionId },
+    });
+
+  /** Deletes the session (if it is this user's) and revokes its family; true when it was live. */
+  const end = async (sessionId: string, userId: string): Promise<boolean> => (await endSession(sessionId, userId)) !== undefined;
 
   return {
     /** Starts a session with the first refresh token of a new family (family = session). */
@@ -102,19 +123,28 @@ export function createSessions({ store, refreshTokens, ttlSeconds, logger, now =
     async revoke(userIdInput: string, sessionIdInput: string): Promise<void> {
       const userId = requireUuid(userIdInput, 'user_id');
       const sessionId = requireUuid(sessionIdInput, 'session_id');
-      if (!(await end(sessionId, userId))) throw sessionNotFound();
+      const tenantId = await endSession(sessionId, userId);
+      if (tenantId === undefined) throw sessionNotFound();
       logger.info({ userId, sessionId }, 'session revoked');
+      await recordRevoked(userId, { sessionId, tenantId }, 'signed out');
     },
 
-    /** Ends every session of the user; returns how many were live. */
-    async revokeAll(userIdInput: string): Promise<number> {
+    /**
+     * Ends every session of the user; returns how many were live. Each live one is recorded in
+     * its own tenant's trail, with `reason` (default: the user signed out everywhere).
+     */
+    async revokeAll(userIdInput: string, reason = 'signed out everywhere'): Promise<number> {
       const userId = requireUuid(userIdInput, 'user_id');
       const sessionIds = await store.idsForUser(userId);
-      const removed = await Promise.all(sessionIds.map((sessionId) => store.remove(sessionId, userId)));
+      const tenants = await Promise.all(sessionIds.map((sessionId) => store.remove(sessionId, userId)));
       await refreshTokens.revokeFamilies(userId, sessionIds);
-      const revoked = removed.filter(Boolean).length;
-      logger.info({ userId, revoked }, 'all sessions revoked');
-      return revoked;
+      const ended = sessionIds.flatMap((sessionId, index) => {
+        const tenantId = tenants[index];
+        return tenantId === undefined ? [] : [{ sessionId, tenantId }];
+      });
+      logger.info({ userId, revoked: ended.length }, 'all sessions revoked');
+      await Promise.all(ended.map((session) => recordRevoked(userId, session, reason)));
+      return ended.length;
     },
   };
 }

@@ -1,9 +1,11 @@
 import { create } from '@bufbuild/protobuf';
 import { describe, expect, it } from '@jest/globals';
 import { AppError, createLogger } from '@portcullis/kit';
-import { Role } from '@portcullis/proto/common';
+import { Outcome } from '@portcullis/proto/audit';
+import { PrincipalKind, Role } from '@portcullis/proto/common';
 import { GetMembershipResponseSchema, ListUserTenantsResponseSchema, type Membership } from '@portcullis/proto/tenant';
 import type { RoleName } from '@portcullis/kit';
+import { recordingAudit } from '../test-support/audit-events.js';
 import { fakeClock, memoryFailureCounter, memoryRefreshTokenStore, memorySessionStore } from '../test-support/memory-stores.js';
 import { createLoginThrottle } from './login-throttle.js';
 import { createLoginTickets, type TicketStore } from './login-tickets.js';
@@ -72,6 +74,7 @@ function setup(memberships: MembershipRow[], behaviour: DirectoryBehaviour = {})
   const refreshStore = memoryRefreshTokenStore(clock);
   const accountCounter = memoryFailureCounter(5, 900_000, clock);
   const ipCounter = memoryFailureCounter(50, 900_000, clock);
+  const recorded = recordingAudit();
   const signIn = createSignIn({
     accounts: {
       async authenticate(email, password) {
@@ -83,18 +86,26 @@ function setup(memberships: MembershipRow[], behaviour: DirectoryBehaviour = {})
     throttle: createLoginThrottle({ account: accountCounter.counter, ip: ipCounter.counter, logger }),
     tickets: createLoginTickets({ store: memoryStore(), keyPrefix: 'p:', ttlSeconds: 300 }),
     tenants: directory,
-    sessions: createSessions({ store: sessionStore.store, refreshTokens: refreshStore.store, ttlSeconds: 3_600, logger, now: clock.now }),
+    sessions: createSessions({
+      store: sessionStore.store,
+      refreshTokens: refreshStore.store,
+      ttlSeconds: 3_600,
+      audit: recordingAudit().audit,
+      logger,
+      now: clock.now,
+    }),
     tokens: {
       async issue(subject) {
         issued.push(subject);
         return { token: `token-${issued.length}`, jti: `jti-${issued.length}`, expiresInSeconds: 900 };
       },
     },
+    audit: recorded.audit,
     logger,
   });
   const login = (password = 'a long enough pw', clientIp = '') => signIn.login({ email: 'ada@example.com', password, clientIp });
   const select = (ticket: string, tenantId: string) => signIn.selectTenant({ ticket, tenantId, clientIp: '', userAgent: '' });
-  return { signIn, login, select, issued, calls, authenticated, sessionStore, refreshStore };
+  return { signIn, login, select, issued, calls, authenticated, sessionStore, refreshStore, recorded };
 }
 
 const memberships = [
@@ -158,6 +169,40 @@ describe('sign-in', () => {
     });
     await expect(signIn.inspectTicket(ticket)).rejects.toMatchObject({ code: 'UNAUTHENTICATED' });
     expect(issued).toHaveLength(1);
+  });
+
+  it('records the sign-in in the tenant’s audit trail: the user with their role, the session and the address', async () => {
+    const { signIn, login, recorded } = setup(memberships);
+    const { ticket } = await login();
+    const result = await signIn.selectTenant({ ticket, tenantId: tenantA, clientIp: '192.0.2.7', userAgent: '' });
+    expect(recorded.events).toEqual([
+      {
+        tenantId: tenantA,
+        kind: 'auth.signin',
+        principal: { kind: PrincipalKind.USER, id: userId, tenantId: tenantA, role: Role.OWNER },
+        object: 'sessions',
+        action: 'create',
+        outcome: Outcome.SUCCESS,
+        attributes: { session_id: result.sessionId, role: 'owner', client_ip: '192.0.2.7' },
+      },
+    ]);
+    expect(JSON.stringify(recorded.events)).not.toContain(result.refreshToken);
+  });
+
+  it('hands out no tokens for a sign-in whose record was not stored, and ends its session', async () => {
+    const { login, select, recorded, sessionStore, refreshStore } = setup(memberships);
+    const { ticket } = await login();
+    recorded.fail();
+    await expect(select(ticket, tenantA)).rejects.toMatchObject({ code: 'DEPENDENCY_UNAVAILABLE' });
+    await expect(sessionStore.store.listForUser(userId)).resolves.toEqual([]);
+    expect(refreshStore.rows.every((row) => row.revokedAt !== null)).toBe(true);
+  });
+
+  it('records nothing for a refused tenant selection', async () => {
+    const { login, select, recorded } = setup(memberships);
+    const { ticket } = await login();
+    await expect(select(ticket, tenantC)).rejects.toMatchObject({ code: 'PERMISSION_DENIED' });
+    expect(recorded.events).toEqual([]);
   });
 
   it('refuses a malformed client_ip before spending the ticket', async () => {
@@ -229,12 +274,19 @@ describe('sign-in', () => {
       }),
       tickets: createLoginTickets({ store: memoryStore(), keyPrefix: 'p:', ttlSeconds: 300 }),
       tenants: fakeDirectory(memberships).directory,
-      sessions: createSessions({ store: sessionStore.store, refreshTokens: refreshStore.store, ttlSeconds: 3_600, logger }),
+      sessions: createSessions({
+        store: sessionStore.store,
+        refreshTokens: refreshStore.store,
+        ttlSeconds: 3_600,
+        audit: recordingAudit().audit,
+        logger,
+      }),
       tokens: {
         async issue() {
           throw new AppError('INTERNAL', 'no active signing key');
         },
       },
+      audit: recordingAudit().audit,
       logger,
     });
     const { ticket } = await failing.login({ email: 'ada@example.com', password: 'a long enough pw', clientIp: '' });

@@ -1,4 +1,6 @@
-import { requireUuid, roleNameOf, type Logger, type RoleName } from '@portcullis/kit';
+import { requireUuid, roleNameOf, roleOf, type AuditPublisher, type Logger, type RoleName } from '@portcullis/kit';
+import { Outcome } from '@portcullis/proto/audit';
+import { PrincipalKind } from '@portcullis/proto/common';
 import type { AccessTokens } from './access-tokens.js';
 import type { Accounts } from './accounts.js';
 import { cleanUserAgent, parseClientIp } from './client-address.js';
@@ -16,6 +18,8 @@ export interface SignInDeps {
   tenants: TenantDirectory;
   sessions: Pick<Sessions, 'open' | 'end'>;
   tokens: Pick<AccessTokens, 'issue'>;
+  /** Where a sign-in into a tenant is recorded (`auth.signin`) before its tokens are handed out. */
+  audit: Pick<AuditPublisher, 'publish'>;
   logger: Logger;
 }
 
@@ -59,9 +63,12 @@ export interface TenantSession {
 /**
  * Two-step sign-in: a (throttled) password login yields a single-use ticket plus the user's
  * tenants; selecting one tenant consumes the ticket, opens a session and issues an access
- * token bound to the tenant and the session, plus the session's first refresh token.
+ * token bound to the tenant and the session, plus the session's first refresh token. Google and
+ * GitHub sign-ins end in the same ticket, so every sign-in into a tenant passes selectTenant,
+ * which records it in the tenant's audit trail (`auth.signin`); tokens whose sign-in was not
+ * recorded are never handed out (their session is ended).
  */
-export function createSignIn({ accounts, throttle, tickets, tenants, sessions, tokens, logger }: SignInDeps) {
+export function createSignIn({ accounts, throttle, tickets, tenants, sessions, tokens, audit, logger }: SignInDeps) {
   /** A login ticket and the tenant list, for a user whose identity was just proven. */
   const ticketFor = async (userId: string): Promise<LoginResult> => {
     const { memberships } = await tenants.listUserTenants({ userId });
@@ -103,11 +110,23 @@ export function createSignIn({ accounts, throttle, tickets, tenants, sessions, t
         throw notAMember();
       }
       const session = await sessions.open({ userId, tenantId, clientIp, userAgent });
-      const access = await tokens.issue({ userId, tenantId, role, sessionId: session.sessionId }).catch(async (error: unknown) => {
-        // Nobody will hold this session's tokens: end it rather than leave it listed.
+      // Nobody will hold this session's tokens: end it rather than leave it listed.
+      const abandon = async (error: unknown): Promise<never> => {
         await sessions.end(session.sessionId, userId).catch(() => undefined);
         throw error;
-      });
+      };
+      const access = await tokens.issue({ userId, tenantId, role, sessionId: session.sessionId }).catch(abandon);
+      await audit
+        .publish({
+          tenantId,
+          kind: 'auth.signin',
+          principal: { kind: PrincipalKind.USER, id: userId, tenantId, role: roleOf(role) },
+          object: 'sessions',
+          action: 'create',
+          outcome: Outcome.SUCCESS,
+          attributes: { session_id: session.sessionId, role, client_ip: clientIp },
+        })
+        .catch(abandon);
       logger.info({ userId, tenantId, role, sessionId: session.sessionId, jti: access.jti }, 'access token issued');
       return {
         accessToken: access.token,

@@ -3,9 +3,11 @@ import { create } from '@bufbuild/protobuf';
 import { timestampFromDate } from '@bufbuild/protobuf/wkt';
 import { describe, expect, it } from '@jest/globals';
 import { AppError, createLogger, type RoleName } from '@portcullis/kit';
-import { Role } from '@portcullis/proto/common';
+import { Outcome } from '@portcullis/proto/audit';
+import { PrincipalKind, Role } from '@portcullis/proto/common';
 import { GetMembershipResponseSchema } from '@portcullis/proto/tenant';
 import fc from 'fast-check';
+import { recordingAudit } from '../test-support/audit-events.js';
 import { fakeClock, memoryRefreshTokenStore, memorySessionStore } from '../test-support/memory-stores.js';
 import type { TenantDirectory } from './memberships.js';
 import { hashRefreshToken, parseRefreshToken } from './refresh-tokens.js';
@@ -20,10 +22,12 @@ function setup() {
   const clock = fakeClock();
   const sessionStore = memorySessionStore(clock);
   const refreshStore = memoryRefreshTokenStore(clock);
+  const recorded = recordingAudit();
   const sessions = createSessions({
     store: sessionStore.store,
     refreshTokens: refreshStore.store,
     ttlSeconds: 3_600,
+    audit: recordingAudit().audit,
     logger,
     now: clock.now,
   });
@@ -54,11 +58,12 @@ function setup() {
       },
     },
     ttlSeconds: 3_600,
+    audit: recorded.audit,
     logger,
     now: clock.now,
   });
   const open = () => sessions.open({ userId, tenantId, clientIp: '', userAgent: '' });
-  return { clock, sessionStore, refreshStore, sessions, refresh, open, membership, membershipCalls, issued };
+  return { clock, sessionStore, refreshStore, sessions, refresh, open, membership, membershipCalls, issued, recorded };
 }
 
 describe('token refresh', () => {
@@ -97,6 +102,44 @@ describe('token refresh', () => {
     expect(refreshStore.rows.every((row) => row.revokedAt !== null)).toBe(true);
     // The successor, held by whoever refreshed first, is dead too.
     await expect(refresh.refresh(successor)).rejects.toMatchObject({ code: 'UNAUTHENTICATED', message: REUSE_MESSAGE });
+  });
+
+  it('records a refresh and a detected reuse in the session’s tenant, never a token', async () => {
+    const { open, refresh, recorded } = setup();
+    const { sessionId, refreshToken } = await open();
+    const { refreshToken: successor } = await refresh.refresh(refreshToken);
+    await expect(refresh.refresh(refreshToken)).rejects.toMatchObject({ message: REUSE_MESSAGE });
+    expect(recorded.events).toEqual([
+      {
+        tenantId,
+        kind: 'auth.token_refreshed',
+        principal: { kind: PrincipalKind.USER, id: userId, tenantId, role: Role.ADMIN },
+        object: 'sessions',
+        action: 'refresh',
+        outcome: Outcome.SUCCESS,
+        attributes: { session_id: sessionId },
+      },
+      {
+        tenantId,
+        kind: 'auth.token_reuse',
+        principal: { kind: PrincipalKind.USER, id: userId, tenantId },
+        object: 'sessions',
+        action: 'refresh',
+        outcome: Outcome.FAILURE,
+        reason: expect.stringContaining('token family revoked'),
+        attributes: { session_id: sessionId, family_id: sessionId },
+      },
+    ]);
+    const text = JSON.stringify(recorded.events);
+    for (const token of [refreshToken, successor]) expect(text).not.toContain(token);
+  });
+
+  it('hands out no tokens for a refresh whose record was not stored, and ends the session', async () => {
+    const { open, refresh, recorded, sessionStore } = setup();
+    const { sessionId, refreshToken } = await open();
+    recorded.fail();
+    await expect(refresh.refresh(refreshToken)).rejects.toMatchObject({ code: 'DEPENDENCY_UNAVAILABLE' });
+    expect(sessionStore.exists(sessionId)).toBe(false);
   });
 
   it('of two concurrent refreshes with one token exactly one succeeds; the other is reuse', async () => {

@@ -1,4 +1,6 @@
-import { AppError, type Logger, type RoleName } from '@portcullis/kit';
+import { AppError, roleOf, type AuditPublisher, type Logger, type RoleName } from '@portcullis/kit';
+import { Outcome } from '@portcullis/proto/audit';
+import { PrincipalKind } from '@portcullis/proto/common';
 import type { AccessTokens } from './access-tokens.js';
 import { madeInMembership, membershipSince, notAMember, type TenantDirectory } from './memberships.js';
 import {
@@ -17,6 +19,8 @@ export interface TokenRefreshDeps {
   tokens: Pick<AccessTokens, 'issue'>;
   /** REFRESH_TOKEN_TTL_SECONDS. */
   ttlSeconds: number;
+  /** Where refreshes (`auth.token_refreshed`) and detected reuse (`auth.token_reuse`) are recorded. */
+  audit: Pick<AuditPublisher, 'publish'>;
   logger: Logger;
   now?: () => number;
 }
@@ -40,11 +44,34 @@ const sessionEnded = () => new AppError('UNAUTHENTICATED', 'the session has ende
  * hands out its successor in the same family; presenting a token that was already spent or
  * revoked ends the session and revokes the whole family — whoever holds the newest token,
  * thief or owner, has to sign in again.
+ *
+ * Both are recorded in the session's tenant's audit trail once stored: `auth.token_refreshed`
+ * (tokens whose refresh was not recorded are not handed out: the session is ended) and
+ * `auth.token_reuse` (outcome FAILURE), after the family is revoked.
  */
-export function createTokenRefresh({ refreshTokens, sessions, tenants, tokens, ttlSeconds, logger, now = Date.now }: TokenRefreshDeps) {
+export function createTokenRefresh({
+  refreshTokens,
+  sessions,
+  tenants,
+  tokens,
+  ttlSeconds,
+  audit,
+  logger,
+  now = Date.now,
+}: TokenRefreshDeps) {
   const reuse = async (record: RefreshTokenRecord): Promise<never> => {
     await sessions.end(record.sessionId, record.userId);
     logger.warn({ userId: record.userId, sessionId: record.sessionId }, 'refresh token reuse: session ended, family revoked');
+    await audit.publish({
+      tenantId: record.tenantId,
+      kind: 'auth.token_reuse',
+      principal: { kind: PrincipalKind.USER, id: record.userId, tenantId: record.tenantId },
+      object: 'sessions',
+      action: 'refresh',
+      outcome: Outcome.FAILURE,
+      reason: 'a spent or revoked refresh token was presented again: session ended, token family revoked',
+      attributes: { session_id: record.sessionId, family_id: record.familyId },
+    });
     throw new AppError('UNAUTHENTICATED', REUSE_MESSAGE);
   };
 
@@ -82,6 +109,21 @@ export function createTokenRefresh({ refreshTokens, sessions, tenants, tokens, t
         if (again && (again.usedAt !== null || again.revokedAt !== null)) return reuse(again);
         throw invalidRefreshToken();
       }
+      await audit
+        .publish({
+          tenantId,
+          kind: 'auth.token_refreshed',
+          principal: { kind: PrincipalKind.USER, id: userId, tenantId, role: roleOf(role) },
+          object: 'sessions',
+          action: 'refresh',
+          outcome: Outcome.SUCCESS,
+          attributes: { session_id: sessionId },
+        })
+        .catch(async (error: unknown) => {
+          // The successor is never handed out: end the session rather than leave it to a false reuse alarm.
+          await sessions.end(sessionId, userId).catch(() => undefined);
+          throw error;
+        });
       logger.info({ userId, tenantId, role, sessionId, jti: access.jti }, 'tokens refreshed');
       return {
         accessToken: access.token,

@@ -26,12 +26,14 @@ redis.call('SADD', KEYS[2], ARGV[2])
 redis.call('EXPIRE', KEYS[2], ARGV[4])
 return 1`;
 
-// KEYS[1] session, KEYS[2] user set; ARGV userId, sessionId.
+// KEYS[1] session, KEYS[2] user set; ARGV userId, sessionId. Answers the deleted session's
+// tenant id, or false (nil) when no session of this user was deleted.
 const REMOVE = `
 redis.call('SREM', KEYS[2], ARGV[2])
-if redis.call('HGET', KEYS[1], 'userId') ~= ARGV[1] then return 0 end
+if redis.call('HGET', KEYS[1], 'userId') ~= ARGV[1] then return false end
+local tenantId = redis.call('HGET', KEYS[1], 'tenantId')
 redis.call('DEL', KEYS[1])
-return 1`;
+return tenantId`;
 
 function recordOf(sessionId: string, fields: Record<string, string>): SessionRecord | undefined {
   const { userId, tenantId, createdAt, lastUsedAt, clientIp = '', userAgent = '' } = fields;
@@ -94,8 +96,8 @@ export function createSessionQueries(redis: Redis, keyPrefix: string): SessionSt
     },
 
     async remove(sessionId, userId) {
-      const removed = await redis.eval(REMOVE, 2, key(sessionId), setKey(userId), userId, sessionId);
-      return removed === 1;
+      const tenantId = await redis.eval(REMOVE, 2, key(sessionId), setKey(userId), userId, sessionId);
+      return typeof tenantId === 'string' ? tenantId : undefined;
     },
   };
 }

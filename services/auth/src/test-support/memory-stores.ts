@@ -60,9 +60,10 @@ export function memorySessionStore(clock: Clock) {
     },
     async remove(sessionId, userId) {
       setOf(userId).delete(sessionId);
-      if (live(sessionId)?.userId !== userId) return false;
+      const record = live(sessionId);
+      if (record?.userId !== userId) return undefined;
       sessions.delete(sessionId);
-      return true;
+      return record.tenantId;
     },
   };
   return { store, exists: (sessionId: string) => live(sessionId) !== undefined, get: live };

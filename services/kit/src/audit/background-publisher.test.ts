@@ -1,8 +1,12 @@
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from '@jest/globals';
 import type { AuditEvent } from '@portcullis/proto/audit';
 import { createLogger } from '../logger.js';
-import type { AuditEventInit } from './audit-publisher.js';
+import { completeAuditEvent, type AuditEventInit } from './audit-publisher.js';
 import { createBackgroundAuditPublisher } from './background-publisher.js';
+import { openAuditSpool, type SpooledBatch } from './spool.js';
 
 const logger = createLogger({ name: 'background-publisher-test', level: 'silent' });
 const tenantA = '00000000-0000-4000-8000-00000000000a';
@@ -156,5 +160,246 @@ describe('background audit publisher', () => {
     await audit.publish(event('a'));
     await expect(audit.drain(10)).resolves.toBe(1);
     for (const release of stream.state.held) release();
+  });
+});
+
+/** Lets queued work (setImmediate, timers of 0) run; `until` polls a condition that way, with a bound. */
+const tick = () => new Promise<void>((resolve) => setImmediate(resolve));
+async function until(condition: () => boolean, what: string): Promise<void> {
+  for (let round = 0; round < 10_000; round += 1) {
+    if (condition()) return;
+    await tick();
+  }
+  throw new Error(`never happened: ${what}`);
+}
+
+/** A JetStream stand-in that is down (every publish fails) until `up()`; it keeps each batch id once, like the stream. */
+function switchableStream() {
+  const stored = new Map<string, AuditEvent>();
+  const attempts: { batchId: string; kinds: string[] }[] = [];
+  const acked = new Set<string>();
+  const state = { down: true };
+  return {
+    stored,
+    attempts,
+    acked,
+    up: () => {
+      state.down = false;
+    },
+    publisher: {
+      publishBatch(_tenantId: string, events: readonly AuditEvent[], batchId: string): Promise<void> {
+        attempts.push({ batchId, kinds: events.map((e) => e.kind) });
+        if (state.down) return Promise.reject(new Error('nats down'));
+        acked.add(batchId);
+        for (const e of events) if (!stored.has(e.eventId)) stored.set(e.eventId, e);
+        return Promise.resolve();
+      },
+    },
+  };
+}
+
+/** An in-memory spool with a bound of events; `appended` lists batch ids in the order they were written. */
+function memorySpool(maxEvents = 1_000) {
+  const batches: SpooledBatch[] = [];
+  const appended: string[] = [];
+  const totalEvents = () => batches.reduce((sum, b) => sum + b.events.length, 0);
+  return {
+    batches,
+    appended,
+    append(batch: SpooledBatch): Promise<boolean> {
+      if (totalEvents() + batch.events.length > maxEvents) return Promise.resolve(false);
+      batches.push({ ...batch, events: [...batch.events] });
+      appended.push(batch.batchId);
+      return Promise.resolve(true);
+    },
+    oldest: () => Promise.resolve(batches[0] ? { ...batches[0], file: batches[0].batchId } : undefined),
+    remove(file: string): Promise<void> {
+      const at = batches.findIndex((b) => b.batchId === file);
+      if (at >= 0) batches.splice(at, 1);
+      return Promise.resolve();
+    },
+    stats: () => ({ batches: batches.length, events: totalEvents(), bytes: 0, corrupt: 0 }),
+  };
+}
+
+describe('background audit publisher with a spool', () => {
+  it('spools a batch JetStream did not ack after the first retry, queues later ones behind it, and replays them in order once', async () => {
+    const stream = switchableStream();
+    const spool = memorySpool();
+    const audit = createBackgroundAuditPublisher({ publisher: stream.publisher, maxPending: 100, logger, spool, sleep: tick });
+    await audit.publish(event('a'));
+    await until(() => spool.batches.length === 1, 'the first batch spooled');
+    // Two attempts (the first and its retry), then the spool under the same id; memory is free again.
+    const [first, retry] = stream.attempts;
+    expect([first?.kinds, retry?.batchId, spool.appended[0]]).toEqual([['a'], first?.batchId, first?.batchId]);
+    expect(audit.pending()).toBe(0);
+
+    // While the spool holds batches, later ones go behind them without trying JetStream first.
+    await audit.publish(event('b'));
+    await until(() => spool.batches.length === 2, 'the second batch spooled');
+    expect(stream.attempts.some((a) => a.kinds.includes('b'))).toBe(false);
+    expect(audit.spooled()).toBe(2);
+
+    stream.up();
+    await until(() => spool.batches.length === 0, 'the spool replayed');
+    expect([...stream.acked]).toEqual(spool.appended);
+    expect([...stream.stored.values()].map((e) => e.kind)).toEqual(['a', 'b']);
+    expect(audit.spoolCounts()).toEqual({ spooled: 2, replayed: 2 });
+
+    // With the spool empty, events go straight to JetStream again.
+    await audit.publish(event('c'));
+    await expect(audit.drain(1_000)).resolves.toBe(0);
+    expect(spool.appended).toHaveLength(2);
+    expect([...stream.stored.values()].map((e) => e.kind)).toEqual(['a', 'b', 'c']);
+  });
+
+  it('replays what a previous process left in the spool under the same ids: stored once, even when one had been acked', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'portcullis-publisher-test-'));
+    try {
+      const previous = await openAuditSpool({ dir, maxBytes: 1_000_000, maxEvents: 1_000, logger });
+      const left = ['first', 'second'].map((kind, at) => ({
+        tenantId: tenantA,
+        batchId: `batch-${at}`,
+        events: [completeAuditEvent(event(kind))],
+      }));
+      for (const batch of left) await previous.append(batch);
+
+      // The first batch reached JetStream before the process died, but its file was not yet deleted.
+      const stream = switchableStream();
+      stream.up();
+      await stream.publisher.publishBatch(tenantA, left[0]?.events ?? [], 'batch-0');
+
+      const spool = await openAuditSpool({ dir, maxBytes: 1_000_000, maxEvents: 1_000, logger });
+      const audit = createBackgroundAuditPublisher({ publisher: stream.publisher, maxPending: 10, logger, spool, sleep: tick });
+      await until(() => spool.stats().batches === 0, 'the left-over batches replayed');
+      expect(stream.attempts.map((a) => a.batchId)).toEqual(['batch-0', 'batch-0', 'batch-1']);
+      expect([...stream.stored.values()].map((e) => e.kind)).toEqual(['first', 'second']);
+      expect(await readdir(dir)).toEqual([]);
+      await audit.drain(1_000);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('holds a batch the full spool refuses in memory, refuses new events at maxPending, and loses none of those it accepted', async () => {
+    const stream = switchableStream();
+    const spool = memorySpool(2);
+    const audit = createBackgroundAuditPublisher({ publisher: stream.publisher, maxPending: 2, logger, spool, sleep: tick });
+    const accepted: string[] = [];
+    accepted.push(await audit.publish(event('a')), await audit.publish(event('b')));
+    await until(() => spool.batches.length === 1, 'a and b spooled');
+    accepted.push(await audit.publish(event('c')));
+    await tick();
+    accepted.push(await audit.publish(event('d')));
+    await until(() => audit.pending() === 2, 'c and d held in memory');
+    await expect(audit.publish(event('e'))).rejects.toMatchObject({ code: 'DEPENDENCY_UNAVAILABLE' });
+    expect(spool.stats().events).toBe(2);
+
+    stream.up();
+    await until(() => spool.batches.length === 0 && audit.pending() === 0, 'everything stored');
+    await expect(audit.drain(1_000)).resolves.toBe(0);
+    expect([...stream.stored.keys()].sort()).toEqual([...accepted].sort());
+    expect([...stream.stored.values()].map((e) => e.kind)).toEqual(['a', 'b', 'c', 'd']);
+  });
+
+  it('at shutdown, spools at the first failed attempt and stops the replayer, leaving the spool for the next start', async () => {
+    const stream = switchableStream();
+    const spool = memorySpool();
+    const audit = createBackgroundAuditPublisher({ publisher: stream.publisher, maxPending: 10, logger, spool, sleep: tick });
+    await audit.publish(event('a'));
+    await expect(audit.drain(1_000)).resolves.toBe(0);
+    expect(stream.attempts).toHaveLength(2); // the batch's one attempt, then one replay attempt
+    expect(spool.batches.map((b) => b.events.map((e) => e.kind))).toEqual([['a']]);
+    const attemptsAtShutdown = stream.attempts.length;
+    for (let round = 0; round < 20; round += 1) await tick();
+    expect(stream.attempts).toHaveLength(attemptsAtShutdown);
+  });
+
+  it('splits a spooled batch that is too large under derived ids, so a repeated replay splits it the same way', async () => {
+    const batchIds: string[] = [];
+    const stored: string[] = [];
+    const tooLarge = new Error("'payload' max_payload size exceeded");
+    const spool = memorySpool();
+    await spool.append({ tenantId: tenantA, batchId: 'spooled', events: ['a', 'b', 'c'].map((kind) => completeAuditEvent(event(kind))) });
+    const audit = createBackgroundAuditPublisher({
+      publisher: {
+        publishBatch(_tenantId, events, batchId) {
+          batchIds.push(batchId);
+          if (events.length > 1) return Promise.reject(tooLarge);
+          stored.push(...events.map((e) => e.kind));
+          return Promise.resolve();
+        },
+      },
+      maxPending: 10,
+      logger,
+      spool,
+      sleep: tick,
+    });
+    await until(() => spool.batches.length === 0, 'the spooled batch replayed');
+    expect(stored).toEqual(['a', 'b', 'c']);
+    expect(batchIds).toEqual(['spooled', 'spooled-a', 'spooled-a-a', 'spooled-a-b', 'spooled-b']);
+    await audit.drain(1_000);
+  });
+});
+
+describe("background audit publisher confirming storage ('stored')", () => {
+  it('resolves only once JetStream acknowledged the event', async () => {
+    const stream = fakeStream();
+    stream.state.hold = true;
+    const audit = createBackgroundAuditPublisher({ publisher: stream.publisher, maxPending: 10, logger, sleep: noWait, confirm: 'stored' });
+    let resolved = false;
+    const published = audit.publish(event('a')).then((id) => {
+      resolved = true;
+      return id;
+    });
+    await until(() => stream.state.held.length === 1, 'the publish to be in flight');
+    expect(resolved).toBe(false);
+    for (const release of stream.state.held) release();
+    const id = await published;
+    expect(stream.stored.map((e) => e.eventId)).toEqual([id]);
+  });
+
+  it('resolves once the spool holds the event when JetStream is down', async () => {
+    const stream = switchableStream();
+    const spool = memorySpool();
+    const audit = createBackgroundAuditPublisher({
+      publisher: stream.publisher,
+      maxPending: 10,
+      logger,
+      spool,
+      sleep: tick,
+      confirm: 'stored',
+    });
+    const id = await audit.publish(event('a'));
+    expect(spool.batches.flatMap((b) => b.events.map((e) => e.eventId))).toEqual([id]);
+    expect(stream.stored.size).toBe(0);
+    stream.up();
+    await until(() => stream.stored.has(id), 'the spooled event stored');
+    await audit.drain(1_000);
+  });
+
+  it('rejects when the event is not stored in time, and when it can never be', async () => {
+    const stream = fakeStream();
+    stream.state.hold = true;
+    const slow = createBackgroundAuditPublisher({
+      publisher: stream.publisher,
+      maxPending: 10,
+      logger,
+      sleep: noWait,
+      confirm: 'stored',
+      confirmTimeoutMs: 5,
+    });
+    await expect(slow.publish(event('a'))).rejects.toMatchObject({ code: 'DEPENDENCY_UNAVAILABLE' });
+    for (const release of stream.state.held) release();
+
+    const tooLarge = createBackgroundAuditPublisher({
+      publisher: { publishBatch: () => Promise.reject(new Error('max_payload exceeded')) },
+      maxPending: 10,
+      logger,
+      sleep: noWait,
+      confirm: 'stored',
+    });
+    await expect(tooLarge.publish(event('huge'))).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    expect(tooLarge.unpublishable()).toBe(1);
   });
 });

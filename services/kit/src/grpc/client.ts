@@ -1,7 +1,8 @@
 import { create, type MessageInitShape, type MessageShape } from '@bufbuild/protobuf';
-import { Client, connectivityState, credentials, Metadata, type ServiceError } from '@grpc/grpc-js';
+import { Client, connectivityState, credentials, Metadata, status as GrpcStatus, type ServiceError } from '@grpc/grpc-js';
 import { context, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import { AppError, codeOfGrpcStatus, isAppErrorCode } from '../errors.js';
+import { counterOn, metricNames, type Registry } from '../metrics/metrics.js';
 import { injectContext, tracer } from '../telemetry/telemetry.js';
 import { methodPath, serviceDefinitionOf, type AnyService, type MethodsOf } from './definition.js';
 import { firstString, metadataKeys, metadataSetter } from './metadata.js';
@@ -35,6 +36,11 @@ export interface GrpcClientOptions {
   deadlineMs: number;
   /** The service credential sent with every call (`identity.credentialFor(<service>)`); 'none' only to test refusals. */
   credential: ServiceCredential | 'none';
+  /**
+   * Where every call is counted, `portcullis_grpc_client_requests_total{target,method,code}`
+   * (target: the service's full name; code: the gRPC status name); not counted when absent.
+   */
+  metrics?: Registry;
 }
 
 function isServiceError(error: unknown): error is ServiceError {
@@ -58,14 +64,25 @@ export function appErrorFromServiceError(error: ServiceError, target: string): A
   return new AppError(code, message, { cause: error, details: { target } });
 }
 
-export function createGrpcClient<S extends AnyService>(service: S, { address, deadlineMs, credential }: GrpcClientOptions): GrpcClient<S> {
+export function createGrpcClient<S extends AnyService>(
+  service: S,
+  { address, deadlineMs, credential, metrics }: GrpcClientOptions,
+): GrpcClient<S> {
   const client = new Client(address, credentials.createInsecure());
+  const requests = metrics
+    ? counterOn(metrics, {
+        name: metricNames.grpcClientRequests,
+        help: 'gRPC calls made, by target service, method and gRPC status',
+        labelNames: ['target', 'method', 'code'],
+      })
+    : undefined;
   const definition = serviceDefinitionOf(service);
   const methods: Record<string, unknown> = {};
   for (const method of service.methods) {
     const def = definition[method.localName];
     if (!def) continue;
     const spanName = `${service.typeName}/${method.name}`;
+    const count = (code: string) => requests?.inc({ target: service.typeName, method: method.name, code });
     methods[method.localName] = (request: MessageInitShape<typeof method.input>, options: CallOptions = {}) =>
       tracer.startActiveSpan(
         spanName,
@@ -81,6 +98,7 @@ export function createGrpcClient<S extends AnyService>(service: S, { address, de
             } catch (error) {
               span.setStatus({ code: SpanStatusCode.ERROR, message: 'INTERNAL' });
               span.end();
+              count('INTERNAL');
               throw new AppError('INTERNAL', 'could not sign the service credential', { cause: error });
             }
           }
@@ -99,9 +117,11 @@ export function createGrpcClient<S extends AnyService>(service: S, { address, de
                     : new AppError('INTERNAL', 'gRPC call failed', { cause: error });
                   span.setStatus({ code: SpanStatusCode.ERROR, message: appError.code });
                   span.end();
+                  count(isServiceError(error) ? GrpcStatus[error.code] : 'INTERNAL');
                   reject(appError);
                 } else {
                   span.end();
+                  count('OK');
                   resolve(response);
                 }
               },

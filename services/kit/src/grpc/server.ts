@@ -6,6 +6,7 @@ import {
   ServerCredentials,
   type sendUnaryData,
   type ServerUnaryCall,
+  status as GrpcStatus,
   type UntypedServiceImplementation,
 } from '@grpc/grpc-js';
 import { HealthImplementation } from 'grpc-health-check';
@@ -13,7 +14,8 @@ import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import { randomUUID } from 'node:crypto';
 import { AppError, grpcStatusOf, publicMessageOf, toAppError } from '../errors.js';
 import type { Logger } from '../logger.js';
-import { extractContext, tracer } from '../telemetry/telemetry.js';
+import { counterOn, histogramOn, latencyBuckets, metricNames, type Registry } from '../metrics/metrics.js';
+import { extractContext, tenantAttributesOf, tracer } from '../telemetry/telemetry.js';
 import { fileDescriptorProtosOf, serviceDefinitionOf, type AnyService, type MethodsOf } from './definition.js';
 import { bearerTokenOf, firstString, metadataGetter, metadataKeys } from './metadata.js';
 import { admits, anyPlatformService, type Caller, type CallerRule, type ServiceIdentity } from './service-credentials.js';
@@ -58,6 +60,33 @@ export interface GrpcServerOptions {
   services: readonly ServiceRegistration[];
   /** Verifies the service credential every call must carry (health and reflection excepted). */
   identity: Pick<ServiceIdentity, 'verify'>;
+  /**
+   * Where every handled call is counted (`portcullis_grpc_server_requests_total{method,code}`)
+   * and timed (`portcullis_grpc_server_duration_seconds{method}`); not measured when absent.
+   */
+  metrics?: Registry;
+}
+
+/** Records one handled call: its full method name, its gRPC status name (`OK`, `NOT_FOUND`…) and how long it took. */
+type ObserveCall = (method: string, code: string, seconds: number) => void;
+
+function observerOn(metrics: Registry | undefined): ObserveCall {
+  if (!metrics) return () => undefined;
+  const requests = counterOn(metrics, {
+    name: metricNames.grpcServerRequests,
+    help: 'gRPC calls handled, by full method name and gRPC status',
+    labelNames: ['method', 'code'],
+  });
+  const duration = histogramOn(metrics, {
+    name: metricNames.grpcServerDuration,
+    help: 'Time to handle a gRPC call (authentication included), by full method name',
+    labelNames: ['method'],
+    buckets: latencyBuckets,
+  });
+  return (method, code, seconds) => {
+    requests.inc({ method, code });
+    duration.observe({ method }, seconds);
+  };
 }
 
 export interface GrpcServer {
@@ -89,18 +118,24 @@ interface WrapOptions {
   rule: CallerRule;
   spanName: string;
   handler: (request: unknown, call: CallContext) => Promise<unknown>;
+  observe: ObserveCall;
 }
 
-function wrapHandler({ logger, identity, rule, spanName, handler }: WrapOptions) {
+function wrapHandler({ logger, identity, rule, spanName, handler, observe }: WrapOptions) {
   return (call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>): void => {
+    const started = process.hrtime.bigint();
+    const seconds = () => Number(process.hrtime.bigint() - started) / 1e9;
     const parent = extractContext(call.metadata, metadataGetter);
     const requestId = firstString(call.metadata, metadataKeys.requestId) ?? randomUUID();
     void tracer.startActiveSpan(spanName, { kind: SpanKind.SERVER, attributes: { 'rpc.system': 'grpc' } }, parent, async (span) => {
       try {
         const caller = await authenticate(identity, rule, call.metadata);
         span.setAttribute('portcullis.caller', caller.kind === 'platform' ? caller.service : `tenant:${caller.tenantId}`);
+        // The tenant (and assistant) the request names, once the caller is known: UUIDs only.
+        span.setAttributes(tenantAttributesOf(call.request));
         const response = await handler(call.request, { metadata: call.metadata, requestId, deadline: deadlineOf(call), caller });
         callback(null, response);
+        observe(spanName, 'OK', seconds());
       } catch (thrown) {
         const error = toAppError(thrown);
         span.setStatus({ code: SpanStatusCode.ERROR, message: error.code });
@@ -110,7 +145,9 @@ function wrapHandler({ logger, identity, rule, spanName, handler }: WrapOptions)
         }
         const trailer = new Metadata();
         trailer.set(metadataKeys.errorCode, error.code);
-        callback({ code: grpcStatusOf(error.code), details: publicMessageOf(error), metadata: trailer });
+        const code = grpcStatusOf(error.code);
+        callback({ code, details: publicMessageOf(error), metadata: trailer });
+        observe(spanName, GrpcStatus[code], seconds());
       } finally {
         span.end();
       }
@@ -122,8 +159,9 @@ function wrapHandler({ logger, identity, rule, spanName, handler }: WrapOptions)
  * A grpc-js server for protobuf-es services, with grpc.health.v1 and server reflection.
  * Every call runs in a server span whose parent is the caller's trace context.
  */
-export function createGrpcServer({ logger, services, identity }: GrpcServerOptions): GrpcServer {
+export function createGrpcServer({ logger, services, identity, metrics }: GrpcServerOptions): GrpcServer {
   const server = new Server();
+  const observe = observerOn(metrics);
   const names = services.map(({ service }) => service.typeName);
   const health = new HealthImplementation(Object.fromEntries(['', ...names].map((name) => [name, 'NOT_SERVING'])));
   health.addToServer(server);
@@ -135,7 +173,14 @@ export function createGrpcServer({ logger, services, identity }: GrpcServerOptio
       const handler = (handlers as Record<string, (request: unknown, call: CallContext) => Promise<unknown>>)[method.localName];
       if (!handler) throw new Error(`${service.typeName}.${method.name} has no handler`);
       const rule = rules[method.localName] ?? rules['default'] ?? anyPlatformService;
-      implementation[method.localName] = wrapHandler({ logger, identity, rule, spanName: `${service.typeName}/${method.name}`, handler });
+      implementation[method.localName] = wrapHandler({
+        logger,
+        identity,
+        rule,
+        spanName: `${service.typeName}/${method.name}`,
+        handler,
+        observe,
+      });
     }
     server.addService(serviceDefinitionOf(service), implementation);
   }

@@ -22,6 +22,8 @@ export const SERVICE_TOKEN_TYPE = 'svc+jwt';
 export const TENANT_CREDENTIAL_ISSUER = 'auth';
 /** The identity of operator tooling (bring-up, tests, benchmarks) for platform-operation RPCs. */
 export const PLATFORM_OPS = 'platform-ops';
+/** The identity of the platform auditor's tooling: it may read and export every tenant's audit trail, nothing else. */
+export const PLATFORM_AUDITOR = 'platform-auditor';
 /** Every platform identity: the services and operator tooling. */
 export const platformServiceNames = [
   'api-gateway',
@@ -32,6 +34,7 @@ export const platformServiceNames = [
   'device-enrollment',
   'audit',
   PLATFORM_OPS,
+  PLATFORM_AUDITOR,
 ] as const;
 export type PlatformServiceName = (typeof platformServiceNames)[number];
 

@@ -4,7 +4,8 @@ import { connect } from '@nats-io/transport-node';
 import { context, SpanKind, SpanStatusCode, trace, type TextMapGetter, type TextMapSetter } from '@opentelemetry/api';
 import { AppError } from '../errors.js';
 import type { Logger } from '../logger.js';
-import { extractContext, injectContext, tracer } from '../telemetry/telemetry.js';
+import { extractContext, injectContext, spanAttributes, tracer } from '../telemetry/telemetry.js';
+import { isUuid } from '../validate.js';
 
 export type { JetStreamClient, MsgHdrs, NatsConnection };
 
@@ -72,6 +73,34 @@ export async function ensureStream(nc: NatsConnection, spec: StreamSpec): Promis
   }
 }
 
+/** First subject tokens of the tenant-namespaced subjects: `audit.<tenant>.…`, `robots.<tenant>.…`, `devices.<tenant>.…`. */
+const tenantNamespaces = new Set(['audit', 'robots', 'devices']);
+
+/**
+ * The tenant a subject is namespaced by (`[prefix.]audit.<tenant>.<kind>`,
+ * `[prefix.]robots.<tenant>.<robot>.events`, `[prefix.]devices.<tenant>.<device>.<kind>`), if any.
+ */
+export function tenantOfSubject(subject: string): string | undefined {
+  const tokens = subject.split('.');
+  // The namespace is the first token, or the second after a run's prefix (which has no dots).
+  for (const at of [0, 1]) {
+    const namespace = tokens[at];
+    const tenant = tokens[at + 1];
+    if (namespace !== undefined && tenantNamespaces.has(namespace) && tenant !== undefined && isUuid(tenant)) return tenant.toLowerCase();
+  }
+  return undefined;
+}
+
+/** Attributes of a publish or process span: the subject, and the tenant it is namespaced by. */
+function messagingAttributesOf(subject: string): Record<string, string> {
+  const tenantId = tenantOfSubject(subject);
+  return {
+    'messaging.system': 'nats',
+    'messaging.destination.name': subject,
+    ...(tenantId === undefined ? {} : { [spanAttributes.tenantId]: tenantId }),
+  };
+}
+
 export interface PublishOptions {
   /** Deduplication id: JetStream stores one message per id within the duplicate window. */
   msgId: string;
@@ -82,7 +111,7 @@ export interface PublishOptions {
 export async function publishDurable(js: JetStreamClient, subject: string, data: Uint8Array, options: PublishOptions): Promise<void> {
   await tracer.startActiveSpan(
     `publish ${subject}`,
-    { kind: SpanKind.PRODUCER, attributes: { 'messaging.system': 'nats', 'messaging.destination.name': subject } },
+    { kind: SpanKind.PRODUCER, attributes: messagingAttributesOf(subject) },
     async (span) => {
       try {
         const h = natsHeaders();
@@ -107,6 +136,14 @@ export interface DurableConsumerOptions {
   /** Called per message inside a CONSUMER span continuing the publisher's trace. Throw to redeliver. */
   handle(message: JsMsg): Promise<void>;
   redeliveryDelayMs?: number;
+  /**
+   * Messages handled at once, at most (default 1: one after the other). Each is acked once its
+   * own handler resolved, nak'ed if it threw; a handler that needs an order among messages (e.g.
+   * per tenant) keeps it itself — handlers start in delivery order.
+   */
+  concurrency?: number;
+  /** Messages the client pulls ahead of handling (JetStream `max_messages`, default 256). */
+  maxMessages?: number;
 }
 
 export interface RunningConsumer {
@@ -126,14 +163,16 @@ export async function startDurableConsumer(nc: NatsConnection, options: DurableC
     ack_wait: 30_000_000_000,
   });
   const consumer = await jetstream(nc).consumers.get(options.stream, options.durable);
-  const messages = await consumer.consume({ max_messages: 256 });
+  const messages = await consumer.consume({ max_messages: options.maxMessages ?? 256 });
+  const concurrency = Math.max(1, options.concurrency ?? 1);
+  const inFlight = new Set<Promise<void>>();
   let running = true;
   const done = (async () => {
     for await (const message of messages) {
       const parent = message.headers ? extractContext(message.headers, headerGetter) : context.active();
-      await tracer.startActiveSpan(
+      const handled = tracer.startActiveSpan(
         `process ${message.subject}`,
-        { kind: SpanKind.CONSUMER, attributes: { 'messaging.system': 'nats', 'messaging.destination.name': message.subject } },
+        { kind: SpanKind.CONSUMER, attributes: messagingAttributesOf(message.subject) },
         parent,
         async (span) => {
           try {
@@ -148,8 +187,14 @@ export async function startDurableConsumer(nc: NatsConnection, options: DurableC
           }
         },
       );
+      inFlight.add(handled);
+      const settled = () => inFlight.delete(handled);
+      void handled.then(settled, settled);
+      if (inFlight.size >= concurrency) await Promise.race(inFlight);
     }
   })()
+    // Stopped or failed: the messages being handled still end with their ack or nak.
+    .finally(() => Promise.all(inFlight))
     .catch((error: unknown) => {
       // The consume loop ended on its own (e.g. the consumer was deleted); readiness reports it.
       options.logger.error({ err: error, stream: options.stream, durable: options.durable }, 'durable consumer stopped unexpectedly');

@@ -48,6 +48,8 @@ async function setup() {
       decisions.invalidate(tenantId);
       announced.push(tenantId);
     },
+    // What is recorded is tested with the library (grants.test.ts).
+    audit: { publish: () => Promise.resolve('event-id') },
   });
   // The registration is typed for any service; these are PolicyService's handlers.
   const registration = createPolicyService({ decisions, grants });

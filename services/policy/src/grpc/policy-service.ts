@@ -1,4 +1,4 @@
-import { implement, onlyServices, PLATFORM_OPS, platformServiceOrTenant, requireCallerTenant } from '@portcullis/kit';
+import { implement, onlyServices, PLATFORM_OPS, platformServiceOrTenant, requireCallerTenant, type Counter } from '@portcullis/kit';
 import { PolicyService } from '@portcullis/proto/policy';
 import type { DecisionLibrary } from '../libraries/decisions.js';
 import type { GrantLibrary } from '../libraries/grants.js';
@@ -6,6 +6,8 @@ import type { GrantLibrary } from '../libraries/grants.js';
 export interface PolicyServiceDeps {
   decisions: Pick<DecisionLibrary, 'check' | 'checkMany' | 'explain' | 'listCapabilities'>;
   grants: GrantLibrary;
+  /** Counts every decision Check and BatchCheck answer, `portcullis_policy_decisions_total{outcome,rpc}`. */
+  decisionsCounted?: Pick<Counter<'outcome' | 'rpc'>, 'inc'>;
 }
 
 /**
@@ -15,7 +17,9 @@ export interface PolicyServiceDeps {
  * tenant-registry (memberships), the gateway (per-assistant roles, permissions) and operators;
  * a plan only from tenant-registry, which stores it.
  */
-export function createPolicyService({ decisions, grants }: PolicyServiceDeps) {
+export function createPolicyService({ decisions, grants, decisionsCounted }: PolicyServiceDeps) {
+  const count = (rpc: 'Check' | 'BatchCheck', { allowed }: { allowed: boolean }) =>
+    decisionsCounted?.inc({ outcome: allowed ? 'allow' : 'deny', rpc });
   const grantors = onlyServices('tenant-registry', 'api-gateway', PLATFORM_OPS);
   const access = {
     default: onlyServices(),
@@ -34,11 +38,15 @@ export function createPolicyService({ decisions, grants }: PolicyServiceDeps) {
     {
       async check(request, { caller }) {
         requireCallerTenant(caller, request.tenantId);
-        return decisions.check(request);
+        const decision = await decisions.check(request);
+        count('Check', decision);
+        return decision;
       },
       async batchCheck(request, { caller }) {
         requireCallerTenant(caller, request.tenantId);
-        return { decisions: await decisions.checkMany(request) };
+        const answers = await decisions.checkMany(request);
+        for (const answer of answers) count('BatchCheck', answer);
+        return { decisions: answers };
       },
       async explain({ check }, { caller }) {
         requireCallerTenant(caller, check?.tenantId ?? '');

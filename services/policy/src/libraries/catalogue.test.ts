@@ -33,6 +33,7 @@ const usedByThePlatform = [
   'apikeys:manage',
   'apikeys:own',
   'decisions:query',
+  'conversations:record',
 ];
 
 describe('capability catalogue (policies/roles.csv)', () => {
@@ -73,8 +74,8 @@ describe('capability catalogue (policies/roles.csv)', () => {
     for (const capability of rowsOf('role:robot')) expect(catalogue.isKnown(capability)).toBe(true);
   });
 
-  it('knows which objects can be held per assistant (devices, knowledge, tools, MCP, settings); the rest are tenant-wide', () => {
-    expect([...assistantObjects].sort()).toEqual(['devices', 'knowledge', 'mcp', 'settings', 'tools']);
+  it('knows which objects can be held per assistant (devices, knowledge, tools, MCP, settings, conversations); the rest are tenant-wide', () => {
+    expect([...assistantObjects].sort()).toEqual(['conversations', 'devices', 'knowledge', 'mcp', 'settings', 'tools']);
     expect(catalogue.isPerAssistant('members')).toBe(false);
     expect(catalogue.isPerAssistant('tools')).toBe(true);
   });

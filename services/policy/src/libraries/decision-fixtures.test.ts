@@ -30,7 +30,13 @@ async function libraryFor(suite: FixtureSuite): Promise<DecisionLibrary> {
     maxCachedTenants: 100,
     maxAgeMs: 60_000,
   });
-  const grants = createGrantLibrary({ store, catalogue: files.catalogue, announceChange: (tenantId) => decisions.invalidate(tenantId) });
+  const grants = createGrantLibrary({
+    store,
+    catalogue: files.catalogue,
+    announceChange: (tenantId) => decisions.invalidate(tenantId),
+    // The fixtures are about decisions; what grants record is tested in grants.test.ts.
+    audit: { publish: () => Promise.resolve('event-id') },
+  });
   await applySetup(suite, grants);
   return decisions;
 }

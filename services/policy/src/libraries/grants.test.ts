@@ -1,5 +1,7 @@
 import { create } from '@bufbuild/protobuf';
 import { beforeAll, describe, expect, it } from '@jest/globals';
+import { AppError, type AuditEventInit } from '@portcullis/kit';
+import { Outcome } from '@portcullis/proto/audit';
 import { PrincipalKind, PrincipalSchema, Role } from '@portcullis/proto/common';
 import { createMemoryRuleStore } from '../test-support/memory-rule-store.js';
 import { createGrantLibrary } from './grants.js';
@@ -30,13 +32,28 @@ const actor = (userId: string, extra: Partial<{ kind: PrincipalKind; tenantId: s
 async function setup() {
   const store = createMemoryRuleStore();
   const announced: string[] = [];
-  const grants = createGrantLibrary({ store, catalogue: files.catalogue, announceChange: (tenantId) => announced.push(tenantId) });
+  const events: AuditEventInit[] = [];
+  const audit = { failing: false };
+  const grants = createGrantLibrary({
+    store,
+    catalogue: files.catalogue,
+    announceChange: (tenantId) => announced.push(tenantId),
+    audit: {
+      async publish(event) {
+        if (audit.failing)
+          throw new AppError('DEPENDENCY_UNAVAILABLE', 'the change was made, but the audit trail did not store its record');
+        events.push(event);
+        return 'event-id';
+      },
+    },
+  });
   await grants.assignRole({ tenantId: tenantA, userId: owner, role: Role.OWNER, assistantId: '' });
   const by = actor(owner);
   await grants.assignRole({ tenantId: tenantA, userId: admin, role: Role.ADMIN, assistantId: '', actor: by });
   await grants.assignRole({ tenantId: tenantA, userId: plain, role: Role.USER, assistantId: '', actor: by });
   await grants.assignRole({ tenantId: tenantA, userId: scopedAdmin, role: Role.ADMIN, assistantId: assistant1, actor: by });
   announced.length = 0;
+  events.length = 0;
   const roles = (userId: string) =>
     store
       .rulesOf(tenantA)
@@ -58,8 +75,20 @@ async function setup() {
     const [object = '', action = ''] = capability.split(':');
     return { tenantId: tenantA, userId, object, action, assistantId, actor: actor(by) };
   };
-  return { grants, store, announced, roles, permissions, role, permission };
+  return { grants, store, announced, roles, permissions, role, permission, events, audit };
 }
+
+/** An event of a change the owner made, as the library records it. */
+const byOwner = (kind: string, action: string, assistantId: string, attributes: Record<string, string>) => ({
+  tenantId: tenantA,
+  kind,
+  principal: actor(owner),
+  assistantId,
+  object: 'members',
+  action,
+  outcome: Outcome.SUCCESS,
+  attributes,
+});
 
 describe('the first owner', () => {
   it('is the only grant without an actor, and only while the tenant has no owner', async () => {
@@ -251,6 +280,65 @@ describe('permissions are held on top of a role', () => {
     expect(permissions(plain)).toEqual([`tools:invoke@${assistant1}`]);
     await grants.revokeRole(role(plain, Role.USER, owner, assistant1));
     expect(permissions(plain)).toEqual([]);
+  });
+});
+
+describe('audit events', () => {
+  it('records roles held on one assistant, and leaves tenant-wide roles (memberships) to tenant-registry', async () => {
+    const { grants, role, events } = await setup();
+    await grants.assignRole(role(newcomer, Role.ADMIN, owner));
+    await grants.assignRole(role(newcomer, Role.USER, owner, assistant1));
+    await grants.revokeRole(role(newcomer, Role.USER, owner, assistant1));
+    await grants.revokeRole(role(newcomer, Role.ADMIN, owner));
+    expect(events).toEqual([
+      byOwner('policy.role_assigned', 'assign_role', assistant1, { user_id: newcomer, role: 'user', assistant_id: assistant1 }),
+      byOwner('policy.role_revoked', 'revoke_role', assistant1, { user_id: newcomer, role: 'user', assistant_id: assistant1 }),
+    ]);
+  });
+
+  it('records granted and revoked permissions, tenant-wide or on one assistant, and the permissions a last role took along', async () => {
+    const { grants, role, permission, events } = await setup();
+    await grants.grantPermission(permission(plain, 'audit:read', owner));
+    await grants.grantPermission(permission(plain, 'tools:invoke', owner, assistant1));
+    await grants.revokePermission(permission(plain, 'audit:read', owner));
+    await grants.assignRole(role(newcomer, Role.USER, owner, assistant1));
+    await grants.grantPermission(permission(newcomer, 'tools:invoke', owner, assistant1));
+    events.length = 0;
+    await grants.revokeRole(role(newcomer, Role.USER, owner, assistant1));
+    expect(events).toEqual([
+      byOwner('policy.role_revoked', 'revoke_role', assistant1, {
+        user_id: newcomer,
+        role: 'user',
+        assistant_id: assistant1,
+        permissions_revoked: 'all',
+      }),
+    ]);
+  });
+
+  it('records permission changes with the capability, and nothing for a change that changed nothing', async () => {
+    const { grants, permission, events } = await setup();
+    await grants.grantPermission(permission(plain, 'audit:read', owner));
+    await grants.grantPermission(permission(plain, 'audit:read', owner));
+    await grants.grantPermission(permission(plain, 'tools:invoke', owner, assistant1));
+    await grants.revokePermission(permission(plain, 'audit:read', owner));
+    await grants.revokePermission(permission(plain, 'audit:read', owner));
+    expect(events).toEqual([
+      byOwner('policy.permission_granted', 'grant_permission', '', { user_id: plain, capability: 'audit:read' }),
+      byOwner('policy.permission_granted', 'grant_permission', assistant1, {
+        user_id: plain,
+        capability: 'tools:invoke',
+        assistant_id: assistant1,
+      }),
+      byOwner('policy.permission_revoked', 'revoke_permission', '', { user_id: plain, capability: 'audit:read' }),
+    ]);
+  });
+
+  it('keeps a stored change whose record was not stored, and says so (DEPENDENCY_UNAVAILABLE)', async () => {
+    const { grants, permission, permissions, audit, announced } = await setup();
+    audit.failing = true;
+    await expect(grants.grantPermission(permission(plain, 'audit:read', owner))).rejects.toMatchObject({ code: 'DEPENDENCY_UNAVAILABLE' });
+    expect(permissions(plain)).toEqual(['audit:read']);
+    expect(announced).toEqual([tenantA]);
   });
 });
 

@@ -1,4 +1,5 @@
-import { AppError, isUuid, requireUuid } from '@portcullis/kit';
+import { AppError, isUuid, requireUuid, type AuditPublisher } from '@portcullis/kit';
+import { Outcome } from '@portcullis/proto/audit';
 import { PrincipalKind, type Principal, type Role } from '@portcullis/proto/common';
 import type { Catalogue } from './catalogue.js';
 import { roleSubject, type AssignableRole } from './role-templates.js';
@@ -35,6 +36,14 @@ export interface GrantLibraryDeps {
   catalogue: Catalogue;
   /** Drops the tenant's rules on every replica; called after a change is stored. */
   announceChange(tenantId: string): void;
+  /**
+   * Where the changes only this service knows of are recorded once stored: roles held on one
+   * assistant (`policy.role_assigned`, `policy.role_revoked`) and per-user permissions
+   * (`policy.permission_granted`, `policy.permission_revoked`). A tenant-wide role is a
+   * membership: tenant-registry, which relays it here, records it (`member.*`), so it is never
+   * recorded twice.
+   */
+  audit: Pick<AuditPublisher, 'publish'>;
 }
 
 export interface RoleChange {
@@ -99,7 +108,24 @@ async function assertAdminMayTouch(changes: RuleChanges, target: string): Promis
  *   capabilities of the admin template, and never touch an owner or an admin;
  * - nobody else changes anything. The only change without an actor is a tenant's first owner.
  */
-export function createGrantLibrary({ store, catalogue, announceChange }: GrantLibraryDeps) {
+export function createGrantLibrary({ store, catalogue, announceChange, audit }: GrantLibraryDeps) {
+  /** Records a stored change made by `actor` (always a person of the tenant here). */
+  const record = (
+    event: { tenantId: string; assistantId: string | null; kind: string; action: string },
+    actor: Principal,
+    attributes: Record<string, string>,
+  ) =>
+    audit.publish({
+      tenantId: event.tenantId,
+      kind: event.kind,
+      principal: actor,
+      assistantId: event.assistantId ?? '',
+      object: 'members',
+      action: event.action,
+      outcome: Outcome.SUCCESS,
+      attributes: { ...attributes, ...(event.assistantId === null ? {} : { assistant_id: event.assistantId }) },
+    });
+
   async function changeRole(change: 'assign' | 'revoke', input: RoleChange): Promise<void> {
     const tenantId = requireUuid(input.tenantId, 'tenant_id');
     const subject = `user:${requireUuid(input.userId, 'user_id')}`;
@@ -111,6 +137,8 @@ export function createGrantLibrary({ store, catalogue, announceChange }: GrantLi
       });
     }
     const actor = input.actor === undefined ? undefined : actorSubject(input.actor, tenantId);
+    /** Whether revoking the user's last role took their permissions along. */
+    const cascade = { permissions: false };
 
     const changed = await store.change(tenantId, async (changes) => {
       if (actor === undefined) {
@@ -130,10 +158,24 @@ export function createGrantLibrary({ store, catalogue, announceChange }: GrantLi
         throw new AppError('FAILED_PRECONDITION', 'a tenant must keep at least one owner');
       }
       // Permissions are held on top of a role: they go with the last one.
-      if (revoked && (await changes.rolesOf(subject)).length === 0) await changes.revokeAllPermissions(subject);
+      if (revoked && (await changes.rolesOf(subject)).length === 0) cascade.permissions = await changes.revokeAllPermissions(subject);
       return revoked;
     });
-    if (changed) announceChange(tenantId);
+    if (!changed) return;
+    announceChange(tenantId);
+    // Tenant-wide roles are memberships, recorded by tenant-registry; an actor is always there on an assistant.
+    if (assistantId === null || input.actor === undefined) return;
+    await record(
+      change === 'assign'
+        ? { tenantId, assistantId, kind: 'policy.role_assigned', action: 'assign_role' }
+        : { tenantId, assistantId, kind: 'policy.role_revoked', action: 'revoke_role' },
+      input.actor,
+      {
+        user_id: subject.slice('user:'.length),
+        role: role.slice('role:'.length),
+        ...(cascade.permissions ? { permissions_revoked: 'all' } : {}),
+      },
+    );
   }
 
   async function changePermission(change: 'grant' | 'revoke', input: PermissionChange): Promise<void> {
@@ -166,7 +208,15 @@ export function createGrantLibrary({ store, catalogue, announceChange }: GrantLi
       }
       return changes.grantPermission(subject, object, action, assistantId);
     });
-    if (changed) announceChange(tenantId);
+    if (!changed) return;
+    announceChange(tenantId);
+    await record(
+      change === 'grant'
+        ? { tenantId, assistantId, kind: 'policy.permission_granted', action: 'grant_permission' }
+        : { tenantId, assistantId, kind: 'policy.permission_revoked', action: 'revoke_permission' },
+      input.actor,
+      { user_id: subject.slice('user:'.length), capability },
+    );
   }
 
   return {

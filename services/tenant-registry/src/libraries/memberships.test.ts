@@ -1,6 +1,7 @@
 import { create } from '@bufbuild/protobuf';
 import { describe, expect, it } from '@jest/globals';
-import { AppError } from '@portcullis/kit';
+import { AppError, type AuditEventInit } from '@portcullis/kit';
+import { Outcome } from '@portcullis/proto/audit';
 import { PrincipalKind, PrincipalSchema, Role, type Principal } from '@portcullis/proto/common';
 import { createMembershipLibrary, type MembershipStore } from './memberships.js';
 import type { MembershipRecord, TenantChange } from './records.js';
@@ -23,6 +24,7 @@ function setup({
   actorRole = 'owner',
   removal = 'deletes',
   readdedAs = 'user',
+  auditFails = false,
 }: {
   exists?: boolean;
   current?: MemberRole;
@@ -36,12 +38,15 @@ function setup({
   removal?: 'deletes' | 'fails' | 'gone' | 'changed' | 'readded';
   /** The role the person has when added again (removal 'readded'). */
   readdedAs?: MemberRole;
+  /** The audit trail refuses every event. */
+  auditFails?: boolean;
 } = {}) {
   const steps: string[] = [];
   /** The actor of every policy call, in order. */
   const actors: (Principal | undefined)[] = [];
   let target = current;
   const announced: [string, TenantChange][] = [];
+  const events: AuditEventInit[] = [];
   const store: MembershipStore = {
     async describe() {
       return { tenant: exists ? { id: tenantId, name: 'Acme', status: 'active', plan: 'free' } : undefined, role: target, owners };
@@ -82,9 +87,27 @@ function setup({
     lookups: { tenantsOfUser: async () => listed },
     policy,
     announce: (id, change) => announced.push([id, change]),
+    audit: {
+      async publish(event) {
+        if (auditFails) throw new AppError('DEPENDENCY_UNAVAILABLE', 'the change was made, but the audit trail did not store its record');
+        events.push(event);
+        return 'event-id';
+      },
+    },
   });
-  return { library, steps, announced, actors };
+  return { library, steps, announced, actors, events };
 }
+
+/** A membership event as the library records it, by the actor of these tests. */
+const memberEvent = (kind: string, action: string, attributes: Record<string, string>) => ({
+  tenantId,
+  kind,
+  principal,
+  object: 'members',
+  action,
+  outcome: Outcome.SUCCESS,
+  attributes,
+});
 
 describe('membership library', () => {
   it('assigns the role in policy, as the actor, before storing the membership', async () => {
@@ -101,6 +124,31 @@ describe('membership library', () => {
     await library.addMember({ tenantId, userId: user, role: Role.USER, actor: principal });
     expect(steps).toEqual(['assign USER', 'revoke ADMIN', 'upsert user']);
     expect(actors).toEqual([principal, principal]);
+  });
+
+  it('records an added member, and a changed role with the role it replaced, by the actor', async () => {
+    const added = setup();
+    await added.library.addMember({ tenantId, userId: user, role: Role.ADMIN, actor: principal });
+    expect(added.events).toEqual([memberEvent('member.added', 'add', { user_id: user, role: 'admin' })]);
+
+    const changed = setup({ current: 'admin' });
+    await changed.library.addMember({ tenantId, userId: user, role: Role.USER, actor: principal });
+    expect(changed.events).toEqual([
+      memberEvent('member.role_changed', 'change_role', { user_id: user, role: 'user', previous_role: 'admin' }),
+    ]);
+
+    // The role they already hold: nothing changed, nothing recorded.
+    const same = setup({ current: 'user' });
+    await same.library.addMember({ tenantId, userId: user, role: Role.USER, actor: principal });
+    expect(same.events).toEqual([]);
+  });
+
+  it('keeps a stored membership whose record was not stored, and says so (DEPENDENCY_UNAVAILABLE)', async () => {
+    const { library, steps } = setup({ auditFails: true });
+    await expect(library.addMember({ tenantId, userId: user, role: Role.USER, actor: principal })).rejects.toMatchObject({
+      code: 'DEPENDENCY_UNAVAILABLE',
+    });
+    expect(steps).toEqual(['assign USER', 'upsert user']);
   });
 
   it('stores nothing when the policy service is down', async () => {
@@ -205,6 +253,15 @@ describe('removing a member', () => {
       });
       expect(announced).toEqual([[tenantId, 'member.changed']]);
     }
+  });
+
+  it('records the removal, with the role the member held, after it is stored; a refused removal records nothing', async () => {
+    const { library, events } = setup({ current: 'admin' });
+    await remove(library);
+    expect(events).toEqual([memberEvent('member.removed', 'remove', { user_id: user, role: 'admin' })]);
+    const refused = setup({ actorRole: 'admin', current: 'admin' });
+    await expect(remove(refused.library)).rejects.toMatchObject({ code: 'PERMISSION_DENIED' });
+    expect(refused.events).toEqual([]);
   });
 
   it('gives the role back, as the actor, when the person was added again with it right after the delete', async () => {

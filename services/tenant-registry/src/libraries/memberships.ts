@@ -1,4 +1,5 @@
-import { AppError, requireUuid } from '@portcullis/kit';
+import { AppError, requireUuid, type AuditPublisher } from '@portcullis/kit';
+import { Outcome } from '@portcullis/proto/audit';
 import type { Principal, Role } from '@portcullis/proto/common';
 import type { AnnounceChange, MembershipRecord, TenantRecord } from './records.js';
 import { memberRoleOf, roleOf, type MemberRole, type PolicyRoles } from './roles.js';
@@ -26,6 +27,8 @@ export interface MembershipLibraryDeps {
   lookups: UserTenantLookup;
   policy: PolicyRoles;
   announce: AnnounceChange;
+  /** Where membership changes are recorded (`member.*`) once stored; the one owner of these facts. */
+  audit: Pick<AuditPublisher, 'publish'>;
 }
 
 /**
@@ -65,7 +68,27 @@ export function assertMayRemove(actorRole: MemberRole | undefined, targetRole: M
   }
 }
 
-export function createMembershipLibrary({ store, lookups, policy, announce }: MembershipLibraryDeps) {
+export function createMembershipLibrary({ store, lookups, policy, announce, audit }: MembershipLibraryDeps) {
+  /** Records a stored change of a membership, made by `actor`. */
+  const record = (
+    change:
+      | { kind: 'member.added'; action: 'add' }
+      | { kind: 'member.role_changed'; action: 'change_role' }
+      | { kind: 'member.removed'; action: 'remove' },
+    tenantId: string,
+    actor: Principal,
+    attributes: Record<string, string>,
+  ) =>
+    audit.publish({
+      tenantId,
+      kind: change.kind,
+      principal: actor,
+      object: 'members',
+      action: change.action,
+      outcome: Outcome.SUCCESS,
+      attributes,
+    });
+
   return {
     /**
      * Gives a user a role in a tenant. The role is granted in the policy service first (and a
@@ -93,6 +116,16 @@ export function createMembershipLibrary({ store, lookups, policy, announce }: Me
       }
       const membership = await store.upsert(tenantId, userId, role);
       announce(tenantId, 'member.changed');
+      // Giving someone the role they hold changes nothing and records nothing.
+      if (current.role === undefined) {
+        await record({ kind: 'member.added', action: 'add' }, tenantId, actor, { user_id: userId, role });
+      } else if (current.role !== role) {
+        await record({ kind: 'member.role_changed', action: 'change_role' }, tenantId, actor, {
+          user_id: userId,
+          role,
+          previous_role: current.role,
+        });
+      }
       return membership;
     },
 
@@ -142,6 +175,7 @@ export function createMembershipLibrary({ store, lookups, policy, announce }: Me
       const again = await store.find(tenantId, userId);
       if (again?.role === current.role) await policy.assignRole(grant);
       announce(tenantId, 'member.changed');
+      await record({ kind: 'member.removed', action: 'remove' }, tenantId, actor, { user_id: userId, role: current.role });
     },
 
     async getMembership(input: { tenantId: string; userId: string }): Promise<MembershipRecord> {

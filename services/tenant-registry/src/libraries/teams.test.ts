@@ -1,5 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
-import { AppError } from '@portcullis/kit';
+import { AppError, type AuditEventInit } from '@portcullis/kit';
+import { Outcome } from '@portcullis/proto/audit';
+import { PrincipalKind } from '@portcullis/proto/common';
 import type { TeamRecord, TenantChange } from './records.js';
 import { createTeamLibrary, type TeamStore } from './teams.js';
 
@@ -43,8 +45,19 @@ function setup() {
       return role && { tenantId: tid, tenantName: 'Acme', userId: user, role, memberSince: new Date(0) };
     },
   };
-  const library = createTeamLibrary({ store, members, announce: (id, change) => announced.push([id, change]) });
-  return { library, rows, announced };
+  const events: AuditEventInit[] = [];
+  const library = createTeamLibrary({
+    store,
+    members,
+    announce: (id, change) => announced.push([id, change]),
+    audit: {
+      async publish(event) {
+        events.push(event);
+        return 'event-id';
+      },
+    },
+  });
+  return { library, rows, announced, events };
 }
 
 describe('team library', () => {
@@ -98,6 +111,26 @@ describe('team library', () => {
       [tenantId, 'team.members.changed'],
     ]);
     await expect(library.listUserTeams({ tenantId, userId: member })).resolves.toEqual([]);
+  });
+
+  it('records each real change of a team’s members by the acting person; a repeated add records nothing', async () => {
+    const { library, events } = setup();
+    await library.addTeamMember({ tenantId, teamId, userId: member, actorUserId: admin });
+    await library.addTeamMember({ tenantId, teamId, userId: member, actorUserId: admin });
+    await library.removeTeamMember({ tenantId, teamId, userId: member, actorUserId: admin });
+    await expect(library.removeTeamMember({ tenantId, teamId, userId: member, actorUserId: admin })).rejects.toMatchObject({
+      code: 'NOT_FOUND',
+    });
+    const event = (kind: string, action: string) => ({
+      tenantId,
+      kind,
+      principal: { kind: PrincipalKind.USER, id: admin, tenantId },
+      object: 'teams',
+      action,
+      outcome: Outcome.SUCCESS,
+      attributes: { team_id: teamId, user_id: member },
+    });
+    expect(events).toEqual([event('team.member_added', 'add_member'), event('team.member_removed', 'remove_member')]);
   });
 
   it.each([

@@ -1,4 +1,6 @@
-import { AppError, requireUuid } from '@portcullis/kit';
+import { AppError, requireUuid, type AuditPublisher } from '@portcullis/kit';
+import { Outcome } from '@portcullis/proto/audit';
+import { PrincipalKind } from '@portcullis/proto/common';
 import { requireOwnerOrAdmin, type RoleLookup } from './managers.js';
 import type { AnnounceChange, TeamRecord } from './records.js';
 
@@ -26,6 +28,8 @@ export interface TeamLibraryDeps {
   /** Where the actor's stored role is read. */
   members: RoleLookup;
   announce: AnnounceChange;
+  /** Where team membership changes are recorded (`team.member_added`, `team.member_removed`) once stored. */
+  audit: Pick<AuditPublisher, 'publish'>;
 }
 
 interface TeamMemberChange {
@@ -37,7 +41,22 @@ interface TeamMemberChange {
 }
 
 /** Who is in which team of a tenant. Teams themselves are created by the tenant library. */
-export function createTeamLibrary({ store, members, announce }: TeamLibraryDeps) {
+export function createTeamLibrary({ store, members, announce, audit }: TeamLibraryDeps) {
+  /** Records a stored change of a team's members; the actor is a person (an owner or admin by their stored role). */
+  const record = (
+    change: { kind: 'team.member_added'; action: 'add_member' } | { kind: 'team.member_removed'; action: 'remove_member' },
+    { tenantId, teamId, userId, actorUserId }: TeamMemberChange,
+  ) =>
+    audit.publish({
+      tenantId,
+      kind: change.kind,
+      principal: { kind: PrincipalKind.USER, id: actorUserId, tenantId },
+      object: 'teams',
+      action: change.action,
+      outcome: Outcome.SUCCESS,
+      attributes: { team_id: teamId, user_id: userId },
+    });
+
   /** Validated ids of a change whose actor is, by their stored role, an owner or admin of the tenant. */
   async function authorizedChange(input: TeamMemberChange) {
     const tenantId = requireUuid(input.tenantId, 'tenant_id');
@@ -45,22 +64,25 @@ export function createTeamLibrary({ store, members, announce }: TeamLibraryDeps)
     const userId = requireUuid(input.userId, 'user_id');
     const actorUserId = requireUuid(input.actorUserId, 'actor.id');
     await requireOwnerOrAdmin(members, tenantId, actorUserId, 'change team members');
-    return { tenantId, teamId, userId };
+    return { tenantId, teamId, userId, actorUserId };
   }
 
   return {
     /** Idempotent: adding someone already in the team succeeds and changes nothing. */
     async addTeamMember(input: TeamMemberChange): Promise<void> {
-      const { tenantId, teamId, userId } = await authorizedChange(input);
-      const added = await store.insertTeamMember(tenantId, teamId, userId);
-      if (added) announce(tenantId, 'team.members.changed');
+      const change = await authorizedChange(input);
+      const added = await store.insertTeamMember(change.tenantId, change.teamId, change.userId);
+      if (!added) return;
+      announce(change.tenantId, 'team.members.changed');
+      await record({ kind: 'team.member_added', action: 'add_member' }, change);
     },
 
     async removeTeamMember(input: TeamMemberChange): Promise<void> {
-      const { tenantId, teamId, userId } = await authorizedChange(input);
-      const removed = await store.deleteTeamMember(tenantId, teamId, userId);
+      const change = await authorizedChange(input);
+      const removed = await store.deleteTeamMember(change.tenantId, change.teamId, change.userId);
       if (!removed) throw new AppError('NOT_FOUND', 'the user is not a member of this team');
-      announce(tenantId, 'team.members.changed');
+      announce(change.tenantId, 'team.members.changed');
+      await record({ kind: 'team.member_removed', action: 'remove_member' }, change);
     },
 
     async listTeams(input: { tenantId: string }): Promise<TeamRecord[]> {

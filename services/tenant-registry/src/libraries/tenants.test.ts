@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from '@jest/globals';
-import { AppError } from '@portcullis/kit';
-import { Role } from '@portcullis/proto/common';
+import { AppError, type AuditEventInit } from '@portcullis/kit';
+import { Outcome } from '@portcullis/proto/audit';
+import { PrincipalKind, Role } from '@portcullis/proto/common';
 import { createDomainOwnership } from './domain-ownership.js';
 import type { DomainRecord, TenantChange, TenantRecord } from './records.js';
 import { createTenantLibrary, type TenantStore } from './tenants.js';
@@ -137,14 +138,21 @@ function setup({
   const publish = (domain: DomainRecord) => {
     txt.set(`_portcullis-challenge.${domain.host}`, [[`portcullis-domain-verification=${domain.verificationToken}`]]);
   };
+  const events: AuditEventInit[] = [];
   const library = createTenantLibrary({
     store,
     ownership,
     policy,
     announce: (id, change) => announced.push([id, change]),
+    audit: {
+      async publish(event) {
+        events.push(event);
+        return 'event-id';
+      },
+    },
     newId: () => tenantId,
   });
-  return { library, steps, grants, revoked, announced, stored, domains, queried, publish };
+  return { library, steps, grants, revoked, announced, stored, domains, queried, publish, events };
 }
 
 describe('tenant library', () => {
@@ -157,6 +165,26 @@ describe('tenant library', () => {
     expect(grants[0]).not.toHaveProperty('actor');
     expect(steps).toEqual([`policy plan ${tenantId} free`, `assign ${tenantId}`, `insert tenant ${tenantId} owned by ${owner}`]);
     expect(announced).toEqual([[tenantId, 'tenant.created']]);
+  });
+
+  it("records the creator's first membership, as owner, in the new tenant's trail once it is stored", async () => {
+    const { library, events } = setup();
+    await library.createTenant({ name: 'Acme', ownerUserId: owner });
+    expect(events).toEqual([
+      {
+        tenantId,
+        kind: 'member.added',
+        principal: { kind: PrincipalKind.USER, id: owner, tenantId, role: Role.OWNER },
+        object: 'members',
+        action: 'add',
+        outcome: Outcome.SUCCESS,
+        reason: 'created the tenant',
+        attributes: { user_id: owner, role: 'owner' },
+      },
+    ]);
+    const failed = setup({ storeFails: true });
+    await expect(failed.library.createTenant({ name: 'Acme', ownerUserId: owner })).rejects.toMatchObject({ code: 'INTERNAL' });
+    expect(failed.events).toEqual([]);
   });
 
   it('creates nothing when the policy service is down', async () => {

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { AppError, requireHost, requireText, requireUuid } from '@portcullis/kit';
-import { Role } from '@portcullis/proto/common';
+import { AppError, requireHost, requireText, requireUuid, type AuditPublisher } from '@portcullis/kit';
+import { Outcome } from '@portcullis/proto/audit';
+import { PrincipalKind, Role } from '@portcullis/proto/common';
 import type { AnnounceChange, AssistantRecord, DomainRecord, TeamRecord, TenantRecord, TenantStatusName } from './records.js';
 import type { DomainOwnership } from './domain-ownership.js';
 import type { PolicyRoles, PolicyPlans } from './roles.js';
@@ -59,11 +60,13 @@ export interface TenantLibraryDeps {
   ownership: DomainOwnership;
   policy: Pick<PolicyRoles, 'assignRole' | 'revokeRole'> & PolicyPlans;
   announce: AnnounceChange;
+  /** Where a new tenant's first membership, its creator as owner, is recorded (`member.added`). */
+  audit: Pick<AuditPublisher, 'publish'>;
   newId?: () => string;
 }
 
 /** Tenants and what they own: assistants, the domains that route to them, teams. */
-export function createTenantLibrary({ store, ownership, policy, announce, newId = randomUUID }: TenantLibraryDeps) {
+export function createTenantLibrary({ store, ownership, policy, announce, audit, newId = randomUUID }: TenantLibraryDeps) {
   return {
     /**
      * Creates an active tenant whose creator is its owner, on the `free` plan. The policy
@@ -92,6 +95,16 @@ export function createTenantLibrary({ store, ownership, policy, announce, newId 
         throw error;
       }
       announce(tenant.id, 'tenant.created');
+      await audit.publish({
+        tenantId: tenant.id,
+        kind: 'member.added',
+        principal: { kind: PrincipalKind.USER, id: ownerUserId, tenantId: tenant.id, role: Role.OWNER },
+        object: 'members',
+        action: 'add',
+        outcome: Outcome.SUCCESS,
+        reason: 'created the tenant',
+        attributes: { user_id: ownerUserId, role: 'owner' },
+      });
       return tenant;
     },
 
