@@ -18,13 +18,16 @@
 //   --kind                        dotted event kind, e.g. arm.moved (required)
 //   --team, --assistant           optional ids; the team must be one of the robot's
 //   --attr key=value              repeatable string attributes
+//   --traceparent                 W3C trace context to continue (00-<trace id>-<span id>-01); by
+//                                 default a new trace is started. Its trace id is printed, and the
+//                                 audit service's spans for this event join that trace.
 //
 // Run it from a checkout after `pnpm install` and `pnpm exec tsc --build`. This folder is not a
 // workspace package: the imports below fall back to the dependencies of services/audit (which
 // consumes these events), so nothing needs installing. A robot project of its own installs
 // @nats-io/transport-node, @nats-io/jetstream and @bufbuild/protobuf and generates the
 // RobotEvent code from proto/portcullis/audit/v1/audit.proto.
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { register } from 'node:module';
 import { parseArgs } from 'node:util';
 
@@ -71,8 +74,13 @@ const { values } = parseArgs({
     team: { type: 'string', default: '' },
     assistant: { type: 'string', default: '' },
     attr: { type: 'string', multiple: true, default: [] },
+    traceparent: { type: 'string' },
   },
 });
+
+// A robot with OpenTelemetry injects its active context here; this script starts a new trace.
+const traceparent = values.traceparent ?? `00-${randomBytes(16).toString('hex')}-${randomBytes(8).toString('hex')}-01`;
+if (!/^00-[0-9a-f]{32}-[0-9a-f]{16}-0[01]$/.test(traceparent)) fail('--traceparent must be 00-<32 hex>-<16 hex>-<01|00>');
 
 const token = process.env.PORTCULLIS_ROBOT_TOKEN ?? '';
 if (token === '') fail('set PORTCULLIS_ROBOT_TOKEN to the robot token');
@@ -103,9 +111,11 @@ const nc = await connect({ servers: values.nats.split(','), name: 'portcullis-ro
 try {
   const h = headers();
   h.set(tokenHeader, token);
+  h.set('traceparent', traceparent);
   // The event id doubles as the JetStream message id: a retried publish is stored once.
   const ack = await jetstream(nc).publish(subject, toBinary(RobotEventSchema, event), { msgID: event.eventId, headers: h });
-  console.log(JSON.stringify({ eventId: event.eventId, subject, stream: ack.stream, seq: ack.seq, duplicate: ack.duplicate }));
+  const traceId = traceparent.split('-')[1];
+  console.log(JSON.stringify({ eventId: event.eventId, traceId, subject, stream: ack.stream, seq: ack.seq, duplicate: ack.duplicate }));
 } catch (error) {
   console.error(`robot-client: the event was not accepted by JetStream: ${error instanceof Error ? error.message : String(error)}`);
   process.exitCode = 1;

@@ -1,9 +1,11 @@
+import { execFile } from 'node:child_process';
 import { randomBytes, randomInt } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { demo, httpJson, newestSmsCode, signIn } from '../../deploy/local/seed.mjs';
-import { pollUntil } from '../src/infra.js';
+import { infra, pollUntil } from '../src/infra.js';
 import type { ReceivedSpan } from '../src/otlp-receiver.js';
 import { startTestPlatform, type ListedAuditEvent, type TestPlatform } from '../src/platform.js';
 
@@ -240,6 +242,65 @@ describe('the whole platform, every process spawned', () => {
     const received = platform.tool.calls.find((c) => c.traceparent?.includes(traceId));
     const toolParent = received?.traceparent?.split('-')[2];
     expect(spans.find((s) => s.spanId === toolParent)).toMatchObject({ service: 'tool-gateway', kind: 3 });
+  });
+
+  it("yields ONE trace for a robot event: the robot's context through NATS into the audit service, auth's check and the stored row", async () => {
+    const owner = (method: string, path: string, body?: unknown) =>
+      httpJson(platform.gatewayUrl, method, path, { token: tokens.owner, host: demo.host, ...(body === undefined ? {} : { body }) });
+    const team = ((await owner('POST', '/api/teams', { name: 'Traced robots' })).body as { teamId: string }).teamId;
+    const created = await owner('POST', '/api/robots', { name: 'traced arm', teamIds: [team] });
+    expect(created.status).toBe(201);
+    const { token } = created.body as { token: string };
+
+    // The robot continues its own trace: its span is the parent of everything the platform does for the event.
+    const traceId = randomBytes(16).toString('hex');
+    const robotSpanId = randomBytes(8).toString('hex');
+    const robotClient = new URL('../../deploy/examples/robot-client.mjs', import.meta.url).pathname;
+    const { stdout } = await promisify(execFile)(
+      process.execPath,
+      [robotClient, '--kind', 'arm.moved', '--team', team, '--traceparent', `00-${traceId}-${robotSpanId}-01`],
+      {
+        env: {
+          PATH: process.env['PATH'] ?? '',
+          PORTCULLIS_ROBOT_TOKEN: token,
+          NATS_URL: infra.natsUrl,
+          NATS_SUBJECT_PREFIX: platform.natsSubjectPrefix,
+        },
+      },
+    );
+    expect(JSON.parse(stdout)).toMatchObject({ traceId, duplicate: false });
+
+    const tenantId = platform.seeded.tenantId;
+    const isStatement = (s: ReceivedSpan) => s.service === 'audit' && s.attributes['db.system.name'] === 'postgresql';
+    const spans = await pollUntil(
+      () => {
+        const inTrace = platform.otlp.spans.filter((s) => s.traceId === traceId);
+        const complete = inTrace.some((s) => s.service === 'auth' && s.kind === 2) && inTrace.some(isStatement);
+        return complete ? inTrace : undefined;
+      },
+      { timeoutMs: 20_000, what: "the robot event's spans in audit, auth and Postgres" },
+    );
+    const byId = new Map(spans.map((s) => [s.spanId, s]));
+    const ancestorsOf = (span: ReceivedSpan): ReceivedSpan[] => {
+      const parent = byId.get(span.parentSpanId);
+      return parent ? [parent, ...ancestorsOf(parent)] : [];
+    };
+    // One root: the audit service's consumer span, child of the robot's own span.
+    const roots = spans.filter((s) => !byId.has(s.parentSpanId));
+    expect(roots).toHaveLength(1);
+    const consumer = roots[0];
+    expect(consumer).toMatchObject({ service: 'audit', kind: 5, parentSpanId: robotSpanId });
+    expect(consumer?.attributes).toMatchObject({ 'portcullis.tenant_id': tenantId });
+    // The token check: auth's server span under the audit service's client span, under the consumer.
+    const authServer = spans.find((s) => s.service === 'auth' && s.kind === 2);
+    const authCaller = authServer && byId.get(authServer.parentSpanId);
+    expect(authCaller).toMatchObject({ service: 'audit', kind: 3 });
+    expect(authCaller && ancestorsOf(authCaller)).toContain(consumer);
+    // The stored row: the audit service's statements under the consumer, naming the tenant, with no token anywhere.
+    const statements = spans.filter(isStatement);
+    for (const statement of statements) expect(ancestorsOf(statement)).toContain(consumer);
+    expect(statements.some((s) => s.attributes['portcullis.tenant_id'] === tenantId)).toBe(true);
+    expect(JSON.stringify(spans)).not.toContain(token);
   });
 
   it('answers 503 with a clear error, never an allow, while the policy service is down', async () => {

@@ -2,6 +2,7 @@ import { PrismaPg } from '@prisma/adapter-pg';
 import {
   connectNats,
   counterOn,
+  histogramOn,
   createGrpcClient,
   createTenantScope,
   loadConfig,
@@ -15,7 +16,8 @@ import { startAuditConsumer, watchConnection } from './events/audit-consumer.js'
 import { startRobotEventConsumer } from './events/robot-consumer.js';
 import { PrismaClient } from './generated/prisma/client.js';
 import { createAuditService } from './grpc/audit-service.js';
-import { createEventIngest } from './libraries/event-ingest.js';
+import { countStoredEvents, createEventIngest } from './libraries/event-ingest.js';
+import { rejectReasons } from './libraries/event-validation.js';
 import { createEventLog } from './libraries/event-log.js';
 import { createCheckpointer, createCheckpointKeyring } from './libraries/checkpoints.js';
 import { createChainVerifier } from './libraries/hash-chain.js';
@@ -39,9 +41,24 @@ await runService({
     const connection = watchConnection(nc);
 
     const events = createAuditEventQueries(createTenantScope(prisma));
+    const stored = countStoredEvents({
+      stored: counterOn(metrics, { name: metricNames.auditEventsStored, help: 'Audit events stored (each event id once)' }),
+      lag: histogramOn(metrics, {
+        name: metricNames.auditIngestLag,
+        help: 'Seconds from an event occurring to its being stored',
+        buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
+      }),
+    });
+    const rejected = counterOn(metrics, {
+      name: metricNames.auditEventsRejected,
+      help: 'Audit events or batches refused (not stored), by reason',
+      labelNames: ['reason'],
+    });
+    for (const reason of rejectReasons) rejected.inc({ reason }, 0);
     const ingest = createEventIngest({
-      store: events.insert,
-      storeMany: events.insertMany,
+      store: async (record) => stored.one(record, await events.insert(record)),
+      storeMany: async (tenantId, records) => stored.many(records, await events.insertMany(tenantId, records)),
+      rejected,
       logger,
       subjectPrefix: config.NATS_SUBJECT_PREFIX,
     });

@@ -101,18 +101,28 @@ describe('countingRateLimitHits', () => {
     expect(await seriesOf(registry, 'portcullis_rate_limit_hits_total')).toEqual({});
   });
 
-  it("names a sensitive route's per-person and per-address buckets by their class, and equal windows together", () => {
-    const refused = (limit: number) =>
-      new AppError('RATE_LIMITED', 'too many', { details: { rateLimit: { limit, remaining: 0, resetSeconds: 5, windowSeconds: 60 } } });
+  it("names the bucket the limiter refused, a sensitive route's per-person and per-address buckets by their class", async () => {
+    const { registry, metrics } = setup();
+    const tiny = { points: 1, windowSeconds: 60 };
+    const limiter = createRateLimiter({
+      keyPrefix: 't:',
+      limiters: (limitWindow) => new RateLimiterMemory({ points: limitWindow.points, duration: limitWindow.windowSeconds }),
+    });
+    const limit = countingRateLimitHits(limiter, metrics.rateLimitHits);
     const buckets: Bucket[] = [
       { name: 'tenant', key: 't', window: { points: 50, windowSeconds: 60 } },
       { name: 'user', key: 'u', window: { points: 50, windowSeconds: 60 } },
-      { name: 'activationCode:principal', key: 'p', window: { points: 5, windowSeconds: 60 } },
-      { name: 'activationCode:address', key: 'a', window: { points: 5, windowSeconds: 60 } },
+      { name: 'activationCode:principal', key: 'p', window: tiny },
     ];
-    expect(refusedBucketOf(buckets, refused(5))).toBe('activationCode');
-    expect(refusedBucketOf(buckets, refused(50))).toBe('tenant|user');
-    expect(refusedBucketOf(buckets, refused(7))).toBe('unknown');
+    await limit(buckets);
+    await expect(limit(buckets)).rejects.toMatchObject({ code: 'RATE_LIMITED' });
+    await limit([{ name: 'signIn:address', key: 'a', window: tiny }]);
+    await expect(limit([{ name: 'signIn:address', key: 'a', window: tiny }])).rejects.toMatchObject({ code: 'RATE_LIMITED' });
+    expect(await seriesOf(registry, 'portcullis_rate_limit_hits_total')).toEqual({
+      'bucket=activationCode': 1,
+      'bucket=signIn': 1,
+    });
+    expect(refusedBucketOf(new AppError('RATE_LIMITED', 'too many'))).toBe('unknown');
   });
 });
 

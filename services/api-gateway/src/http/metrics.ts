@@ -76,18 +76,13 @@ export function countHttpRequests({
 }
 
 /**
- * The bucket a RATE_LIMITED refusal names: the request's buckets whose window is the refused
- * one. A sensitive route's per-person and per-address buckets share their class's window, so
- * both count as the class (`signIn`); buckets of equal windows otherwise are named together.
+ * The bucket a RATE_LIMITED refusal names (the limiter says which one refused). A sensitive
+ * route's per-person and per-address buckets both count as their class (`signIn`).
  */
-export function refusedBucketOf(buckets: readonly Bucket[], error: AppError): string {
-  const state = rateLimitStateOf(error);
-  if (!state) return 'unknown';
-  const names = buckets
-    .filter(({ window }) => window.points === state.limit && window.windowSeconds === state.windowSeconds)
-    .map(({ name }) => name.replace(/:(principal|address)$/, ''));
-  const distinct = [...new Set(names)].sort();
-  return distinct.length === 0 ? 'unknown' : distinct.join('|');
+export function refusedBucketOf(error: AppError): string {
+  const bucket = error.details?.['bucket'];
+  // A sensitive class counts per person and per address; the class is the label.
+  return typeof bucket === 'string' && bucket !== '' ? bucket.replace(/:(principal|address)$/, '') : 'unknown';
 }
 
 /**
@@ -100,7 +95,7 @@ export function countingRateLimitHits(limiter: RateLimiter, hits: RateLimitHitCo
     try {
       return await limiter(buckets);
     } catch (error) {
-      if (error instanceof AppError && error.code === 'RATE_LIMITED') hits.inc({ bucket: refusedBucketOf(buckets, error) });
+      if (error instanceof AppError && error.code === 'RATE_LIMITED') hits.inc({ bucket: refusedBucketOf(error) });
       throw error;
     }
   };

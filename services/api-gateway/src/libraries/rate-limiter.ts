@@ -73,8 +73,9 @@ export function createRateLimiter({ limiters, keyPrefix }: { limiters: WindowLim
     const results = await Promise.allSettled(buckets.map((bucket) => limiterOf(bucket).consume(keyHash(bucket.key))));
     let tightest: RateLimitState | undefined;
     let exceeded: RateLimitState | undefined;
+    let exceededBucket = '';
     for (const [index, result] of results.entries()) {
-      const { window } = buckets[index] as Bucket;
+      const { window, name } = buckets[index] as Bucket;
       const answer: unknown = result.status === 'fulfilled' ? result.value : result.reason;
       if (!(answer instanceof RateLimiterRes)) throw unavailable(answer);
       const state: RateLimitState = {
@@ -83,11 +84,16 @@ export function createRateLimiter({ limiters, keyPrefix }: { limiters: WindowLim
         resetSeconds: Math.max(1, Math.ceil(answer.msBeforeNext / 1000)),
         windowSeconds: window.windowSeconds,
       };
-      if (result.status === 'rejected' && (!exceeded || state.resetSeconds > exceeded.resetSeconds)) exceeded = state;
+      if (result.status === 'rejected' && (!exceeded || state.resetSeconds > exceeded.resetSeconds)) {
+        exceeded = state;
+        exceededBucket = name;
+      }
       if (!tightest || state.remaining < tightest.remaining) tightest = state;
     }
     if (exceeded) {
-      throw new AppError('RATE_LIMITED', `too many requests; retry in ${exceeded.resetSeconds} s`, { details: { rateLimit: exceeded } });
+      throw new AppError('RATE_LIMITED', `too many requests; retry in ${exceeded.resetSeconds} s`, {
+        details: { rateLimit: exceeded, bucket: exceededBucket },
+      });
     }
     if (!tightest) throw new AppError('INTERNAL', 'no rate-limit bucket for this request');
     return tightest;

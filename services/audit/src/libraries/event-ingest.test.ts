@@ -4,7 +4,7 @@ import { describe, expect, it } from '@jest/globals';
 import { createLogger } from '@portcullis/kit';
 import { AuditEventBatchSchema, AuditEventSchema } from '@portcullis/proto/audit';
 import type { AuditRecord } from './audit-record.js';
-import { createEventIngest } from './event-ingest.js';
+import { countStoredEvents, createEventIngest } from './event-ingest.js';
 import { maxEventsPerBatch } from './event-validation.js';
 
 const prefix = 'unit';
@@ -278,5 +278,59 @@ describe('event ingest', () => {
     await expect(merged[0]).rejects.toThrow('refused');
     expect(await merged[1]).toBe('stored');
     expect([...store.rows.keys()]).toEqual([...first.eventIds, ...third.eventIds]);
+  });
+});
+
+describe('stored event metrics', () => {
+  it('counts only newly stored events and observes their lag from their own time', () => {
+    const counted: number[] = [];
+    const lags: number[] = [];
+    const metrics = countStoredEvents(
+      { stored: { inc: (value = 1) => counted.push(value) }, lag: { observe: (seconds) => lags.push(seconds) } },
+      () => Date.parse('2026-12-03T12:00:10Z'),
+    );
+    const at = (iso: string | null): AuditRecord => ({
+      eventId: randomUUID(),
+      tenantId: randomUUID(),
+      kind: 'login',
+      principalKind: null,
+      principalId: null,
+      principalRole: null,
+      principalTenantId: null,
+      assistantId: null,
+      object: null,
+      action: null,
+      outcome: null,
+      reason: null,
+      traceId: null,
+      requestId: null,
+      occurredAt: iso === null ? null : new Date(iso),
+      attributes: {},
+    });
+    expect(metrics.many([at('2026-12-03T12:00:00Z'), at('2026-12-03T12:00:08Z'), at(null)], [true, false, true])).toEqual([
+      true,
+      false,
+      true,
+    ]);
+    expect(metrics.one(at('2026-12-03T12:00:09.5Z'), true)).toBe(true);
+    expect(metrics.one(at('2026-12-03T12:00:09Z'), false)).toBe(false);
+    expect(counted).toEqual([2, 1]);
+    expect(lags).toEqual([10, 0.5]);
+  });
+
+  it('counts refused events by reason through the injected counter', async () => {
+    const reasons: string[] = [];
+    const ingest = createEventIngest({
+      store: () => Promise.resolve(true),
+      storeMany: (_tenant, records) => Promise.resolve(records.map(() => true)),
+      logger: captureLogs().logger,
+      subjectPrefix: prefix,
+      rejected: { inc: ({ reason }) => reasons.push(reason) },
+    });
+    await expect(ingest.ingest({ subject: `${prefix}.audit.not-a-tenant.login`, data: new Uint8Array([1, 2, 3]) })).resolves.toBe(
+      'rejected',
+    );
+    expect(reasons).toHaveLength(1);
+    expect(ingest.counts().rejectedByReason).toMatchObject({ [reasons[0] as string]: 1 });
   });
 });

@@ -24,6 +24,8 @@ export interface IngestDeps {
   maxConcurrentWrites?: number;
   /** Events of one tenant in one transaction, at most, when several batches of that tenant wait together. Default 4,000. */
   maxEventsPerWrite?: number;
+  /** Counts every refused event or batch by reason (`portcullis_audit_events_rejected_total`). */
+  rejected?: { inc(labels: { reason: string }): void };
 }
 
 export type IngestOutcome = 'stored' | 'duplicate' | 'rejected';
@@ -90,9 +92,14 @@ export function createEventIngest({
   subjectPrefix,
   maxConcurrentWrites = 4,
   maxEventsPerWrite = 4_000,
+  rejected,
 }: IngestDeps) {
   const counts = { stored: 0, duplicates: 0 };
   const rejectedByReason = Object.fromEntries(rejectReasons.map((reason) => [reason, 0])) as Record<RejectReason, number>;
+  const refuse = (reason: RejectReason) => {
+    rejectedByReason[reason] += 1;
+    rejected?.inc({ reason });
+  };
   const lanes = new Map<string, Lane>();
   const slots = createSlots(maxConcurrentWrites);
 
@@ -181,11 +188,11 @@ export function createEventIngest({
   async function ingestBatch(message: InboundMessage & { seq?: number }): Promise<IngestOutcome> {
     const parsed = parseAuditBatch(message, subjectPrefix);
     if (!parsed.ok) {
-      rejectedByReason[parsed.reason] += 1;
+      refuse(parsed.reason);
       logger.warn({ reason: parsed.reason, subject: message.subject, seq: message.seq }, 'audit batch rejected; not stored');
       return 'rejected';
     }
-    for (const reason of parsed.rejected) rejectedByReason[reason] += 1;
+    for (const reason of parsed.rejected) refuse(reason);
     if (parsed.rejected.length > 0) {
       logger.warn({ reasons: parsed.rejected, subject: message.subject, seq: message.seq }, 'audit events of a batch rejected; not stored');
     }
@@ -201,7 +208,7 @@ export function createEventIngest({
       if (isAuditBatch(message.subject, subjectPrefix)) return ingestBatch(message);
       const parsed = parseAuditMessage(message, subjectPrefix);
       if (!parsed.ok) {
-        rejectedByReason[parsed.reason] += 1;
+        refuse(parsed.reason);
         logger.warn({ reason: parsed.reason, subject: message.subject, seq: message.seq }, 'audit event rejected; not stored');
         return 'rejected';
       }
@@ -223,3 +230,40 @@ export function createEventIngest({
 }
 
 export type EventIngest = ReturnType<typeof createEventIngest>;
+
+export interface StoredEventMetrics {
+  /** `portcullis_audit_events_stored_total`: events newly stored (a repeat of a stored id is not counted). */
+  stored: { inc(value?: number): void };
+  /** `portcullis_audit_ingest_lag_seconds`: from the event's own time to its being stored. */
+  lag: { observe(seconds: number): void };
+}
+
+/**
+ * Counts what the store calls report as newly stored and observes each one's lag, so the
+ * service's metrics follow the database's answer, not the messages' number.
+ */
+export function countStoredEvents({ stored, lag }: StoredEventMetrics, now: () => number = Date.now) {
+  const observe = (record: AuditRecord, at: number) => {
+    if (record.occurredAt) lag.observe(Math.max(0, (at - record.occurredAt.getTime()) / 1000));
+  };
+  return {
+    one(record: AuditRecord, isNew: boolean): boolean {
+      if (isNew) {
+        stored.inc();
+        observe(record, now());
+      }
+      return isNew;
+    },
+    many(records: readonly AuditRecord[], flags: readonly boolean[]): readonly boolean[] {
+      const at = now();
+      let fresh = 0;
+      for (const [index, record] of records.entries()) {
+        if (flags[index] !== true) continue;
+        fresh += 1;
+        observe(record, at);
+      }
+      if (fresh > 0) stored.inc(fresh);
+      return flags;
+    },
+  };
+}
