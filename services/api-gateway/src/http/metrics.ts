@@ -2,7 +2,6 @@ import type { Request, RequestHandler } from 'express';
 import { AppError, Counter, Histogram, latencyBuckets, metricNames, type GrpcClient, type Registry } from '@portcullis/kit';
 import type { PolicyService } from '@portcullis/proto/policy';
 import type { Bucket, RateLimiter } from '../libraries/rate-limiter.js';
-import { rateLimitStateOf } from '../libraries/rate-limiter.js';
 
 /** Where an authorization decision came from: the policy service, the gateway's decision cache, or the route's own conditions. */
 export type DecisionSource = 'policy' | 'cache' | 'route';
