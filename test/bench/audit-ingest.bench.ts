@@ -72,7 +72,7 @@ import { AuditEventBatchSchema, AuditService, Outcome } from '@portcullis/proto/
 import { PrincipalKind, Role } from '@portcullis/proto/common';
 import pg from 'pg';
 import type * as platformTypes from '../../deploy/local/platform.mjs';
-import { fmt, loadCompiled, repositoryRoot, summarize, type Summary } from './bench-support.js';
+import { fmt, guardRun, loadCompiled, repositoryRoot, summarize, type Cleanups, type Summary } from './bench-support.js';
 
 // ---------------------------------------------------------------------------------------------
 // Settings
@@ -197,7 +197,6 @@ function machineTicks(): { busy: number; total: number } {
 // The run
 
 type PlatformModule = typeof platformTypes;
-type Cleanups = (() => Promise<unknown>)[];
 
 const root = repositoryRoot();
 const int = (value: number) => Math.round(value).toLocaleString('en-US');
@@ -594,37 +593,14 @@ async function check(
 }
 
 async function main(settings: Settings): Promise<number> {
-  const cleanups: Cleanups = [];
   const logs = { keep: true };
-  // One clean-up, however many ask for it: a signal or the watchdog may start it while the run's
-  // own `finally` is still to come, and every exit waits for the same promise.
-  let cleaning: Promise<void> | undefined;
-  const cleanUp = () =>
-    (cleaning ??= (async () => {
-      console.log('\nStopping the audit service and removing the run’s data…');
-      for (const step of cleanups.reverse()) {
-        await step().catch((error: unknown) => {
-          console.error('  cleanup step failed:', error);
-        });
-      }
-    })());
-  const abort = (why: string, exitCode: number) => {
-    console.error(`\n${why}`);
-    void cleanUp().finally(() => process.exit(exitCode));
-  };
-  const onSignal = (signal: NodeJS.Signals) => {
-    abort(`interrupted (${signal})`, 130);
-  };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
   const events = settings.warmup + settings.events;
   // Encoding (about 20 µs an event), publishing at the offered rate (flat out: at 5,000/s or better)
   // twice over, both drains, the start and the checks.
   const publishMs = (events / (settings.rate === 0 ? 5_000 : settings.rate)) * 1000;
   const budgetMs = STARTUP_BUDGET_MS + events / 20 + publishMs * 2 + 2 * settings.drainS * 1000 + VERIFY_BUDGET_MS;
-  const watchdog = setTimeout(() => {
-    abort(`the benchmark did not finish within its ${int(budgetMs / 1000)} s budget: stopped`, 1);
-  }, budgetMs);
+  const run = guardRun({ what: 'the audit service', budgetMs });
+  const { cleanups } = run;
 
   try {
     console.log('\nStarting the audit service…');
@@ -790,10 +766,7 @@ async function main(settings: Settings): Promise<number> {
     logs.keep = false;
     return 0;
   } finally {
-    clearTimeout(watchdog);
-    await cleanUp();
-    process.removeListener('SIGINT', onSignal);
-    process.removeListener('SIGTERM', onSignal);
+    await run.end();
   }
 }
 

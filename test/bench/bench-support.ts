@@ -95,3 +95,49 @@ export function benchPlatformEnv(
     ...(run.extra ? { extra: run.extra } : {}),
   });
 }
+
+/** Steps that undo what a benchmark run made, run in reverse order at its end. */
+export type Cleanups = (() => Promise<unknown>)[];
+
+/**
+ * The guard of one benchmark run: clean-up steps run once, in reverse, at the run's end, on
+ * SIGINT/SIGTERM or when the run overstays `budgetMs` (then the process exits non-zero), so a
+ * benchmark always stops by itself and leaves nothing behind. `end()` clears the watchdog and the
+ * signal handlers and runs the clean-up.
+ */
+export function guardRun({ what, budgetMs }: { what: string; budgetMs: number }) {
+  const cleanups: Cleanups = [];
+  // One clean-up, however many ask for it: a signal or the watchdog may start it while the run's
+  // own `finally` is still to come, and every exit waits for the same promise.
+  let cleaning: Promise<void> | undefined;
+  const cleanUp = () =>
+    (cleaning ??= (async () => {
+      console.log(`\nStopping ${what} and removing the run’s data…`);
+      for (const step of cleanups.reverse()) {
+        await step().catch((error: unknown) => {
+          console.error('  cleanup step failed:', error);
+        });
+      }
+    })());
+  const abort = (why: string, exitCode: number) => {
+    console.error(`\n${why}`);
+    void cleanUp().finally(() => process.exit(exitCode));
+  };
+  const onSignal = (signal: NodeJS.Signals) => {
+    abort(`interrupted (${signal})`, 130);
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  const watchdog = setTimeout(() => {
+    abort(`the benchmark did not finish within its ${Math.round(budgetMs / 1000)} s budget: stopped`, 1);
+  }, budgetMs);
+  return {
+    cleanups,
+    async end() {
+      clearTimeout(watchdog);
+      await cleanUp();
+      process.removeListener('SIGINT', onSignal);
+      process.removeListener('SIGTERM', onSignal);
+    },
+  };
+}

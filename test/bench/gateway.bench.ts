@@ -49,7 +49,7 @@ import type * as demoToolTypes from '../../deploy/local/demo-tool.mjs';
 import type * as platformTypes from '../../deploy/local/platform.mjs';
 import type * as seedTypes from '../../deploy/local/seed.mjs';
 import { unreachableRateLimits } from '../src/rate-limits.js';
-import { benchPlatformEnv, fmt, loadCompiled, repositoryRoot, summarize, type Summary } from './bench-support.js';
+import { benchPlatformEnv, fmt, guardRun, loadCompiled, repositoryRoot, summarize, type Cleanups, type Summary } from './bench-support.js';
 
 // ---------------------------------------------------------------------------------------------
 // Settings
@@ -228,7 +228,6 @@ type SeedModule = typeof seedTypes;
 type DemoToolModule = typeof demoToolTypes;
 
 /** Steps that release what the run made, run last-first; each step's failure is logged, not thrown. */
-type Cleanups = (() => Promise<unknown>)[];
 
 const root = repositoryRoot();
 
@@ -405,34 +404,11 @@ function printTargets(rows: readonly Row[]): void {
 // The run
 
 async function main(settings: Settings): Promise<number> {
-  const cleanups: Cleanups = [];
   const logs = { keep: true };
-  // One clean-up, however many ask for it: a signal or the watchdog may start it while the run's
-  // own `finally` is still to come, and every exit waits for the same promise.
-  let cleaning: Promise<void> | undefined;
-  const cleanUp = () =>
-    (cleaning ??= (async () => {
-      console.log('\nStopping the platform and removing the run’s data…');
-      for (const step of cleanups.reverse()) {
-        await step().catch((error: unknown) => {
-          console.error('  cleanup step failed:', error);
-        });
-      }
-    })());
-  const abort = (why: string, exitCode: number) => {
-    console.error(`\n${why}`);
-    void cleanUp().finally(() => process.exit(exitCode));
-  };
-  const onSignal = (signal: NodeJS.Signals) => {
-    abort(`interrupted (${signal})`, 130);
-  };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
   const runs = settings.concurrency.length * 2;
   const budgetMs = STARTUP_BUDGET_MS + runs * ((settings.warmupS + settings.durationS) * 1000 + RUN_GRACE_MS);
-  const watchdog = setTimeout(() => {
-    abort(`the benchmark did not finish within its ${budgetMs / 1000} s budget: stopped`, 1);
-  }, budgetMs);
+  const run = guardRun({ what: 'the platform', budgetMs });
+  const { cleanups } = run;
 
   try {
     const platform = await startBenchPlatform(settings, cleanups, logs);
@@ -497,10 +473,7 @@ async function main(settings: Settings): Promise<number> {
     logs.keep = false;
     return 0;
   } finally {
-    clearTimeout(watchdog);
-    await cleanUp();
-    process.removeListener('SIGINT', onSignal);
-    process.removeListener('SIGTERM', onSignal);
+    await run.end();
   }
 }
 

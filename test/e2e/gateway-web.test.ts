@@ -12,9 +12,11 @@ import { join } from 'node:path';
 import { TLSSocket } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { Redis } from 'ioredis';
+import { createGrpcClient } from '@portcullis/kit';
+import { AuditService, Outcome } from '@portcullis/proto/audit';
 import { demo, httpJson, signIn, type HttpJsonResponse } from '../../deploy/local/seed.mjs';
 import { infra, pollUntil, testRunId } from '../src/infra.js';
-import { startTestPlatform, unreachableRateLimits, type ListedAuditEvent, type TestPlatform } from '../src/platform.js';
+import { startTestPlatform, unreachableRateLimits, type TestPlatform } from '../src/platform.js';
 import { issueCertificate, privateKeyPem } from '../src/test-pki.js';
 
 /** Starting a platform and seeding it; stopping it. */
@@ -141,29 +143,34 @@ describe('rate limits, per person and per client address, through every real ser
       expect(admin.status).toBe(200);
       expect(header(admin, 'ratelimit-remaining')).toBe(String(perPerson.points - 1));
 
-      // The refusal is in the tenant's audit trail. Read with a tenant API key (its bucket is roomy),
-      // so polling cannot spend anyone's per-person points.
-      const created = await httpJson(platform.gatewayUrl, 'POST', '/api/api-keys', {
-        token: tokens.admin,
-        body: { kind: 'tenant', name: 'audit reader', scopes: ['audit:read'] },
+      // The refusal is in the tenant's audit trail. Read as the platform auditor (over the audit
+      // service's gRPC API), so polling cannot spend anyone's per-person points.
+      const auditor = createGrpcClient(AuditService, {
+        address: `127.0.0.1:${String(platform.ports.audit.grpc)}`,
+        deadlineMs: 5_000,
+        credential: platform.identityOf('platform-auditor').credentialFor('audit'),
       });
-      expect(created.status).toBe(201);
-      const { key } = created.body as { key: string };
-      type AuditEntry = ListedAuditEvent;
+      const requestId = errorOf(refused).requestId;
       const entry = await pollUntil(
         async () => {
-          const listed = await httpJson(platform.gatewayUrl, 'GET', '/api/audit/events?pageSize=200', {
-            host: demo.host,
-            headers: { 'x-api-key': key },
-          });
-          expect(listed.status).toBe(200);
-          return (listed.body as { events: AuditEntry[] }).events.find((e) => e.requestId === errorOf(refused).requestId);
+          const listed = await auditor.listEvents({ tenantId: platform.seeded.tenantId, pageSize: 200 });
+          const found = listed.events.find((e) => e.requestId === requestId);
+          return (
+            found && {
+              kind: found.kind,
+              outcome: found.outcome,
+              reason: found.reason,
+              object: found.object,
+              action: found.action,
+              principal: { id: found.principal?.id },
+            }
+          );
         },
         { timeoutMs: 15_000, intervalMs: 200, what: 'the rate-limit refusal in the audit trail' },
-      );
+      ).finally(() => auditor.close());
       expect(entry).toMatchObject({
         kind: 'authz.decision',
-        outcome: 'deny',
+        outcome: Outcome.DENY,
         reason: 'rate limit exceeded',
         object: 'tenant',
         action: 'read',

@@ -1,13 +1,10 @@
 import { PrismaPg } from '@prisma/adapter-pg';
 import {
-  auditSpoolDirOf,
   connectNats,
-  createAuditPublisher,
-  createBackgroundAuditPublisher,
   createChangeAuditPublisher,
   createGrpcClient,
   loadConfig,
-  openAuditSpool,
+  startStoredAuditPublisher,
   runService,
   startPeriodicTask,
   type Logger,
@@ -56,7 +53,6 @@ const REFRESH_TOKEN_PURGE_EVERY_MS = 3_600_000;
 const SIGNING_KEY_REFRESH_MS = 60_000;
 
 /** Audit events in memory (neither acknowledged nor spooled), at most; beyond it the changes they record answer 503. */
-const AUDIT_MAX_PENDING = 1_000;
 
 const config = loadConfig(configSchema, process.env);
 
@@ -126,29 +122,10 @@ await runService({
     lifecycle.onShutdown('tenant-registry client', () => tenantRegistry.close());
     const nc = await connectNats({ servers: config.NATS_URL, name: 'auth', logger });
     lifecycle.onShutdown('nats', () => nc.drain());
-    const durableAudit = createAuditPublisher({ nc, subjectPrefix: config.NATS_SUBJECT_PREFIX });
-    await durableAudit.ensureStream();
-    // Sign-ins, token events, API-key and robot changes are published once stored; a publish waits
-    // until JetStream acknowledged the event or the local spool holds it (replayed in order when
-    // JetStream is back, also after a restart). One that does neither is logged with the event and
-    // answered DEPENDENCY_UNAVAILABLE; credentials it would have handed out are not (README: "Audit
-    // events"). Drained at shutdown (registered after NATS, so it runs before NATS is drained).
-    const backgroundAudit = createBackgroundAuditPublisher({
-      publisher: durableAudit,
-      confirm: 'stored',
-      confirmTimeoutMs: config.GRPC_DEADLINE_MS,
-      maxPending: AUDIT_MAX_PENDING,
-      logger,
-      spool: await openAuditSpool({
-        dir: auditSpoolDirOf(config, 'auth'),
-        maxBytes: config.AUDIT_SPOOL_MAX_BYTES,
-        maxEvents: config.AUDIT_SPOOL_MAX_EVENTS,
-        logger,
-      }),
-    });
-    lifecycle.onShutdown('audit events', async () => {
-      await backgroundAudit.drain(config.SHUTDOWN_BUDGET_MS / 2);
-    });
+    // Sign-ins, token events, API-key and robot changes are published once stored; one that is
+    // neither acknowledged nor spooled is logged and answered DEPENDENCY_UNAVAILABLE, and the
+    // credentials it would have handed out are not (README: "Audit events").
+    const backgroundAudit = await startStoredAuditPublisher({ nc, config, service: 'auth', logger, lifecycle });
     const audit = createChangeAuditPublisher({ publisher: backgroundAudit, logger });
 
     const signingKeys = createSigningKeys({

@@ -23,3 +23,4 @@ export * from './change-audit.js';
 export * from './roles.js';
 export * from './nats/tenant-changes.js';
 export * from './nats/robot-events.js';
+export * from './audit/stored-audit-publisher.js';

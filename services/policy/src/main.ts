@@ -1,15 +1,12 @@
 import { PrismaPg } from '@prisma/adapter-pg';
 import {
-  auditSpoolDirOf,
   connectNats,
   Counter,
-  createAuditPublisher,
-  createBackgroundAuditPublisher,
   createChangeAuditPublisher,
   createTenantScope,
   loadConfig,
   metricNames,
-  openAuditSpool,
+  startStoredAuditPublisher,
   runService,
 } from '@portcullis/kit';
 import { configSchema } from './config.js';
@@ -23,7 +20,6 @@ import { createTenantRuleQueries } from './queries/tenant-rules.js';
 
 const config = loadConfig(configSchema, process.env);
 /** Audit events in memory (neither acknowledged nor spooled), at most; beyond it the changes they record answer 503. */
-const auditMaxPending = 1_000;
 
 await runService({
   name: 'policy',
@@ -36,29 +32,9 @@ await runService({
     lifecycle.onShutdown('postgres', () => prisma.$disconnect());
     const nc = await connectNats({ servers: config.NATS_URL, name: 'policy', logger });
     lifecycle.onShutdown('nats', () => nc.drain());
-    const durableAudit = createAuditPublisher({ nc, subjectPrefix: config.NATS_SUBJECT_PREFIX });
-    await durableAudit.ensureStream();
-    // Assistant roles and permissions are published once stored; a publish waits until JetStream
-    // acknowledged the event or the local spool holds it (replayed in order when JetStream is
-    // back, also after a restart). One that does neither is logged with the event and answered
-    // DEPENDENCY_UNAVAILABLE (README: "Audit events"). Drained at shutdown (registered after
-    // NATS, so it runs before NATS is drained).
-    const backgroundAudit = createBackgroundAuditPublisher({
-      publisher: durableAudit,
-      confirm: 'stored',
-      confirmTimeoutMs: config.GRPC_DEADLINE_MS,
-      maxPending: auditMaxPending,
-      logger,
-      spool: await openAuditSpool({
-        dir: auditSpoolDirOf(config, 'policy'),
-        maxBytes: config.AUDIT_SPOOL_MAX_BYTES,
-        maxEvents: config.AUDIT_SPOOL_MAX_EVENTS,
-        logger,
-      }),
-    });
-    lifecycle.onShutdown('audit events', async () => {
-      await backgroundAudit.drain(config.SHUTDOWN_BUDGET_MS / 2);
-    });
+    // Assistant roles and permissions are published once stored; one that is neither acknowledged
+    // nor spooled is logged and answered DEPENDENCY_UNAVAILABLE (README: "Audit events").
+    const backgroundAudit = await startStoredAuditPublisher({ nc, config, service: 'policy', logger, lifecycle });
 
     const rules = createTenantRuleQueries(createTenantScope(prisma));
     const decisions = createDecisionLibrary({

@@ -1,14 +1,5 @@
 import { PrismaPg } from '@prisma/adapter-pg';
-import {
-  auditSpoolDirOf,
-  connectNats,
-  createAuditPublisher,
-  createBackgroundAuditPublisher,
-  createTenantScope,
-  loadConfig,
-  openAuditSpool,
-  runService,
-} from '@portcullis/kit';
+import { connectNats, createTenantScope, loadConfig, startStoredAuditPublisher, runService } from '@portcullis/kit';
 import { configSchema } from './config.js';
 import { PrismaClient } from './generated/prisma/client.js';
 import { createToolGatewayService } from './grpc/tool-gateway-service.js';
@@ -20,7 +11,6 @@ import { createToolQueries } from './queries/tools.js';
 
 const config = loadConfig(configSchema, process.env);
 /** Tool call records in memory (neither acknowledged nor spooled), at most; beyond it calls fail with 503. */
-const auditMaxPending = 1_000;
 
 await runService({
   name: 'tool-gateway',
@@ -31,28 +21,9 @@ await runService({
     lifecycle.onShutdown('postgres', () => prisma.$disconnect());
     const nc = await connectNats({ servers: config.NATS_URL, name: 'tool-gateway', logger });
     lifecycle.onShutdown('nats', () => nc.drain());
-    const durableAudit = createAuditPublisher({ nc, subjectPrefix: config.NATS_SUBJECT_PREFIX });
-    await durableAudit.ensureStream();
-    // A call's result is returned only once its record is acknowledged by JetStream or fsynced to
-    // the local spool (replayed in order when JetStream is back, also after a restart); with the
-    // spool full and `auditMaxPending` records in memory, calls fail with 503. Drained at shutdown
-    // (registered after NATS, so it runs before NATS is drained).
-    const audit = createBackgroundAuditPublisher({
-      publisher: durableAudit,
-      confirm: 'stored',
-      confirmTimeoutMs: config.GRPC_DEADLINE_MS,
-      maxPending: auditMaxPending,
-      logger,
-      spool: await openAuditSpool({
-        dir: auditSpoolDirOf(config, 'tool-gateway'),
-        maxBytes: config.AUDIT_SPOOL_MAX_BYTES,
-        maxEvents: config.AUDIT_SPOOL_MAX_EVENTS,
-        logger,
-      }),
-    });
-    lifecycle.onShutdown('audit events', async () => {
-      await audit.drain(config.SHUTDOWN_BUDGET_MS / 2);
-    });
+    // A call's result is returned only once its record is stored (JetStream or the local spool); see
+    // startStoredAuditPublisher. With the spool full and 1,000 records in memory, calls fail with 503.
+    const audit = await startStoredAuditPublisher({ nc, config, service: 'tool-gateway', logger, lifecycle });
 
     if (config.TOOL_ALLOWED_PRIVATE_TARGETS.length > 0) {
       const targets = config.TOOL_ALLOWED_PRIVATE_TARGETS.map(formatAllowedTarget);
