@@ -72,7 +72,20 @@ import { AuditEventBatchSchema, AuditService, Outcome } from '@portcullis/proto/
 import { PrincipalKind, Role } from '@portcullis/proto/common';
 import pg from 'pg';
 import type * as platformTypes from '../../deploy/local/platform.mjs';
-import { fmt, guardRun, loadCompiled, repositoryRoot, summarize, type Cleanups, type Summary } from './bench-support.js';
+import {
+  boundedInteger,
+  fmt,
+  guardRun,
+  loadCompiled,
+  machineLine,
+  repositoryRoot,
+  runAndExit,
+  settingsOrExit,
+  summarize,
+  UsageError,
+  type Cleanups,
+  type Summary,
+} from './bench-support.js';
 
 // ---------------------------------------------------------------------------------------------
 // Settings
@@ -112,14 +125,8 @@ interface Settings {
 const USAGE = `usage: node test/dist/bench/audit-ingest.bench.js [--events <n>] [--warmup <n>] [--rate <events/s, 0 = flat out>] [--tenants <n>] [--publishers <n>] [--drain <s>]
   env: AUDIT_BENCH_EVENTS, AUDIT_BENCH_WARMUP, AUDIT_BENCH_RATE, AUDIT_BENCH_TENANTS, AUDIT_BENCH_PUBLISHERS, AUDIT_BENCH_DRAIN_S`;
 
-class UsageError extends Error {}
-
-function boundedNumber(text: string, what: string, [min, max]: readonly [number, number]): number {
-  const value = Number(text.replaceAll('_', ''));
-  if (!Number.isInteger(value) || value < min || value > max)
-    throw new UsageError(`${what} must be an integer from ${min} to ${max}, got "${text}"`);
-  return value;
-}
+const boundedNumber = (text: string, what: string, range: readonly [number, number]) =>
+  boundedInteger(text, what, range, { underscores: true });
 
 function readSettings(argv: string[], env: NodeJS.ProcessEnv): Settings {
   const names = {
@@ -772,24 +779,6 @@ async function main(settings: Settings): Promise<number> {
 
 // ---------------------------------------------------------------------------------------------
 
-let settings: Settings;
-try {
-  settings = readSettings(process.argv.slice(2), process.env);
-} catch (error) {
-  if (!(error instanceof UsageError)) throw error;
-  console.error(`${error.message}\n${USAGE}`);
-  process.exit(2);
-}
-const cpu = cpus();
-const load = loadavg()
-  .map((x) => x.toFixed(2))
-  .join(' ');
-console.log(
-  `Portcullis audit ingest benchmark — ${new Date().toISOString()}, node ${process.version}, ${cpu.length} × ${cpu[0]?.model ?? 'cpu'}, load average ${load}`,
-);
-const code = await main(settings).catch((error: unknown) => {
-  console.error('\nThe benchmark failed:', error);
-  return 1;
-});
-// Everything this run started is stopped by now; exit at once rather than wait on a client's idle socket.
-process.exit(code);
+const settings = settingsOrExit(() => readSettings(process.argv.slice(2), process.env), USAGE);
+console.log(machineLine('Portcullis audit ingest benchmark'));
+await runAndExit(() => main(settings));

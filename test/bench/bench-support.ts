@@ -1,7 +1,8 @@
 // What every benchmark in this folder shares: finding the repository, loading compiled modules at
-// run time, and summarising samples.
+// run time, summarising samples, reading settings, and guarding and ending a run.
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type * as platformTypes from '../../deploy/local/platform.mjs';
@@ -140,4 +141,52 @@ export function guardRun({ what, budgetMs }: { what: string; budgetMs: number })
       process.removeListener('SIGTERM', onSignal);
     },
   };
+}
+
+/** A benchmark's command line or environment is wrong: the usage is printed and it exits 2. */
+export class UsageError extends Error {}
+
+/** An integer within `[min, max]`, or a UsageError naming `what`; `underscores` admits `200_000`. */
+export function boundedInteger(
+  text: string,
+  what: string,
+  [min, max]: readonly [number, number],
+  { underscores = false }: { underscores?: boolean } = {},
+): number {
+  const value = Number(underscores ? text.replaceAll('_', '') : text);
+  if (!Number.isInteger(value) || value < min || value > max)
+    throw new UsageError(`${what} must be an integer from ${min} to ${max}, got "${text}"`);
+  return value;
+}
+
+/** The benchmark's settings, or, on a UsageError, the message and `usage` printed and exit 2. */
+export function settingsOrExit<S>(read: () => S, usage: string): S {
+  try {
+    return read();
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    console.error(`${error.message}\n${usage}`);
+    process.exit(2);
+  }
+}
+
+/** The first line every benchmark prints: what ran, when, on which Node, CPUs and load. */
+export function machineLine(title: string): string {
+  const cpu = cpus();
+  const load = loadavg()
+    .map((x) => x.toFixed(2))
+    .join(' ');
+  return `${title} — ${new Date().toISOString()}, node ${process.version}, ${cpu.length} × ${cpu[0]?.model ?? 'cpu'}, load average ${load}`;
+}
+
+/**
+ * Runs the benchmark and exits with its code (1 when it threw). Everything it started is stopped
+ * by then, so it exits at once rather than wait on a client's idle socket.
+ */
+export async function runAndExit(main: () => Promise<number>): Promise<never> {
+  const code = await main().catch((error: unknown) => {
+    console.error('\nThe benchmark failed:', error);
+    return 1;
+  });
+  process.exit(code);
 }

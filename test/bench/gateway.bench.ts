@@ -39,7 +39,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
-import { cpus, loadavg, tmpdir } from 'node:os';
+import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
@@ -49,7 +49,21 @@ import type * as demoToolTypes from '../../deploy/local/demo-tool.mjs';
 import type * as platformTypes from '../../deploy/local/platform.mjs';
 import type * as seedTypes from '../../deploy/local/seed.mjs';
 import { unreachableRateLimits } from '../src/rate-limits.js';
-import { benchPlatformEnv, fmt, guardRun, loadCompiled, repositoryRoot, summarize, type Cleanups, type Summary } from './bench-support.js';
+import {
+  benchPlatformEnv,
+  boundedInteger,
+  fmt,
+  guardRun,
+  loadCompiled,
+  machineLine,
+  repositoryRoot,
+  runAndExit,
+  settingsOrExit,
+  summarize,
+  UsageError,
+  type Cleanups,
+  type Summary,
+} from './bench-support.js';
 
 // ---------------------------------------------------------------------------------------------
 // Settings
@@ -76,14 +90,7 @@ interface Settings {
 const USAGE = `usage: node test/dist/bench/gateway.bench.js [--duration <s>] [--warmup <s>] [--concurrency <n,n,…>]
   env: GATEWAY_BENCH_DURATION_S, GATEWAY_BENCH_WARMUP_S, GATEWAY_BENCH_CONCURRENCY, GATEWAY_BENCH_RATE_LIMITS (JSON → gateway RATE_LIMITS)`;
 
-class UsageError extends Error {}
-
-function boundedNumber(text: string, what: string, [min, max]: readonly [number, number]): number {
-  const value = Number(text);
-  if (!Number.isInteger(value) || value < min || value > max)
-    throw new UsageError(`${what} must be an integer from ${min} to ${max}, got "${text}"`);
-  return value;
-}
+const boundedNumber = boundedInteger;
 
 function readSettings(argv: string[], env: NodeJS.ProcessEnv): Settings {
   let values: { duration?: string | undefined; warmup?: string | undefined; concurrency?: string | undefined };
@@ -482,29 +489,12 @@ async function main(settings: Settings): Promise<number> {
 if (!isMainThread && (workerData as Partial<LoadOrder> | null)?.kind === 'gateway-bench-load') {
   await serveLoadOrder(workerData as LoadOrder);
 } else if (isMainThread) {
-  let settings: Settings;
-  try {
-    settings = readSettings(process.argv.slice(2), process.env);
-  } catch (error) {
-    if (!(error instanceof UsageError)) throw error;
-    console.error(`${error.message}\n${USAGE}`);
-    process.exit(2);
-  }
-  const cpu = cpus();
-  const load = loadavg()
-    .map((x) => x.toFixed(2))
-    .join(' ');
-  console.log(
-    `Portcullis gateway benchmark — ${new Date().toISOString()}, node ${process.version}, ${cpu.length} × ${cpu[0]?.model ?? 'cpu'}, load average ${load}`,
-  );
+  const settings = settingsOrExit(() => readSettings(process.argv.slice(2), process.env), USAGE);
+  console.log(machineLine('Portcullis gateway benchmark'));
   console.log(
     `  levels ${settings.concurrency.join(', ')}; ${settings.warmupS} s warm-up + ${settings.durationS} s per target and level; ` +
       `gateway RATE_LIMITS ${process.env['GATEWAY_BENCH_RATE_LIMITS'] === undefined ? 'out of reach (counted, never refused)' : 'from GATEWAY_BENCH_RATE_LIMITS'}`,
   );
-  const code = await main(settings).catch((error: unknown) => {
-    console.error('\nThe benchmark failed:', error);
-    return 1;
-  });
-  // Every server and worker is stopped by now; exit at once rather than wait on a client's idle socket.
-  process.exit(code);
+  // Every server and worker is stopped when main ends.
+  await runAndExit(() => main(settings));
 }

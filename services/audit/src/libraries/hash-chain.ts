@@ -27,11 +27,13 @@ export function chainHashOf(prevHash: Buffer, chainSeq: bigint, record: AuditRec
   return createHash('sha256').update(prevHash).update(canonicalOf(chainSeq, record)).digest();
 }
 
-/** The text a record's hash covers after the previous hash: its sequence number and every stored field, in a fixed order. */
-export function canonicalOf(chainSeq: bigint, record: AuditRecord): string {
-  return JSON.stringify([
-    'portcullis-audit-v1',
-    chainSeq.toString(),
+/**
+ * A record's stored fields other than its attributes, in the one fixed order both its hash and
+ * the database's append function take them: event id, tenant, kind, principal (kind, id, role,
+ * tenant), assistant, object, action, outcome, reason, trace id, request id, time.
+ */
+export function storedFieldsOf(record: AuditRecord): (string | null)[] {
+  return [
     record.eventId,
     record.tenantId,
     record.kind,
@@ -47,8 +49,12 @@ export function canonicalOf(chainSeq: bigint, record: AuditRecord): string {
     record.traceId,
     record.requestId,
     record.occurredAt?.toISOString() ?? null,
-    sortedAttributes(record.attributes),
-  ]);
+  ];
+}
+
+/** The text a record's hash covers after the previous hash: its sequence number and every stored field, in a fixed order. */
+export function canonicalOf(chainSeq: bigint, record: AuditRecord): string {
+  return JSON.stringify(['portcullis-audit-v1', chainSeq.toString(), ...storedFieldsOf(record), sortedAttributes(record.attributes)]);
 }
 
 /** Links `records` onto a chain whose last record is `head`, in order. */

@@ -1,7 +1,7 @@
 import type { TenantScope } from '@portcullis/kit';
 import type { AuditEvent as AuditEventRow, Prisma } from '../generated/prisma/client.js';
 import type { AuditRecord, StoredAuditRecord } from '../libraries/audit-record.js';
-import { chainHashOf, genesisHash, type ChainedRecord } from '../libraries/hash-chain.js';
+import { chainHashOf, genesisHash, storedFieldsOf, type ChainedRecord } from '../libraries/hash-chain.js';
 
 export type Tx = Prisma.TransactionClient;
 
@@ -72,24 +72,9 @@ function linkedPayload(head: ChainHead, records: readonly AuditRecord[]): string
   const rows = records.map((record) => {
     seq += 1n;
     hash = chainHashOf(hash, seq, record);
-    return [
-      record.eventId,
-      record.kind,
-      record.principalKind,
-      record.principalId,
-      record.principalRole,
-      record.principalTenantId,
-      record.assistantId,
-      record.object,
-      record.action,
-      record.outcome,
-      record.reason,
-      record.traceId,
-      record.requestId,
-      record.occurredAt?.toISOString() ?? null,
-      record.attributes,
-      hash.toString('hex'),
-    ];
+    // The function's order is the stored fields' without the tenant (the statement names it once).
+    const [eventId, , ...rest] = storedFieldsOf(record);
+    return [eventId, ...rest, record.attributes, hash.toString('hex')];
   });
   return JSON.stringify(rows);
 }
